@@ -1,0 +1,113 @@
+"""How many CPUs this process may really use.
+
+``os.cpu_count()`` counts the machine's CPUs, which is wrong inside a container with a CPU
+quota or a process pinned to a few cores. :func:`cpu_count` takes the smallest of:
+
+* the CPUs in this process's affinity mask (``os.sched_getaffinity``);
+* the cgroup CPU quota, rounded up (cgroup v2 ``cpu.max``, or v1 ``cpu.cfs_quota_us`` /
+  ``cpu.cfs_period_us``);
+* the environment override ``FORKLIFT_MAX_CPU_COUNT`` (``LOKY_MAX_CPU_COUNT``, which joblib
+  users may already set, is honoured too).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+__all__ = ["CPU_COUNT_ENV_VARS", "cgroup_cpu_limit", "cpu_count", "physical_core_count"]
+
+CPU_COUNT_ENV_VARS = ("FORKLIFT_MAX_CPU_COUNT", "LOKY_MAX_CPU_COUNT")
+_CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def cpu_count(only_physical_cores: bool = False) -> int:
+    """Return the number of CPUs this process can use, at least 1.
+
+    With ``only_physical_cores=True`` hyper-threads are not counted (where the machine tells;
+    otherwise logical CPUs are counted).
+    """
+    limits = [_affinity_count(), cgroup_cpu_limit(_CGROUP_ROOT)]
+    if only_physical_cores:
+        limits.append(physical_core_count())
+    limits.append(_environment_limit())
+    return max(1, min(limit for limit in limits if limit is not None))
+
+
+def _affinity_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _environment_limit() -> int | None:
+    for name in CPU_COUNT_ENV_VARS:
+        raw = os.environ.get(name, "").strip()
+        if raw:
+            try:
+                value = int(raw)
+            except ValueError:
+                continue  # an unreadable override is ignored rather than breaking every call
+            if value > 0:
+                return value
+    return None
+
+
+def cgroup_cpu_limit(root: Path) -> int | None:
+    """CPUs allowed by the cgroup quota under ``root`` (None when there is no quota)."""
+    quota_period = _read_cgroup_v2(root) or _read_cgroup_v1(root)
+    if quota_period is None:
+        return None
+    quota, period = quota_period
+    return max(1, math.ceil(quota / period))
+
+
+def _read_cgroup_v2(root: Path) -> tuple[int, int] | None:
+    try:
+        fields = (root / "cpu.max").read_text().split()
+    except OSError:
+        return None
+    if len(fields) != 2 or fields[0] == "max":
+        return None
+    try:
+        quota, period = int(fields[0]), int(fields[1])
+    except ValueError:
+        return None
+    return (quota, period) if quota > 0 and period > 0 else None
+
+
+def _read_cgroup_v1(root: Path) -> tuple[int, int] | None:
+    for folder in (root / "cpu", root / "cpu,cpuacct", root):
+        try:
+            quota = int((folder / "cpu.cfs_quota_us").read_text())
+            period = int((folder / "cpu.cfs_period_us").read_text())
+        except (OSError, ValueError):
+            continue
+        if quota > 0 and period > 0:
+            return quota, period
+        return None
+    return None
+
+
+def physical_core_count(cpuinfo: Path = Path("/proc/cpuinfo")) -> int | None:
+    """Distinct (physical id, core id) pairs in ``cpuinfo``; None when it does not say."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return None
+    cores: set[tuple[str, str]] = set()
+    physical_id = core_id = None
+    for line in [*text.splitlines(), ""]:
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "physical id":
+            physical_id = value.strip()
+        elif key == "core id":
+            core_id = value.strip()
+        elif not key:  # a blank line ends one processor's block
+            if core_id is not None:
+                cores.add((physical_id or "0", core_id))
+            physical_id = core_id = None
+    return len(cores) or None

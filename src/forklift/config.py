@@ -1,0 +1,290 @@
+"""Settings for parallel calls: ``parallel_config``, ``parallel_backend`` and their precedence.
+
+The settings in force live in one :class:`contextvars.ContextVar` holding a frozen
+:class:`Settings`. A ContextVar (not ``threading.local``) is right for both threads and asyncio
+tasks: each thread starts from the defaults, each asyncio task starts from a copy of its
+creator's settings, and a ``with parallel_config(...)`` block changes only the context it runs in.
+
+Precedence is decided in one place, :func:`resolve_settings`: a value passed explicitly wins,
+then the innermost ``parallel_config`` that set it, then the library default. To tell "passed
+explicitly" from "left at its default" for parameters whose default is not ``None``
+(``verbose=0``, ``max_nbytes="1M"``, ``mmap_mode="r"``), signatures use :func:`default`, which
+returns a marked copy of the value that reads, compares and prints like the value itself.
+
+This room imports only :mod:`forklift.errors` and :mod:`forklift._support`; it knows backend
+*names*, never backend classes (those live two layers up).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import numbers
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from types import MappingProxyType, TracebackType
+from typing import Any, Final, TypeVar
+
+from forklift._support.sizes import parse_bytes
+from forklift.errors import ConfigurationError
+
+__all__ = [
+    "PREFER_VALUES",
+    "REQUIRE_VALUES",
+    "Settings",
+    "current_settings",
+    "default",
+    "entered_settings",
+    "is_default",
+    "parallel_backend",
+    "parallel_config",
+    "resolve_settings",
+    "validate_n_jobs",
+]
+
+PREFER_VALUES: Final = (None, "processes", "threads")
+REQUIRE_VALUES: Final = (None, "sharedmem")
+MMAP_MODES: Final = (None, "r+", "r", "w+", "c")
+
+
+class _DefaultInt(int):
+    """An ``int`` default value that was not passed by the caller."""
+
+    __slots__ = ()
+
+
+class _DefaultStr(str):
+    """A ``str`` default value that was not passed by the caller."""
+
+    __slots__ = ()
+
+
+_T = TypeVar("_T", int, str)
+
+
+def default(value: _T) -> _T:
+    """Mark ``value`` as a signature default, so explicit arguments can be told apart.
+
+    >>> v = default(0)
+    >>> v == 0, is_default(v), is_default(0)
+    (True, True, False)
+    """
+    if isinstance(value, str):
+        return _DefaultStr(value)  # type: ignore[return-value]
+    return _DefaultInt(value)  # type: ignore[return-value]
+
+
+def is_default(value: object) -> bool:
+    """True for ``None`` and for values made by :func:`default`: "not set by the caller"."""
+    return value is None or type(value) in (_DefaultInt, _DefaultStr)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The parallel settings in force: what ``Parallel`` uses for anything not passed to it.
+
+    ``worker_of`` is set inside a worker of a backend (to that backend's name) so that a
+    ``Parallel`` nested in a task does not multiply workers.
+    """
+
+    backend: Any = None
+    n_jobs: int | None = None
+    verbose: int = 0
+    temp_folder: str | None = None
+    max_nbytes: int | str | None = "1M"
+    mmap_mode: str | None = "r"
+    prefer: str | None = None
+    require: str | None = None
+    inner_max_num_threads: int | None = None
+    backend_params: Mapping[str, Any] = dataclasses.field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    worker_of: str | None = None
+
+
+_CURRENT: contextvars.ContextVar[Settings] = contextvars.ContextVar(
+    "forklift_settings", default=Settings()
+)
+# Parameters whose explicit None means "inherit" rather than "set to None".
+_NONE_MEANS_UNSET: Final = frozenset(
+    {"backend", "n_jobs", "temp_folder", "prefer", "require", "inner_max_num_threads"}
+)
+
+
+def current_settings() -> Settings:
+    """The settings in force in this thread or asyncio task."""
+    return _CURRENT.get()
+
+
+def resolve_settings(base: Settings | None = None, **explicit: Any) -> Settings:
+    """Overlay the explicitly passed values of ``explicit`` on ``base`` (default: current).
+
+    This is the one function that decides precedence. A value counts as passed unless it is a
+    :func:`default` marker, or ``None`` for a parameter where ``None`` means "inherit".
+    ``backend_params`` are merged key by key, inner values winning.
+    """
+    settings = current_settings() if base is None else base
+    changes: dict[str, Any] = {}
+    for name, value in explicit.items():
+        if name == "backend_params":
+            if value:
+                changes[name] = MappingProxyType({**settings.backend_params, **value})
+            continue
+        if type(value) in (_DefaultInt, _DefaultStr):
+            continue
+        if value is None and name in _NONE_MEANS_UNSET:
+            continue
+        changes[name] = value
+    if not changes:
+        return settings
+    resolved = dataclasses.replace(settings, **changes)
+    validate_settings(resolved)
+    return resolved
+
+
+def validate_n_jobs(n_jobs: object) -> int | None:
+    """Check ``n_jobs`` is None or a non-zero integer; return it as ``int``."""
+    if n_jobs is None:
+        return None
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral):
+        raise ConfigurationError(
+            f"n_jobs must be an integer (-1 for all CPUs) or None, got {n_jobs!r} "
+            f"of type {type(n_jobs).__name__}"
+        )
+    if n_jobs == 0:
+        raise ConfigurationError(
+            "n_jobs=0 has no meaning: use a positive number of workers, -1 for all CPUs, "
+            "-2 for all but one, or None for the configured default"
+        )
+    return int(n_jobs)
+
+
+def validate_settings(settings: Settings) -> None:
+    """Raise ConfigurationError naming the first setting that cannot be used."""
+    validate_n_jobs(settings.n_jobs)
+    if settings.prefer not in PREFER_VALUES:
+        raise ConfigurationError(
+            f"prefer must be one of {PREFER_VALUES}, got {settings.prefer!r}"
+        )
+    if settings.require not in REQUIRE_VALUES:
+        raise ConfigurationError(
+            f"require must be one of {REQUIRE_VALUES}, got {settings.require!r}"
+        )
+    if settings.mmap_mode not in MMAP_MODES:
+        raise ConfigurationError(
+            f"mmap_mode must be one of {MMAP_MODES}, got {settings.mmap_mode!r}"
+        )
+    if settings.max_nbytes is not None:
+        parse_bytes(settings.max_nbytes, name="max_nbytes")
+    if isinstance(settings.verbose, bool) or not isinstance(settings.verbose, numbers.Integral):
+        raise ConfigurationError(f"verbose must be an integer, got {settings.verbose!r}")
+    threads = settings.inner_max_num_threads
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1
+    ):
+        raise ConfigurationError(
+            f"inner_max_num_threads must be a positive integer or None, got {threads!r}"
+        )
+    backend = settings.backend
+    if backend is not None and isinstance(backend, str) and not backend:
+        raise ConfigurationError("backend must be a backend name or instance, got ''")
+
+
+@contextmanager
+def entered_settings(settings: Settings) -> Iterator[Settings]:
+    """Run a block with ``settings`` in force (used to re-enter a snapshot inside workers)."""
+    token = _CURRENT.set(settings)
+    try:
+        yield settings
+    finally:
+        _CURRENT.reset(token)
+
+
+class parallel_config:  # noqa: N801 - joblib's public, lower-case name
+    """Set defaults for every ``Parallel`` call made inside a ``with`` block.
+
+    Inner blocks inherit what they do not set from outer ones. The block changes only the
+    current thread or asyncio task.
+
+    >>> from forklift import Parallel, delayed, parallel_config
+    >>> with parallel_config(backend="threading", n_jobs=2):
+    ...     Parallel()(delayed(abs)(-i) for i in range(3))
+    [0, 1, 2]
+    """
+
+    def __init__(
+        self,
+        backend: Any = None,
+        *,
+        n_jobs: int | None = None,
+        verbose: int = default(0),
+        temp_folder: str | None = None,
+        max_nbytes: int | str | None = default("1M"),
+        mmap_mode: str | None = default("r"),
+        prefer: str | None = None,
+        require: str | None = None,
+        inner_max_num_threads: int | None = None,
+        **backend_params: Any,
+    ) -> None:
+        self._explicit: dict[str, Any] = dict(
+            backend=backend,
+            n_jobs=n_jobs,
+            verbose=verbose,
+            temp_folder=temp_folder,
+            max_nbytes=max_nbytes,
+            mmap_mode=mmap_mode,
+            prefer=prefer,
+            require=require,
+            inner_max_num_threads=inner_max_num_threads,
+            backend_params=backend_params,
+        )
+        # Validate now, so a bad value fails where it is written, not at first use.
+        self._settings = resolve_settings(Settings(), **self._explicit)
+        self._token: contextvars.Token[Settings] | None = None
+
+    @property
+    def settings(self) -> Settings:
+        """The settings this block puts in force (once entered: merged with outer blocks)."""
+        return self._settings
+
+    def __enter__(self) -> parallel_config:
+        if self._token is not None:
+            raise ConfigurationError("this parallel_config block is already entered")
+        self._settings = resolve_settings(**self._explicit)
+        self._token = _CURRENT.set(self._settings)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._token is not None:
+            _CURRENT.reset(self._token)
+            self._token = None
+
+
+class parallel_backend(parallel_config):  # noqa: N801 - joblib's public, lower-case name
+    """The older spelling of :class:`parallel_config`: ``backend`` first, ``n_jobs=-1``.
+
+    Entering it returns ``(backend, n_jobs)`` as joblib's does.
+    """
+
+    def __init__(
+        self,
+        backend: Any,
+        n_jobs: int = -1,
+        inner_max_num_threads: int | None = None,
+        **backend_params: Any,
+    ) -> None:
+        super().__init__(
+            backend,
+            n_jobs=n_jobs,
+            inner_max_num_threads=inner_max_num_threads,
+            **backend_params,
+        )
+
+    def __enter__(self) -> Any:  # joblib returns a (backend, n_jobs) pair here
+        super().__enter__()
+        return self.settings.backend, self.settings.n_jobs

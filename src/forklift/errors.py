@@ -1,0 +1,83 @@
+"""forklift's exceptions and warnings: one tree, rooted at :class:`ForkliftError`.
+
+Each error also derives from the built-in exception a joblib user would catch for the
+same situation, so ``except ValueError`` keeps working after switching imports::
+
+    ForkliftError (Exception)
+    ├── ConfigurationError (ValueError)          bad n_jobs, return_as, prefer, ...
+    │   └── UnknownBackendError                   names the backends that do exist
+    ├── InvalidTaskError (TypeError)              an item that is not a delayed call
+    ├── ParallelStateError (RuntimeError)         calling a closed or running Parallel
+    ├── ParallelTimeoutError (TimeoutError)       the whole call ran past ``timeout``
+    └── TerminatedWorkerError (BrokenProcessPool) a worker process died under a task
+
+    RemoteTraceback (Exception)                   carried as ``__cause__`` of a task's
+                                                  error: the traceback where it ran
+
+    ForkliftWarning (UserWarning)
+
+This module imports nothing from forklift; every other room may import it.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures.process import BrokenProcessPool
+
+__all__ = [
+    "ConfigurationError",
+    "ForkliftError",
+    "ForkliftWarning",
+    "InvalidTaskError",
+    "ParallelStateError",
+    "ParallelTimeoutError",
+    "RemoteTraceback",
+    "TerminatedWorkerError",
+    "UnknownBackendError",
+]
+
+
+class ForkliftError(Exception):
+    """Root of every error forklift raises on its own account."""
+
+
+class ConfigurationError(ForkliftError, ValueError):
+    """A parameter has a value forklift cannot use; the message says which and why."""
+
+
+class UnknownBackendError(ConfigurationError):
+    """A backend name that nobody registered; the message lists the known names."""
+
+
+class InvalidTaskError(ForkliftError, TypeError):
+    """An item of the task iterable is neither ``delayed(f)(...)`` nor ``(f, args, kwargs)``."""
+
+
+class ParallelStateError(ForkliftError, RuntimeError):
+    """A :class:`~forklift.Parallel` was used while closed or while already running."""
+
+
+class ParallelTimeoutError(ForkliftError, TimeoutError):
+    """A :class:`~forklift.Parallel` call did not finish within its ``timeout``."""
+
+
+class TerminatedWorkerError(ForkliftError, BrokenProcessPool):
+    """A worker process died while running a task (signal, segfault, ``os._exit``)."""
+
+
+class RemoteTraceback(Exception):
+    """The formatted traceback of a task's error, as it was where the task ran.
+
+    forklift re-raises a task's exception with its own type in the caller and chains this
+    object as its ``__cause__``, so the printed traceback shows both sides.
+    """
+
+    def __init__(self, traceback_text: str) -> None:
+        super().__init__(traceback_text)
+        self.traceback_text = traceback_text
+
+    def __str__(self) -> str:
+        return "\n" + self.traceback_text.rstrip("\n")
+
+
+class ForkliftWarning(UserWarning):
+    """Root of forklift's warnings."""

@@ -1,0 +1,208 @@
+"""The Backend protocol: how the engine hands batches of calls to a parallel strategy.
+
+A backend is anything with the handful of methods of :class:`Backend` plus a frozen
+:class:`BackendCapabilities`. The engine only ever talks through them: it never probes a
+backend with ``hasattr`` or ``isinstance``, and a backend never imports the engine.
+
+Life of a backend, as the engine drives it::
+
+    backend.start(n_workers)        -> workers ready (or lazily ready)
+    backend.submit(batch)  *        -> Future[BatchOutcome]   (non-blocking)
+    backend.abort()                 -> cancel queued batches, tell running ones to stop
+    backend.stop(wait)              -> release the workers
+
+A batch runs in a worker through :func:`run_batch`, which re-enters the caller's settings
+snapshot (so nested ``Parallel`` calls see the right configuration), runs the calls in order
+and reports either every result or the first error with its traceback as text - text, so it
+survives pickling back from another process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
+from typing import Any, Protocol, runtime_checkable
+
+from forklift.config import Settings, entered_settings
+
+__all__ = [
+    "Backend",
+    "BackendCapabilities",
+    "Batch",
+    "BatchOutcome",
+    "Call",
+    "ParallelBackendBase",
+    "describe_call",
+    "run_batch",
+]
+
+Call = tuple[Callable[..., Any], Sequence[Any], Mapping[str, Any]]
+
+
+@dataclasses.dataclass(frozen=True)
+class BackendCapabilities:
+    """What a backend can do; the engine and ``Parallel`` decide from these alone.
+
+    Attributes:
+        shares_memory: workers see the caller's objects (threads); ``require="sharedmem"``
+            needs this.
+        uses_processes: workers are other processes (arguments and results are pickled).
+        persistent_workers: workers outlive one call, so ``with Parallel(...)`` reuses them.
+        batch_target_seconds: how long an automatically sized batch should run: long enough
+            to hide the cost of one hand-off to a worker, short enough to balance load.
+        nested_backend: what a ``Parallel`` called inside one of this backend's workers uses
+            when it names no backend itself.
+    """
+
+    shares_memory: bool = False
+    uses_processes: bool = False
+    persistent_workers: bool = True
+    batch_target_seconds: float = 0.05
+    nested_backend: str = "sequential"
+
+
+@dataclasses.dataclass
+class Batch:
+    """Consecutive calls from the task iterable, sent to one worker together."""
+
+    index: int
+    first_task: int
+    calls: list[Call]
+    settings: Settings
+
+    def __len__(self) -> int:
+        return len(self.calls)
+
+
+@dataclasses.dataclass
+class BatchOutcome:
+    """What came back from running a batch: all results, or the first error.
+
+    ``error_task`` is the position of the failing call within the batch. Timestamps are
+    ``time.time()`` values so that outcomes from different processes share one clock.
+    """
+
+    results: list[Any]
+    error: BaseException | None = None
+    error_traceback: str = ""
+    error_task: int = -1
+    started: float = 0.0
+    finished: float = 0.0
+    worker: str = ""
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, self.finished - self.started)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A parallel strategy: runs batches somewhere and reports their outcomes."""
+
+    name: str
+    capabilities: BackendCapabilities
+
+    def effective_n_jobs(self, n_jobs: int) -> int:
+        """How many workers ``n_jobs`` means here (``n_jobs`` is already non-zero)."""
+        ...
+
+    def start(self, n_workers: int) -> None:
+        """Make ``n_workers`` workers available; called before the first submit."""
+        ...
+
+    def submit(self, batch: Batch) -> Future[BatchOutcome]:
+        """Queue ``batch``; the future resolves to its outcome or to a backend failure."""
+        ...
+
+    def abort(self) -> None:
+        """Cancel queued batches and ask running ones to stop as soon as they can."""
+        ...
+
+    def stop(self, wait: bool = True) -> None:
+        """Release the workers; with ``wait`` block until they are gone."""
+        ...
+
+
+class ParallelBackendBase:
+    """A convenient base class for backends; subclass it and override what differs.
+
+    Register a subclass with :func:`forklift.register_parallel_backend`. The defaults run
+    nothing themselves: a subclass implements :meth:`submit`.
+    """
+
+    name = "custom"
+    capabilities = BackendCapabilities()
+
+    def __init__(self, **backend_params: Any) -> None:
+        self.backend_params = backend_params
+
+    def effective_n_jobs(self, n_jobs: int) -> int:
+        from forklift._support.cpus import cpu_count
+
+        if n_jobs < 0:
+            return max(cpu_count() + 1 + n_jobs, 1)
+        return n_jobs
+
+    def start(self, n_workers: int) -> None:
+        self.n_workers = n_workers
+
+    def submit(self, batch: Batch) -> Future[BatchOutcome]:
+        raise NotImplementedError(f"{type(self).__name__} must implement submit(batch)")
+
+    def abort(self) -> None:
+        return None
+
+    def stop(self, wait: bool = True) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def describe_call(call: Call) -> str:
+    """A short name for a call, for messages: the function's qualified name."""
+    function = call[0]
+    name = getattr(function, "__qualname__", None) or getattr(function, "__name__", None)
+    if name is None:
+        name = type(function).__name__
+    module = getattr(function, "__module__", None)
+    return f"{module}.{name}" if module not in (None, "builtins", "__main__") else str(name)
+
+
+def run_batch(
+    batch: Batch,
+    should_stop: Callable[[], bool] | None = None,
+    worker_of: str = "",
+) -> BatchOutcome:
+    """Run ``batch``'s calls in order inside a worker; never raises for a task's error.
+
+    ``should_stop`` is polled between calls so an aborted run stops early; ``worker_of``
+    names the backend whose worker this is, so nested ``Parallel`` calls can see it.
+    """
+    settings = batch.settings
+    if worker_of and settings.worker_of != worker_of:
+        settings = dataclasses.replace(settings, worker_of=worker_of)
+    results: list[Any] = []
+    outcome = BatchOutcome(results, started=time.time(), worker=_worker_name())
+    with entered_settings(settings):
+        for position, (function, args, kwargs) in enumerate(batch.calls):
+            if should_stop is not None and should_stop():
+                break
+            try:
+                results.append(function(*args, **kwargs))
+            except BaseException as error:  # noqa: BLE001 - reported to the caller, not lost
+                outcome.error = error
+                outcome.error_task = position
+                outcome.error_traceback = "".join(traceback.format_exception(error))
+                break
+    outcome.finished = time.time()
+    return outcome
+
+
+def _worker_name() -> str:
+    return f"{os.getpid()}:{threading.current_thread().name}"

@@ -1,0 +1,103 @@
+"""Backend names: the built-in ones, the ones users register, and the default.
+
+A name maps to a factory: a callable taking the backend parameters (``parallel_config``'s
+extra keyword arguments) and returning a new backend. Built-in backends whose dependencies
+are optional (dask, ray) import them only when their factory runs.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from forklift.errors import ConfigurationError, UnknownBackendError
+from forklift.parallel.backends.base import Backend
+
+__all__ = [
+    "BackendFactory",
+    "create_backend",
+    "default_backend_name",
+    "known_backend_names",
+    "register_parallel_backend",
+]
+
+BackendFactory = Callable[..., Backend]
+
+_ALIASES = {"processes": "loky"}
+_lock = threading.Lock()
+_factories: dict[str, BackendFactory] = {}
+_default_name = "loky"
+
+
+def _sequential(**params: Any) -> Backend:
+    from forklift.parallel.backends.sequential import SequentialBackend
+
+    _refuse_params("sequential", params)
+    return SequentialBackend()
+
+
+def _threading(**params: Any) -> Backend:
+    from forklift.parallel.backends.threads import ThreadingBackend
+
+    _refuse_params("threading", params)
+    return ThreadingBackend()
+
+
+def _processes(**params: Any) -> Backend:
+    from forklift.parallel.backends.processes import ProcessBackend
+
+    return ProcessBackend(**params)
+
+
+def _refuse_params(name: str, params: dict[str, Any]) -> None:
+    if params:
+        raise ConfigurationError(
+            f"the {name} backend takes no backend parameters, got {sorted(params)}"
+        )
+
+
+_factories.update({"sequential": _sequential, "threading": _threading, "loky": _processes})
+
+
+def register_parallel_backend(
+    name: str, factory: BackendFactory, make_default: bool = False
+) -> None:
+    """Make ``backend=name`` use ``factory(**backend_params)``; optionally the default."""
+    global _default_name
+    if not isinstance(name, str) or not name:
+        raise ConfigurationError(f"a backend name must be a non-empty string, got {name!r}")
+    if not callable(factory):
+        raise ConfigurationError(
+            f"the factory registered for backend {name!r} must be callable (a backend class "
+            f"or a function returning a backend), got {factory!r}"
+        )
+    with _lock:
+        _factories[name] = factory
+        if make_default:
+            _default_name = name
+
+
+def default_backend_name() -> str:
+    return _default_name
+
+
+def known_backend_names() -> list[str]:
+    with _lock:
+        return sorted({*_factories, *_ALIASES})
+
+
+def canonical_name(name: str) -> str:
+    return _ALIASES.get(name, name)
+
+
+def create_backend(name: str, params: dict[str, Any]) -> Backend:
+    """A new backend for ``name``; UnknownBackendError lists the names that exist."""
+    with _lock:
+        factory = _factories.get(canonical_name(name))
+    if factory is None:
+        raise UnknownBackendError(
+            f"unknown backend {name!r}; known backends are: {', '.join(known_backend_names())}."
+            " Register your own with forklift.register_parallel_backend(name, factory)."
+        )
+    return factory(**params)
