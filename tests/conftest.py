@@ -22,7 +22,7 @@ tempfile.tempdir = None  # recomputed from TMPDIR on next use
 
 # Left by multiprocessing itself (forkserver sockets, resource tracker), removed at exit.
 _ALLOWED_TEMP_PREFIXES = ("pymp-", "pytest-of-")
-_GRACE_SECONDS = 5.0
+_GRACE_SECONDS = float(os.environ.get("FORKLIFT_TEST_LEAK_GRACE", "5"))
 
 
 def _long_lived_helpers() -> set[int]:

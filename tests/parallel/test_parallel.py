@@ -88,8 +88,11 @@ def test_empty_input() -> None:
 @pytest.mark.parametrize("backend", LOCAL_BACKENDS)
 def test_generator_is_lazy_and_ordered(backend: str) -> None:
     counter = Counter()
-    results = Parallel(n_jobs=2, backend=backend, return_as="generator")(counter.calls(50))
-    assert counter.count == 0  # nothing pulled before the first result is asked for
+    results = Parallel(
+        n_jobs=2, backend=backend, return_as="generator", batch_size=1, pre_dispatch=3
+    )(counter.calls(50))
+    # Work starts at the call, but only pre_dispatch batches are pulled ahead of the consumer.
+    assert 1 <= counter.count <= 3
     assert next(results) == 0
     assert counter.count < 50
     assert list(results) == [i * i for i in range(1, 50)]
@@ -486,3 +489,25 @@ def test_verbose_cadence_grows_with_verbosity(capsys: pytest.CaptureFixture[str]
 def test_verbose_zero_is_silent(capsys: pytest.CaptureFixture[str]) -> None:
     Parallel(n_jobs=2, backend="threading")(delayed(square)(i) for i in range(5))
     assert capsys.readouterr().err == ""
+
+
+def test_generator_starts_working_before_the_first_next() -> None:
+    started = threading.Event()
+
+    def mark(x: int) -> int:
+        started.set()
+        return x
+
+    results = Parallel(n_jobs=2, backend="threading", return_as="generator")(
+        delayed(mark)(i) for i in range(4)
+    )
+    assert started.wait(2), "no task ran before the consumer asked for a result"
+    assert list(results) == [0, 1, 2, 3]
+
+
+def test_abandoned_generator_releases_its_workers() -> None:
+    results = Parallel(n_jobs=2, backend="threading", return_as="generator")(
+        delayed(slow_identity)(0.01) for _ in range(100)
+    )
+    next(results)
+    del results  # garbage collection closes the run; the leak fixture checks the threads

@@ -210,16 +210,14 @@ class Parallel:
                 f"pass {sorted(overrides)} to Parallel(...) itself, not to its call"
             )
         self._check_usable()
+        chunks = self._chunks(iterable)
         if self._options.return_as == "list":
             results: list[Any] = []
-            for chunk in self._chunks(iterable):
+            for chunk in chunks:
                 results.extend(chunk)
             return results
-        return self._run_lazily(iterable)
-
-    def _run_lazily(self, iterable: Iterable[Any]) -> Generator[Any, None, None]:
-        for chunk in self._chunks(iterable):
-            yield from chunk
+        next(chunks)  # start the work now, as joblib does; results come when asked for
+        return _flatten(chunks)
 
     def _chunks(self, iterable: Iterable[Any]) -> Iterator[list[Any]]:
         if not self._running.acquire(blocking=False):
@@ -295,6 +293,17 @@ class Parallel:
                 derived._kept = Selection(self._kept.backend, candidate.n_workers, derived.n_jobs)
                 derived._borrowed = True
         return derived
+
+
+def _flatten(chunks: Iterator[list[Any]]) -> Generator[Any, None, None]:
+    try:
+        for chunk in chunks:
+            yield from chunk
+    finally:
+        # Closing the results early closes the run too (aborting what is in flight).
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
 
 
 def _worker_settings(settings: Settings, backend: Backend) -> Settings:

@@ -118,7 +118,9 @@ def _as_call(item: Any, index: int) -> Call:
 def execute(plan: RunPlan, tasks: Iterable[Any]) -> Iterator[list[Any]]:
     """Run ``tasks`` per ``plan``; yield lists of results (in input order if ``plan.ordered``).
 
-    Closing the returned generator early (the consumer stopped) aborts what is in flight.
+    The first item is always an empty list, yielded once the first batches are dispatched:
+    taking it starts the work without waiting for any result. Closing the generator early
+    (the consumer stopped) aborts what is in flight.
     """
     source = TaskSource(tasks)
     backend = plan.backend
@@ -133,6 +135,7 @@ def execute(plan: RunPlan, tasks: Iterable[Any]) -> Iterator[list[Any]]:
     emit = _emitter(plan.reporters)
     emit(RunStarted(type(backend).__name__, plan.n_workers, plan.n_jobs))
     failed = True
+    started_work = False
     try:
         while True:
             while not source.exhausted and (
@@ -146,6 +149,9 @@ def execute(plan: RunPlan, tasks: Iterable[Any]) -> Iterator[list[Any]]:
                 in_flight[batch.index] = (batch, future)
                 future.add_done_callback(partial(_announce, completions, batch.index))
                 n_batches += 1
+            if not started_work:
+                started_work = True
+                yield []
             if not in_flight:
                 break
             index = _next_completion(completions, deadline, plan.timeout, n_completed, source)
