@@ -9,12 +9,14 @@ same situation, so ``except ValueError`` keeps working after switching imports::
     ├── InvalidTaskError (TypeError)              an item that is not a delayed call
     ├── ParallelStateError (RuntimeError)         calling a closed or running Parallel
     ├── ParallelTimeoutError (TimeoutError)       the whole call ran past ``timeout``
-    └── TerminatedWorkerError (BrokenProcessPool) a worker process died under a task
+    ├── TerminatedWorkerError (BrokenProcessPool) a worker process died under a task
+    └── CacheEntryDamagedError                    a cache entry cannot be read back
 
     RemoteTraceback (Exception)                   carried as ``__cause__`` of a task's
                                                   error: the traceback where it ran
 
     ForkliftWarning (UserWarning)
+    └── CacheWarning                              Memory worked around a cache problem
 
 This module imports nothing from forklift; every other room may import it.
 """
@@ -24,6 +26,8 @@ from __future__ import annotations
 from concurrent.futures.process import BrokenProcessPool
 
 __all__ = [
+    "CacheEntryDamagedError",
+    "CacheWarning",
     "ConfigurationError",
     "ForkliftError",
     "ForkliftWarning",
@@ -81,3 +85,12 @@ class RemoteTraceback(Exception):
 
 class ForkliftWarning(UserWarning):
     """Root of forklift's warnings."""
+
+
+class CacheEntryDamagedError(ForkliftError):
+    """A cache entry exists but cannot be read back (truncated, corrupted, unreadable)."""
+
+
+class CacheWarning(ForkliftWarning):
+    """Memory could not use its cache (damaged entry, unwritable folder, full disk) and
+    computed or returned the result without it."""
