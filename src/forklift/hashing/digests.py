@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from forklift.errors import UnknownHashError
 
@@ -60,8 +60,7 @@ def _blake3() -> Digest:
         ) from exc
 
     def new() -> Hasher:
-        hasher: Any = blake3()
-        return hasher
+        return cast(Hasher, blake3())
 
     def oneshot(data: Any) -> bytes:
         result: bytes = blake3(data).digest()
