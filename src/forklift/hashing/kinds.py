@@ -53,6 +53,7 @@ from __future__ import annotations
 import datetime as _dt
 import pathlib
 import types
+from collections.abc import Callable
 from decimal import Decimal
 from fractions import Fraction
 from math import isnan
@@ -60,7 +61,7 @@ from typing import Any
 
 from forklift.hashing.encoder import Encoder, Handler, pack_f64, pack_i64, pack_u64
 
-__all__ = ["HANDLERS", "class_name", "encode_global"]
+__all__ = ["HANDLERS", "RECORDS", "class_name", "encode_global"]
 
 _I64_MIN = -(1 << 63)
 _I64_MAX = (1 << 63) - 1
@@ -76,50 +77,90 @@ def class_name(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _none(enc: Encoder, obj: None) -> None:
-    enc.out += b"N"
+# Records of scalars, returned as bytes so containers can append them without a call through
+# the encoder (most of the time spent on small objects is call overhead). None means "too
+# large to build in memory: use the streaming handler".
+Record = Callable[[Any], "bytes | None"]
 
 
-def _bool(enc: Encoder, obj: bool) -> None:
-    enc.out += b"T" if obj else b"F"
+def _none_record(obj: None) -> bytes:
+    return b"N"
 
 
-def _int(enc: Encoder, obj: int) -> None:
+def _bool_record(obj: bool) -> bytes:
+    return b"T" if obj else b"F"
+
+
+def _int_record(obj: int) -> bytes:
     if _I64_MIN <= obj <= _I64_MAX:
-        enc.out += b"i" + pack_i64(obj)
-    else:
-        data = obj.to_bytes((obj.bit_length() + 8) // 8, "little", signed=True)
-        enc.out += b"I" + pack_u64(len(data)) + data
+        return b"i" + pack_i64(obj)
+    data = obj.to_bytes((obj.bit_length() + 8) // 8, "little", signed=True)
+    return b"I" + pack_u64(len(data)) + data
 
 
 def _f64(value: float) -> bytes:
     return _NAN if isnan(value) else pack_f64(value)
 
 
-def _float(enc: Encoder, obj: float) -> None:
-    enc.out += b"f" + (_NAN if isnan(obj) else pack_f64(obj))
+def _float_record(obj: float) -> bytes:
+    return b"f" + (_NAN if isnan(obj) else pack_f64(obj))
 
 
-def _complex(enc: Encoder, obj: complex) -> None:
-    enc.out += b"c" + _f64(obj.real) + _f64(obj.imag)
+def _complex_record(obj: complex) -> bytes:
+    return b"c" + _f64(obj.real) + _f64(obj.imag)
+
+
+def _str_record(obj: str) -> bytes | None:
+    if len(obj) > _SMALL:
+        return None
+    data = obj.encode("utf-8", "surrogatepass")
+    return b"s" + pack_u64(len(data)) + data
 
 
 def _str(enc: Encoder, obj: str) -> None:
     data = obj.encode("utf-8", "surrogatepass")
-    if len(data) <= _SMALL:
-        enc.out += b"s" + pack_u64(len(data)) + data
-    else:
-        enc.out += b"s" + pack_u64(len(data))
-        enc.feed(data)
+    enc.out += b"s" + pack_u64(len(data))
+    enc.feed(data)
+
+
+def _bytes_record(tag: bytes) -> Record:
+    def record(obj: bytes | bytearray) -> bytes | None:
+        if len(obj) > _SMALL:
+            return None
+        return tag + pack_u64(len(obj)) + obj
+
+    return record
 
 
 def _bytes_like(tag: bytes) -> Handler:
     def encode(enc: Encoder, obj: bytes | bytearray) -> None:
-        if len(obj) <= _SMALL:
-            enc.out += tag + pack_u64(len(obj)) + obj
+        enc.out += tag + pack_u64(len(obj))
+        enc.feed(obj)
+
+    return encode
+
+
+RECORDS: dict[type, Record] = {
+    type(None): _none_record,
+    bool: _bool_record,
+    int: _int_record,
+    float: _float_record,
+    complex: _complex_record,
+    str: _str_record,
+    bytes: _bytes_record(b"b"),
+    bytearray: _bytes_record(b"B"),
+}
+"""Scalar types whose whole record can be built as one bytes object."""
+
+
+def _from_record(record: Record, large: Handler | None = None) -> Handler:
+    def encode(enc: Encoder, obj: Any) -> None:
+        data = record(obj)
+        if data is None:
+            assert large is not None
+            large(enc, obj)
         else:
-            enc.out += tag + pack_u64(len(obj))
-            enc.feed(obj)
+            enc.out += data
 
     return encode
 
@@ -136,10 +177,17 @@ def _sequence(tag: bytes, track: bool) -> Handler:
     def encode(enc: Encoder, obj: Any) -> None:
         if track and not enc.enter(obj):
             return
-        enc.out += tag + pack_u64(len(obj))
+        out = enc.out  # cleared in place by flushes, so this reference stays valid
+        out += tag + pack_u64(len(obj))
         item_encode = enc.encode
+        records = RECORDS
         for index, item in enumerate(obj):
-            item_encode(item)
+            record = records.get(type(item))
+            data = None if record is None else record(item)
+            if data is None:
+                item_encode(item)
+            else:
+                out += data
             if index & 1023 == 1023:
                 enc.maybe_flush()
         if track:
@@ -152,7 +200,21 @@ def _dict(enc: Encoder, obj: dict[Any, Any]) -> None:
     if not enc.enter(obj):
         return
     sub_digest = enc.sub_digest
-    entries = sorted([sub_digest(key, value) for key, value in obj.items()])
+    oneshot = enc.digest.oneshot
+    records = RECORDS
+    entries = []
+    for key, value in obj.items():
+        # Same bytes as sub_digest(key, value) builds, without its bookkeeping.
+        key_record = records.get(type(key))
+        value_record = records.get(type(value))
+        if key_record is not None and value_record is not None:
+            key_data = key_record(key)
+            value_data = value_record(value)
+            if key_data is not None and value_data is not None:
+                entries.append(oneshot(key_data + value_data))
+                continue
+        entries.append(sub_digest(key, value))
+    entries.sort()
     enc.out += b"{" + pack_u64(len(entries))
     enc.out += b"".join(entries)
     enc.leave(obj)
@@ -164,7 +226,14 @@ def _set_like(tag: bytes, track: bool) -> Handler:
         if track and not enc.enter(obj):
             return
         sub_digest = enc.sub_digest
-        entries = sorted([sub_digest(item) for item in obj])
+        oneshot = enc.digest.oneshot
+        records = RECORDS
+        entries = []
+        for item in obj:
+            record = records.get(type(item))
+            data = None if record is None else record(item)
+            entries.append(sub_digest(item) if data is None else oneshot(data))
+        entries.sort()
         enc.out += tag + pack_u64(len(entries))
         enc.out += b"".join(entries)
         if track:
@@ -190,9 +259,7 @@ def _decimal(enc: Encoder, obj: Decimal) -> None:
 
 
 def _fraction(enc: Encoder, obj: Fraction) -> None:
-    enc.out += b"Q"
-    _int(enc, obj.numerator)
-    _int(enc, obj.denominator)
+    enc.out += b"Q" + _int_record(obj.numerator) + _int_record(obj.denominator)
 
 
 def _i64s(*values: int) -> bytes:
@@ -274,14 +341,14 @@ def _singleton(name: str) -> Handler:
 
 
 HANDLERS: dict[type, Handler] = {
-    type(None): _none,
-    bool: _bool,
-    int: _int,
-    float: _float,
-    complex: _complex,
-    str: _str,
-    bytes: _bytes_like(b"b"),
-    bytearray: _bytes_like(b"B"),
+    type(None): _from_record(_none_record),
+    bool: _from_record(_bool_record),
+    int: _from_record(_int_record),
+    float: _from_record(_float_record),
+    complex: _from_record(_complex_record),
+    str: _from_record(_str_record, _str),
+    bytes: _from_record(RECORDS[bytes], _bytes_like(b"b")),
+    bytearray: _from_record(RECORDS[bytearray], _bytes_like(b"B")),
     memoryview: _memoryview,
     # Tuples cannot close a cycle on their own (a mutable container must be part of it, and
     # those are tracked), so they skip the path bookkeeping.
