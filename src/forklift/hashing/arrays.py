@@ -81,10 +81,13 @@ def _encode_array(enc: Encoder, arr: Any, np: ModuleType) -> None:
     if not plain and not isinstance(arr, np.memmap):
         # Subclass state (a masked array's mask, ...). A memmap's is its file, not its value.
         enc.encode(getattr(arr, "__dict__", None))
+    original = arr  # the object a cycle would lead back to
+    if cls is not np.ndarray:  # the data alone, without the subclass's view machinery
+        arr = arr.view(np.ndarray)
     # In memory order: for an F array, its transpose is C-contiguous.
     ordered = arr.T if order == "F" else arr
     if arr.dtype.hasobject:
-        if not enc.enter(arr):
+        if not enc.enter(original):
             return
         encode = enc.encode
         structured = arr.dtype.fields is not None
@@ -92,7 +95,7 @@ def _encode_array(enc: Encoder, arr: Any, np: ModuleType) -> None:
             encode(item.item() if structured else item)
             if index & 1023 == 1023:
                 enc.maybe_flush()
-        enc.leave(arr)
+        enc.leave(original)
     elif arr.size and arr.itemsize:
         _feed_blocks(enc, ordered, np)
 
