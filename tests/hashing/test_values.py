@@ -267,3 +267,41 @@ def test_timezones() -> None:
     assert hash(naive.replace(tzinfo=paris)) == hash(
         naive.replace(tzinfo=zoneinfo.ZoneInfo("Europe/Paris"))
     )
+
+
+def _make_adder(k: int) -> object:
+    return lambda x: x + k
+
+
+def test_unreachable_functions_hash_by_code_and_closure() -> None:
+    def square(x: int) -> int:
+        return x * x
+
+    def cube(x: int) -> int:
+        return x * x * x
+
+    first = lambda x: x + 1  # noqa: E731 - lambdas are the point here
+    second = lambda x: x * 2  # noqa: E731
+    assert hash(first) != hash(second)
+    assert hash(first) == hash(lambda x: x + 1)
+    assert hash(square) != hash(cube)
+    assert hash(_make_adder(1)) == hash(_make_adder(1))
+    assert hash(_make_adder(1)) != hash(_make_adder(2))
+
+    def recursive(n: int) -> int:
+        return 1 if n <= 1 else n * recursive(n - 1)
+
+    assert hash(recursive) == hash(recursive)  # its closure holds itself
+
+
+def test_ordered_dict_order_counts() -> None:
+    a = collections.OrderedDict([("x", 1), ("y", 2)])
+    b = collections.OrderedDict([("y", 2), ("x", 1)])
+    assert hash(a) != hash(b)
+    assert hash(a) == hash(collections.OrderedDict([("x", 1), ("y", 2)]))
+    assert hash(a) != hash(dict(a))
+    assert hash(collections.defaultdict(list, {"a": [1], "b": [2]})) == hash(
+        collections.defaultdict(list, {"b": [2], "a": [1]})
+    )
+    assert hash(collections.Counter("abca")) == hash(collections.Counter("acab"))
+    assert hash(collections.deque([1, 2])) != hash(collections.deque([2, 1]))

@@ -19,6 +19,7 @@ b B   bytes, bytearray             u64 length, bytes
 m     memoryview                   text format, rec shape, bytes in C order
 ( [   tuple, list                  u64 count, rec per item
 {     dict                         u64 count, digests of (rec key, rec value)
+o     collections.OrderedDict      u64 count, (rec key, rec value) per entry, in order
 S Z   set, frozenset               u64 count, digests of rec item
 r     range                        rec start, rec stop, rec step
 l     slice                        rec start, rec stop, rec step
@@ -33,7 +34,13 @@ p     pathlib.PurePath             text class, text str(path)
 E     enum member                  text class, rec name (value for Flag)
 C     dataclass instance           text class, u64 count, (text name, rec value) per field
 n     tuple subclass (namedtuple)  text class, rec tuple(fields or ()), rec tuple(items)
-P     function, builtin, global    text module, text qualified name
+P     function, builtin, global    text module, text qualified name (when that name leads
+                                   back to the object)
+L     other function (lambda...)   text module, text qualified name, rec code, rec defaults,
+                                   rec kwdefaults, u64 count, rec per closure cell (``_``
+                                   for an empty cell)
+k     code object                  u64 argcount, posonly, kwonly, rec co_code, rec
+                                   co_consts, rec co_names, rec co_varnames
 M     bound method                 rec self, rec function
 K     class                        text module, text qualified name
 O     module                       text name
@@ -50,8 +57,10 @@ Imports nothing from forklift outside :mod:`forklift.hashing`.
 
 from __future__ import annotations
 
+import collections
 import datetime as _dt
 import pathlib
+import sys
 import types
 from collections.abc import Callable
 from decimal import Decimal
@@ -221,6 +230,17 @@ def _dict(enc: Encoder, obj: dict[Any, Any]) -> None:
     enc.maybe_flush()
 
 
+def _ordered_dict(enc: Encoder, obj: collections.OrderedDict[Any, Any]) -> None:
+    # Its order is part of its value (two OrderedDicts in different orders are not equal).
+    if not enc.enter(obj):
+        return
+    enc.out += b"o" + pack_u64(len(obj))
+    for key, value in obj.items():
+        enc.encode(key)
+        enc.encode(value)
+    enc.leave(obj)
+
+
 def _set_like(tag: bytes, track: bool) -> Handler:
     def encode(enc: Encoder, obj: Any) -> None:
         if track and not enc.enter(obj):
@@ -306,10 +326,56 @@ def encode_global(enc: Encoder, module: str | None, qualname: str) -> None:
     enc.write_text(qualname)
 
 
+def _reachable(module: str | None, qualname: str, obj: object) -> bool:
+    """Whether importing ``module`` and walking ``qualname`` finds ``obj`` itself."""
+    found: Any = sys.modules.get(module or "")
+    try:
+        for part in qualname.split("."):
+            if found is None:
+                return False
+            found = getattr(found, part, None)
+    except Exception:  # a module-level __getattr__ may raise anything
+        return False
+    return found is obj
+
+
 def _function(enc: Encoder, obj: types.FunctionType) -> None:
-    # By name, as pickle does: the function's code is the cache's business (it fingerprints
-    # code separately); here two references to the same function must hash alike.
-    encode_global(enc, obj.__module__, obj.__qualname__)
+    # A function its name leads back to is hashed by name, as pickle does: its code is the
+    # cache's business (it fingerprints code separately), and the name is stable everywhere.
+    if _reachable(obj.__module__, obj.__qualname__, obj):
+        encode_global(enc, obj.__module__, obj.__qualname__)
+        return
+    # Lambdas, nested functions, replaced definitions: the name is ambiguous (every lambda of
+    # a module is "<lambda>"), so the code, defaults and closure are hashed too. Bytecode is
+    # specific to the Python version: such a function's hash is stable within one version.
+    if not enc.enter(obj):
+        return
+    enc.out += b"L"
+    enc.write_text(obj.__module__ or "")
+    enc.write_text(obj.__qualname__)
+    enc.encode(obj.__code__)
+    enc.encode(obj.__defaults__)
+    enc.encode(obj.__kwdefaults__)
+    cells = obj.__closure__ or ()
+    enc.out += pack_u64(len(cells))
+    for cell in cells:
+        try:
+            contents = cell.cell_contents
+        except ValueError:  # an empty cell (a variable not yet assigned)
+            enc.out += b"_"
+        else:
+            enc.encode(contents)
+    enc.leave(obj)
+
+
+def _code(enc: Encoder, obj: types.CodeType) -> None:
+    enc.out += b"k"
+    enc.out += pack_u64(obj.co_argcount) + pack_u64(obj.co_posonlyargcount)
+    enc.out += pack_u64(obj.co_kwonlyargcount)
+    enc.encode(obj.co_code)
+    enc.encode(obj.co_consts)  # nested code objects of inner functions recurse here
+    enc.encode(obj.co_names)
+    enc.encode(obj.co_varnames)
 
 
 def _builtin(enc: Encoder, obj: types.BuiltinFunctionType) -> None:
@@ -355,6 +421,7 @@ HANDLERS: dict[type, Handler] = {
     tuple: _sequence(b"(", track=False),
     list: _sequence(b"[", track=True),
     dict: _dict,
+    collections.OrderedDict: _ordered_dict,
     set: _set_like(b"S", track=True),
     frozenset: _set_like(b"Z", track=False),
     range: _triple(b"r"),
@@ -367,6 +434,7 @@ HANDLERS: dict[type, Handler] = {
     _dt.timedelta: _timedelta,
     _dt.timezone: _timezone,
     types.FunctionType: _function,
+    types.CodeType: _code,
     types.BuiltinFunctionType: _builtin,
     types.MethodType: _method,
     types.ModuleType: _module,
