@@ -5,12 +5,16 @@ same situation, so ``except ValueError`` keeps working after switching imports::
 
     ForkliftError (Exception)
     ├── ConfigurationError (ValueError)          bad n_jobs, return_as, prefer, ...
-    │   └── UnknownBackendError                   names the backends that do exist
+    │   ├── UnknownBackendError                   names the backends that do exist
+    │   └── UnknownHashError                      names the hash_name values that do exist
     ├── InvalidTaskError (TypeError)              an item that is not a delayed call
     ├── ParallelStateError (RuntimeError)         calling a closed or running Parallel
     ├── ParallelTimeoutError (TimeoutError)       the whole call ran past ``timeout``
     ├── TerminatedWorkerError (BrokenProcessPool) a worker process died under a task
     └── CacheEntryDamagedError                    a cache entry cannot be read back
+
+
+    └── HashingError (PicklingError)              hash() met an object it cannot encode
 
     RemoteTraceback (Exception)                   carried as ``__cause__`` of a task's
                                                   error: the traceback where it ran
@@ -24,6 +28,7 @@ This module imports nothing from forklift; every other room may import it.
 from __future__ import annotations
 
 from concurrent.futures.process import BrokenProcessPool
+from pickle import PicklingError
 
 __all__ = [
     "CacheEntryDamagedError",
@@ -31,12 +36,14 @@ __all__ = [
     "ConfigurationError",
     "ForkliftError",
     "ForkliftWarning",
+    "HashingError",
     "InvalidTaskError",
     "ParallelStateError",
     "ParallelTimeoutError",
     "RemoteTraceback",
     "TerminatedWorkerError",
     "UnknownBackendError",
+    "UnknownHashError",
 ]
 
 
@@ -94,3 +101,14 @@ class CacheEntryDamagedError(ForkliftError):
 class CacheWarning(ForkliftWarning):
     """Memory could not use its cache (damaged entry, unwritable folder, full disk) and
     computed or returned the result without it."""
+
+
+class UnknownHashError(ConfigurationError):
+    """A ``hash_name`` that :func:`~forklift.hash` does not know; the message lists the known."""
+
+
+class HashingError(ForkliftError, PicklingError):
+    """:func:`~forklift.hash` met an object it can neither encode nor reduce like pickle does.
+
+    Derives from :class:`pickle.PicklingError`, which ``joblib.hash`` raises in that case.
+    """

@@ -105,7 +105,10 @@ class CallKeyMaker:
         """The digest that names this call's entry."""
         if not self.input_files:
             return hash_value(arguments)
-        files = {name: _file_state(arguments.get(name), check) for name, check in self.input_files.items()}
+        files = {
+            name: _file_state(arguments.get(name), check)
+            for name, check in self.input_files.items()
+        }
         return hash_value((arguments, files))
 
 

@@ -169,11 +169,17 @@ class MemorizedFunction:
                 dropped = self.store.drop_other_versions(identity.path, keep=identity.fingerprint)
                 reason = "its code changed"
                 if identity.dependencies:
-                    reason += f" or one of the functions it calls did: {', '.join(identity.dependencies)}"
+                    reason += (
+                        f" or one of the functions it calls did: {', '.join(identity.dependencies)}"
+                    )
                 if self.version is not None:
                     reason = f"version pinned to {self.version!r}"
-                logger.info("%s: %s; dropped %d cached results", identity.display_name, reason, dropped)
-                self._reporter.invalidated(identity.display_name, identity.location, dropped, reason)
+                logger.info(
+                    "%s: %s; dropped %d cached results", identity.display_name, reason, dropped
+                )
+                self._reporter.invalidated(
+                    identity.display_name, identity.location, dropped, reason
+                )
             self.store.write_function_record(
                 identity.path,
                 {
@@ -186,9 +192,13 @@ class MemorizedFunction:
                 },
             )
         except OSError as error:
-            _warn(f"could not record {identity.display_name} in the cache at {self.store.location}: {error}")
+            _warn(
+                f"could not record {identity.display_name} in the cache at {self.store.location}: {error}"
+            )
 
-    def _call_id(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[CallId, dict[str, Any]]:
+    def _call_id(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[CallId, dict[str, Any]]:
         arguments = self._keys.arguments(args, kwargs)
         identity = self.identity
         return CallId(identity.path, identity.fingerprint, self._keys.key(arguments)), arguments
@@ -222,10 +232,14 @@ class MemorizedFunction:
             return False, None
         self.store.touch(call_id)
         if self.verbose >= 2:
-            self._reporter.loaded(self.identity.qualname, self._describe(arguments), time.perf_counter() - started)
+            self._reporter.loaded(
+                self.identity.qualname, self._describe(arguments), time.perf_counter() - started
+            )
         return True, value
 
-    def _lookup_or_compute(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, CallId]:
+    def _lookup_or_compute(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Any, CallId]:
         call_id, arguments = self._call_id(args, kwargs)
         found, value = self._load(call_id, arguments)
         if found:
@@ -239,14 +253,20 @@ class MemorizedFunction:
         return value, call_id
 
     def _compute_and_store(
-        self, call_id: CallId, arguments: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        call_id: CallId,
+        arguments: dict[str, Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
     ) -> tuple[Any, dict[str, Any]]:
         self._reporter.computing(self.identity.qualname, self._describe(arguments))
         started = time.perf_counter()
         value = self.func(*args, **kwargs)
         return value, self._store(call_id, arguments, value, time.perf_counter() - started)
 
-    def _store(self, call_id: CallId, arguments: dict[str, Any], value: Any, duration: float) -> dict[str, Any]:
+    def _store(
+        self, call_id: CallId, arguments: dict[str, Any], value: Any, duration: float
+    ) -> dict[str, Any]:
         metadata = {
             "duration": duration,
             "time": time.time(),
@@ -264,7 +284,9 @@ class MemorizedFunction:
             )
         except Exception as error:  # e.g. a result that cannot be pickled
             stored = False
-            _warn(f"could not store the result of {self._describe(arguments)}: {error!r}; returning it uncached")
+            _warn(
+                f"could not store the result of {self._describe(arguments)}: {error!r}; returning it uncached"
+            )
         self._reporter.computed(self.identity.qualname, duration, stored)
         if stored and self._after_store is not None:
             self._after_store(size)
@@ -354,11 +376,18 @@ class AsyncMemorizedFunction(MemorizedFunction):
             lock.__exit__(None, None, None)
 
 
-def _rebuild(kind: type[MemorizedFunction], function: Callable[..., Any], store: StoreBackendBase, options: dict[str, Any]) -> MemorizedFunction:
+def _rebuild(
+    kind: type[MemorizedFunction],
+    function: Callable[..., Any],
+    store: StoreBackendBase,
+    options: dict[str, Any],
+) -> MemorizedFunction:
     return kind(function, store, **options)
 
 
-def memorize(function: Callable[..., Any], store: StoreBackendBase, **options: Any) -> MemorizedFunction:
+def memorize(
+    function: Callable[..., Any], store: StoreBackendBase, **options: Any
+) -> MemorizedFunction:
     """The right memoized wrapper for ``function`` (async for coroutine functions)."""
     kind = AsyncMemorizedFunction if inspect.iscoroutinefunction(function) else MemorizedFunction
     return kind(function, store, **options)

@@ -60,13 +60,21 @@ class Limits:
         items_limit: int | None = None,
         age_limit: datetime.timedelta | float | None = None,
     ) -> None:
-        self.bytes_limit = None if bytes_limit is None else parse_bytes(bytes_limit, name="bytes_limit")
-        if items_limit is not None and (isinstance(items_limit, bool) or not isinstance(items_limit, int) or items_limit < 0):
-            raise ConfigurationError(f"items_limit must be a non-negative integer, got {items_limit!r}")
+        self.bytes_limit = (
+            None if bytes_limit is None else parse_bytes(bytes_limit, name="bytes_limit")
+        )
+        if items_limit is not None and (
+            isinstance(items_limit, bool) or not isinstance(items_limit, int) or items_limit < 0
+        ):
+            raise ConfigurationError(
+                f"items_limit must be a non-negative integer, got {items_limit!r}"
+            )
         self.items_limit = items_limit
         if isinstance(age_limit, datetime.timedelta):
             age_limit = age_limit.total_seconds()
-        if age_limit is not None and (isinstance(age_limit, bool) or not isinstance(age_limit, int | float) or age_limit < 0):
+        if age_limit is not None and (
+            isinstance(age_limit, bool) or not isinstance(age_limit, int | float) or age_limit < 0
+        ):
             raise ConfigurationError(
                 f"age_limit must be a datetime.timedelta or a number of seconds, got {age_limit!r}"
             )
@@ -74,7 +82,9 @@ class Limits:
 
     @property
     def any(self) -> bool:
-        return not (self.bytes_limit is None and self.items_limit is None and self.age_limit is None)
+        return not (
+            self.bytes_limit is None and self.items_limit is None and self.age_limit is None
+        )
 
 
 def select_evictions(items: Sequence[ItemInfo], limits: Limits, now: float) -> list[ItemInfo]:

@@ -60,7 +60,9 @@ class StoreBackendBase(abc.ABC):
     location: str = ""
 
     @abc.abstractmethod
-    def configure(self, location: str, verbose: int = 0, backend_options: dict[str, Any] | None = None) -> None:
+    def configure(
+        self, location: str, verbose: int = 0, backend_options: dict[str, Any] | None = None
+    ) -> None:
         """Prepare the store at ``location``."""
 
     @abc.abstractmethod
@@ -130,8 +132,7 @@ def register_store_backend(name: str, backend_class: type[StoreBackendBase]) -> 
         raise ConfigurationError(f"a store name must be a non-empty string, got {name!r}")
     if not (isinstance(backend_class, type) and issubclass(backend_class, StoreBackendBase)):
         raise ConfigurationError(
-            f"store {name!r} must be a subclass of forklift.StoreBackendBase, "
-            f"got {backend_class!r}"
+            f"store {name!r} must be a subclass of forklift.StoreBackendBase, got {backend_class!r}"
         )
     with _lock:
         _stores[name] = backend_class
