@@ -163,9 +163,7 @@ def validate_settings(settings: Settings) -> None:
     """Raise ConfigurationError naming the first setting that cannot be used."""
     validate_n_jobs(settings.n_jobs)
     if settings.prefer not in PREFER_VALUES:
-        raise ConfigurationError(
-            f"prefer must be one of {PREFER_VALUES}, got {settings.prefer!r}"
-        )
+        raise ConfigurationError(f"prefer must be one of {PREFER_VALUES}, got {settings.prefer!r}")
     if settings.require not in REQUIRE_VALUES:
         raise ConfigurationError(
             f"require must be one of {REQUIRE_VALUES}, got {settings.require!r}"
@@ -200,7 +198,7 @@ def entered_settings(settings: Settings) -> Iterator[Settings]:
         _CURRENT.reset(token)
 
 
-class parallel_config:  # noqa: N801 - joblib's public, lower-case name
+class parallel_config:
     """Set defaults for every ``Parallel`` call made inside a ``with`` block.
 
     Inner blocks inherit what they do not set from outer ones. The block changes only the
@@ -265,7 +263,7 @@ class parallel_config:  # noqa: N801 - joblib's public, lower-case name
             self._token = None
 
 
-class parallel_backend(parallel_config):  # noqa: N801 - joblib's public, lower-case name
+class parallel_backend(parallel_config):
     """The older spelling of :class:`parallel_config`: ``backend`` first, ``n_jobs=-1``.
 
     Entering it returns ``(backend, n_jobs)`` as joblib's does.
