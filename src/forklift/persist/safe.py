@@ -73,6 +73,7 @@ SAFE_GLOBALS: frozenset[str] = frozenset(
         "numpy.dtype",
         "numpy.matrix",
         "numpy.matrixlib.defmatrix.matrix",
+        "numpy.ma.MaskedArray",
         "numpy.ma.core.MaskedArray",
         "numpy.ma.core._mareconstruct",
         *(
