@@ -125,6 +125,8 @@ class HashingError(ForkliftError, PicklingError):
 
     Derives from :class:`pickle.PicklingError`, which ``joblib.hash`` raises in that case.
     """
+
+
 class PersistError(ForkliftError):
     """Root of the errors of :func:`~forklift.dump` and :func:`~forklift.load`."""
 

@@ -60,8 +60,10 @@ class FunctionIdentity:
 def identify(function: Callable[..., Any], version: str | None = None) -> FunctionIdentity:
     """Identity and fingerprint of ``function`` (``version`` pins the fingerprint)."""
     target = inspect.unwrap(function)
-    module = getattr(target, "__module__", None) or "__unknown__"
-    qualname = getattr(target, "__qualname__", None) or getattr(target, "__name__", "function")
+    module = str(getattr(target, "__module__", None) or "__unknown__")
+    qualname = str(
+        getattr(target, "__qualname__", None) or getattr(target, "__name__", None) or "function"
+    )
     module_folder = module
     if module == "__main__":
         main_file = getattr(sys.modules.get("__main__"), "__file__", None)

@@ -192,8 +192,9 @@ class MemorizedFunction:
                 },
             )
         except OSError as error:
-            _warn(
-                f"could not record {identity.display_name} in the cache at {self.store.location}: {error}"
+            # Not worth a warning of its own: storing the result fails too, and warns.
+            logger.info(
+                "could not record %s in %s: %s", identity.display_name, self.store.location, error
             )
 
     def _call_id(
@@ -285,7 +286,8 @@ class MemorizedFunction:
         except Exception as error:  # e.g. a result that cannot be pickled
             stored = False
             _warn(
-                f"could not store the result of {self._describe(arguments)}: {error!r}; returning it uncached"
+                f"could not store the result of {self._describe(arguments)}: {error!r}; "
+                "returning it uncached"
             )
         self._reporter.computed(self.identity.qualname, duration, stored)
         if stored and self._after_store is not None:
@@ -355,7 +357,7 @@ class MemorizedFunction:
 class AsyncMemorizedFunction(MemorizedFunction):
     """The memoized form of a coroutine function: ``await cached(...)``."""
 
-    async def __call__(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
         call_id, arguments = self._call_id(args, kwargs)
         found, value = self._load(call_id, arguments)
         if found:

@@ -90,7 +90,7 @@ class Memory:
         func: Callable[..., Any] | None = None,
         ignore: Iterable[str] | None = None,
         verbose: int | None = None,
-        mmap_mode: str | None | bool = False,
+        mmap_mode: str | bool | None = False,
         cache_validation_callback: Callable[[dict[str, Any]], bool] | None = None,
         *,
         version: str | None = None,
