@@ -308,3 +308,30 @@ def test_functions_defined_in_main_hit_across_runs(tmp_path: Path, counter_file:
         )
         assert done.stdout.strip() == "21"
     assert runs(counter_file) == 1
+
+
+def test_hits_return_fresh_objects(tmp_path: Path) -> None:
+    make = Memory(tmp_path, verbose=0).cache(lambda n: list(range(n)))
+    first = make(3)
+    first.append("mutated by the caller")
+    second = make(3)
+    second.append("again")
+    assert make(3) == [0, 1, 2]
+
+
+def test_hot_hits_see_clears_and_rewrites_from_elsewhere(
+    tmp_path: Path, counter_file: Path
+) -> None:
+    def numbered(x: int) -> int:
+        with counter_file.open("a") as file:
+            file.write("run\n")
+        return runs(counter_file)  # each computation returns a new number
+
+    cached = Memory(tmp_path, verbose=0).cache(numbered)
+    assert cached(1) == 1
+    assert cached(1) == 1  # served hot from now on
+    elsewhere = Memory(tmp_path, verbose=0).cache(numbered)  # as another process would
+    elsewhere.clear()
+    assert cached(1) == 2  # the clear was seen: recomputed
+    assert elsewhere.call(1)[0] == 3  # rewrites the entry
+    assert cached(1) == 3  # the rewrite was seen, not the hot copy of 2

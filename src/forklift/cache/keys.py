@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
+import xxhash
+
 from forklift.errors import ConfigurationError
 from forklift.hashing import hash as hash_value
 
@@ -102,14 +104,34 @@ class CallKeyMaker:
         return dict(bound.arguments)
 
     def key(self, arguments: dict[str, Any]) -> str:
-        """The digest that names this call's entry."""
+        """The digest that names this call's entry.
+
+        Calls whose arguments are all plain scalars (the common case for cached steps) take
+        a fast path: their ``repr`` - stable across processes and Python versions for these
+        types - in signature order, under its own tag so it can never collide with the
+        general encoding of :func:`forklift.hash` used for everything else.
+        """
         if not self.input_files:
-            return hash_value(arguments)
+            fast = _scalar_key(arguments)
+            return fast if fast is not None else hash_value(arguments)
         files = {
             name: _file_state(arguments.get(name), check)
             for name, check in self.input_files.items()
         }
         return hash_value((arguments, files))
+
+
+_SCALARS = frozenset({int, float, str, bool, bytes, type(None)})
+
+
+def _scalar_key(arguments: dict[str, Any]) -> str | None:
+    parts = ["forklift-call-key-1"]
+    for name, value in arguments.items():
+        kind = type(value)
+        if kind not in _SCALARS:
+            return None
+        parts.append(f"{name}\x1f{kind.__name__}\x1f{value!r}")
+    return xxhash.xxh3_128_hexdigest("\x1e".join(parts).encode("utf-8", "surrogatepass"))
 
 
 def _file_state(value: Any, check: str) -> Any:

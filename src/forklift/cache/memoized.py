@@ -7,6 +7,12 @@ The life of a call (see :meth:`MemorizedFunction._lookup_or_compute`)::
         miss: take the key's lock (other threads/processes computing it wait) -> look again
               -> compute -> store atomically -> release -> return
 
+Hot entries: a small result (pickled size up to :data:`HOT_ENTRY_BYTES`) that was loaded or
+stored is also kept in memory as its pickled bytes. A later hit checks with one ``stat`` that
+the entry on disk is still the same file (so clears, evictions and other processes' rewrites
+are seen at once) and unpickles the bytes - a fresh object each time, as a load from disk
+gives. Every hit still records its access time, so eviction stays exactly least recently used.
+
 A damaged entry is reported as a :class:`~forklift.errors.CacheWarning`, deleted and
 recomputed; a cache that cannot be written (read-only, full disk) warns and still returns the
 result. Nothing the function computed is ever lost to a cache problem.
@@ -15,9 +21,12 @@ result. Nothing the function computed is ever lost to a cache problem.
 from __future__ import annotations
 
 import asyncio
+import collections
+import dataclasses
 import functools
 import inspect
 import logging
+import pickle
 import reprlib
 import time
 import warnings
@@ -39,9 +48,18 @@ __all__ = [
 ]
 
 logger = logging.getLogger("forklift.cache")
+HOT_ENTRY_BYTES = 64 * 1024
+HOT_TOTAL_BYTES = 16 * 1024 * 1024
 _short = reprlib.Repr()
 _short.maxstring = 40
 _short.maxother = 40
+
+
+@dataclasses.dataclass
+class _HotEntry:
+    stamp: object
+    payload: bytes
+    metadata: dict[str, Any]
 
 
 class MemorizedResult:
@@ -148,6 +166,8 @@ class MemorizedFunction:
         self._keys = CallKeyMaker(function, self.ignore, input_files)
         self._identity: FunctionIdentity | None = None
         self._reporter = CacheReporter(verbose)
+        self._hot: collections.OrderedDict[str, _HotEntry] = collections.OrderedDict()
+        self._hot_bytes = 0
         functools.update_wrapper(self, function)
 
     # -- identity -----------------------------------------------------------------------------
@@ -214,6 +234,19 @@ class MemorizedFunction:
 
     def _load(self, call_id: CallId, arguments: dict[str, Any]) -> tuple[bool, Any]:
         """(True, value) on a usable hit; (False, None) on a miss."""
+        hot = self._hot.get(call_id.key)
+        if hot is not None:
+            if hot.stamp == self.store.entry_stamp(call_id) and (
+                self.cache_validation_callback is None
+                or self.cache_validation_callback(hot.metadata)
+            ):
+                self.store.touch(call_id)
+                value = pickle.loads(hot.payload)
+                if self.verbose >= 2:
+                    self._reporter.loaded(self.identity.qualname, self._describe(arguments), 0.0)
+                return True, value
+            self._forget(call_id.key)
+        metadata: dict[str, Any] | None = None
         if self.cache_validation_callback is not None:
             metadata = self.store.get_metadata(call_id)
             if metadata is None:
@@ -236,7 +269,35 @@ class MemorizedFunction:
             self._reporter.loaded(
                 self.identity.qualname, self._describe(arguments), time.perf_counter() - started
             )
+        self._remember(call_id, value, metadata)
         return True, value
+
+    def _remember(self, call_id: CallId, value: Any, metadata: dict[str, Any] | None) -> None:
+        """Keep a small result's pickled bytes for hits (see the module docstring)."""
+        if self.mmap_mode is not None:
+            return  # the caller asked for memory maps, which bytes in memory are not
+        try:
+            payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # not keeping it hot only costs speed
+            return
+        if len(payload) > HOT_ENTRY_BYTES:
+            return
+        stamp = self.store.entry_stamp(call_id)
+        if stamp is None:
+            return
+        if metadata is None and self.cache_validation_callback is not None:
+            metadata = self.store.get_metadata(call_id)
+        self._forget(call_id.key)
+        self._hot[call_id.key] = _HotEntry(stamp, payload, metadata or {})
+        self._hot_bytes += len(payload)
+        while self._hot_bytes > HOT_TOTAL_BYTES:
+            _, oldest = self._hot.popitem(last=False)
+            self._hot_bytes -= len(oldest.payload)
+
+    def _forget(self, key: str) -> None:
+        entry = self._hot.pop(key, None)
+        if entry is not None:
+            self._hot_bytes -= len(entry.payload)
 
     def _lookup_or_compute(
         self, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -245,12 +306,15 @@ class MemorizedFunction:
         found, value = self._load(call_id, arguments)
         if found:
             return value, call_id
-        with self.store.lock_item(call_id, self.wait_timeout) as held:
+        lock = self.store.lock_item(call_id, self.wait_timeout)
+        with lock as held:
             if held:  # someone may have computed it while we waited for the lock
                 found, value = self._load(call_id, arguments)
                 if found:
                     return value, call_id
-            value, _ = self._compute_and_store(call_id, arguments, args, kwargs)
+            value, metadata = self._compute_and_store(call_id, arguments, args, kwargs)
+            if metadata.get("stored"):
+                lock.done()
         return value, call_id
 
     def _compute_and_store(
@@ -290,9 +354,11 @@ class MemorizedFunction:
                 "returning it uncached"
             )
         self._reporter.computed(self.identity.qualname, duration, stored)
-        if stored and self._after_store is not None:
-            self._after_store(size)
-        return metadata
+        if stored:
+            self._remember(call_id, value, metadata)
+            if self._after_store is not None:
+                self._after_store(size)
+        return {**metadata, "stored": stored}
 
     # -- the rest of the memoized-function API --------------------------------------------------
     def call(self, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
@@ -372,7 +438,8 @@ class AsyncMemorizedFunction(MemorizedFunction):
             self._reporter.computing(self.identity.qualname, self._describe(arguments))
             started = time.perf_counter()
             value = await self.func(*args, **kwargs)
-            self._store(call_id, arguments, value, time.perf_counter() - started)
+            if self._store(call_id, arguments, value, time.perf_counter() - started)["stored"]:
+                lock.done()
             return value
         finally:
             lock.__exit__(None, None, None)

@@ -22,6 +22,7 @@ from forklift.errors import ConfigurationError
 __all__ = [
     "CallId",
     "ItemInfo",
+    "ItemLock",
     "StoreBackendBase",
     "create_store",
     "known_store_names",
@@ -36,6 +37,14 @@ class CallId:
     function: tuple[str, ...]
     version: str
     key: str
+
+
+class ItemLock(AbstractContextManager[bool]):
+    """A key's lock: a context manager yielding whether it is held, plus :meth:`done`,
+    called once the key's entry is stored (a store may then drop the lock's traces)."""
+
+    def done(self) -> None:
+        return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,8 +110,8 @@ class StoreBackendBase(abc.ABC):
         """Record an access (least-recently-used eviction reads it)."""
 
     @abc.abstractmethod
-    def lock_item(self, call_id: CallId, timeout: float | None) -> AbstractContextManager[bool]:
-        """Hold the right to compute ``call_id``: yields True once held, False on timeout.
+    def lock_item(self, call_id: CallId, timeout: float | None) -> ItemLock:
+        """The right to compute ``call_id``: entering yields True once held, False on timeout.
 
         Must be released if the holder dies, so a crashed writer never blocks others.
         """
@@ -116,6 +125,12 @@ class StoreBackendBase(abc.ABC):
     @abc.abstractmethod
     def drop_other_versions(self, function: tuple[str, ...], keep: str) -> int:
         """Delete the entries of every code version but ``keep``; return how many went."""
+
+    def entry_stamp(self, call_id: CallId) -> object | None:
+        """Something that changes whenever the entry is replaced or removed (None when it
+        is missing). Memory serves small hot entries from memory while the stamp holds;
+        a store that returns None (the default) simply always reads from storage."""
+        return None
 
     def iter_functions(self) -> Iterator[tuple[str, ...]]:
         """Folder parts of every function with a record (used by the CLI)."""

@@ -26,12 +26,11 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from forklift.cache.stores.base import CallId, ItemInfo, StoreBackendBase
-from forklift.cache.stores.locks import file_lock
+from forklift.cache.stores.base import CallId, ItemInfo, ItemLock, StoreBackendBase
+from forklift.cache.stores.locks import KeyLock
 from forklift.errors import CacheEntryDamagedError, ConfigurationError
 from forklift.persist import dump, load
 
@@ -51,6 +50,8 @@ class LocalStore(StoreBackendBase):
     def __init__(self) -> None:
         self.root = Path()
         self.location = ""
+        self._version_paths: dict[tuple[tuple[str, ...], str], str] = {}
+        self._known_dirs: set[str] = set()  # folders this process created or saw
 
     def configure(
         self, location: str, verbose: int = 0, backend_options: dict[str, Any] | None = None
@@ -61,6 +62,8 @@ class LocalStore(StoreBackendBase):
             )
         self.location = str(location)
         self.root = Path(location) / _ROOT
+        self._version_paths.clear()
+        self._known_dirs.clear()
 
     # -- paths -----------------------------------------------------------------------------
     def function_dir(self, function: tuple[str, ...]) -> Path:
@@ -70,64 +73,91 @@ class LocalStore(StoreBackendBase):
         return self.function_dir(function) / f"{_VERSION_PREFIX}{version}"
 
     def entry_dir(self, call_id: CallId) -> Path:
-        version_dir = self.version_dir(call_id.function, call_id.version)
-        return version_dir / call_id.key[:2] / call_id.key
+        return Path(self._entry_path(call_id))
+
+    def _entry_path(self, call_id: CallId) -> str:
+        # The hit path: plain string joins, with the version folder remembered per function.
+        version_path = self._version_paths.get((call_id.function, call_id.version))
+        if version_path is None:
+            version_path = str(self.version_dir(call_id.function, call_id.version))
+            self._version_paths[(call_id.function, call_id.version)] = version_path
+        key = call_id.key
+        return f"{version_path}/{key[:2]}/{key}"
 
     # -- entries -----------------------------------------------------------------------------
     def load_item(self, call_id: CallId, mmap_mode: str | None = None) -> Any:
-        path = self.entry_dir(call_id) / _OUTPUT
+        path = f"{self._entry_path(call_id)}/{_OUTPUT}"
         try:
             return load(path, mmap_mode=mmap_mode)
         except FileNotFoundError:
             raise KeyError(call_id) from None
         except Exception as error:
-            if not path.exists():
+            if not os.path.exists(path):
                 raise KeyError(call_id) from None  # removed while we read it
             raise CacheEntryDamagedError(f"cannot read cache entry {path}: {error}") from error
 
     def dump_item(
         self, call_id: CallId, value: Any, metadata: dict[str, Any], compress: Any = False
     ) -> int:
-        destination = self.entry_dir(call_id)
-        version_dir = self.version_dir(call_id.function, call_id.version)
-        staging = version_dir / f".tmp-{uuid.uuid4().hex}"
-        staging.mkdir(parents=True)
+        destination = self._entry_path(call_id)
+        version_dir = os.path.dirname(os.path.dirname(destination))
+        staging = f"{version_dir}/.tmp-{uuid.uuid4().hex}"
+        self._make_dirs(version_dir)
+        os.mkdir(staging)
         try:
-            dump(value, staging / _OUTPUT, compress=compress)
-            (staging / _META).write_text(json.dumps(metadata, default=repr))
-            size = sum(child.stat().st_size for child in staging.iterdir())
-            destination.parent.mkdir(parents=True, exist_ok=True)
+            # The staging folder is what makes the entry appear atomically, so the files
+            # inside are written plainly (no temporary file and rename of their own).
+            with open(f"{staging}/{_OUTPUT}", "wb") as output:
+                dump(value, output, compress=compress)
+                size = output.tell()
+            with open(f"{staging}/{_META}", "w", encoding="utf-8") as meta:
+                size += meta.write(json.dumps(metadata, default=repr))
+            self._make_dirs(os.path.dirname(destination))
             try:
                 os.rename(staging, destination)
             except OSError:
-                if not destination.exists():
+                if not os.path.exists(destination):
                     raise
                 # Another writer stored this key first; its entry is as good as ours.
         finally:
-            if staging.exists():
+            if os.path.exists(staging):
                 shutil.rmtree(staging, ignore_errors=True)
         return size
 
+    def _make_dirs(self, folder: str) -> None:
+        if folder not in self._known_dirs:
+            os.makedirs(folder, exist_ok=True)
+            self._known_dirs.add(folder)
+
     def contains_item(self, call_id: CallId) -> bool:
-        return (self.entry_dir(call_id) / _OUTPUT).exists()
+        return os.path.exists(f"{self._entry_path(call_id)}/{_OUTPUT}")
 
     def get_metadata(self, call_id: CallId) -> dict[str, Any] | None:
         try:
-            data = json.loads((self.entry_dir(call_id) / _META).read_text())
+            with open(f"{self._entry_path(call_id)}/{_META}", encoding="utf-8") as file:
+                data = json.load(file)
         except (OSError, ValueError):
             return None
         return data if isinstance(data, dict) else None
 
     def clear_item(self, call_id: CallId) -> None:
         _remove_tree(self.entry_dir(call_id))
+        self._known_dirs.discard(self._entry_path(call_id))
+
+    def entry_stamp(self, call_id: CallId) -> object | None:
+        try:
+            status = os.stat(f"{self._entry_path(call_id)}/{_OUTPUT}")
+        except OSError:
+            return None
+        return (status.st_ino, status.st_size, status.st_mtime_ns)
 
     def touch(self, call_id: CallId) -> None:
         with contextlib.suppress(OSError):  # a read-only cache still serves hits
-            os.utime(self.entry_dir(call_id))
+            os.utime(self._entry_path(call_id))
 
-    def lock_item(self, call_id: CallId, timeout: float | None) -> AbstractContextManager[bool]:
+    def lock_item(self, call_id: CallId, timeout: float | None) -> ItemLock:
         version_dir = self.version_dir(call_id.function, call_id.version)
-        return file_lock(version_dir / ".locks" / f"{call_id.key}.lock", timeout)
+        return KeyLock(version_dir / ".locks" / f"{call_id.key}.lock", timeout)
 
     # -- functions -----------------------------------------------------------------------------
     def read_function_record(self, function: tuple[str, ...]) -> dict[str, Any] | None:
@@ -153,13 +183,16 @@ class LocalStore(StoreBackendBase):
             if _is_version_dir(child) and child.name != f"{_VERSION_PREFIX}{keep}":
                 dropped += sum(1 for _ in _entries_of_version(child))
                 _remove_tree(child)
+                self._known_dirs.clear()
         return dropped
 
     def clear_path(self, function: tuple[str, ...]) -> None:
         _remove_tree(self.function_dir(function))
+        self._known_dirs.clear()
 
     def clear(self) -> None:
         _remove_tree(self.root)
+        self._known_dirs.clear()
 
     def iter_functions(self) -> Iterator[tuple[str, ...]]:
         if not self.root.is_dir():
