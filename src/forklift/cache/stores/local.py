@@ -99,6 +99,17 @@ class LocalStore(StoreBackendBase):
     def dump_item(
         self, call_id: CallId, value: Any, metadata: dict[str, Any], compress: Any = False
     ) -> int:
+        try:
+            return self._write_entry(call_id, value, metadata, compress)
+        except FileNotFoundError:
+            # Folders this process remembered were removed (another process cleared the
+            # cache or evicted the function): forget them and write once more.
+            self._known_dirs.clear()
+            return self._write_entry(call_id, value, metadata, compress)
+
+    def _write_entry(
+        self, call_id: CallId, value: Any, metadata: dict[str, Any], compress: Any
+    ) -> int:
         destination = self._entry_path(call_id)
         version_dir = os.path.dirname(os.path.dirname(destination))
         staging = f"{version_dir}/.tmp-{uuid.uuid4().hex}"
