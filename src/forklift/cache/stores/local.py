@@ -206,10 +206,14 @@ class LocalStore(StoreBackendBase):
         self._known_dirs.clear()
 
     def iter_functions(self) -> Iterator[tuple[str, ...]]:
-        if not self.root.is_dir():
-            return
-        for record in sorted(self.root.rglob(_RECORD)):
-            yield record.parent.relative_to(self.root).parts
+        """Every function with a record or with stored entries (a folder of versions)."""
+        for folder, subfolders, files in os.walk(self.root):
+            if _RECORD in files or any(name.startswith(_VERSION_PREFIX) for name in subfolders):
+                yield Path(folder).relative_to(self.root).parts
+            # Do not descend into versions (entries) or hidden folders (locks, staging).
+            subfolders[:] = sorted(
+                name for name in subfolders if not name.startswith((_VERSION_PREFIX, "."))
+            )
 
     def get_items(self) -> list[ItemInfo]:
         items = []
