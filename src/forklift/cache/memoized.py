@@ -30,6 +30,7 @@ import pickle
 import reprlib
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -173,10 +174,18 @@ class MemorizedFunction:
     # -- identity -----------------------------------------------------------------------------
     @property
     def identity(self) -> FunctionIdentity:
-        """The function's identity and code fingerprint, computed once per process."""
+        """The function's identity and code fingerprint, computed once per process.
+
+        Memoized functions are rebuilt each time they are unpickled (e.g. in every batch a
+        worker receives), so both the fingerprint and the check of the function's record
+        are remembered per process, not per object.
+        """
         if self._identity is None:
-            identity = identify(self.func, self.version)
-            self._sync_function_record(identity)
+            identity = _identify_once(self.func, self.version)
+            synced = (self.store.location, identity.path, identity.fingerprint)
+            if synced not in _synced_records:
+                self._sync_function_record(identity)
+                _synced_records.add(synced)
             self._identity = identity
         return self._identity
 
@@ -387,7 +396,9 @@ class MemorizedFunction:
         """Delete every cached result of this function."""
         if warn and self.verbose >= 1:
             logger.info("clearing the cache of %s", self.identity.display_name)
-        self.store.clear_path(self.identity.path)
+        identity = self.identity
+        self.store.clear_path(identity.path)
+        _synced_records.discard((self.store.location, identity.path, identity.fingerprint))
         self._identity = None
 
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
@@ -460,6 +471,23 @@ def memorize(
     """The right memoized wrapper for ``function`` (async for coroutine functions)."""
     kind = AsyncMemorizedFunction if inspect.iscoroutinefunction(function) else MemorizedFunction
     return kind(function, store, **options)
+
+
+_identities: weakref.WeakKeyDictionary[Any, dict[str | None, FunctionIdentity]] = (
+    weakref.WeakKeyDictionary()
+)
+_synced_records: set[tuple[str, tuple[str, ...], str]] = set()
+
+
+def _identify_once(function: Callable[..., Any], version: str | None) -> FunctionIdentity:
+    try:
+        known = _identities.setdefault(function, {})
+    except TypeError:  # not weak-referenceable (some builtins): no memo
+        return identify(function, version)
+    identity = known.get(version)
+    if identity is None:
+        identity = known[version] = identify(function, version)
+    return identity
 
 
 def _warn(message: str) -> None:
