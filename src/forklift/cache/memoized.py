@@ -11,7 +11,8 @@ Hot entries: a small result (pickled size up to :data:`HOT_ENTRY_BYTES`) that wa
 stored is also kept in memory as its pickled bytes. A later hit checks with one ``stat`` that
 the entry on disk is still the same file (so clears, evictions and other processes' rewrites
 are seen at once) and unpickles the bytes - a fresh object each time, as a load from disk
-gives. Every hit still records its access time, so eviction stays exactly least recently used.
+gives. Access times (for least-recently-used eviction) are then recorded at most once per
+:data:`TOUCH_EVERY` seconds per entry and process: LRU order has that resolution.
 
 A damaged entry is reported as a :class:`~forklift.errors.CacheWarning`, deleted and
 recomputed; a cache that cannot be written (read-only, full disk) warns and still returns the
@@ -51,6 +52,7 @@ __all__ = [
 logger = logging.getLogger("forklift.cache")
 HOT_ENTRY_BYTES = 64 * 1024
 HOT_TOTAL_BYTES = 16 * 1024 * 1024
+TOUCH_EVERY = 1.0
 _short = reprlib.Repr()
 _short.maxstring = 40
 _short.maxother = 40
@@ -61,6 +63,7 @@ class _HotEntry:
     stamp: object
     payload: bytes
     metadata: dict[str, Any]
+    touched: float = 0.0  # 0: the first hot hit records its access
 
 
 class MemorizedResult:
@@ -249,7 +252,10 @@ class MemorizedFunction:
                 self.cache_validation_callback is None
                 or self.cache_validation_callback(hot.metadata)
             ):
-                self.store.touch(call_id)
+                now = time.monotonic()
+                if now - hot.touched >= TOUCH_EVERY:
+                    hot.touched = now
+                    self.store.touch(call_id)
                 value = pickle.loads(hot.payload)
                 if self.verbose >= 2:
                     self._reporter.loaded(self.identity.qualname, self._describe(arguments), 0.0)
