@@ -11,6 +11,7 @@ same situation, so ``except ValueError`` keeps working after switching imports::
     ├── InvalidTaskError (TypeError)              an item that is not a delayed call
     ├── ParallelStateError (RuntimeError)         calling a closed or running Parallel
     ├── ParallelTimeoutError (TimeoutError)       the whole call ran past ``timeout``
+    ├── TaskTimeoutError (TimeoutError)           one task ran past ``task_timeout``
     ├── TerminatedWorkerError (BrokenProcessPool) a worker process died under a task
     ├── HashingError (PicklingError)              hash() met an object it cannot encode
     ├── PersistError                              dump/load failures
@@ -51,6 +52,7 @@ __all__ = [
     "PersistError",
     "PersistWarning",
     "RemoteTraceback",
+    "TaskTimeoutError",
     "TerminatedWorkerError",
     "UnknownBackendError",
     "UnknownHashError",
@@ -164,3 +166,7 @@ class CompressorUnavailableError(PersistError, ImportError):
 
 class PersistWarning(ForkliftWarning):
     """A persistence request that was adjusted, e.g. ``mmap_mode`` on a compressed file."""
+
+
+class TaskTimeoutError(ForkliftError, TimeoutError):
+    """One task ran longer than ``Parallel(task_timeout=...)`` allows; names the call."""
