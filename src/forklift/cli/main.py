@@ -1,6 +1,7 @@
 """Entry point of the ``forklift`` command: parses arguments and dispatches to subcommands.
 
-Exit codes: 0 success, 1 the command failed, 2 bad usage.
+Exit codes: 0 success, 1 the command failed, 2 bad usage, 3 the path given is not a cache
+or not a forklift/joblib file.
 """
 
 from __future__ import annotations
@@ -9,6 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from forklift.cli.cache_commands import add_cache_commands
+from forklift.cli.inspect_command import add_inspect_command
+
 __all__ = ["main"]
 
 
@@ -16,6 +20,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="forklift",
         description="forklift: parallel loops, disk caching and fast persistence.",
+        epilog="exit codes: 0 success, 1 failed, 2 bad usage, 3 not a cache / not a dump file",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = commands.add_parser(
@@ -33,7 +38,16 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--backend", default=None, help="backend for the parallel run (default: processes)"
     )
+    demo.set_defaults(run=_demo)
+    add_cache_commands(commands)
+    add_inspect_command(commands)
     return parser
+
+
+def _demo(arguments: argparse.Namespace) -> int:
+    from forklift.cli.demo import run_demo
+
+    return run_demo(n_files=arguments.files, n_jobs=arguments.n_jobs, backend=arguments.backend)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
