@@ -29,7 +29,7 @@ from types import ModuleType
 from typing import Any
 
 from forklift.hashing.encoder import CHUNK, Encoder
-from forklift.hashing.kinds import class_name
+from forklift.hashing.names import class_name
 
 __all__ = ["dtype_key", "encode_numpy"]
 

@@ -20,7 +20,7 @@ from types import ModuleType
 from typing import Any
 
 from forklift.hashing.encoder import Encoder, pack_u64
-from forklift.hashing.kinds import class_name
+from forklift.hashing.names import class_name
 
 __all__ = ["encode_pandas"]
 

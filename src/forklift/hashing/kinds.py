@@ -35,7 +35,7 @@ E     enum member                  text class, rec name (value for Flag)
 C     dataclass instance           text class, u64 count, (text name, rec value) per field
 n     tuple subclass (namedtuple)  text class, rec tuple(fields or ()), rec tuple(items)
 P     function, builtin, global    text module, text qualified name (when that name leads
-                                   back to the object)
+                                   back to the object; module: see hashing.names)
 L     other function (lambda...)   text module, text qualified name, rec code, rec defaults,
                                    rec kwdefaults, u64 count, rec per closure cell (``_``
                                    for an empty cell)
@@ -60,7 +60,6 @@ from __future__ import annotations
 import collections
 import datetime as _dt
 import pathlib
-import sys
 import types
 from collections.abc import Callable
 from decimal import Decimal
@@ -69,8 +68,9 @@ from math import isnan
 from typing import Any
 
 from forklift.hashing.encoder import Encoder, Handler, pack_f64, pack_i64, pack_u64
+from forklift.hashing.names import class_name, public_module
 
-__all__ = ["HANDLERS", "RECORDS", "class_name", "encode_global"]
+__all__ = ["HANDLERS", "RECORDS", "encode_global"]
 
 _I64_MIN = -(1 << 63)
 _I64_MAX = (1 << 63) - 1
@@ -79,11 +79,6 @@ _I64_MAX = (1 << 63) - 1
 _NAN = bytes.fromhex("000000000000f87f")
 # Strings and bytes up to this size are appended in one operation (faster for small ones).
 _SMALL = 4096
-
-
-def class_name(cls: type) -> str:
-    """``module.QualifiedName`` of a class, as written into records."""
-    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 # Records of scalars, returned as bytes so containers can append them without a call through
@@ -315,7 +310,7 @@ def _timezone(enc: Encoder, obj: _dt.timezone) -> None:
 
 def _path(enc: Encoder, obj: pathlib.PurePath) -> None:
     enc.out += b"p"
-    enc.write_text(class_name(type(obj)))
+    enc.write_text(class_name(type(obj)))  # pathlib.PurePosixPath, even where it moved
     enc.write_text(str(obj))
 
 
@@ -326,24 +321,12 @@ def encode_global(enc: Encoder, module: str | None, qualname: str) -> None:
     enc.write_text(qualname)
 
 
-def _reachable(module: str | None, qualname: str, obj: object) -> bool:
-    """Whether importing ``module`` and walking ``qualname`` finds ``obj`` itself."""
-    found: Any = sys.modules.get(module or "")
-    try:
-        for part in qualname.split("."):
-            if found is None:
-                return False
-            found = getattr(found, part, None)
-    except Exception:  # a module-level __getattr__ may raise anything
-        return False
-    return found is obj
-
-
 def _function(enc: Encoder, obj: types.FunctionType) -> None:
     # A function its name leads back to is hashed by name, as pickle does: its code is the
     # cache's business (it fingerprints code separately), and the name is stable everywhere.
-    if _reachable(obj.__module__, obj.__qualname__, obj):
-        encode_global(enc, obj.__module__, obj.__qualname__)
+    module = public_module(obj.__module__, obj.__qualname__, obj)
+    if module is not None:
+        encode_global(enc, module, obj.__qualname__)
         return
     # Lambdas, nested functions, replaced definitions: the name is ambiguous (every lambda of
     # a module is "<lambda>"), so the code, defaults and closure are hashed too. Bytecode is
@@ -381,7 +364,8 @@ def _code(enc: Encoder, obj: types.CodeType) -> None:
 def _builtin(enc: Encoder, obj: types.BuiltinFunctionType) -> None:
     owner = obj.__self__
     if owner is None or isinstance(owner, types.ModuleType):
-        encode_global(enc, obj.__module__, obj.__qualname__)
+        module = public_module(obj.__module__, obj.__qualname__, obj) or obj.__module__
+        encode_global(enc, module, obj.__qualname__)
     else:  # a bound method of a built-in object, like [].append: its object matters
         enc.out += b"M"
         enc.encode(owner)

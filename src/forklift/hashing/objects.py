@@ -28,7 +28,8 @@ from typing import Any
 from forklift.errors import HashingError
 from forklift.hashing import arrays, frames
 from forklift.hashing.encoder import Encoder, pack_u64
-from forklift.hashing.kinds import class_name, encode_global
+from forklift.hashing.kinds import encode_global
+from forklift.hashing.names import class_name, public_module
 
 __all__ = ["encode_other"]
 
@@ -49,7 +50,7 @@ def encode_other(enc: Encoder, obj: Any) -> None:
         enc.encode(obj.value if isinstance(obj, enum.Flag) else obj.name)
     elif isinstance(obj, type):
         enc.out += b"K"
-        enc.write_text(obj.__module__)
+        enc.write_text(public_module(obj.__module__, obj.__qualname__, obj) or obj.__module__)
         enc.write_text(obj.__qualname__)
     elif dataclasses.is_dataclass(obj):
         _encode_dataclass(enc, obj)
@@ -92,7 +93,8 @@ def _encode_reduced(enc: Encoder, obj: Any) -> None:
             f"cannot be reduced like pickle does ({exc})"
         ) from exc
     if isinstance(reduced, str):  # a global: pickle stores its name
-        encode_global(enc, getattr(obj, "__module__", None), reduced)
+        module = getattr(obj, "__module__", None)
+        encode_global(enc, public_module(module, reduced, obj) or module, reduced)
         return
     if not isinstance(reduced, tuple) or not 2 <= len(reduced) <= 6:
         raise HashingError(
