@@ -174,3 +174,8 @@ def test_pandas_objects() -> None:
     tz = pd.Series(pd.date_range("2026-01-01", periods=3, tz="UTC"))
     assert hash(tz) == hash(tz.copy())
     assert hash(tz) != hash(tz.dt.tz_localize(None))
+
+
+def test_ufuncs_hash_by_name() -> None:
+    assert hash(np.add) == hash(np.add)
+    assert hash(np.add) != hash(np.multiply)

@@ -305,3 +305,11 @@ def test_ordered_dict_order_counts() -> None:
     )
     assert hash(collections.Counter("abca")) == hash(collections.Counter("acab"))
     assert hash(collections.deque([1, 2])) != hash(collections.deque([2, 1]))
+
+
+def test_copyreg_reducers_are_used_like_pickle_does() -> None:
+    import re
+
+    assert hash(re.compile("a+", re.IGNORECASE)) == hash(re.compile("a+", re.IGNORECASE))
+    assert hash(re.compile("a+")) != hash(re.compile("a+", re.IGNORECASE))
+    assert hash(re.compile("a+")) != hash(re.compile("b+"))

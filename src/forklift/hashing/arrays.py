@@ -3,7 +3,8 @@
 numpy is never imported here: the caller passes the module it found in :data:`sys.modules`.
 
 ``A`` ndarray record: text class, rec dtype key, rec shape, one byte order (``C`` or ``F``),
-then either the raw bytes or, for object dtypes, one record per element (in that order).
+rec subclass state (None for plain arrays and memmaps), then either the raw bytes or, for
+object dtypes, one record per element (in that order).
 The class is ``numpy.ndarray`` for plain arrays, ``numpy.memmap`` for memory maps unless
 ``coerce_mmap=True`` (then a memmap hashes like the equal ndarray, as in joblib), and the
 qualified class name for other subclasses, whose ``__dict__`` is hashed too (a masked array's
@@ -78,9 +79,9 @@ def _encode_array(enc: Encoder, arr: Any, np: ModuleType) -> None:
     enc.encode(dtype_key(arr.dtype))
     enc.encode(tuple(arr.shape))
     enc.out += order.encode()
-    if not plain and not isinstance(arr, np.memmap):
-        # Subclass state (a masked array's mask, ...). A memmap's is its file, not its value.
-        enc.encode(getattr(arr, "__dict__", None))
+    # Subclass state (a masked array's mask, ...); a memmap's is its file, not its value.
+    has_state = not plain and not isinstance(arr, np.memmap)
+    enc.encode(getattr(arr, "__dict__", None) if has_state else None)
     original = arr  # the object a cycle would lead back to
     if cls is not np.ndarray:  # the data alone, without the subclass's view machinery
         arr = arr.view(np.ndarray)

@@ -33,7 +33,8 @@ z     datetime.timezone            rec offset, text name
 p     pathlib.PurePath             text class, text str(path)
 E     enum member                  text class, rec name (value for Flag)
 C     dataclass instance           text class, u64 count, (text name, rec value) per field
-n     tuple subclass (namedtuple)  text class, rec tuple(fields or ()), rec tuple(items)
+n     tuple subclass (namedtuple)  text class, rec tuple(fields or ()), rec tuple(items),
+                                   rec __dict__ or None
 P     function, builtin, global    text module, text qualified name (when that name leads
                                    back to the object; module: see hashing.names)
 L     other function (lambda...)   text module, text qualified name, rec code, rec defaults,
@@ -45,7 +46,8 @@ M     bound method                 rec self, rec function
 K     class                        text module, text qualified name
 O     module                       text name
 R     anything else                rec callable, args, state, listitems, dictitems, setter
-                                   from ``obj.__reduce_ex__(4)`` (pickle protocol pinned)
+                                   from the copyreg reducer or ``obj.__reduce_ex__(4)``
+                                   (pickle protocol pinned); a reducer's str result is a P
 ^     back-reference (cycle)       u64 levels up the path
 A g   numpy ndarray, scalar        see :mod:`forklift.hashing.arrays`
 y     numpy dtype                  see :mod:`forklift.hashing.arrays`
