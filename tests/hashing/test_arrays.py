@@ -179,3 +179,11 @@ def test_pandas_objects() -> None:
 def test_ufuncs_hash_by_name() -> None:
     assert hash(np.add) == hash(np.add)
     assert hash(np.add) != hash(np.multiply)
+
+
+@pytest.mark.parametrize("name", ["md5", "sha1", "blake2b", "sha256", "xxh3_128"])
+def test_arrays_with_every_digest(name: str) -> None:
+    a = np.arange(300_000.0)  # above the direct-feed threshold: streamed
+    assert hash(a, hash_name=name) == hash(a.copy(), hash_name=name)
+    assert hash(a, hash_name=name) != hash(a[::-1], hash_name=name)
+    assert hash(a[::2], hash_name=name) == hash(a[::2].copy(), hash_name=name)
