@@ -75,20 +75,20 @@ def _reordered(value: Any) -> Any:
 
 
 @given(values)
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 def test_equal_values_equal_hashes(value: Any) -> None:
     assert hash(value) == hash(copy.deepcopy(value))
     assert hash(value) == hash(_reordered(value))
 
 
 @given(values, values)
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_hashes_equal_exactly_when_values_are_the_same(x: Any, y: Any) -> None:
     assert (hash(x) == hash(y)) == same(x, y)
 
 
 @given(st.lists(values, min_size=2, max_size=2, unique_by=repr))
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=150, deadline=None)
 def test_distinct_reprs_distinct_hashes(pair: list[Any]) -> None:
     x, y = pair
     assume(not same(x, y))
