@@ -179,22 +179,35 @@ def _memoryview(enc: Encoder, obj: memoryview) -> None:
     enc.feed(obj if obj.c_contiguous else obj.tobytes())
 
 
+def _items(enc: Encoder, items: Any) -> None:
+    """Append the records of ``items`` in order (scalars without a call through the encoder)."""
+    out = enc.out  # cleared in place by flushes, so this reference stays valid
+    item_encode = enc.encode
+    records = RECORDS
+    for item in items:
+        record = records.get(type(item))
+        data = None if record is None else record(item)
+        if data is None:
+            item_encode(item)
+        else:
+            out += data
+
+
+# Long sequences are encoded in slices of this many items, flushing the buffer in between.
+_SLICE = 1024
+
+
 def _sequence(tag: bytes, track: bool) -> Handler:
     def encode(enc: Encoder, obj: Any) -> None:
         if track and not enc.enter(obj):
             return
-        out = enc.out  # cleared in place by flushes, so this reference stays valid
-        out += tag + pack_u64(len(obj))
-        item_encode = enc.encode
-        records = RECORDS
-        for index, item in enumerate(obj):
-            record = records.get(type(item))
-            data = None if record is None else record(item)
-            if data is None:
-                item_encode(item)
-            else:
-                out += data
-            if index & 1023 == 1023:
+        size = len(obj)
+        enc.out += tag + pack_u64(size)
+        if size <= _SLICE:
+            _items(enc, obj)
+        else:
+            for start in range(0, size, _SLICE):
+                _items(enc, obj[start : start + _SLICE])
                 enc.maybe_flush()
         if track:
             enc.leave(obj)
