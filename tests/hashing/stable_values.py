@@ -1,6 +1,6 @@
 """Values whose hashes must agree across processes and Python versions.
 
-Read as source text by test_stability.py and run in child interpreters (so it imports
+Read as source text by test_hash_stability.py and run in child interpreters (so it imports
 nothing but the standard library), and run in the test process itself.
 """
 
