@@ -1,4 +1,4 @@
-"""Records for the built-in and standard-library types, looked up by exact type.
+"""The encoding's specification (every record tag), and the records of the built-in types.
 
 Every record starts with a one-byte tag; the table below is the encoding's specification
 (version :data:`~forklift.hashing.encoder.ENCODING_VERSION`). ``u64``/``i64``/``f64`` are
@@ -10,7 +10,7 @@ tag   type                         body
 ====  ===========================  =====================================================
 N     None                         (none)
 T F   True, False                  (none)
-i     int in the i64 range          i64
+i     int in the i64 range         i64
 I     any other int                u64 length, little-endian two's complement
 f     float                        f64; every NaN is written as the one quiet NaN
 c     complex                      f64 real, f64 imaginary (NaN as for float)
@@ -54,25 +54,23 @@ y     numpy dtype                  see :mod:`forklift.hashing.arrays`
 X     pandas object                see :mod:`forklift.hashing.frames`
 ====  ===========================  =====================================================
 
+This module holds the built-in value types; :mod:`~forklift.hashing.stdlib` the standard
+library's value types, :mod:`~forklift.hashing.functions` functions, classes' methods and
+modules, :mod:`~forklift.hashing.objects` the rest.
+
 Imports nothing from forklift outside :mod:`forklift.hashing`.
 """
 
 from __future__ import annotations
 
 import collections
-import datetime as _dt
-import pathlib
-import types
 from collections.abc import Callable
-from decimal import Decimal
-from fractions import Fraction
 from math import isnan
 from typing import Any
 
 from forklift.hashing.encoder import Encoder, Handler, pack_f64, pack_i64, pack_u64
-from forklift.hashing.names import class_name, public_module
 
-__all__ = ["HANDLERS", "RECORDS", "encode_global"]
+__all__ = ["BUILTIN_HANDLERS", "RECORDS", "int_record"]
 
 _I64_MIN = -(1 << 63)
 _I64_MAX = (1 << 63) - 1
@@ -97,7 +95,7 @@ def _bool_record(obj: bool) -> bytes:
     return b"T" if obj else b"F"
 
 
-def _int_record(obj: int) -> bytes:
+def int_record(obj: int) -> bytes:
     if _I64_MIN <= obj <= _I64_MAX:
         return b"i" + pack_i64(obj)
     data = obj.to_bytes((obj.bit_length() + 8) // 8, "little", signed=True)
@@ -149,7 +147,7 @@ def _bytes_like(tag: bytes) -> Handler:
 RECORDS: dict[type, Record] = {
     type(None): _none_record,
     bool: _bool_record,
-    int: _int_record,
+    int: int_record,
     float: _float_record,
     complex: _complex_record,
     str: _str_record,
@@ -283,132 +281,10 @@ def _triple(tag: bytes) -> Handler:
     return encode
 
 
-def _decimal(enc: Encoder, obj: Decimal) -> None:
-    enc.out += b"D"
-    enc.write_text(str(obj))
-
-
-def _fraction(enc: Encoder, obj: Fraction) -> None:
-    enc.out += b"Q" + _int_record(obj.numerator) + _int_record(obj.denominator)
-
-
-def _i64s(*values: int) -> bytes:
-    return b"".join(pack_i64(v) for v in values)
-
-
-def _datetime(enc: Encoder, obj: _dt.datetime) -> None:
-    o = obj
-    enc.out += b"t" + _i64s(o.year, o.month, o.day, o.hour, o.minute, o.second)
-    enc.out += _i64s(o.microsecond, o.fold)
-    enc.encode(o.tzinfo)
-
-
-def _date(enc: Encoder, obj: _dt.date) -> None:
-    enc.out += b"d" + _i64s(obj.year, obj.month, obj.day)
-
-
-def _time(enc: Encoder, obj: _dt.time) -> None:
-    o = obj
-    enc.out += b"h" + _i64s(o.hour, o.minute, o.second, o.microsecond, o.fold)
-    enc.encode(o.tzinfo)
-
-
-def _timedelta(enc: Encoder, obj: _dt.timedelta) -> None:
-    enc.out += b"e" + _i64s(obj.days, obj.seconds, obj.microseconds)
-
-
-def _timezone(enc: Encoder, obj: _dt.timezone) -> None:
-    enc.out += b"z"
-    _timedelta(enc, obj.utcoffset(None))
-    enc.write_text(obj.tzname(None))
-
-
-def _path(enc: Encoder, obj: pathlib.PurePath) -> None:
-    enc.out += b"p"
-    enc.write_text(class_name(type(obj)))  # pathlib.PurePosixPath, even where it moved
-    enc.write_text(str(obj))
-
-
-def encode_global(enc: Encoder, module: str | None, qualname: str) -> None:
-    """Write a ``P`` record: something found by importing ``module`` and walking ``qualname``."""
-    enc.out += b"P"
-    enc.write_text(module or "")
-    enc.write_text(qualname)
-
-
-def _function(enc: Encoder, obj: types.FunctionType) -> None:
-    # A function its name leads back to is hashed by name, as pickle does: its code is the
-    # cache's business (it fingerprints code separately), and the name is stable everywhere.
-    module = public_module(obj.__module__, obj.__qualname__, obj)
-    if module is not None:
-        encode_global(enc, module, obj.__qualname__)
-        return
-    # Lambdas, nested functions, replaced definitions: the name is ambiguous (every lambda of
-    # a module is "<lambda>"), so the code, defaults and closure are hashed too. Bytecode is
-    # specific to the Python version: such a function's hash is stable within one version.
-    if not enc.enter(obj):
-        return
-    enc.out += b"L"
-    enc.write_text(obj.__module__ or "")
-    enc.write_text(obj.__qualname__)
-    enc.encode(obj.__code__)
-    enc.encode(obj.__defaults__)
-    enc.encode(obj.__kwdefaults__)
-    cells = obj.__closure__ or ()
-    enc.out += pack_u64(len(cells))
-    for cell in cells:
-        try:
-            contents = cell.cell_contents
-        except ValueError:  # an empty cell (a variable not yet assigned)
-            enc.out += b"_"
-        else:
-            enc.encode(contents)
-    enc.leave(obj)
-
-
-def _code(enc: Encoder, obj: types.CodeType) -> None:
-    enc.out += b"k"
-    enc.out += pack_u64(obj.co_argcount) + pack_u64(obj.co_posonlyargcount)
-    enc.out += pack_u64(obj.co_kwonlyargcount)
-    enc.encode(obj.co_code)
-    enc.encode(obj.co_consts)  # nested code objects of inner functions recurse here
-    enc.encode(obj.co_names)
-    enc.encode(obj.co_varnames)
-
-
-def _builtin(enc: Encoder, obj: types.BuiltinFunctionType) -> None:
-    owner = obj.__self__
-    if owner is None or isinstance(owner, types.ModuleType):
-        module = public_module(obj.__module__, obj.__qualname__, obj) or obj.__module__
-        encode_global(enc, module, obj.__qualname__)
-    else:  # a bound method of a built-in object, like [].append: its object matters
-        enc.out += b"M"
-        enc.encode(owner)
-        encode_global(enc, None, obj.__name__)
-
-
-def _method(enc: Encoder, obj: types.MethodType) -> None:
-    enc.out += b"M"
-    enc.encode(obj.__self__)
-    enc.encode(obj.__func__)
-
-
-def _module(enc: Encoder, obj: types.ModuleType) -> None:
-    enc.out += b"O"
-    enc.write_text(obj.__name__)
-
-
-def _singleton(name: str) -> Handler:
-    def encode(enc: Encoder, obj: Any) -> None:
-        encode_global(enc, "builtins", name)
-
-    return encode
-
-
-HANDLERS: dict[type, Handler] = {
+BUILTIN_HANDLERS: dict[type, Handler] = {
     type(None): _from_record(_none_record),
     bool: _from_record(_bool_record),
-    int: _from_record(_int_record),
+    int: _from_record(int_record),
     float: _from_record(_float_record),
     complex: _from_record(_complex_record),
     str: _from_record(_str_record, _str),
@@ -425,28 +301,5 @@ HANDLERS: dict[type, Handler] = {
     frozenset: _set_like(b"Z", track=False),
     range: _triple(b"r"),
     slice: _triple(b"l"),
-    Decimal: _decimal,
-    Fraction: _fraction,
-    _dt.datetime: _datetime,
-    _dt.date: _date,
-    _dt.time: _time,
-    _dt.timedelta: _timedelta,
-    _dt.timezone: _timezone,
-    types.FunctionType: _function,
-    types.CodeType: _code,
-    types.BuiltinFunctionType: _builtin,
-    types.MethodType: _method,
-    types.ModuleType: _module,
-    type(Ellipsis): _singleton("Ellipsis"),
-    type(NotImplemented): _singleton("NotImplemented"),
 }
-
-for _cls in (
-    pathlib.PurePath,
-    pathlib.PurePosixPath,
-    pathlib.PureWindowsPath,
-    pathlib.Path,
-    pathlib.PosixPath,
-    pathlib.WindowsPath,
-):
-    HANDLERS[_cls] = _path
+"""Handlers of the built-in value types (the first rows of the table above)."""

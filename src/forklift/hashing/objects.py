@@ -30,7 +30,7 @@ from typing import Any
 from forklift.errors import HashingError
 from forklift.hashing import arrays, frames
 from forklift.hashing.encoder import Encoder, pack_u64
-from forklift.hashing.kinds import encode_global
+from forklift.hashing.functions import encode_global
 from forklift.hashing.names import class_name, public_module
 
 __all__ = ["encode_other"]
