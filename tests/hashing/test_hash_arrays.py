@@ -187,3 +187,17 @@ def test_arrays_with_every_digest(name: str) -> None:
     assert hash(a, hash_name=name) == hash(a.copy(), hash_name=name)
     assert hash(a, hash_name=name) != hash(a[::-1], hash_name=name)
     assert hash(a[::2], hash_name=name) == hash(a[::2].copy(), hash_name=name)
+
+
+def test_memmap_views_and_coercion_in_containers(tmp_path: Path) -> None:
+    data = np.arange(60.0).reshape(6, 10)
+    path = tmp_path / "grid.bin"
+    data.tofile(path)
+    mapped = np.memmap(path, dtype=np.float64, mode="r", shape=(6, 10))
+    try:
+        view = mapped[::2, 1:4]
+        assert hash(view, coerce_mmap=True) == hash(data[::2, 1:4])
+        assert hash({"a": [mapped]}, coerce_mmap=True) == hash({"a": [data]})
+        assert hash({"a": [mapped]}) != hash({"a": [data]})
+    finally:
+        del mapped, view

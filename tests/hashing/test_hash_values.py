@@ -313,3 +313,13 @@ def test_copyreg_reducers_are_used_like_pickle_does() -> None:
     assert hash(re.compile("a+", re.IGNORECASE)) == hash(re.compile("a+", re.IGNORECASE))
     assert hash(re.compile("a+")) != hash(re.compile("a+", re.IGNORECASE))
     assert hash(re.compile("a+")) != hash(re.compile("b+"))
+
+
+def test_concurrent_hashing_from_threads_agrees() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    values = [{"n": i, "items": list(range(i)), "s": {str(i)}} for i in range(200)]
+    expected = [hash(v) for v in values]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            assert list(pool.map(hash, values)) == expected

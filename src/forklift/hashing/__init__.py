@@ -3,6 +3,8 @@
 What it guarantees: the same value gives the same hex digest in every process, run, machine
 and Python minor version (3.10+); dict and set order do not matter; values of different types
 differ (``1``, ``1.0``, ``True`` and ``"1"`` all hash differently, so do ``[1]`` and ``(1,)``).
+Floats are hashed by their bits, except that every NaN is the same NaN: ``-0.0`` and ``0.0``
+differ (code like ``1 / x`` or ``math.copysign`` tells them apart).
 
 How (data flow)::
 

@@ -19,6 +19,8 @@ memory stays flat whatever the array's size.
 
 The dtype key spells out byte order, item size, field names and offsets, and sub-array
 shapes, so ``<f8`` and ``>f8`` arrays differ, as do structured dtypes with different padding.
+(So a native float64 array built on a big-endian machine hashes differently from one built on
+a little-endian machine, as in joblib; ``astype("<f8")`` first if that matters.)
 
 ``g`` numpy scalar record: rec dtype key, then its bytes (or its ``item()`` for object-holding
 structured scalars). ``y`` dtype record: rec dtype key.
