@@ -201,3 +201,25 @@ def test_memmap_views_and_coercion_in_containers(tmp_path: Path) -> None:
         assert hash({"a": [mapped]}) != hash({"a": [data]})
     finally:
         del mapped, view
+
+
+def test_pandas_metadata_counts() -> None:
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame({"a": [1, 2]})
+    tagged = df.copy()
+    tagged.attrs["units"] = "m"
+    assert hash(df) != hash(tagged)
+
+    class Geo(pd.DataFrame):
+        _metadata = ["crs"]  # noqa: RUF012 - pandas's own convention
+
+        @property
+        def _constructor(self) -> type:
+            return Geo
+
+    one = Geo({"x": [1.0]})
+    one.crs = "EPSG:4326"
+    two = Geo({"x": [1.0]})
+    two.crs = "EPSG:3857"
+    assert hash(one) != hash(two)
+    assert hash(one) != hash(pd.DataFrame({"x": [1.0]}))
