@@ -323,3 +323,13 @@ def test_concurrent_hashing_from_threads_agrees() -> None:
     with ThreadPoolExecutor(4) as pool:
         for _ in range(3):
             assert list(pool.map(hash, values)) == expected
+
+
+def test_memoryviews() -> None:
+    data = bytes(range(24))
+    flat = memoryview(data)
+    assert hash(flat) == hash(memoryview(bytearray(data)))
+    assert hash(flat) != hash(data)
+    assert hash(flat.cast("B", (4, 6))) != hash(flat)
+    assert hash(flat[::2]) == hash(memoryview(data[::2]))
+    assert hash(flat.cast("i")) != hash(flat)
