@@ -13,9 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.harness import Scenario
-
 import forklift.hashing as forklift_hashing
+from benchmarks.harness import Scenario
 
 
 def _timed(function: Callable[[Any], object], data: Callable[[], Any]) -> Callable[[], float]:

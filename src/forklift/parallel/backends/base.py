@@ -195,7 +195,7 @@ def run_batch(
                 break
             try:
                 results.append(function(*args, **kwargs))
-            except BaseException as error:  # noqa: BLE001 - reported to the caller, not lost
+            except BaseException as error:
                 outcome.error = error
                 outcome.error_task = position
                 outcome.error_traceback = "".join(traceback.format_exception(error))

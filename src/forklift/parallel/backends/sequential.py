@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future
 
-from forklift.parallel.backends.base import Batch, BatchOutcome, BackendCapabilities, run_batch
+from forklift.parallel.backends.base import BackendCapabilities, Batch, BatchOutcome, run_batch
 
 __all__ = ["SequentialBackend"]
 

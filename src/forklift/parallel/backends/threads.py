@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from forklift._support.cpus import cpu_count
 from forklift.errors import ParallelStateError
-from forklift.parallel.backends.base import Batch, BatchOutcome, BackendCapabilities, run_batch
+from forklift.parallel.backends.base import BackendCapabilities, Batch, BatchOutcome, run_batch
 
 __all__ = ["ThreadingBackend"]
 
