@@ -62,7 +62,7 @@ def test_non_contiguous_views_copied_in_blocks(monkeypatch: pytest.MonkeyPatch) 
     base = np.arange(4000.0).reshape(10, 20, 20)
     views = [base[:, ::2], base[:, :, ::2], base[::2, ::2, ::3], base.reshape(-1)[::3]]
     expected = [hash(np.ascontiguousarray(v)) for v in views]
-    monkeypatch.setattr(arrays, "CHUNK", 64)
+    monkeypatch.setattr(arrays, "COPY_BLOCK", 64)
     assert [hash(v) for v in views] == expected
 
 
