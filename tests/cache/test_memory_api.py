@@ -142,7 +142,7 @@ def test_clear_function_and_memory(tmp_path: Path, counter_file: Path) -> None:
     add(1)
     assert runs(counter_file) == 2
     memory.clear()
-    assert not (tmp_path / "forklift").exists()
+    assert list((tmp_path / "forklift").iterdir()) == []
     add(1)
     assert runs(counter_file) == 3
 

@@ -128,14 +128,8 @@ def _list(arguments: argparse.Namespace) -> int:
         lambda: table(
             ["function", "entries", "size", "last access", "stale entries"],
             [
-                [
-                    r["function"],
-                    r["entries"],
-                    format_bytes(r["size"]),
-                    _when(r["last_access"]),
-                    r["stale_entries"],
-                ]
-                for r in rows
+                [s.name, s.entries, format_bytes(s.bytes), _when(s.last_access), s.stale_entries]
+                for s in summaries
             ],
             empty="(no cached functions)",
         ),

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from forklift.cli.cache_commands import add_cache_commands
 from forklift.cli.inspect_command import add_inspect_command
+from forklift.cli.output import CommandError
 
 __all__ = ["main"]
 
@@ -53,9 +54,12 @@ def _demo(arguments: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     arguments = parser.parse_args(argv)
-    if arguments.command == "demo":
-        from forklift.cli.demo import run_demo
-
-        return run_demo(n_files=arguments.files, n_jobs=arguments.n_jobs, backend=arguments.backend)
-    parser.print_help(sys.stderr)
-    return 2
+    run = getattr(arguments, "run", None)
+    if run is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(run(arguments))
+    except CommandError as error:
+        print(f"forklift {arguments.command}: {error}", file=sys.stderr)
+        return error.exit_code
