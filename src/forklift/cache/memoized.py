@@ -38,7 +38,7 @@ from typing import Any
 from forklift.cache.identity import FunctionIdentity, identify
 from forklift.cache.keys import CallKeyMaker
 from forklift.cache.stores.base import CallId, StoreBackendBase
-from forklift.errors import CacheEntryDamagedError, CacheWarning
+from forklift.errors import CacheEntryDamagedError, CacheWarning, HashingError
 from forklift.progress.cache_messages import CacheReporter
 
 __all__ = [
@@ -316,8 +316,16 @@ class MemorizedFunction:
 
     def _lookup_or_compute(
         self, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> tuple[Any, CallId]:
-        call_id, arguments = self._call_id(args, kwargs)
+    ) -> tuple[Any, CallId | None]:
+        try:
+            call_id, arguments = self._call_id(args, kwargs)
+        except HashingError as error:
+            _warn(
+                f"the arguments of {self.identity.qualname}() cannot be hashed ({error}); "
+                "computing it without the cache - pass such arguments in ignore=[...] or "
+                "give them a picklable form"
+            )
+            return self.func(*args, **kwargs), None
         found, value = self._load(call_id, arguments)
         if found:
             return value, call_id
@@ -383,9 +391,11 @@ class MemorizedFunction:
             self.store.clear_item(call_id)
             return self._compute_and_store(call_id, arguments, args, kwargs)
 
-    def call_and_shelve(self, *args: Any, **kwargs: Any) -> MemorizedResult:
+    def call_and_shelve(self, *args: Any, **kwargs: Any) -> MemorizedResult | NotMemorizedResult:
         """Make sure the result is cached and return a handle to it instead of the value."""
-        _, call_id = self._lookup_or_compute(args, kwargs)
+        value, call_id = self._lookup_or_compute(args, kwargs)
+        if call_id is None:  # uncacheable arguments: nothing to shelve
+            return NotMemorizedResult(value)
         return MemorizedResult(self.store, call_id, self.mmap_mode, self.identity.display_name)
 
     def check_call_in_cache(self, *args: Any, **kwargs: Any) -> bool:
