@@ -372,7 +372,7 @@ def _length(iterable: Iterable[Any]) -> int | None:
 def _check_progress(value: object) -> bool | ProgressBarLike:
     if isinstance(value, bool):
         return value
-    if value is None or value == 0:
+    if value is None:
         return False
     if isinstance(value, ProgressBarLike):
         return value

@@ -20,6 +20,7 @@ This module imports only the standard library and, lazily, tqdm.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -197,16 +198,40 @@ def make_bar(
     if not notebook and not _is_terminal(stream):
         return LineBar(stream, total, description)
     try:
-        if notebook:
-            from tqdm.auto import tqdm
-        else:
-            from tqdm import tqdm
+        tqdm = _tqdm_class(notebook)
     except ImportError:
         return TextBar(stream, total, description)
+    # A terminal that reports 0 columns (a bare pty, some CI runners) would make tqdm's
+    # dynamic width draw nothing at all: fall back to a fixed width there.
+    sized = _terminal_columns(stream) > 0
     bar: ProgressBarLike = tqdm(
-        total=total, desc=description, unit="task", file=stream, dynamic_ncols=True
+        total=total,
+        desc=description,
+        unit="task",
+        file=stream,
+        dynamic_ncols=sized,
+        ncols=None if sized else 80,
     )
     return bar
+
+
+@functools.cache
+def _tqdm_class(notebook: bool) -> type[Any]:
+    """tqdm's bar class without its monitor thread: that thread would outlive the run (it is
+    a process-wide daemon) only to refresh bars that forklift already updates as tasks end."""
+    if notebook:
+        from tqdm.auto import tqdm
+    else:
+        from tqdm import tqdm
+
+    return type("ForkliftTqdm", (tqdm,), {"monitor_interval": 0})
+
+
+def _terminal_columns(stream: TextIO) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, ValueError, OSError):
+        return 0
 
 
 class ProgressReporter:
