@@ -249,11 +249,11 @@ def _page(
     n_failed = sum(span.failed for span in timeline.spans)
     busy = sum(stat[3] for stat in worker_stats)
     capacity = wall * max(len(worker_stats), 1)
-    total = "?" if timeline.total is None else str(timeline.total)
+    total = "(total unknown)" if timeline.total is None else f"of {timeline.total}"
     summary = (
         f'backend <b>{_escape(timeline.backend)}</b> · <span id="n-workers">{timeline.n_workers}'
         f'</span> workers ({len(worker_stats)} ran tasks) · <span id="n-tasks">{n_tasks}</span> '
-        f"tasks ran, {timeline.n_completed} completed of {_escape(total)} · "
+        f"tasks ran, {timeline.n_completed} completed {_escape(total)} · "
         f'<span id="n-failed">{n_failed}</span> failed · wall {_escape(_seconds(wall))} · '
         f"workers busy {100 * busy / capacity:.0f}%, idle {100 - 100 * busy / capacity:.0f}%"
     )
