@@ -280,3 +280,15 @@ def test_format_clock() -> None:
     assert format_clock(0) == "0:00"
     assert format_clock(75) == "1:15"
     assert format_clock(3725) == "1:02:05"
+
+
+def test_a_notebook_stream_gets_tqdm_auto_not_plain_lines() -> None:
+    # Jupyter's stderr is ipykernel's OutStream: not a tty, yet it renders a redrawn bar.
+    Notebook = type("OutStream", (io.StringIO,), {"__module__": "ipykernel.iostream"})
+    from tqdm import tqdm
+
+    bar = make_bar(3, Notebook())
+    try:
+        assert isinstance(bar, tqdm)
+    finally:
+        bar.close()
