@@ -230,7 +230,8 @@ def execute(plan: RunPlan, tasks: Iterable[Any]) -> Iterator[list[Any]]:
     except GeneratorExit:
         raise
     except BaseException as error:
-        reason = f"{type(error).__name__}: {error}"
+        message = str(error)
+        reason = f"{type(error).__name__}: {message}" if message else type(error).__name__
         raise
     finally:
         if in_flight:
