@@ -164,6 +164,27 @@ def test_a_pipe_gets_plain_periodic_lines_and_no_carriage_returns() -> None:
     assert lines[-1] == "done"
 
 
+def test_a_long_task_still_gets_log_lines() -> None:
+    code = (
+        "import time; from forklift.parallel.api import Parallel, delayed; "
+        "Parallel(n_jobs=2, backend='threading', progress=True)"
+        "(delayed(time.sleep)(2.2) for _ in range(1))"
+    )
+    env = {**os.environ, "FORKLIFT_PROGRESS_INTERVAL": "0.5"}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    lines = [line for line in done.stderr.splitlines() if line.startswith("[forklift]")]
+    assert len(lines) >= 2  # heartbeats wrote lines while the one task ran
+    assert lines[0].startswith("[forklift] Parallel: 0/1 tasks (  0%) |")  # total from the input
+    assert "1/1 tasks (100%)" in lines[-1]
+
+
 def test_a_pipe_with_the_default_interval_gets_one_final_line() -> None:
     output = run_in_pipe([])
     bar_lines = [line for line in output.splitlines() if line.startswith("[forklift]")]
@@ -242,6 +263,9 @@ def test_line_bar_writes_at_its_interval_and_at_close() -> None:
     assert len(lines) == 5
     assert lines[0].startswith("[forklift] Parallel: 1/4 tasks ( 25%)")
     assert "4/4 tasks (100%)" in lines[-1]
+    ticking = io.StringIO()
+    LineBar(ticking, total=None, interval=0).tick()  # a heartbeat: a line even with no progress
+    assert ticking.getvalue().startswith("[forklift] Parallel: 0 tasks |")
     quiet = io.StringIO()
     slow = LineBar(quiet, total=None, interval=3600)
     slow.update(7)

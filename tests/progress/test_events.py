@@ -16,6 +16,7 @@ from forklift.progress.events import (
     BatchDispatched,
     BatchFailed,
     Event,
+    Heartbeat,
     RunFinished,
     RunStarted,
 )
@@ -221,3 +222,29 @@ def test_overrides_keep_the_new_parameters() -> None:
     parallel = Parallel(n_jobs=2, backend="threading", reporters=[recorder])
     parallel(verbose=0)(delayed(square)(i) for i in range(3))
     assert isinstance(recorder.events[-1], RunFinished)
+
+
+def test_heartbeats_come_while_a_long_task_runs() -> None:
+    recorder = Recorder()
+    Parallel(n_jobs=2, backend="threading", reporters=[recorder])(
+        delayed(time.sleep)(1.3) for _ in range(1)
+    )
+    kinds = [type(event).__name__ for event in recorder.events]
+    beats = recorder.of(Heartbeat)
+    assert len(beats) >= 1
+    assert kinds.index("Heartbeat") > kinds.index("BatchDispatched")
+    assert kinds.index("Heartbeat") < kinds.index("BatchCompleted")
+    assert beats[0].n_completed == 0 and beats[0].n_dispatched == 1
+    assert beats[0].elapsed >= 0.9
+
+
+def test_no_reporters_no_heartbeats_and_timeouts_still_work() -> None:
+    from forklift.errors import ParallelTimeoutError
+
+    recorder = Recorder()
+    with pytest.raises(ParallelTimeoutError):
+        Parallel(n_jobs=2, backend="threading", timeout=0.3, reporters=[recorder])(
+            delayed(time.sleep)(1.0) for _ in range(2)
+        )
+    finished = recorder.events[-1]
+    assert isinstance(finished, RunFinished) and finished.reason.startswith("ParallelTimeoutError")

@@ -40,13 +40,17 @@ from forklift.progress.events import (
     BatchCompleted,
     BatchDispatched,
     BatchFailed,
+    Heartbeat,
     Reporter,
     RunFinished,
     RunStarted,
 )
 from forklift.progress.hub import EventHub
 
-__all__ = ["RunPlan", "TaskSource", "execute"]
+__all__ = ["HEARTBEAT_SECONDS", "RunPlan", "TaskSource", "execute"]
+
+# How often reporters hear from a run in which nothing completes (see Heartbeat).
+HEARTBEAT_SECONDS = 1.0
 
 
 @dataclasses.dataclass
@@ -191,7 +195,12 @@ def execute(plan: RunPlan, tasks: Iterable[Any]) -> Iterator[list[Any]]:
                 yield []
             if not in_flight:
                 break
-            index = _next_completion(completions, deadline, plan.timeout, n_completed, source)
+            if hub:
+                index = _next_completion_with_heartbeats(
+                    completions, deadline, plan.timeout, n_completed, source, hub, started
+                )
+            else:
+                index = _next_completion(completions, deadline, plan.timeout, n_completed, source)
             batch, future = in_flight.pop(index)
             outcome = future.result()
             if outcome.error is not None:
@@ -306,6 +315,36 @@ def _next_completion(
             f"({n_completed} of {source.n_taken} dispatched tasks done); "
             "raise timeout or pass timeout=None"
         ) from None
+
+
+def _next_completion_with_heartbeats(
+    completions: queue.SimpleQueue[int],
+    deadline: float | None,
+    timeout: float | None,
+    n_completed: int,
+    source: TaskSource,
+    hub: EventHub,
+    started: float,
+) -> int:
+    """:func:`_next_completion`, waking every ``HEARTBEAT_SECONDS`` while nothing finishes to
+    tell the reporters the run is alive (a bar's clock moves; a CI log gets a line)."""
+    while True:
+        wait = HEARTBEAT_SECONDS
+        if deadline is not None:
+            wait = min(wait, max(0.0, deadline - time.perf_counter()))
+        try:
+            return completions.get(timeout=wait)
+        except queue.Empty:
+            if deadline is not None and time.perf_counter() >= deadline:
+                return _next_completion(completions, deadline, timeout, n_completed, source)
+        hub.emit(
+            Heartbeat(
+                n_completed=n_completed,
+                n_dispatched=source.n_taken,
+                total=source.n_taken if source.exhausted else None,
+                elapsed=time.perf_counter() - started,
+            )
+        )
 
 
 def _task_error(batch: Batch, outcome: BatchOutcome) -> BaseException:

@@ -9,7 +9,7 @@ The public hook, for users and for forklift's own reporters alike::
                                                     '- yours            reporters=[...]
 
 * :mod:`.events` - the event types (``RunStarted``, ``BatchDispatched``, ``BatchCompleted``,
-  ``BatchFailed``, ``RunFinished``) and the ``Reporter`` protocol;
+  ``BatchFailed``, ``Heartbeat``, ``RunFinished``) and the ``Reporter`` protocol;
 * :mod:`.hub` - delivery: a reporter that raises is logged and never breaks the run;
 * :mod:`.bar` - progress bars (tqdm when installed, forklift's own otherwise);
 * :mod:`.verbose` - joblib-style ``verbose`` lines;
@@ -25,6 +25,7 @@ from forklift.progress.events import (
     BatchDispatched,
     BatchFailed,
     Event,
+    Heartbeat,
     Reporter,
     RunFinished,
     RunStarted,
@@ -39,6 +40,7 @@ __all__ = [
     "BatchFailed",
     "CallbackReporter",
     "Event",
+    "Heartbeat",
     "ProgressBarLike",
     "ProgressReporter",
     "Reporter",

@@ -31,6 +31,7 @@ from forklift.progress.events import (
     BatchDispatched,
     BatchFailed,
     Event,
+    Heartbeat,
     RunFinished,
     RunStarted,
 )
@@ -115,6 +116,10 @@ class LineBar(_SimpleBar):
 
     def update(self, n: int = 1) -> None:
         self.n += n
+        self.tick()
+
+    def tick(self) -> None:
+        """Write a line if ``interval`` passed since the last one."""
         if time.monotonic() - self._last_line >= self.interval:
             self._line()
 
@@ -268,6 +273,10 @@ class ProgressReporter:
             else:
                 self.bar = self._given
                 self._set_total(event.expected_total)
+        elif isinstance(event, Heartbeat):
+            self._set_total(event.total)
+            if self.bar is not None:
+                _tick(self.bar)
         elif isinstance(event, BatchFailed):
             if self.bar is not None:
                 _set_postfix(self.bar, f"{event.error_type} in task {event.failed_task}")
@@ -283,6 +292,17 @@ class ProgressReporter:
         refresh = getattr(self.bar, "refresh", None)
         if callable(refresh):
             refresh()
+
+
+def _tick(bar: ProgressBarLike) -> None:
+    """Redraw a bar whose count did not change, so its clock and time left move on."""
+    tick = getattr(bar, "tick", None)
+    if callable(tick):
+        tick()
+        return
+    refresh = getattr(bar, "refresh", None)
+    if callable(refresh):
+        refresh()
 
 
 def _set_postfix(bar: ProgressBarLike, text: str) -> None:

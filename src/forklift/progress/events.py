@@ -3,7 +3,7 @@
 A run emits, in this order and always in the thread that consumes its results::
 
     RunStarted
-    ( BatchDispatched | BatchCompleted | BatchFailed )*
+    ( BatchDispatched | BatchCompleted | BatchFailed | Heartbeat )*
     RunFinished                                  (always, even after an error or early close)
 
 Every batch is dispatched before it completes or fails; at most one ``BatchFailed`` comes
@@ -30,6 +30,7 @@ __all__ = [
     "BatchDispatched",
     "BatchFailed",
     "Event",
+    "Heartbeat",
     "Reporter",
     "RunFinished",
     "RunStarted",
@@ -143,6 +144,19 @@ class BatchFailed:
 
 
 @dataclasses.dataclass(frozen=True)
+class Heartbeat:
+    """Nothing completed for a while (about a second) but the run is alive and waiting.
+
+    Lets a bar move its clock and a log-file reporter write a line during long tasks.
+    """
+
+    n_completed: int
+    n_dispatched: int
+    total: int | None
+    elapsed: float
+
+
+@dataclasses.dataclass(frozen=True)
 class RunFinished:
     """The run ended.
 
@@ -159,7 +173,7 @@ class RunFinished:
     finished: float = 0.0
 
 
-Event = RunStarted | BatchDispatched | BatchCompleted | BatchFailed | RunFinished
+Event = RunStarted | BatchDispatched | BatchCompleted | BatchFailed | Heartbeat | RunFinished
 
 
 class Reporter(Protocol):
