@@ -118,6 +118,14 @@ class Parallel:
     * ``trace``: a path ending in ``.html`` (a self-contained timeline page) or ``.json``
       (Chrome trace events, for Perfetto) written when each call ends: each task's worker,
       start, end and outcome.
+
+    >>> seen = []
+    >>> Parallel(n_jobs=2, backend="threading", reporters=[seen.append])(
+    ...     delayed(abs)(-i) for i in range(4)
+    ... )
+    [0, 1, 2, 3]
+    >>> type(seen[0]).__name__, type(seen[-1]).__name__, seen[-1].n_completed
+    ('RunStarted', 'RunFinished', 4)
     """
 
     def __init__(
