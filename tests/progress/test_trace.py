@@ -317,3 +317,37 @@ def test_recorder_reset_per_run(tmp_path: Path) -> None:
     assert recorder.timeline.spans == []
     recorder.handle(RunFinished(0, 0, 0.0, False, finished=6.0))
     assert json.loads((tmp_path / "reset.json").read_text())["otherData"]["n_tasks_completed"] == 0
+
+
+def test_names_and_messages_are_escaped_in_the_page(tmp_path: Path) -> None:
+    def hostile(x: int) -> int:
+        if x == 3:
+            raise ValueError("</script><b>not bold</b>")
+        return x
+
+    page = tmp_path / "escaped.html"
+    with pytest.raises(ValueError, match="not bold"):
+        Parallel(n_jobs=2, backend="threading", batch_size=1, trace=page)(
+            delayed(lambda x: hostile(x))(i) for i in range(6)
+        )
+    text = page.read_text()
+    assert text.count("</script>") == 2  # the JSON island and the script; nothing injected
+    assert "<b>not bold</b>" not in text
+    assert "&lt;lambda&gt;" in text
+    island = re.search(r'id="trace-events">(.*?)</script>', text)
+    assert island is not None
+    failed = [
+        e for e in json.loads(island.group(1))["traceEvents"] if e.get("cat") == "task,failed"
+    ]
+    assert failed[0]["args"]["error"] == "ValueError: </script><b>not bold</b>"
+
+
+def test_batches_record_their_wait_in_the_queue(tmp_path: Path) -> None:
+    path = tmp_path / "queued.json"
+    Parallel(n_jobs=2, backend="threading", batch_size=1, pre_dispatch=6, trace=path)(
+        delayed(time.sleep)(0.03) for _ in range(6)
+    )
+    batches = [e for e in json.loads(path.read_text())["traceEvents"] if e.get("cat") == "batch"]
+    waits = sorted(e["args"]["queued_ms"] for e in batches)
+    assert waits[0] < waits[-1]  # the first ones started at once
+    assert waits[-1] > 45  # the last ones waited for two rounds on two workers

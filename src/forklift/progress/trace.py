@@ -29,6 +29,7 @@ from typing import Any
 from forklift.errors import ConfigurationError
 from forklift.progress.events import (
     BatchCompleted,
+    BatchDispatched,
     BatchFailed,
     Event,
     RunFinished,
@@ -82,6 +83,9 @@ class Timeline:
     finished: float = 0.0
     spans: list[Span] = dataclasses.field(default_factory=list)
     batch_sizes: dict[int, int] = dataclasses.field(default_factory=dict)
+    # When each batch was handed to the backend (caller's clock): its wait in the queue is
+    # the gap to its first task's start.
+    dispatched: dict[int, float] = dataclasses.field(default_factory=dict)
     n_completed: int = 0
     total: int | None = None
     error: str = ""
@@ -107,6 +111,8 @@ class TraceRecorder:
     def handle(self, event: Event) -> None:
         if isinstance(event, BatchCompleted | BatchFailed):
             self._record(event)
+        elif isinstance(event, BatchDispatched):
+            self.timeline.dispatched[event.batch_index] = event.dispatched
         elif isinstance(event, RunStarted):
             self.timeline = Timeline(
                 backend=event.backend_name or event.backend,
@@ -211,6 +217,9 @@ def chrome_trace(timeline: Timeline) -> dict[str, Any]:
     for batch, spans in sorted(batches.items()):
         pid, tid = ids[spans[0].worker]
         start, end = spans[0].start, spans[-1].end
+        batch_args: dict[str, Any] = {"batch": batch, "batch_size": spans[0].batch_size}
+        if batch in timeline.dispatched:
+            batch_args["queued_ms"] = round(max(0.0, start - timeline.dispatched[batch]) * 1e3, 3)
         events.append(
             {
                 "name": f"batch {batch} ({spans[0].batch_size} tasks)",
@@ -220,7 +229,7 @@ def chrome_trace(timeline: Timeline) -> dict[str, Any]:
                 "dur": round(max(0.0, end - start) * 1e6, 3),
                 "pid": pid,
                 "tid": tid,
-                "args": {"batch": batch, "batch_size": spans[0].batch_size},
+                "args": batch_args,
             }
         )
     for span in timeline.spans:

@@ -163,7 +163,9 @@ def render_html(timeline: Timeline, trace_events: dict[str, Any]) -> str:
         for position, batch in enumerate(batches):
             # Neighbours on a track alternate colours, so batch boundaries stand out.
             colour = BATCH_COLOURS[position % 2]
-            parts.extend(_draw_batch(batch, x, top, draw_tasks, colour))
+            queued = timeline.dispatched.get(batch[0].batch)
+            wait = None if queued is None else max(0.0, batch[0].start - queued)
+            parts.extend(_draw_batch(batch, x, top, draw_tasks, colour, wait))
         parts.append("</g>")
         worker_stats.append((worker, len(row_spans), len(batches), busy, wall - busy))
     parts.append("</svg>")
@@ -184,7 +186,12 @@ def _batches(spans: list[Span]) -> list[list[Span]]:
 
 
 def _draw_batch(
-    batch: list[Span], x: Callable[[float], float], top: float, draw_tasks: bool, colour: str
+    batch: list[Span],
+    x: Callable[[float], float],
+    top: float,
+    draw_tasks: bool,
+    colour: str,
+    wait: float | None,
 ) -> list[str]:
     first = batch[0]
     left, right = x(first.start), x(batch[-1].end)
@@ -195,7 +202,9 @@ def _draw_batch(
         f'<rect class="batch{" failed-batch" if failed else ""}" x="{left:.2f}" y="{top}" '
         f'width="{width:.2f}" height="{ROW_HEIGHT}" fill="{colour}" stroke="#1f3b57" '
         f'stroke-width="0.6"><title>batch {first.batch}: {first.batch_size} tasks, '
-        f"{_escape(_seconds(batch[-1].end - first.start))}</title></rect>",
+        f"{_escape(_seconds(batch[-1].end - first.start))}"
+        f"{'' if wait is None else ', queued ' + _escape(_seconds(wait)) + ' before it started'}"
+        "</title></rect>",
     ]
     if draw_tasks:
         for span in batch:
