@@ -22,11 +22,9 @@ from forklift.errors import ConfigurationError, InvalidTaskError, ParallelStateE
 from forklift.parallel.backends.base import Backend, Call
 from forklift.parallel.engine import RunPlan, execute
 from forklift.parallel.selection import Selection, select_backend
-from forklift.progress.bar import ProgressBarLike, ProgressReporter
+from forklift.progress.bar import ProgressBarLike
 from forklift.progress.events import Event, Reporter
-from forklift.progress.hub import as_reporter
-from forklift.progress.trace import TraceRecorder, check_trace_path
-from forklift.progress.verbose import VerboseReporter
+from forklift.progress.options import ObservationOptions
 
 __all__ = ["Parallel", "delayed", "effective_n_jobs"]
 
@@ -88,9 +86,7 @@ class _Options:
     timeout: float | None
     pre_dispatch: int | str
     batch_size: int | None  # None: "auto"
-    progress: bool | ProgressBarLike
-    reporters: tuple[Reporter, ...]
-    trace: str | None
+    observation: ObservationOptions
 
 
 class Parallel:
@@ -171,9 +167,7 @@ class Parallel:
             timeout=_check_timeout(timeout),
             pre_dispatch=_check_pre_dispatch(pre_dispatch),
             batch_size=_check_batch_size(batch_size),
-            progress=_check_progress(progress),
-            reporters=_check_reporters(reporters),
-            trace=None if trace is None else check_trace_path(trace),
+            observation=ObservationOptions.check(progress, reporters, trace),
         )
         self._explicit_backend = backend is not None
         self._backend_kwargs = backend_kwargs
@@ -304,16 +298,7 @@ class Parallel:
             max_in_flight: int | None = 1  # running ahead inline buys nothing
         else:
             max_in_flight = _batches_in_flight(options.pre_dispatch, selection.n_workers)
-        reporters: list[Reporter] = []
-        if self._settings.verbose > 0:
-            reporters.append(VerboseReporter(int(self._settings.verbose)))
-        if options.progress is True:
-            reporters.append(ProgressReporter())
-        elif options.progress is not False:
-            reporters.append(ProgressReporter(options.progress))
-        if options.trace is not None:
-            reporters.append(TraceRecorder(options.trace))
-        reporters.extend(options.reporters)
+        reporters = options.observation.reporters_for_run(int(self._settings.verbose))
         return RunPlan(
             backend=backend,
             n_workers=selection.n_workers,
@@ -375,35 +360,6 @@ def _length(iterable: Iterable[Any]) -> int | None:
     except Exception:
         return None
     return length if isinstance(length, int) and length >= 0 else None
-
-
-def _check_progress(value: object) -> bool | ProgressBarLike:
-    if isinstance(value, bool):
-        return value
-    if value is None:
-        return False
-    if isinstance(value, ProgressBarLike):
-        return value
-    raise ConfigurationError(
-        "progress must be True, False or a progress bar object with update(n), close() and a "
-        f"total attribute (such as a tqdm instance); got {value!r}"
-    )
-
-
-def _check_reporters(value: object) -> tuple[Reporter, ...]:
-    if value is None:
-        return ()
-    if callable(value) or callable(getattr(value, "handle", None)):
-        value = [value]  # one reporter given on its own
-    if not isinstance(value, Iterable):
-        raise ConfigurationError(
-            f"reporters must be a list of reporters (objects with handle(event), or callables); "
-            f"got {value!r}"
-        )
-    try:
-        return tuple(as_reporter(item) for item in value)
-    except TypeError as error:
-        raise ConfigurationError(str(error)) from None
 
 
 def _check_return_as(value: object) -> ReturnAs:
