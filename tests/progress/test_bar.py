@@ -128,14 +128,14 @@ def test_tqdm_bar_in_a_terminal_redraws_in_place_with_rate_and_eta() -> None:
     assert "\r" in output
     final = output.replace("\r\n", "\n").split("\r")[-1]
     assert "100%" in final and "60/60" in final
-    assert "task/s" in output  # the rate
+    assert "tasks/s" in output  # the rate
     assert "<00:00" in output or "<0" in output  # the time left
     assert output.rstrip().endswith("done")
 
 
 def test_a_terminal_that_reports_no_width_still_gets_a_bar() -> None:
     output = run_in_pty([], columns=0)
-    assert "60/60" in output and "task/s" in output
+    assert "60/60" in output and "tasks/s" in output
 
 
 def test_without_tqdm_a_terminal_gets_forklifts_own_bar() -> None:
@@ -148,7 +148,7 @@ def test_without_tqdm_a_terminal_gets_forklifts_own_bar() -> None:
 def test_unknown_total_in_a_terminal_shows_count_and_rate() -> None:
     output = run_in_pty(["--generator"])
     assert "60/60" in output  # known once the input ran out
-    assert "task/s" in output
+    assert "tasks/s" in output
 
 
 def test_a_pipe_gets_plain_periodic_lines_and_no_carriage_returns() -> None:

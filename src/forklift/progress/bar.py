@@ -212,7 +212,7 @@ def make_bar(
     bar: ProgressBarLike = tqdm(
         total=total,
         desc=description,
-        unit="task",
+        unit=" tasks",
         file=stream,
         dynamic_ncols=sized,
         ncols=None if sized else 80,
