@@ -75,13 +75,7 @@ def extract_features(path: str) -> dict[str, Any]:
     }
 
 
-def run_demo(
-    n_files: int = 48,
-    n_jobs: int = -1,
-    backend: str | None = None,
-    progress: bool = False,
-    trace: str | None = None,
-) -> int:
+def run_demo(n_files: int = 48, n_jobs: int = -1, backend: str | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="forklift-demo-") as folder:
         paths = [str(path) for path in write_corpus(Path(folder), n_files)]
         print(f"forklift demo: extracting features from {len(paths)} generated documents")
@@ -92,7 +86,7 @@ def run_demo(
         print(f"  plain loop:              {sequential_seconds:6.2f} s")
 
         start = time.perf_counter()
-        parallel = Parallel(n_jobs=n_jobs, backend=backend, progress=progress, trace=trace)(
+        parallel = Parallel(n_jobs=n_jobs, backend=backend)(
             delayed(extract_features)(path) for path in paths
         )
         parallel_seconds = time.perf_counter() - start
@@ -105,8 +99,6 @@ def run_demo(
         print(
             f"  same {len(parallel)} results; speed-up {sequential_seconds / parallel_seconds:.1f}x"
         )
-        if trace is not None:
-            print(f"  timeline of the parallel run written to {trace}")
         top = parallel[0]
         print(f"  e.g. {top['file']}: {top['word_count']:,} words, top {top['top_words']}")
     return 0

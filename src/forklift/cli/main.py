@@ -33,15 +33,6 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--backend", default=None, help="backend for the parallel run (default: processes)"
     )
-    demo.add_argument(
-        "--progress", action="store_true", help="draw a progress bar during the parallel run"
-    )
-    demo.add_argument(
-        "--trace",
-        metavar="PATH",
-        default=None,
-        help="write the parallel run's timeline to PATH (.html page or .json for Perfetto)",
-    )
     return parser
 
 
@@ -50,21 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     if arguments.command == "demo":
         from forklift.cli.demo import run_demo
-        from forklift.errors import ConfigurationError
-        from forklift.progress.trace import check_trace_path
 
-        if arguments.trace is not None:
-            try:
-                check_trace_path(arguments.trace)
-            except ConfigurationError as error:
-                parser.error(str(error))  # exits with status 2
-
-        return run_demo(
-            n_files=arguments.files,
-            n_jobs=arguments.n_jobs,
-            backend=arguments.backend,
-            progress=arguments.progress,
-            trace=arguments.trace,
-        )
+        return run_demo(n_files=arguments.files, n_jobs=arguments.n_jobs, backend=arguments.backend)
     parser.print_help(sys.stderr)
     return 2
