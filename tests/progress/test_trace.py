@@ -351,3 +351,22 @@ def test_batches_record_their_wait_in_the_queue(tmp_path: Path) -> None:
     waits = sorted(e["args"]["queued_ms"] for e in batches)
     assert waits[0] < waits[-1]  # the first ones started at once
     assert waits[-1] > 45  # the last ones waited for two rounds on two workers
+
+
+def test_a_huge_run_embeds_only_batches_in_its_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from forklift.progress import trace
+
+    monkeypatch.setattr(trace, "MAX_EMBEDDED_TASKS", 5)
+    page = tmp_path / "huge.html"
+    Parallel(n_jobs=2, backend="threading", batch_size=4, trace=page)(
+        delayed(abs)(i) for i in range(20)
+    )
+    text = page.read_text()
+    island = re.search(r'id="trace-events">(.*?)</script>', text)
+    assert island is not None
+    kinds = {e.get("cat") for e in json.loads(island.group(1))["traceEvents"]}
+    assert "batch" in kinds and "task" not in kinds
+    assert "lists batches and failed tasks only" in text
+    assert len(re.findall(r'<rect class="task" data-task=', text)) == 20  # still drawn

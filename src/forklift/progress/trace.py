@@ -41,6 +41,9 @@ __all__ = ["Span", "Timeline", "TraceRecorder", "chrome_trace", "check_trace_pat
 log = logging.getLogger("forklift.progress")
 
 TRACE_SUFFIXES = (".html", ".htm", ".json")
+# Beyond this many tasks the page embeds only batches and failures in its trace JSON, so that
+# it stays a page a browser opens quickly (write a .json trace for every task).
+MAX_EMBEDDED_TASKS = 50_000
 
 
 def check_trace_path(path: str | os.PathLike[str]) -> str:
@@ -55,7 +58,7 @@ def check_trace_path(path: str | os.PathLike[str]) -> str:
     return text
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)  # slots: a big run records many
 class Span:
     """One task that ran: where, when, in which batch, and whether it raised."""
 
@@ -185,8 +188,12 @@ def _worker_ids(timeline: Timeline) -> dict[str, tuple[int, int]]:
     return ids
 
 
-def chrome_trace(timeline: Timeline) -> dict[str, Any]:
-    """The timeline as Chrome trace-event JSON (a dict ready for ``json.dump``)."""
+def chrome_trace(timeline: Timeline, include_tasks: bool = True) -> dict[str, Any]:
+    """The timeline as Chrome trace-event JSON (a dict ready for ``json.dump``).
+
+    Without ``include_tasks`` only batches and failed tasks are listed (for a page that must
+    stay small); the ``.json`` file always has every task.
+    """
     origin = timeline.started or min((span.start for span in timeline.spans), default=0.0)
 
     def micros(moment: float) -> float:
@@ -233,6 +240,8 @@ def chrome_trace(timeline: Timeline) -> dict[str, Any]:
             }
         )
     for span in timeline.spans:
+        if not include_tasks and not span.failed:
+            continue
         pid, tid = ids[span.worker]
         args: dict[str, Any] = {"task": span.task, "batch": span.batch}
         if span.failed:
@@ -286,7 +295,9 @@ def write_trace(timeline: Timeline, path: str) -> None:
     else:
         from forklift.progress.trace_html import render_html
 
-        text = render_html(timeline, chrome_trace(timeline))
+        text = render_html(
+            timeline, chrome_trace(timeline, len(timeline.spans) <= MAX_EMBEDDED_TASKS)
+        )
     target = Path(path)
     # A private name next to the target, then a rename: readers never see half a file.
     # (Not mkstemp: its 0600 mode would stick to the trace; open(..., "x") honours umask.)

@@ -18,6 +18,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from forklift.progress import trace
 from forklift.progress.trace import Span, Timeline
 
 __all__ = ["render_html"]
@@ -290,6 +291,11 @@ def _page(
         if draw_tasks
         else f'<p class="note">{n_tasks} tasks: only batches are drawn; tooltips give sizes.</p>'
     )
+    if n_tasks > trace.MAX_EMBEDDED_TASKS:
+        note += (
+            '<p class="note">The saved trace JSON lists batches and failed tasks only; '
+            'write trace="....json" for every task.</p>'
+        )
     events_json = json.dumps(trace_events, separators=(",", ":")).replace("</", "<\\/")
     title = f"forklift timeline: {n_tasks} tasks on {timeline.backend}"
     return f"""<!DOCTYPE html>
