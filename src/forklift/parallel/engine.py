@@ -265,7 +265,16 @@ def _task_ends(outcome: BatchOutcome) -> tuple[float, ...] | None:
 
 
 def _task_names(batch: Batch) -> tuple[str, ...]:
-    return tuple(describe_call(call) for call in batch.calls)
+    # A batch usually calls one function many times: name each function once.
+    names: dict[int, str] = {}
+    result = []
+    for call in batch.calls:
+        key = id(call[0])
+        name = names.get(key)
+        if name is None:
+            name = names[key] = describe_call(call)
+        result.append(name)
+    return tuple(result)
 
 
 def _failure_event(

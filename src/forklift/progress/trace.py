@@ -240,35 +240,37 @@ def chrome_trace(timeline: Timeline, include_tasks: bool = True) -> dict[str, An
             }
         )
     for span in timeline.spans:
-        if not include_tasks and not span.failed:
+        error = span.error
+        if error:
+            args: dict[str, Any] = {"task": span.task, "batch": span.batch, "error": error}
+        elif include_tasks:
+            args = {"task": span.task, "batch": span.batch}
+        else:
             continue
         pid, tid = ids[span.worker]
-        args: dict[str, Any] = {"task": span.task, "batch": span.batch}
-        if span.failed:
-            args["error"] = span.error
         events.append(
             {
                 "name": span.name,
-                "cat": "task,failed" if span.failed else "task",
+                "cat": "task,failed" if error else "task",
                 "ph": "X",
-                "ts": micros(span.start),
+                "ts": round((span.start - origin) * 1e6, 3),
                 "dur": round(max(0.0, span.end - span.start) * 1e6, 3),
                 "pid": pid,
                 "tid": tid,
                 "args": args,
             }
         )
-        if span.failed:
+        if error:
             events.append(
                 {
-                    "name": f"failed: {span.error.split(':', 1)[0]}",
+                    "name": f"failed: {error.split(':', 1)[0]}",
                     "cat": "failure",
                     "ph": "i",
                     "s": "t",
                     "ts": micros(span.end),
                     "pid": pid,
                     "tid": tid,
-                    "args": {"task": span.task, "error": span.error},
+                    "args": {"task": span.task, "error": error},
                 }
             )
     return {
