@@ -96,6 +96,9 @@ class ProcessBackend:
         inner.add_done_callback(relay)
         return result
 
+    def abandon(self, future: Future[BatchOutcome]) -> None:
+        future.cancel()  # the interim pool cannot stop one running task
+
     def abort(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
