@@ -82,7 +82,7 @@ def test_retries_make_flaky_tasks_succeed(backend: str) -> None:
 
 def test_retries_run_out_then_the_error_is_raised() -> None:
     flaky = Flaky(failures=5)
-    with pytest.raises(ConnectionError, match="attempt 3 of 0"):
+    with pytest.raises(ConnectionError, match=r"attempt 3 of \d"):
         Parallel(n_jobs=2, backend="threading", retries=2)(delayed(flaky)(i) for i in range(3))
 
 
