@@ -9,7 +9,9 @@ same situation, so ``except ValueError`` keeps working after switching imports::
     ├── InvalidTaskError (TypeError)              an item that is not a delayed call
     ├── ParallelStateError (RuntimeError)         calling a closed or running Parallel
     ├── ParallelTimeoutError (TimeoutError)       the whole call ran past ``timeout``
-    └── TerminatedWorkerError (BrokenProcessPool) a worker process died under a task
+    ├── TerminatedWorkerError (BrokenProcessPool) a worker process died under a task
+    ├── TaskPicklingError (PicklingError)         a task's arguments or result do not pickle
+    └── WorkerStartError (BrokenProcessPool)      workers cannot start (initializer failed)
 
     RemoteTraceback (Exception)                   carried as ``__cause__`` of a task's
                                                   error: the traceback where it ran
@@ -22,6 +24,7 @@ This module imports nothing from forklift; every other room may import it.
 from __future__ import annotations
 
 from concurrent.futures.process import BrokenProcessPool
+from pickle import PicklingError
 
 __all__ = [
     "ConfigurationError",
@@ -31,8 +34,10 @@ __all__ = [
     "ParallelStateError",
     "ParallelTimeoutError",
     "RemoteTraceback",
+    "TaskPicklingError",
     "TerminatedWorkerError",
     "UnknownBackendError",
+    "WorkerStartError",
 ]
 
 
@@ -81,3 +86,14 @@ class RemoteTraceback(Exception):
 
 class ForkliftWarning(UserWarning):
     """Root of forklift's warnings."""
+
+
+class TaskPicklingError(ForkliftError, PicklingError):
+    """A task's function, arguments or result could not be sent between processes.
+
+    The message names the function; the pool stays usable for other tasks.
+    """
+
+
+class WorkerStartError(ForkliftError, BrokenProcessPool):
+    """Worker processes could not be started, e.g. because the pool's initializer raised."""
