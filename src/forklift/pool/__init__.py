@@ -26,11 +26,10 @@ if TYPE_CHECKING:
         shutdown_reusable_executor,
         warm_up,
     )
-    from forklift.pool.sharing import SharedRef, SharingScope
+    from forklift.pool.sharing import SharingScope
 
 __all__ = [
     "ProcessPool",
-    "SharedRef",
     "SharingScope",
     "get_reusable_executor",
     "shutdown_reusable_executor",
@@ -39,7 +38,6 @@ __all__ = [
 
 _HOMES = {
     "ProcessPool": "forklift.pool.executor",
-    "SharedRef": "forklift.pool.sharing",
     "SharingScope": "forklift.pool.sharing",
     "get_reusable_executor": "forklift.pool.reusable",
     "shutdown_reusable_executor": "forklift.pool.reusable",

@@ -66,7 +66,7 @@ from forklift.errors import (
 from forklift.pool import _protocol as protocol
 from forklift.pool._launcher import Launcher, describe_exit_status
 from forklift.pool._worker import THREAD_LIMIT_VARIABLES, WorkerConfig
-from forklift.pool.sharing import SharingScope, collecting_refs
+from forklift.pool.sharing import SharingScope, dumps_scoped
 
 __all__ = ["ProcessPool"]
 
@@ -262,19 +262,21 @@ class ProcessPool(Executor):
         scope: SharingScope | None = None,
         label: str | None = None,
     ) -> Future[Any]:
-        """:meth:`submit` with options: ``scope`` sends the :class:`SharedRef` objects inside
-        the task once per worker; ``label`` names the task in error messages."""
+        """:meth:`submit` with options: with ``scope``, the functions inside the task go to
+        each worker once per scope (see :mod:`.sharing`); ``label`` names the task in error
+        messages."""
         future: Future[Any] = Future()
         if label is None:
             label = _describe(fn)
         try:
-            with collecting_refs() as tokens:
-                payload = cloudpickle.dumps((fn, tuple(args), dict(kwargs or {})), protocol=5)
-            if tokens and scope is None:
-                raise ValueError("a SharedRef was passed without the scope it belongs to")
-            for token in tokens:
-                assert scope is not None
-                scope.payload(token)  # pickle definitions now, so failures surface here
+            task_tuple = (fn, tuple(args), dict(kwargs or {}))
+            tokens: set[int] = set()
+            if scope is None:
+                payload = cloudpickle.dumps(task_tuple, protocol=5)
+            else:
+                payload, tokens = dumps_scoped(task_tuple, scope)
+                for token in tokens:
+                    scope.payload(token)  # pickle definitions now, so failures surface here
         except Exception as error:
             problem = TaskPicklingError(
                 f"the task {label} could not be pickled to send it to a worker: {error}"

@@ -1,10 +1,10 @@
 """Objects sent to each worker once per scope instead of once per task.
 
 A function with a closure over a 100 MB array, or with large default arguments, would cost
-100 MB per batch if it were pickled with every batch. Instead the caller wraps it once in a
-:class:`SharingScope` (``ref = scope.share(function)``) and puts the small :class:`SharedRef`
-in its tasks. Pickling a task records which refs it holds; before a worker receives a task,
-the pool sends it the definitions it lacks, once; the worker keeps them until the scope ends.
+100 MB per batch if it were pickled with every batch. Instead a task submitted with a
+:class:`SharingScope` is pickled by :class:`ScopedPickler`, which puts a token in place of
+each function and notes the tokens; before a worker receives the task, the pool sends it the
+definitions it lacks, once; the worker keeps them until the scope ends.
 
 Why a scope and not a cache keyed by the object: a function's closure or globals may change
 between two calls (``x = 2`` after a first run); re-sending per scope (one ``Parallel`` call)
@@ -15,49 +15,31 @@ Imports only the standard library and cloudpickle.
 
 from __future__ import annotations
 
+import functools
+import io
 import itertools
-import threading
+import types
 from collections.abc import Hashable
 from typing import Any
 
 import cloudpickle
 
-__all__ = ["SharedRef", "SharingScope", "collecting_refs", "lookup_shared"]
+__all__ = ["ScopedPickler", "SharingScope", "dumps_scoped", "lookup_shared"]
 
 _tokens = itertools.count(1)
-_collector = threading.local()
 
 # In a worker: token -> the shared object, filled by DEFINE messages.
 WORKER_OBJECTS: dict[int, Any] = {}
 
 
 def lookup_shared(token: int) -> Any:
-    """Unpickling a :class:`SharedRef` in a worker gives back the object it stands for."""
+    """In a worker, a token unpickles as the shared object it stands for."""
     try:
         return WORKER_OBJECTS[token]
     except KeyError:
         raise LookupError(
             f"shared object {token} was not sent to this worker before a task that uses it"
         ) from None
-
-
-class SharedRef:
-    """A small stand-in for an object shared through a :class:`SharingScope`."""
-
-    __slots__ = ("_scope", "token")
-
-    def __init__(self, token: int, scope: SharingScope) -> None:
-        self.token = token
-        self._scope = scope
-
-    def __reduce__(self) -> tuple[Any, tuple[int]]:
-        tokens: set[int] | None = getattr(_collector, "tokens", None)
-        if tokens is not None:
-            tokens.add(self.token)
-        return lookup_shared, (self.token,)
-
-    def __repr__(self) -> str:
-        return f"SharedRef({self.token})"
 
 
 class SharingScope:
@@ -67,13 +49,13 @@ class SharingScope:
     """
 
     def __init__(self) -> None:
-        self._refs: dict[Hashable, tuple[Any, SharedRef]] = {}
+        self._refs: dict[Hashable, tuple[Any, int]] = {}
         self._by_token: dict[int, Any] = {}
         self._payloads: dict[int, bytes] = {}
         self.closed = False
 
-    def share(self, obj: Any, key: Hashable = None) -> SharedRef:
-        """The ref standing for ``obj`` in this scope (the same ref for the same object).
+    def share(self, obj: Any, key: Hashable = None) -> int:
+        """The token standing for ``obj`` in this scope (the same token for the same object).
 
         ``key`` identifies objects that are equal for this purpose without being the same
         object (e.g. ``obj.method`` makes a new bound method each time it is read); by
@@ -84,11 +66,11 @@ class SharingScope:
         entry = self._refs.get(key)
         if entry is not None:
             return entry[1]
-        ref = SharedRef(next(_tokens), self)
+        token = next(_tokens)
         # Holding obj keeps its id (and those inside a key) from being reused meanwhile.
-        self._refs[key] = (obj, ref)
-        self._by_token[ref.token] = obj
-        return ref
+        self._refs[key] = (obj, token)
+        self._by_token[token] = obj
+        return token
 
     def payload(self, token: int) -> bytes:
         """The pickled definition of ``token`` (pickled once, on first need)."""
@@ -106,16 +88,43 @@ class SharingScope:
         return str(getattr(obj, "__qualname__", None) or type(obj).__name__)
 
 
-class collecting_refs:
-    """While active in this thread, pickled :class:`SharedRef` objects record their tokens."""
+class ScopedPickler(cloudpickle.Pickler):  # type: ignore[misc]
+    """Pickles a task with its functions replaced by tokens of ``scope``.
 
-    def __init__(self) -> None:
+    Functions (plain, ``functools.partial`` and bound methods) found while pickling are
+    registered in the scope and pickled as a lookup of their token; :attr:`tokens` collects
+    the tokens this task needs. Pickle's memo means a function shared by 10,000 calls of a
+    batch costs one lookup, and no Python code runs for plain data (ints, strings, tuples).
+    """
+
+    def __init__(self, file: io.BytesIO, scope: SharingScope) -> None:
+        super().__init__(file, protocol=5)
+        self.scope = scope
         self.tokens: set[int] = set()
 
-    def __enter__(self) -> set[int]:
-        self._previous = getattr(_collector, "tokens", None)
-        _collector.tokens = self.tokens
-        return self.tokens
+    def reducer_override(self, obj: Any) -> Any:
+        kind = type(obj)
+        if kind is types.FunctionType or kind is functools.partial:
+            if obj is lookup_shared or _is_plumbing(obj):
+                return super().reducer_override(obj)
+            token = self.scope.share(obj)
+        elif kind is types.MethodType:
+            # obj.method is a new object each time it is read: identify it by what it binds.
+            token = self.scope.share(obj, (id(obj.__self__), id(obj.__func__)))
+        else:
+            return super().reducer_override(obj)
+        self.tokens.add(token)
+        return lookup_shared, (token,)
 
-    def __exit__(self, *exc_info: object) -> None:
-        _collector.tokens = self._previous
+
+def _is_plumbing(function: Any) -> bool:
+    module = getattr(function, "__module__", None) or ""
+    return module.startswith(("cloudpickle", "forklift.pool", "copyreg", "pickle"))
+
+
+def dumps_scoped(obj: Any, scope: SharingScope) -> tuple[bytes, set[int]]:
+    """Pickle ``obj`` sharing its functions through ``scope``; return the tokens it needs."""
+    with io.BytesIO() as file:
+        pickler = ScopedPickler(file, scope)
+        pickler.dump(obj)
+        return file.getvalue(), pickler.tokens

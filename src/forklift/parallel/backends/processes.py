@@ -2,9 +2,10 @@
 
 Each ``Parallel`` call borrows the shared pool (:func:`forklift.pool.get_reusable_executor`),
 so workers started by one call serve the next. The functions of a call travel to each worker
-once per call, not once per batch: every batch carries a small
-:class:`~forklift.pool.SharedRef` in place of its function, and the pool sends the function
-itself (with its closure and defaults, pickled by cloudpickle) the first time a worker needs it.
+once per call, not once per batch: each call's batches share one
+:class:`~forklift.pool.SharingScope`, so a batch carries a token in place of its function, and
+the pool sends the function itself (with its closure and defaults, pickled by cloudpickle) the
+first time a worker needs it.
 
 Backend parameters (``Parallel(..., **backend_kwargs)`` or ``parallel_config``):
 
@@ -24,8 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
-import types
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import Any
 
@@ -121,15 +121,10 @@ class ProcessBackend:
             # A new run on the same workers: send functions afresh (globals may have changed).
             self._new_scope(pool)
         self._scope_used = True
-        scope = self._scope
-        shared_calls = [
-            (_share(scope, function), args, kwargs) for function, args, kwargs in batch.calls
-        ]
-        shipped = Batch(batch.index, batch.first_task, shared_calls, batch.settings)
         future: Future[BatchOutcome] = pool.submit_task(
             _run_batch_in_worker,
-            (shipped,),
-            scope=scope,
+            (batch,),
+            scope=self._scope,
             label=f"{describe_call(batch.calls[0])} (tasks {batch.first_task}"
             f"-{batch.first_task + len(batch) - 1})",
         )
@@ -152,14 +147,6 @@ class ProcessBackend:
 
     def __repr__(self) -> str:
         return "ProcessBackend()"
-
-
-def _share(scope: SharingScope, function: Callable[..., Any]) -> Any:
-    if isinstance(function, types.MethodType):
-        # obj.method is a new object each time it is read: identify it by what it binds.
-        key: Hashable = (id(function.__self__), id(function.__func__))
-        return scope.share(function, key)
-    return scope.share(function)
 
 
 @dataclasses.dataclass
