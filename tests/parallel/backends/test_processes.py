@@ -231,3 +231,29 @@ def test_ctrl_c_stops_tasks_and_workers_promptly() -> None:
         finally:
             if child.poll() is None:
                 child.kill()
+
+
+def slow_marker(_: object = None) -> str | None:
+    time.sleep(0.02)
+    return os.environ.get("FORKLIFT_TEST_MARKER")
+
+
+def test_two_threads_with_different_initializers_do_not_break_each_other() -> None:
+    outputs: dict[str, list[str | None]] = {}
+    errors: list[BaseException] = []
+
+    def run(marker: str) -> None:
+        try:
+            outputs[marker] = Parallel(
+                n_jobs=2, batch_size=1, initializer=set_marker, initargs=(marker,)
+            )(delayed(slow_marker)(i) for i in range(30))
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(marker,)) for marker in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+    assert outputs == {"a": ["a"] * 30, "b": ["b"] * 30}
