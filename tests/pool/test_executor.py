@@ -138,3 +138,25 @@ def test_cancel_scope_kills_running_and_cancels_queued(make_pool) -> None:
         with pytest.raises(concurrent.futures.CancelledError):
             future.result(timeout=10)
     assert pool.submit(helpers.square, 6).result(timeout=30) == 36
+
+
+def test_large_closure_goes_through_shared_memory(make_pool) -> None:
+    import numpy as np
+
+    from forklift.pool.sharing import make_definition
+
+    big = np.arange(1_000_000, dtype=np.float64)  # 8 MB: above the shared-memory threshold
+
+    def reads_and_writes(x: int) -> float:
+        big[0] = -1.0  # a private copy-on-write mapping: writable, never seen by the caller
+        return float(big[x] + big.sum() * 0)
+
+    definition = make_definition(reads_and_writes)
+    assert definition.shared
+    definition.close()
+    pool = make_pool(2)
+    scope = SharingScope()
+    futures = [pool.submit_task(reads_and_writes, (i,), scope=scope) for i in range(1, 30)]
+    assert [f.result(timeout=30) for f in futures] == [float(i) for i in range(1, 30)]
+    assert big[0] == 0.0
+    pool.release_scope(scope)

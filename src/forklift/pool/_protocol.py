@@ -13,12 +13,15 @@ anything else.
 
 from __future__ import annotations
 
+import socket
 import struct
 from multiprocessing.connection import Connection
+from multiprocessing.reduction import recvfds, sendfds
 from typing import Final
 
 __all__ = [
     "DEFINE",
+    "DEFINE_SHARED",
     "EXIT",
     "FORGET",
     "HELLO",
@@ -35,6 +38,8 @@ __all__ = [
 # parent -> worker
 TASK: Final = ord("T")  # number = task id, payload = pickled (function, args, kwargs)
 DEFINE: Final = ord("D")  # number = token, payload = pickled shared object
+# number = token, payload = layout; followed by a memfd passed with SCM_RIGHTS (see .sharing)
+DEFINE_SHARED: Final = ord("S")
 FORGET: Final = ord("F")  # payload = pickled list of tokens to drop
 INIT: Final = ord("I")  # payload = pickled WorkerConfig
 EXIT: Final = ord("X")  # finish what was received, then exit
@@ -58,6 +63,19 @@ def send(connection: Connection, kind: int, number: int = 0, payload: bytes = b"
     else:
         connection.send_bytes(_HEADER.pack(kind | LARGE_FLAG, number))
         connection.send_bytes(payload)
+
+
+def send_fd(connection: Connection, fd: int) -> None:
+    """Pass a file descriptor to the peer (right after a message that announces it)."""
+    with socket.fromfd(connection.fileno(), socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sendfds(sock, [fd])
+
+
+def receive_fd(connection: Connection) -> int:
+    """Receive a descriptor passed with :func:`send_fd`."""
+    with socket.fromfd(connection.fileno(), socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        (fd,) = recvfds(sock, 1)
+    return fd
 
 
 def receive(connection: Connection) -> tuple[int, int, bytes | memoryview]:

@@ -28,13 +28,13 @@ import threading
 import traceback
 from collections.abc import Callable, Mapping
 from multiprocessing.connection import Client, Connection
-from typing import Any
+from typing import Any, cast
 
 import cloudpickle
 
 from forklift.errors import TaskPicklingError
 from forklift.pool import _protocol as protocol
-from forklift.pool.sharing import WORKER_OBJECTS
+from forklift.pool.sharing import WORKER_OBJECTS, load_shared_definition
 
 __all__ = ["WorkerConfig", "run_worker"]
 
@@ -84,6 +84,14 @@ def _read_forever(
             # The parent is gone (or closed us): nobody wants our results any more.
             _flush_standard_streams()
             os._exit(0)
+        if message[0] == protocol.DEFINE_SHARED:
+            try:
+                fd = protocol.receive_fd(connection)
+            except (EOFError, OSError):
+                _flush_standard_streams()
+                os._exit(0)
+            inbox.put((message[0], message[1], (message[2], fd)))  # type: ignore[arg-type]
+            continue
         inbox.put(message)
 
 
@@ -107,6 +115,12 @@ def _serve(
         elif kind == protocol.DEFINE:
             try:
                 WORKER_OBJECTS[number] = pickle.loads(payload)
+            except BaseException as error:
+                WORKER_OBJECTS[number] = _Unloadable(error)
+        elif kind == protocol.DEFINE_SHARED:
+            layout, fd = cast("tuple[memoryview, int]", payload)
+            try:
+                WORKER_OBJECTS[number] = load_shared_definition(layout, fd)
             except BaseException as error:
                 WORKER_OBJECTS[number] = _Unloadable(error)
         elif kind == protocol.FORGET:

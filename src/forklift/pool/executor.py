@@ -384,7 +384,6 @@ class ProcessPool(Executor):
 
     def release_scope(self, scope: SharingScope) -> None:
         """``scope`` is done: workers drop its definitions once its tasks are finished."""
-        scope.closed = True
         with self._lock:
             self._closing_scopes.append(scope)
             self._release_finished_scopes()
@@ -474,9 +473,14 @@ class ProcessPool(Executor):
             try:
                 for token in task.tokens - worker.known_tokens:
                     assert task.scope is not None
-                    protocol.send(
-                        worker.connection, protocol.DEFINE, token, task.scope.payload(token)
-                    )
+                    definition = task.scope.payload(token)
+                    if definition.shared:
+                        protocol.send(
+                            worker.connection, protocol.DEFINE_SHARED, token, definition.layout
+                        )
+                        protocol.send_fd(worker.connection, definition.fd)
+                    else:
+                        protocol.send(worker.connection, protocol.DEFINE, token, definition.inline)
                     worker.known_tokens.add(token)
                 protocol.send(worker.connection, protocol.TASK, task.task_id, task.payload)
             except OSError:
@@ -570,6 +574,7 @@ class ProcessPool(Executor):
                     worker.known_tokens -= known
                     with contextlib.suppress(OSError):
                         protocol.send(worker.connection, protocol.FORGET, 0, pickle.dumps(known))
+            scope.close()
         self._closing_scopes = still_closing
 
     # -- the manager thread ---------------------------------------------------------------------

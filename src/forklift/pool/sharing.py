@@ -15,18 +15,33 @@ Imports only the standard library and cloudpickle.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import io
 import itertools
+import mmap
+import os
+import pickle
 import types
 from collections.abc import Hashable
 from typing import Any
 
 import cloudpickle
 
-__all__ = ["ScopedPickler", "SharingScope", "dumps_scoped", "lookup_shared"]
+__all__ = [
+    "Definition",
+    "ScopedPickler",
+    "SharingScope",
+    "dumps_scoped",
+    "load_shared_definition",
+    "lookup_shared",
+    "make_definition",
+]
 
 _tokens = itertools.count(1)
+# Definitions at least this large go through shared memory instead of the socket.
+LARGE_DEFINITION = 1 << 20
 
 # In a worker: token -> the shared object, filled by DEFINE messages.
 WORKER_OBJECTS: dict[int, Any] = {}
@@ -42,6 +57,82 @@ def lookup_shared(token: int) -> Any:
         ) from None
 
 
+@dataclasses.dataclass
+class Definition:
+    """A pickled shared object, ready to send.
+
+    Small ones travel inline. Large ones (a closure over a big array) are written once into
+    an anonymous shared-memory file (``memfd``) whose descriptor is passed to each worker over
+    its socket: the array's bytes are copied once in all, not once per worker, and the worker
+    maps them instead of reading them (pickle protocol 5 out-of-band buffers).
+    """
+
+    inline: bytes = b""
+    fd: int = -1
+    layout: bytes = b""  # pickled (total size, pickle span, buffer spans) inside the memfd
+
+    @property
+    def shared(self) -> bool:
+        return self.fd >= 0
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1
+
+
+def make_definition(obj: Any) -> Definition:
+    buffers: list[pickle.PickleBuffer] = []
+    data = cloudpickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+    if not buffers:
+        return Definition(inline=data)
+    raws = [buffer.raw() for buffer in buffers]
+    total = len(data) + sum(raw.nbytes for raw in raws)
+    if total < LARGE_DEFINITION or not hasattr(os, "memfd_create"):
+        return Definition(inline=cloudpickle.dumps(obj, protocol=5))
+    spans: list[tuple[int, int]] = []
+    offset = _align(len(data))
+    for raw in raws:
+        spans.append((offset, offset + raw.nbytes))
+        offset = _align(offset + raw.nbytes)
+    size = max(offset, 1)
+    fd = os.memfd_create("forklift-shared", os.MFD_CLOEXEC)
+    try:
+        os.ftruncate(fd, size)
+        # pwrite, not an mmap: the kernel fills the pages without a fault per page.
+        _write_at(fd, memoryview(data), 0)
+        for (start, _), raw in zip(spans, raws, strict=True):
+            _write_at(fd, raw.cast("B"), start)
+    except BaseException:
+        os.close(fd)
+        raise
+    return Definition(fd=fd, layout=pickle.dumps((size, (0, len(data)), spans)))
+
+
+def load_shared_definition(layout: bytes | memoryview, fd: int) -> Any:
+    """In a worker: map a large definition's memfd and unpickle it without copying arrays."""
+    size, (start, end), spans = pickle.loads(layout)
+    try:
+        # A private (copy-on-write) mapping: arrays are writable, writes stay local.
+        memory = mmap.mmap(fd, size, access=mmap.ACCESS_COPY)
+    finally:
+        os.close(fd)
+    view = memoryview(memory)
+    return pickle.loads(view[start:end], buffers=[view[a:b] for a, b in spans])
+
+
+def _write_at(fd: int, view: memoryview, offset: int) -> None:
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written
+
+
+def _align(offset: int) -> int:
+    return (offset + 63) // 64 * 64
+
+
 class SharingScope:
     """Objects shared with workers for a while (typically: one ``Parallel`` call).
 
@@ -51,7 +142,7 @@ class SharingScope:
     def __init__(self) -> None:
         self._refs: dict[Hashable, tuple[Any, int]] = {}
         self._by_token: dict[int, Any] = {}
-        self._payloads: dict[int, bytes] = {}
+        self._payloads: dict[int, Definition] = {}
         self.closed = False
 
     def share(self, obj: Any, key: Hashable = None) -> int:
@@ -72,13 +163,19 @@ class SharingScope:
         self._by_token[token] = obj
         return token
 
-    def payload(self, token: int) -> bytes:
+    def payload(self, token: int) -> Definition:
         """The pickled definition of ``token`` (pickled once, on first need)."""
-        data = self._payloads.get(token)
-        if data is None:
-            data = cloudpickle.dumps(self._by_token[token], protocol=5)
-            self._payloads[token] = data
-        return data
+        definition = self._payloads.get(token)
+        if definition is None:
+            definition = make_definition(self._by_token[token])
+            self._payloads[token] = definition
+        return definition
+
+    def close(self) -> None:
+        """Release the shared memory of large definitions (workers keep their mappings)."""
+        self.closed = True
+        for definition in self._payloads.values():
+            definition.close()
 
     def tokens(self) -> list[int]:
         return list(self._by_token)
