@@ -166,6 +166,10 @@ SCRIPT_WITHOUT_GUARD = textwrap.dedent(
         return 2 * x
 
     print(Parallel(n_jobs=2)(delayed(double)(i) for i in range(6)), flush=True)
+
+    from forklift.pool import get_reusable_executor
+    pool = get_reusable_executor(2)
+    print("pids", *pool.worker_pids(), pool.server_pid(), flush=True)
     """
 )
 
@@ -179,6 +183,14 @@ def test_script_without_main_guard(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("module body ran") == 1, done.stdout
     assert "[0, 2, 4, 6, 8, 10]" in done.stdout
+    # At exit, the pool's workers and fork server went with the interpreter.
+    (line,) = [line for line in done.stdout.splitlines() if line.startswith("pids")]
+    pids = [int(pid) for pid in line.split()[1:]]
+    assert len(pids) == 3
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(psutil.pid_exists(p) for p in pids):
+        time.sleep(0.05)
+    assert not [p for p in pids if psutil.pid_exists(p)]
 
 
 CTRL_C_CHILD = textwrap.dedent(
