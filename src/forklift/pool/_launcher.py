@@ -27,6 +27,8 @@ from forklift.pool import _protocol as protocol
 
 __all__ = ["Launcher", "describe_exit_status"]
 
+_HANDSHAKE_TIMEOUT = struct.pack("ll", 5, 0)  # struct timeval: 5 s
+_NO_TIMEOUT = struct.pack("ll", 0, 0)
 _BOOT = (
     "import sys; sys.path.insert(0, sys.argv[3]); "
     "from forklift.pool._server import main; main(int(sys.argv[1]), int(sys.argv[2]))"
@@ -164,6 +166,9 @@ class Launcher:
         except (BlockingIOError, InterruptedError):
             return None
         client.setblocking(True)
+        # A peer that connects and then says nothing must not hang the manager thread: the
+        # handshake's reads time out (kernel-level, so the descriptor stays blocking).
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _HANDSHAKE_TIMEOUT)
         connection = Connection(client.detach())
         try:
             deliver_challenge(connection, self.authkey)
@@ -172,6 +177,8 @@ class Launcher:
             if kind != protocol.HELLO:
                 raise ValueError(f"unexpected first message {kind!r}")
             (pid,) = struct.unpack("<Q", payload)
+            with socket.socket(fileno=os.dup(connection.fileno())) as again:
+                again.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _NO_TIMEOUT)
         except Exception:
             connection.close()
             return None

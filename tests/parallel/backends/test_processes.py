@@ -102,19 +102,21 @@ def test_sigkill_fails_the_call_and_the_next_call_works() -> None:
     assert Parallel(n_jobs=2)(delayed(square)(i) for i in range(4)) == [0, 1, 4, 9]
 
 
-def test_unpicklable_result_names_the_function() -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_unpicklable_result_names_the_function(backend: str) -> None:
     with pytest.raises(TaskPicklingError, match="make_lock"):
-        Parallel(n_jobs=2)(delayed(make_lock)() for _ in range(3))
-    assert Parallel(n_jobs=2)(delayed(square)(i) for i in range(3)) == [0, 1, 4]
+        Parallel(n_jobs=2, backend=backend)(delayed(make_lock)() for _ in range(3))
+    assert Parallel(n_jobs=2, backend=backend)(delayed(square)(i) for i in range(3)) == [0, 1, 4]
 
 
 def make_lock() -> object:
     return threading.Lock()
 
 
-def test_unpicklable_argument_fails_clearly() -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_unpicklable_argument_fails_clearly(backend: str) -> None:
     with pytest.raises(TaskPicklingError, match="square"):
-        Parallel(n_jobs=2)(delayed(square)(threading.Lock()) for _ in range(3))
+        Parallel(n_jobs=2, backend=backend)(delayed(square)(threading.Lock()) for _ in range(3))
 
 
 def test_nested_parallel_does_not_multiply_processes() -> None:
