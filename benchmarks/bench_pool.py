@@ -212,7 +212,8 @@ def scenarios(quick: bool) -> list[Scenario]:
                 "Pool(fork)": _cold_start("fork"),
             },
             target=0.4,
-            repeats=repeats,
+            repeats=1 if quick else repeats,
+            warmup=0 if quick else 1,
         ),
         Scenario(
             name=f"generator: first result of {n_gen} x 10 ms",
@@ -230,7 +231,8 @@ def scenarios(quick: bool) -> list[Scenario]:
                 "joblib": lambda: cold_first_result("joblib"),
             },
             target=0.7,
-            repeats=repeats,
+            repeats=1 if quick else repeats,
+            warmup=0 if quick else 1,
         ),
         Scenario(
             name=f"closure over {closure_bytes // 1_000_000} MB, {n_closure:,} tasks",

@@ -6,9 +6,10 @@ Data flow::
     ----------------                          --------------                 ----------------
     submit(fn, *args)
       pickle (fn, args) ------> pending queue
-      (SharedRefs noted)            |  dispatch: to the least busy worker,
+      (functions -> scope tokens)   |  dispatch: to the least busy worker,
                                     |  at most `prefetch` tasks each; first
                                     v  the shared definitions it lacks
+                                       (large ones: a memfd, mapped, not copied)
                               worker socket ================================> reader thread
                                                                                   |
                                                                              run task, pickle
@@ -44,14 +45,12 @@ import logging
 import os
 import pickle
 import selectors
-import signal
 import sys
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import CancelledError, Executor, Future, InvalidStateError
-from multiprocessing.connection import Connection
+from concurrent.futures import CancelledError, Executor, Future
 from typing import Any
 
 import cloudpickle
@@ -65,6 +64,16 @@ from forklift.errors import (
 )
 from forklift.pool import _protocol as protocol
 from forklift.pool._launcher import Launcher, describe_exit_status
+from forklift.pool._records import (
+    Task,
+    Worker,
+    check_positive,
+    describe,
+    fail,
+    kill_group,
+    run_chunk,
+    settle,
+)
 from forklift.pool._worker import THREAD_LIMIT_VARIABLES, WorkerConfig
 from forklift.pool.sharing import SharingScope, dumps_scoped
 
@@ -80,62 +89,6 @@ _EXIT_GRACE_SECONDS = 5.0
 _MAX_FAILED_STARTS = 3
 
 _live_pools: weakref.WeakSet[ProcessPool] = weakref.WeakSet()
-
-
-class _Task:
-    __slots__ = ("future", "label", "payload", "scope", "started", "task_id", "tokens")
-
-    def __init__(
-        self,
-        task_id: int,
-        future: Future[Any],
-        payload: bytes,
-        tokens: set[int],
-        scope: SharingScope | None,
-        label: str,
-    ) -> None:
-        self.task_id = task_id
-        self.future = future
-        self.payload = payload
-        self.tokens = tokens
-        self.scope = scope
-        self.label = label
-        self.started = False
-
-
-class _Worker:
-    __slots__ = (
-        "connection",
-        "dead_since",
-        "exit_sent",
-        "exit_status",
-        "idle_since",
-        "in_flight",
-        "killed",
-        "known_tokens",
-        "n_sent",
-        "pid",
-        "retiring",
-        "worker_id",
-    )
-
-    def __init__(self, worker_id: int, pid: int, connection: Connection) -> None:
-        self.worker_id = worker_id
-        self.pid = pid
-        self.connection = connection
-        self.in_flight: collections.deque[_Task] = collections.deque()
-        self.known_tokens: set[int] = set()
-        self.n_sent = 0
-        self.retiring = False  # takes no new task; asked to exit once it holds none
-        self.exit_sent = False
-        self.killed = False  # killed on purpose: its death is not a crash to report
-        self.idle_since = time.monotonic()
-        self.dead_since: float | None = None
-        self.exit_status: int | None = None
-
-    @property
-    def accepts_tasks(self) -> bool:
-        return not (self.retiring or self.exit_sent or self.dead_since is not None)
 
 
 class ProcessPool(Executor):
@@ -176,12 +129,12 @@ class ProcessPool(Executor):
     ) -> None:
         if max_workers is None:
             max_workers = cpu_count()
-        _check_positive("max_workers", max_workers)
+        check_positive("max_workers", max_workers)
         if max_tasks_per_child is not None:
-            _check_positive("max_tasks_per_child", max_tasks_per_child)
+            check_positive("max_tasks_per_child", max_tasks_per_child)
         if thread_limit is not None:
-            _check_positive("thread_limit", thread_limit)
-        _check_positive("prefetch", prefetch)
+            check_positive("thread_limit", thread_limit)
+        check_positive("prefetch", prefetch)
         if idle_worker_timeout is not None and not idle_worker_timeout > 0:
             raise ValueError(
                 f"idle_worker_timeout must be positive or None, got {idle_worker_timeout!r}"
@@ -202,11 +155,11 @@ class ProcessPool(Executor):
 
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
-        self._pending: collections.deque[_Task] = collections.deque()
-        self._tasks: dict[int, _Task] = {}
-        self._workers: dict[int, _Worker] = {}
+        self._pending: collections.deque[Task] = collections.deque()
+        self._tasks: dict[int, Task] = {}
+        self._workers: dict[int, Worker] = {}
         self._spawning: dict[int, int | None] = {}  # worker id -> pid once forked
-        self._dying: dict[int, _Worker] = {}  # pid -> worker whose socket closed
+        self._dying: dict[int, Worker] = {}  # pid -> worker whose socket closed
         self._statuses: dict[int, int] = {}  # pid -> exit status reported early
         self._closing_scopes: list[SharingScope] = []
         self._scope_counts: dict[int, int] = {}
@@ -267,7 +220,7 @@ class ProcessPool(Executor):
         messages."""
         future: Future[Any] = Future()
         if label is None:
-            label = _describe(fn)
+            label = describe(fn)
         try:
             task_tuple = (fn, tuple(args), dict(kwargs or {}))
             tokens: set[int] = set()
@@ -286,7 +239,7 @@ class ProcessPool(Executor):
             return future
         with self._lock:
             self._check_usable()
-            task = _Task(next(self._task_ids), future, payload, tokens, scope, label)
+            task = Task(next(self._task_ids), future, payload, tokens, scope, label)
             self._tasks[task.task_id] = task
             if scope is not None:
                 self._scope_counts[id(scope)] = self._scope_counts.get(id(scope), 0) + 1
@@ -304,12 +257,12 @@ class ProcessPool(Executor):
         chunksize: int = 1,
     ) -> Iterator[Any]:
         """Like :meth:`Executor.map`; ``chunksize`` > 1 sends that many calls per task."""
-        _check_positive("chunksize", chunksize)
+        check_positive("chunksize", chunksize)
         if chunksize == 1:
             return super().map(fn, *iterables, timeout=timeout)
         argument_tuples = iter(zip(*iterables, strict=False))
         chunks = iter(lambda: list(itertools.islice(argument_tuples, chunksize)), [])
-        results = super().map(_run_chunk, itertools.repeat(fn), chunks, timeout=timeout)
+        results = super().map(run_chunk, itertools.repeat(fn), chunks, timeout=timeout)
         return itertools.chain.from_iterable(results)
 
     def warm_up(self, n_workers: int | None = None, timeout: float | None = 30.0) -> int:
@@ -336,7 +289,7 @@ class ProcessPool(Executor):
 
     def resize(self, max_workers: int) -> None:
         """Change the number of workers; busy workers beyond it leave once their work is done."""
-        _check_positive("max_workers", max_workers)
+        check_positive("max_workers", max_workers)
         with self._lock:
             self._max_workers = max_workers
             accepting = [worker for worker in self._workers.values() if worker.accepts_tasks]
@@ -352,13 +305,13 @@ class ProcessPool(Executor):
     def set_thread_limit(self, thread_limit: int | None) -> None:
         """Cap BLAS/OpenMP threads in workers started from now on."""
         if thread_limit is not None:
-            _check_positive("thread_limit", thread_limit)
+            check_positive("thread_limit", thread_limit)
         self._thread_limit = thread_limit
 
     def cancel_scope(self, scope: SharingScope, *, kill_running: bool = True) -> None:
         """Cancel the queued tasks of ``scope``; with ``kill_running``, kill the workers
         running its tasks now (their other queued tasks move to other workers)."""
-        killed_failures: list[_Task] = []
+        killed_failures: list[Task] = []
         with self._lock:
             for task in [task for task in self._pending if task.scope is scope]:
                 self._pending.remove(task)
@@ -373,14 +326,14 @@ class ProcessPool(Executor):
                     if not worker.killed:
                         worker.killed = True
                         worker.retiring = True
-                        _kill_group(worker.pid)
+                        kill_group(worker.pid)
                     for task in mine:
                         worker.in_flight.remove(task)
                         self._forget_task(task)
                         killed_failures.append(task)
             self._spawn()
         for task in killed_failures:
-            _fail(task.future, CancelledError())
+            fail(task.future, CancelledError())
 
     def release_scope(self, scope: SharingScope) -> None:
         """``scope`` is done: workers drop its definitions once its tasks are finished."""
@@ -394,8 +347,8 @@ class ProcessPool(Executor):
         """Stop the pool: queued tasks still run unless ``cancel_futures``; ``kill_workers``
         kills the workers (and everything they started) at once instead of letting them
         finish."""
-        cancelled: list[_Task] = []
-        killed: list[_Task] = []
+        cancelled: list[Task] = []
+        killed: list[Task] = []
         with self._lock:
             self._shutdown = True
             if cancel_futures or kill_workers:
@@ -407,13 +360,13 @@ class ProcessPool(Executor):
                 for worker in self._workers.values():
                     worker.killed = True
                     killed.extend(worker.in_flight)
-                    _kill_group(worker.pid)
+                    kill_group(worker.pid)
             thread = self._thread
         for task in cancelled:
             if not task.future.cancel():
-                _fail(task.future, CancelledError())
+                fail(task.future, CancelledError())
         for task in killed:
-            _fail(
+            fail(
                 task.future,
                 TerminatedWorkerError(
                     f"the pool was shut down with kill_workers=True while {task.label} ran"
@@ -493,8 +446,8 @@ class ProcessPool(Executor):
             if self.max_tasks_per_child is not None and worker.n_sent >= self.max_tasks_per_child:
                 worker.retiring = True
 
-    def _least_busy_worker(self) -> _Worker | None:
-        best: _Worker | None = None
+    def _least_busy_worker(self) -> Worker | None:
+        best: Worker | None = None
         # While workers are starting, queue nothing behind a busy worker: a new one takes it.
         limit = 1 if self._spawning else self._prefetch
         for worker in self._workers.values():
@@ -549,7 +502,7 @@ class ProcessPool(Executor):
                 with contextlib.suppress(OSError):
                     protocol.send(worker.connection, protocol.EXIT)
 
-    def _forget_task(self, task: _Task) -> None:
+    def _forget_task(self, task: Task) -> None:
         self._tasks.pop(task.task_id, None)
         if task.scope is not None:
             key = id(task.scope)
@@ -590,7 +543,7 @@ class ProcessPool(Executor):
         assert launcher is not None
         try:
             while True:
-                settled: list[tuple[_Task, bool, Any]] = []
+                settled: list[tuple[Task, bool, Any]] = []
                 for key, _ in selector.select(self._next_timeout()):
                     if key.data == "wake":
                         with contextlib.suppress(BlockingIOError):
@@ -606,7 +559,7 @@ class ProcessPool(Executor):
                     self._dispatch()
                     self._spawn()
                     finished = self._wind_down(launcher)
-                _settle(settled)
+                settle(settled)
                 if finished:
                     break
         except BaseException:  # pragma: no cover - a bug here must not hang every caller
@@ -617,9 +570,9 @@ class ProcessPool(Executor):
                 self._tasks.clear()
                 self._pending.clear()
             for task in tasks:
-                _fail(task.future, self._broken)
+                fail(task.future, self._broken)
             for worker in list(self._workers.values()):
-                _kill_group(worker.pid)
+                kill_group(worker.pid)
         finally:
             self._close_everything(selector, launcher)
 
@@ -639,7 +592,7 @@ class ProcessPool(Executor):
         with self._lock:
             expected = worker_id in self._spawning
             self._spawning.pop(worker_id, None)
-            worker = _Worker(worker_id, pid, connection)
+            worker = Worker(worker_id, pid, connection)
             config = WorkerConfig(
                 initializer=self.initializer,
                 initargs=self.initargs,
@@ -664,7 +617,7 @@ class ProcessPool(Executor):
         self,
         selector: selectors.BaseSelector,
         launcher: Launcher,
-        settled: list[tuple[_Task, bool, Any]],
+        settled: list[tuple[Task, bool, Any]],
     ) -> None:
         reports = launcher.read_reports()
         with self._lock:
@@ -710,9 +663,9 @@ class ProcessPool(Executor):
 
     def _read_worker(
         self,
-        worker: _Worker,
+        worker: Worker,
         selector: selectors.BaseSelector,
-        settled: list[tuple[_Task, bool, Any]],
+        settled: list[tuple[Task, bool, Any]],
     ) -> None:
         connection = worker.connection
         while True:
@@ -746,7 +699,7 @@ class ProcessPool(Executor):
             if not more:
                 return
 
-    def _finish(self, worker: _Worker, task_id: int) -> _Task | None:
+    def _finish(self, worker: Worker, task_id: int) -> Task | None:
         task = None
         for position, candidate in enumerate(worker.in_flight):
             if candidate.task_id == task_id:
@@ -764,9 +717,9 @@ class ProcessPool(Executor):
 
     def _socket_closed(
         self,
-        worker: _Worker,
+        worker: Worker,
         selector: selectors.BaseSelector,
-        settled: list[tuple[_Task, bool, Any]],
+        settled: list[tuple[Task, bool, Any]],
     ) -> None:
         with contextlib.suppress(KeyError, ValueError):
             selector.unregister(worker.connection)
@@ -786,10 +739,10 @@ class ProcessPool(Executor):
 
     def _bury(
         self,
-        worker: _Worker,
+        worker: Worker,
         status: int | None,
         selector: selectors.BaseSelector,
-        settled: list[tuple[_Task, bool, Any]],
+        settled: list[tuple[Task, bool, Any]],
     ) -> None:
         """A worker died with tasks: fail the one it was running, requeue the others."""
         self._dying.pop(worker.pid, None)
@@ -815,7 +768,7 @@ class ProcessPool(Executor):
                 self._pending.appendleft(task)
         self._changed.notify_all()
 
-    def _break(self, error: BaseException, settled: list[tuple[_Task, bool, Any]]) -> None:
+    def _break(self, error: BaseException, settled: list[tuple[Task, bool, Any]]) -> None:
         self._broken = error
         for task in list(self._tasks.values()):
             settled.append((task, False, error))
@@ -824,11 +777,11 @@ class ProcessPool(Executor):
         for worker in self._workers.values():
             worker.in_flight.clear()
             worker.killed = True
-            _kill_group(worker.pid)
+            kill_group(worker.pid)
         self._changed.notify_all()
 
     def _check_timers(
-        self, selector: selectors.BaseSelector, settled: list[tuple[_Task, bool, Any]]
+        self, selector: selectors.BaseSelector, settled: list[tuple[Task, bool, Any]]
     ) -> None:
         now = time.monotonic()
         for worker in list(self._dying.values()):
@@ -846,7 +799,7 @@ class ProcessPool(Executor):
                 self._exit_deadline = time.monotonic() + _EXIT_GRACE_SECONDS
             elif time.monotonic() > self._exit_deadline:
                 for worker in self._workers.values():
-                    _kill_group(worker.pid)
+                    kill_group(worker.pid)
                 self._workers.clear()
                 self._dying.clear()
                 return True
@@ -873,67 +826,6 @@ class ProcessPool(Executor):
     def __repr__(self) -> str:
         state = "broken" if self._broken else "shut down" if self._shutdown else "running"
         return f"ProcessPool(max_workers={self._max_workers}, {state})"
-
-
-def _settle(settled: list[tuple[_Task, bool, Any]]) -> None:
-    """Resolve futures (outside the lock: their callbacks may submit more work)."""
-    for task, ok, payload in settled:
-        if isinstance(payload, BaseException):
-            _fail(task.future, payload)
-            continue
-        try:
-            value = pickle.loads(payload)
-        except BaseException as error:
-            problem = TaskPicklingError(
-                f"the {'result' if ok else 'error'} of {task.label} could not be unpickled "
-                f"in the caller: {error}"
-            )
-            problem.__cause__ = error
-            _fail(task.future, problem)
-            continue
-        if ok:
-            with contextlib.suppress(InvalidStateError):
-                task.future.set_result(value)
-        else:
-            remote_error, text = value
-            if remote_error.__cause__ is None:
-                remote_error.__cause__ = RemoteTraceback(text)
-            _fail(task.future, remote_error)
-
-
-def _fail(future: Future[Any], error: BaseException) -> None:
-    with contextlib.suppress(InvalidStateError):
-        if not future.done():
-            future.set_exception(error)
-
-
-def _kill_group(pid: int) -> None:
-    """Kill a worker and every process it started (each worker leads its process group)."""
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    except PermissionError:  # pragma: no cover - the group changed hands; kill the worker
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
-
-
-def _run_chunk(fn: Callable[..., Any], chunk: list[tuple[Any, ...]]) -> list[Any]:
-    return [fn(*arguments) for arguments in chunk]
-
-
-def _describe(fn: object) -> str:
-    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
-    if name is None:
-        name = type(fn).__name__
-    module = getattr(fn, "__module__", None)
-    prefix = f"{module}." if module not in (None, "builtins", "__main__") else ""
-    return f"{prefix}{name}()"
-
-
-def _check_positive(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 @atexit.register
