@@ -48,10 +48,11 @@ def main(command_fd: int, report_fd: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     config = _read_config(command_fd)
     sys.path[:] = config["sys_path"]
-    for name in config["preload"]:
-        with contextlib.suppress(Exception):  # a failed optional preload only costs speed
-            importlib.import_module(name)
     from forklift.pool._worker import run_worker
+
+    # Optional preloads (numpy, ...) are imported while no request waits, so that the first
+    # workers of a cold start are not held up by them; later workers get them for free.
+    preloads = [name for name in config["preload"] if name not in sys.modules]
 
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_read, False)
@@ -63,8 +64,13 @@ def main(command_fd: int, report_fd: int) -> None:
     open_channel = True
     while open_channel:
         try:
-            readable, _, _ = select.select([command_fd, wake_read], [], [])
+            timeout = 0.0 if preloads else None
+            readable, _, _ = select.select([command_fd, wake_read], [], [], timeout)
         except InterruptedError:
+            continue
+        if not readable:
+            with contextlib.suppress(Exception):  # a failed optional preload only costs speed
+                importlib.import_module(preloads.pop(0))
             continue
         if wake_read in readable:
             with contextlib.suppress(BlockingIOError):
