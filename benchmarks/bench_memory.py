@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import tempfile
 import time
@@ -59,6 +60,8 @@ def scenarios(quick: bool) -> list[Scenario]:
     import forklift
 
     folders = [tempfile.mkdtemp(prefix="bench-memory-") for _ in range(2)]
+    for folder in folders:
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
     forklift_memory = forklift.Memory(folders[0], verbose=0)
     joblib_memory = joblib.Memory(folders[1], verbose=0)
     size = 5_000_000 if quick else 25_000_000  # 40 MB / 200 MB of float64

@@ -6,6 +6,7 @@ can be told apart from other programs' files.
 
 from __future__ import annotations
 
+import atexit
 import os
 import tempfile
 import threading
@@ -88,7 +89,12 @@ def no_leftovers() -> Iterator[None]:
         pytest.fail("; ".join(problems), pytrace=False)
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+def _remove_session_tmp() -> None:
     import shutil
 
     shutil.rmtree(_SESSION_TMP, ignore_errors=True)
+
+
+# Registered at import, before any test imports multiprocessing: exit handlers run last
+# registered first, so this one runs after multiprocessing has removed its pymp- folders.
+atexit.register(_remove_session_tmp)

@@ -37,10 +37,16 @@ _EXPORTS = {
     "load": "forklift.persist",
     "register_compressor": "forklift.persist",
     "hash": "forklift.hashing",
+    "Logger": "forklift.progress.log_helpers",
+    "PrintTime": "forklift.progress.log_helpers",
+    "wrap_non_picklable_objects": "forklift.parallel.wrapping",
 }
 
 __all__ = [
     "ForkliftError",
+    "Logger",
+    "PrintTime",
+    "wrap_non_picklable_objects",
     "MemorizedResult",
     "Memory",
     "StoreBackendBase",
@@ -80,9 +86,12 @@ if TYPE_CHECKING:
     from forklift.parallel.backends.registry import (
         register_parallel_backend as register_parallel_backend,
     )
+    from forklift.parallel.wrapping import wrap_non_picklable_objects as wrap_non_picklable_objects
     from forklift.persist import dump as dump
     from forklift.persist import load as load
     from forklift.persist import register_compressor as register_compressor
+    from forklift.progress.log_helpers import Logger as Logger
+    from forklift.progress.log_helpers import PrintTime as PrintTime
 
 
 def __getattr__(name: str) -> Any:

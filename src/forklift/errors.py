@@ -11,6 +11,7 @@ same situation, so ``except ValueError`` keeps working after switching imports::
     ├── InvalidTaskError (TypeError)              an item that is not a delayed call
     ├── ParallelStateError (RuntimeError)         calling a closed or running Parallel
     ├── ParallelTimeoutError (TimeoutError)       the whole call ran past ``timeout``
+    ├── TaskTimeoutError (TimeoutError)           one task ran past ``task_timeout``
     ├── TerminatedWorkerError (BrokenProcessPool) a worker process died under a task
     ├── TaskPicklingError (PicklingError)         a task's arguments or result do not pickle
     ├── WorkerStartError (BrokenProcessPool)      workers cannot start (initializer failed)
@@ -54,6 +55,7 @@ __all__ = [
     "PersistWarning",
     "RemoteTraceback",
     "TaskPicklingError",
+    "TaskTimeoutError",
     "TerminatedWorkerError",
     "UnknownBackendError",
     "UnknownHashError",
@@ -179,3 +181,7 @@ class TaskPicklingError(ForkliftError, PicklingError):
 
 class WorkerStartError(ForkliftError, BrokenProcessPool):
     """Worker processes could not be started, e.g. because the pool's initializer raised."""
+
+
+class TaskTimeoutError(ForkliftError, TimeoutError):
+    """One task ran longer than ``Parallel(task_timeout=...)`` allows; names the call."""

@@ -142,7 +142,7 @@ def test_clear_function_and_memory(tmp_path: Path, counter_file: Path) -> None:
     add(1)
     assert runs(counter_file) == 2
     memory.clear()
-    assert not (tmp_path / "forklift").exists()
+    assert list((tmp_path / "forklift").iterdir()) == []
     add(1)
     assert runs(counter_file) == 3
 
@@ -335,3 +335,39 @@ def test_hot_hits_see_clears_and_rewrites_from_elsewhere(
     assert cached(1) == 2  # the clear was seen: recomputed
     assert elsewhere.call(1)[0] == 3  # rewrites the entry
     assert cached(1) == 3  # the rewrite was seen, not the hot copy of 2
+
+
+def test_a_failing_function_stores_nothing_and_releases_its_lock(
+    tmp_path: Path, counter_file: Path
+) -> None:
+    memory = Memory(tmp_path, verbose=0)
+
+    @memory.cache
+    def fragile(x: int) -> int:
+        with counter_file.open("a") as file:
+            file.write("run\n")
+        if runs(counter_file) == 1:
+            raise RuntimeError("first attempt fails")
+        return x
+
+    with pytest.raises(RuntimeError, match="first attempt"):
+        fragile(1)
+    assert not fragile.check_call_in_cache(1)
+    assert fragile(1) == 1  # not blocked by a lock left behind, and computed again
+    assert fragile(1) == 1
+    assert runs(counter_file) == 2
+
+
+def test_arguments_that_cannot_be_hashed_compute_uncached_with_a_warning(tmp_path: Path) -> None:
+    import threading
+
+    from forklift.errors import CacheWarning
+
+    memory = Memory(tmp_path, verbose=0)
+    locked = memory.cache(lambda lock, x: x + 1)
+    with pytest.warns(CacheWarning, match="cannot be hashed"):
+        assert locked(threading.Lock(), 1) == 2
+    with pytest.warns(CacheWarning, match="cannot be hashed"):
+        assert locked.call_and_shelve(threading.Lock(), 2).get() == 3
+    ignoring = memory.cache(lambda lock, x: x + 1, ignore=["lock"])
+    assert ignoring(threading.Lock(), 1) == 2  # ignored arguments are not hashed at all

@@ -11,7 +11,8 @@ Hot entries: a small result (pickled size up to :data:`HOT_ENTRY_BYTES`) that wa
 stored is also kept in memory as its pickled bytes. A later hit checks with one ``stat`` that
 the entry on disk is still the same file (so clears, evictions and other processes' rewrites
 are seen at once) and unpickles the bytes - a fresh object each time, as a load from disk
-gives. Every hit still records its access time, so eviction stays exactly least recently used.
+gives. Access times (for least-recently-used eviction) are then recorded at most once per
+:data:`TOUCH_EVERY` seconds per entry and process: LRU order has that resolution.
 
 A damaged entry is reported as a :class:`~forklift.errors.CacheWarning`, deleted and
 recomputed; a cache that cannot be written (read-only, full disk) warns and still returns the
@@ -30,13 +31,14 @@ import pickle
 import reprlib
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from forklift.cache.identity import FunctionIdentity, identify
 from forklift.cache.keys import CallKeyMaker
 from forklift.cache.stores.base import CallId, StoreBackendBase
-from forklift.errors import CacheEntryDamagedError, CacheWarning
+from forklift.errors import CacheEntryDamagedError, CacheWarning, HashingError
 from forklift.progress.cache_messages import CacheReporter
 
 __all__ = [
@@ -50,6 +52,7 @@ __all__ = [
 logger = logging.getLogger("forklift.cache")
 HOT_ENTRY_BYTES = 64 * 1024
 HOT_TOTAL_BYTES = 16 * 1024 * 1024
+TOUCH_EVERY = 1.0
 _short = reprlib.Repr()
 _short.maxstring = 40
 _short.maxother = 40
@@ -60,6 +63,7 @@ class _HotEntry:
     stamp: object
     payload: bytes
     metadata: dict[str, Any]
+    touched: float = 0.0  # 0: the first hot hit records its access
 
 
 class MemorizedResult:
@@ -173,10 +177,18 @@ class MemorizedFunction:
     # -- identity -----------------------------------------------------------------------------
     @property
     def identity(self) -> FunctionIdentity:
-        """The function's identity and code fingerprint, computed once per process."""
+        """The function's identity and code fingerprint, computed once per process.
+
+        Memoized functions are rebuilt each time they are unpickled (e.g. in every batch a
+        worker receives), so both the fingerprint and the check of the function's record
+        are remembered per process, not per object.
+        """
         if self._identity is None:
-            identity = identify(self.func, self.version)
-            self._sync_function_record(identity)
+            identity = _identify_once(self.func, self.version)
+            synced = (self.store.location, identity.path, identity.fingerprint)
+            if synced not in _synced_records:
+                self._sync_function_record(identity)
+                _synced_records.add(synced)
             self._identity = identity
         return self._identity
 
@@ -240,7 +252,10 @@ class MemorizedFunction:
                 self.cache_validation_callback is None
                 or self.cache_validation_callback(hot.metadata)
             ):
-                self.store.touch(call_id)
+                now = time.monotonic()
+                if now - hot.touched >= TOUCH_EVERY:
+                    hot.touched = now
+                    self.store.touch(call_id)
                 value = pickle.loads(hot.payload)
                 if self.verbose >= 2:
                     self._reporter.loaded(self.identity.qualname, self._describe(arguments), 0.0)
@@ -301,8 +316,16 @@ class MemorizedFunction:
 
     def _lookup_or_compute(
         self, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> tuple[Any, CallId]:
-        call_id, arguments = self._call_id(args, kwargs)
+    ) -> tuple[Any, CallId | None]:
+        try:
+            call_id, arguments = self._call_id(args, kwargs)
+        except HashingError as error:
+            _warn(
+                f"the arguments of {self.identity.qualname}() cannot be hashed ({error}); "
+                "computing it without the cache - pass such arguments in ignore=[...] or "
+                "give them a picklable form"
+            )
+            return self.func(*args, **kwargs), None
         found, value = self._load(call_id, arguments)
         if found:
             return value, call_id
@@ -368,9 +391,11 @@ class MemorizedFunction:
             self.store.clear_item(call_id)
             return self._compute_and_store(call_id, arguments, args, kwargs)
 
-    def call_and_shelve(self, *args: Any, **kwargs: Any) -> MemorizedResult:
+    def call_and_shelve(self, *args: Any, **kwargs: Any) -> MemorizedResult | NotMemorizedResult:
         """Make sure the result is cached and return a handle to it instead of the value."""
-        _, call_id = self._lookup_or_compute(args, kwargs)
+        value, call_id = self._lookup_or_compute(args, kwargs)
+        if call_id is None:  # uncacheable arguments: nothing to shelve
+            return NotMemorizedResult(value)
         return MemorizedResult(self.store, call_id, self.mmap_mode, self.identity.display_name)
 
     def check_call_in_cache(self, *args: Any, **kwargs: Any) -> bool:
@@ -387,7 +412,9 @@ class MemorizedFunction:
         """Delete every cached result of this function."""
         if warn and self.verbose >= 1:
             logger.info("clearing the cache of %s", self.identity.display_name)
-        self.store.clear_path(self.identity.path)
+        identity = self.identity
+        self.store.clear_path(identity.path)
+        _synced_records.discard((self.store.location, identity.path, identity.fingerprint))
         self._identity = None
 
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
@@ -460,6 +487,23 @@ def memorize(
     """The right memoized wrapper for ``function`` (async for coroutine functions)."""
     kind = AsyncMemorizedFunction if inspect.iscoroutinefunction(function) else MemorizedFunction
     return kind(function, store, **options)
+
+
+_identities: weakref.WeakKeyDictionary[Any, dict[str | None, FunctionIdentity]] = (
+    weakref.WeakKeyDictionary()
+)
+_synced_records: set[tuple[str, tuple[str, ...], str]] = set()
+
+
+def _identify_once(function: Callable[..., Any], version: str | None) -> FunctionIdentity:
+    try:
+        known = _identities.setdefault(function, {})
+    except TypeError:  # not weak-referenceable (some builtins): no memo
+        return identify(function, version)
+    identity = known.get(version)
+    if identity is None:
+        identity = known[version] = identify(function, version)
+    return identity
 
 
 def _warn(message: str) -> None:

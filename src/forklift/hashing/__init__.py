@@ -3,6 +3,8 @@
 What it guarantees: the same value gives the same hex digest in every process, run, machine
 and Python minor version (3.10+); dict and set order do not matter; values of different types
 differ (``1``, ``1.0``, ``True`` and ``"1"`` all hash differently, so do ``[1]`` and ``(1,)``).
+Floats are hashed by their bits, except that every NaN is the same NaN: ``-0.0`` and ``0.0``
+differ (code like ``1 / x`` or ``math.copysign`` tells them apart).
 
 How (data flow)::
 
@@ -11,8 +13,11 @@ How (data flow)::
                        +-- dict/set: sorted digests of their entries
 
 - :mod:`~forklift.hashing.encoder` -- the stream: records, buffering, cycles (back-references).
-- :mod:`~forklift.hashing.kinds` -- records of built-in and standard-library types, and the
-  table that specifies the encoding (:data:`~forklift.hashing.encoder.ENCODING_VERSION`).
+- :mod:`~forklift.hashing.kinds` -- the table that specifies the encoding
+  (:data:`~forklift.hashing.encoder.ENCODING_VERSION`), and records of the built-in types;
+  :mod:`~forklift.hashing.stdlib` and :mod:`~forklift.hashing.functions` the standard
+  library's value types, and functions, methods, code and modules.
+- :mod:`~forklift.hashing.names` -- stable (public-module) names of classes and functions.
 - :mod:`~forklift.hashing.objects` -- enums, dataclasses, namedtuples, classes, and the
   fallback through ``__reduce_ex__(4)`` for every other object.
 - :mod:`~forklift.hashing.arrays` / :mod:`~forklift.hashing.frames` -- numpy and pandas,
@@ -45,10 +50,15 @@ from typing import Any
 
 from forklift.hashing.digests import DEFAULT_HASH_NAME, HASH_NAMES, get_digest
 from forklift.hashing.encoder import ENCODING_VERSION, HEADER, Encoder
-from forklift.hashing.kinds import HANDLERS
+from forklift.hashing.functions import FUNCTION_HANDLERS
+from forklift.hashing.kinds import BUILTIN_HANDLERS
 from forklift.hashing.objects import encode_other
+from forklift.hashing.stdlib import STDLIB_HANDLERS
 
 __all__ = ["DEFAULT_HASH_NAME", "ENCODING_VERSION", "HASH_NAMES", "hash"]
+
+# Exact type -> handler; types not in here go through objects.encode_other.
+_HANDLERS = {**BUILTIN_HANDLERS, **STDLIB_HANDLERS, **FUNCTION_HANDLERS}
 
 
 def hash(obj: Any, hash_name: str = DEFAULT_HASH_NAME, coerce_mmap: bool = False) -> str:
@@ -78,7 +88,7 @@ def hash(obj: Any, hash_name: str = DEFAULT_HASH_NAME, coerce_mmap: bool = False
     encoder = Encoder(
         get_digest(hash_name),
         coerce_mmap=bool(coerce_mmap),
-        handlers=HANDLERS,
+        handlers=_HANDLERS,
         other=encode_other,
     )
     encoder.out += HEADER

@@ -71,11 +71,15 @@ def _blake3() -> Digest:
 
 def _hashlib(name: str) -> Callable[[], Digest]:
     def make() -> Digest:
+        # The named constructors (hashlib.md5...) are faster than hashlib.new(name).
+        constructor: Callable[..., Any] = getattr(hashlib, name)
+
         def new() -> Hasher:
-            return hashlib.new(name)
+            return cast(Hasher, constructor())
 
         def oneshot(data: Any) -> bytes:
-            return hashlib.new(name, data).digest()
+            result: bytes = constructor(data).digest()
+            return result
 
         return Digest(name, new, oneshot)
 

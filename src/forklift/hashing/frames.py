@@ -2,7 +2,8 @@
 
 pandas is never imported here: the caller passes the module it found in :data:`sys.modules`.
 
-``X`` record: text kind (``frame``, ``series``, ``index``, ``multiindex``), text class, then
+``X`` record: text kind (``frame``, ``series``, ``index``, ``multiindex``), text class, rec
+``attrs`` (or None), rec subclass ``_metadata`` attributes (or None), then
 
 - index: rec name, then values;
 - multiindex: rec names, u64 level count, per level (rec level index, rec codes array);
@@ -20,9 +21,12 @@ from types import ModuleType
 from typing import Any
 
 from forklift.hashing.encoder import Encoder, pack_u64
-from forklift.hashing.kinds import class_name
+from forklift.hashing.names import class_name
 
 __all__ = ["encode_pandas"]
+
+# pandas' own ``_metadata`` entries, already hashed as the name.
+_BUILTIN_METADATA = frozenset({"_name", "name"})
 
 
 def encode_pandas(enc: Encoder, obj: Any, pd: ModuleType) -> bool:
@@ -59,6 +63,12 @@ def _header(enc: Encoder, kind: str, obj: Any) -> None:
     enc.out += b"X"
     enc.write_text(kind)
     enc.write_text(class_name(type(obj)))
+    # User metadata: ``attrs``, and the attributes a subclass declares in ``_metadata``
+    # (a GeoDataFrame's crs); None where there is none.
+    attrs = getattr(obj, "attrs", None)
+    enc.encode(dict(attrs) if attrs else None)
+    names = [n for n in getattr(obj, "_metadata", ()) if n not in _BUILTIN_METADATA]
+    enc.encode({name: getattr(obj, name, None) for name in names} if names else None)
 
 
 def _values(enc: Encoder, values: Any, pd: ModuleType) -> None:

@@ -1,4 +1,4 @@
-"""Records for the built-in and standard-library types, looked up by exact type.
+"""The encoding's specification (every record tag), and the records of the built-in types.
 
 Every record starts with a one-byte tag; the table below is the encoding's specification
 (version :data:`~forklift.hashing.encoder.ENCODING_VERSION`). ``u64``/``i64``/``f64`` are
@@ -10,7 +10,7 @@ tag   type                         body
 ====  ===========================  =====================================================
 N     None                         (none)
 T F   True, False                  (none)
-i     int in the i64 range          i64
+i     int in the i64 range         i64
 I     any other int                u64 length, little-endian two's complement
 f     float                        f64; every NaN is written as the one quiet NaN
 c     complex                      f64 real, f64 imaginary (NaN as for float)
@@ -33,9 +33,10 @@ z     datetime.timezone            rec offset, text name
 p     pathlib.PurePath             text class, text str(path)
 E     enum member                  text class, rec name (value for Flag)
 C     dataclass instance           text class, u64 count, (text name, rec value) per field
-n     tuple subclass (namedtuple)  text class, rec tuple(fields or ()), rec tuple(items)
+n     tuple subclass (namedtuple)  text class, rec tuple(fields or ()), rec tuple(items),
+                                   rec __dict__ or None
 P     function, builtin, global    text module, text qualified name (when that name leads
-                                   back to the object)
+                                   back to the object; module: see hashing.names)
 L     other function (lambda...)   text module, text qualified name, rec code, rec defaults,
                                    rec kwdefaults, u64 count, rec per closure cell (``_``
                                    for an empty cell)
@@ -45,12 +46,17 @@ M     bound method                 rec self, rec function
 K     class                        text module, text qualified name
 O     module                       text name
 R     anything else                rec callable, args, state, listitems, dictitems, setter
-                                   from ``obj.__reduce_ex__(4)`` (pickle protocol pinned)
+                                   from the copyreg reducer or ``obj.__reduce_ex__(4)``
+                                   (pickle protocol pinned); a reducer's str result is a P
 ^     back-reference (cycle)       u64 levels up the path
 A g   numpy ndarray, scalar        see :mod:`forklift.hashing.arrays`
 y     numpy dtype                  see :mod:`forklift.hashing.arrays`
 X     pandas object                see :mod:`forklift.hashing.frames`
 ====  ===========================  =====================================================
+
+This module holds the built-in value types; :mod:`~forklift.hashing.stdlib` the standard
+library's value types, :mod:`~forklift.hashing.functions` functions, classes' methods and
+modules, :mod:`~forklift.hashing.objects` the rest.
 
 Imports nothing from forklift outside :mod:`forklift.hashing`.
 """
@@ -58,19 +64,13 @@ Imports nothing from forklift outside :mod:`forklift.hashing`.
 from __future__ import annotations
 
 import collections
-import datetime as _dt
-import pathlib
-import sys
-import types
 from collections.abc import Callable
-from decimal import Decimal
-from fractions import Fraction
 from math import isnan
 from typing import Any
 
 from forklift.hashing.encoder import Encoder, Handler, pack_f64, pack_i64, pack_u64
 
-__all__ = ["HANDLERS", "RECORDS", "class_name", "encode_global"]
+__all__ = ["BUILTIN_HANDLERS", "RECORDS", "int_record"]
 
 _I64_MIN = -(1 << 63)
 _I64_MAX = (1 << 63) - 1
@@ -79,11 +79,6 @@ _I64_MAX = (1 << 63) - 1
 _NAN = bytes.fromhex("000000000000f87f")
 # Strings and bytes up to this size are appended in one operation (faster for small ones).
 _SMALL = 4096
-
-
-def class_name(cls: type) -> str:
-    """``module.QualifiedName`` of a class, as written into records."""
-    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 # Records of scalars, returned as bytes so containers can append them without a call through
@@ -100,7 +95,7 @@ def _bool_record(obj: bool) -> bytes:
     return b"T" if obj else b"F"
 
 
-def _int_record(obj: int) -> bytes:
+def int_record(obj: int) -> bytes:
     if _I64_MIN <= obj <= _I64_MAX:
         return b"i" + pack_i64(obj)
     data = obj.to_bytes((obj.bit_length() + 8) // 8, "little", signed=True)
@@ -152,7 +147,7 @@ def _bytes_like(tag: bytes) -> Handler:
 RECORDS: dict[type, Record] = {
     type(None): _none_record,
     bool: _bool_record,
-    int: _int_record,
+    int: int_record,
     float: _float_record,
     complex: _complex_record,
     str: _str_record,
@@ -182,22 +177,35 @@ def _memoryview(enc: Encoder, obj: memoryview) -> None:
     enc.feed(obj if obj.c_contiguous else obj.tobytes())
 
 
+def _items(enc: Encoder, items: Any) -> None:
+    """Append the records of ``items`` in order (scalars without a call through the encoder)."""
+    out = enc.out  # cleared in place by flushes, so this reference stays valid
+    item_encode = enc.encode
+    records = RECORDS
+    for item in items:
+        record = records.get(type(item))
+        data = None if record is None else record(item)
+        if data is None:
+            item_encode(item)
+        else:
+            out += data
+
+
+# Long sequences are encoded in slices of this many items, flushing the buffer in between.
+_SLICE = 1024
+
+
 def _sequence(tag: bytes, track: bool) -> Handler:
     def encode(enc: Encoder, obj: Any) -> None:
         if track and not enc.enter(obj):
             return
-        out = enc.out  # cleared in place by flushes, so this reference stays valid
-        out += tag + pack_u64(len(obj))
-        item_encode = enc.encode
-        records = RECORDS
-        for index, item in enumerate(obj):
-            record = records.get(type(item))
-            data = None if record is None else record(item)
-            if data is None:
-                item_encode(item)
-            else:
-                out += data
-            if index & 1023 == 1023:
+        size = len(obj)
+        enc.out += tag + pack_u64(size)
+        if size <= _SLICE:
+            _items(enc, obj)
+        else:
+            for start in range(0, size, _SLICE):
+                _items(enc, obj[start : start + _SLICE])
                 enc.maybe_flush()
         if track:
             enc.leave(obj)
@@ -273,143 +281,10 @@ def _triple(tag: bytes) -> Handler:
     return encode
 
 
-def _decimal(enc: Encoder, obj: Decimal) -> None:
-    enc.out += b"D"
-    enc.write_text(str(obj))
-
-
-def _fraction(enc: Encoder, obj: Fraction) -> None:
-    enc.out += b"Q" + _int_record(obj.numerator) + _int_record(obj.denominator)
-
-
-def _i64s(*values: int) -> bytes:
-    return b"".join(pack_i64(v) for v in values)
-
-
-def _datetime(enc: Encoder, obj: _dt.datetime) -> None:
-    o = obj
-    enc.out += b"t" + _i64s(o.year, o.month, o.day, o.hour, o.minute, o.second)
-    enc.out += _i64s(o.microsecond, o.fold)
-    enc.encode(o.tzinfo)
-
-
-def _date(enc: Encoder, obj: _dt.date) -> None:
-    enc.out += b"d" + _i64s(obj.year, obj.month, obj.day)
-
-
-def _time(enc: Encoder, obj: _dt.time) -> None:
-    o = obj
-    enc.out += b"h" + _i64s(o.hour, o.minute, o.second, o.microsecond, o.fold)
-    enc.encode(o.tzinfo)
-
-
-def _timedelta(enc: Encoder, obj: _dt.timedelta) -> None:
-    enc.out += b"e" + _i64s(obj.days, obj.seconds, obj.microseconds)
-
-
-def _timezone(enc: Encoder, obj: _dt.timezone) -> None:
-    enc.out += b"z"
-    _timedelta(enc, obj.utcoffset(None))
-    enc.write_text(obj.tzname(None))
-
-
-def _path(enc: Encoder, obj: pathlib.PurePath) -> None:
-    enc.out += b"p"
-    enc.write_text(class_name(type(obj)))
-    enc.write_text(str(obj))
-
-
-def encode_global(enc: Encoder, module: str | None, qualname: str) -> None:
-    """Write a ``P`` record: something found by importing ``module`` and walking ``qualname``."""
-    enc.out += b"P"
-    enc.write_text(module or "")
-    enc.write_text(qualname)
-
-
-def _reachable(module: str | None, qualname: str, obj: object) -> bool:
-    """Whether importing ``module`` and walking ``qualname`` finds ``obj`` itself."""
-    found: Any = sys.modules.get(module or "")
-    try:
-        for part in qualname.split("."):
-            if found is None:
-                return False
-            found = getattr(found, part, None)
-    except Exception:  # a module-level __getattr__ may raise anything
-        return False
-    return found is obj
-
-
-def _function(enc: Encoder, obj: types.FunctionType) -> None:
-    # A function its name leads back to is hashed by name, as pickle does: its code is the
-    # cache's business (it fingerprints code separately), and the name is stable everywhere.
-    if _reachable(obj.__module__, obj.__qualname__, obj):
-        encode_global(enc, obj.__module__, obj.__qualname__)
-        return
-    # Lambdas, nested functions, replaced definitions: the name is ambiguous (every lambda of
-    # a module is "<lambda>"), so the code, defaults and closure are hashed too. Bytecode is
-    # specific to the Python version: such a function's hash is stable within one version.
-    if not enc.enter(obj):
-        return
-    enc.out += b"L"
-    enc.write_text(obj.__module__ or "")
-    enc.write_text(obj.__qualname__)
-    enc.encode(obj.__code__)
-    enc.encode(obj.__defaults__)
-    enc.encode(obj.__kwdefaults__)
-    cells = obj.__closure__ or ()
-    enc.out += pack_u64(len(cells))
-    for cell in cells:
-        try:
-            contents = cell.cell_contents
-        except ValueError:  # an empty cell (a variable not yet assigned)
-            enc.out += b"_"
-        else:
-            enc.encode(contents)
-    enc.leave(obj)
-
-
-def _code(enc: Encoder, obj: types.CodeType) -> None:
-    enc.out += b"k"
-    enc.out += pack_u64(obj.co_argcount) + pack_u64(obj.co_posonlyargcount)
-    enc.out += pack_u64(obj.co_kwonlyargcount)
-    enc.encode(obj.co_code)
-    enc.encode(obj.co_consts)  # nested code objects of inner functions recurse here
-    enc.encode(obj.co_names)
-    enc.encode(obj.co_varnames)
-
-
-def _builtin(enc: Encoder, obj: types.BuiltinFunctionType) -> None:
-    owner = obj.__self__
-    if owner is None or isinstance(owner, types.ModuleType):
-        encode_global(enc, obj.__module__, obj.__qualname__)
-    else:  # a bound method of a built-in object, like [].append: its object matters
-        enc.out += b"M"
-        enc.encode(owner)
-        encode_global(enc, None, obj.__name__)
-
-
-def _method(enc: Encoder, obj: types.MethodType) -> None:
-    enc.out += b"M"
-    enc.encode(obj.__self__)
-    enc.encode(obj.__func__)
-
-
-def _module(enc: Encoder, obj: types.ModuleType) -> None:
-    enc.out += b"O"
-    enc.write_text(obj.__name__)
-
-
-def _singleton(name: str) -> Handler:
-    def encode(enc: Encoder, obj: Any) -> None:
-        encode_global(enc, "builtins", name)
-
-    return encode
-
-
-HANDLERS: dict[type, Handler] = {
+BUILTIN_HANDLERS: dict[type, Handler] = {
     type(None): _from_record(_none_record),
     bool: _from_record(_bool_record),
-    int: _from_record(_int_record),
+    int: _from_record(int_record),
     float: _from_record(_float_record),
     complex: _from_record(_complex_record),
     str: _from_record(_str_record, _str),
@@ -426,28 +301,5 @@ HANDLERS: dict[type, Handler] = {
     frozenset: _set_like(b"Z", track=False),
     range: _triple(b"r"),
     slice: _triple(b"l"),
-    Decimal: _decimal,
-    Fraction: _fraction,
-    _dt.datetime: _datetime,
-    _dt.date: _date,
-    _dt.time: _time,
-    _dt.timedelta: _timedelta,
-    _dt.timezone: _timezone,
-    types.FunctionType: _function,
-    types.CodeType: _code,
-    types.BuiltinFunctionType: _builtin,
-    types.MethodType: _method,
-    types.ModuleType: _module,
-    type(Ellipsis): _singleton("Ellipsis"),
-    type(NotImplemented): _singleton("NotImplemented"),
 }
-
-for _cls in (
-    pathlib.PurePath,
-    pathlib.PurePosixPath,
-    pathlib.PureWindowsPath,
-    pathlib.Path,
-    pathlib.PosixPath,
-    pathlib.WindowsPath,
-):
-    HANDLERS[_cls] = _path
+"""Handlers of the built-in value types (the first rows of the table above)."""

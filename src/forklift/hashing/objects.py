@@ -7,7 +7,8 @@ Checked in this order, first match wins:
    so hashing never imports them;
 2. enum members, dataclass instances, tuple subclasses (namedtuples), path subclasses;
 3. classes (by qualified name);
-4. the pickle-like fallback: ``obj.__reduce_ex__(4)`` -- protocol pinned at 4 -- whose parts
+4. the pickle-like fallback: the reducer registered in :data:`copyreg.dispatch_table` for the
+   type, else ``obj.__reduce_ex__(4)`` -- protocol pinned at 4 -- whose parts
    (callable, args, state, list items, dict items, state setter) are encoded as records in
    turn. Nothing is pickled to bytes, so the result depends on what the object *reduces to*,
    not on pickle's byte format, and a ``__dict__`` state is hashed order-insensitively. Its
@@ -19,6 +20,7 @@ Imports nothing from forklift outside :mod:`forklift.hashing` and :mod:`forklift
 
 from __future__ import annotations
 
+import copyreg
 import dataclasses
 import enum
 import pathlib
@@ -28,7 +30,8 @@ from typing import Any
 from forklift.errors import HashingError
 from forklift.hashing import arrays, frames
 from forklift.hashing.encoder import Encoder, pack_u64
-from forklift.hashing.kinds import class_name, encode_global
+from forklift.hashing.functions import encode_global
+from forklift.hashing.names import class_name, public_module
 
 __all__ = ["encode_other"]
 
@@ -49,7 +52,7 @@ def encode_other(enc: Encoder, obj: Any) -> None:
         enc.encode(obj.value if isinstance(obj, enum.Flag) else obj.name)
     elif isinstance(obj, type):
         enc.out += b"K"
-        enc.write_text(obj.__module__)
+        enc.write_text(public_module(obj.__module__, obj.__qualname__, obj) or obj.__module__)
         enc.write_text(obj.__qualname__)
     elif dataclasses.is_dataclass(obj):
         _encode_dataclass(enc, obj)
@@ -58,9 +61,8 @@ def encode_other(enc: Encoder, obj: Any) -> None:
         enc.write_text(class_name(cls))
         enc.encode(tuple(getattr(cls, "_fields", ())))
         enc.encode(tuple(obj))
-        # A namedtuple's fields are its whole value; other tuple subclasses may carry more.
-        if not hasattr(cls, "_fields"):
-            enc.encode(getattr(obj, "__dict__", None))
+        # None for a namedtuple (its fields are its whole value); other subclasses may carry more.
+        enc.encode(getattr(obj, "__dict__", None))
     elif isinstance(obj, pathlib.PurePath):  # user subclasses of the path classes
         enc.out += b"p"
         enc.write_text(class_name(cls))
@@ -85,14 +87,17 @@ def _encode_dataclass(enc: Encoder, obj: Any) -> None:
 def _encode_reduced(enc: Encoder, obj: Any) -> None:
     cls = type(obj)
     try:
-        reduced = obj.__reduce_ex__(4)
+        # As pickle does: a reducer registered with copyreg first (re.Pattern, numpy.ufunc...).
+        reducer = copyreg.dispatch_table.get(cls)
+        reduced = reducer(obj) if reducer is not None else obj.__reduce_ex__(4)
     except Exception as exc:
         raise HashingError(
             f"cannot hash an object of type {class_name(cls)}: it has no hashing rule and "
             f"cannot be reduced like pickle does ({exc})"
         ) from exc
     if isinstance(reduced, str):  # a global: pickle stores its name
-        encode_global(enc, getattr(obj, "__module__", None), reduced)
+        module = getattr(obj, "__module__", None)
+        encode_global(enc, public_module(module, reduced, obj) or module, reduced)
         return
     if not isinstance(reduced, tuple) or not 2 <= len(reduced) <= 6:
         raise HashingError(

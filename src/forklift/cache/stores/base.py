@@ -15,7 +15,7 @@ import dataclasses
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, NamedTuple
 
 from forklift.errors import ConfigurationError
 
@@ -30,8 +30,7 @@ __all__ = [
 ]
 
 
-@dataclasses.dataclass(frozen=True)
-class CallId:
+class CallId(NamedTuple):
     """Address of one entry: function folder parts, code version, call key."""
 
     function: tuple[str, ...]

@@ -204,6 +204,8 @@ class LocalStore(StoreBackendBase):
     def clear(self) -> None:
         _remove_tree(self.root)
         self._known_dirs.clear()
+        with contextlib.suppress(OSError):  # an emptied cache is still a cache
+            self.root.mkdir(exist_ok=True)
 
     def iter_functions(self) -> Iterator[tuple[str, ...]]:
         """Every function with a record or with stored entries (a folder of versions)."""

@@ -305,3 +305,31 @@ def test_ordered_dict_order_counts() -> None:
     )
     assert hash(collections.Counter("abca")) == hash(collections.Counter("acab"))
     assert hash(collections.deque([1, 2])) != hash(collections.deque([2, 1]))
+
+
+def test_copyreg_reducers_are_used_like_pickle_does() -> None:
+    import re
+
+    assert hash(re.compile("a+", re.IGNORECASE)) == hash(re.compile("a+", re.IGNORECASE))
+    assert hash(re.compile("a+")) != hash(re.compile("a+", re.IGNORECASE))
+    assert hash(re.compile("a+")) != hash(re.compile("b+"))
+
+
+def test_concurrent_hashing_from_threads_agrees() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    values = [{"n": i, "items": list(range(i)), "s": {str(i)}} for i in range(200)]
+    expected = [hash(v) for v in values]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            assert list(pool.map(hash, values)) == expected
+
+
+def test_memoryviews() -> None:
+    data = bytes(range(24))
+    flat = memoryview(data)
+    assert hash(flat) == hash(memoryview(bytearray(data)))
+    assert hash(flat) != hash(data)
+    assert hash(flat.cast("B", (4, 6))) != hash(flat)
+    assert hash(flat[::2]) == hash(memoryview(data[::2]))
+    assert hash(flat.cast("i")) != hash(flat)

@@ -75,20 +75,22 @@ def _reordered(value: Any) -> Any:
 
 
 @given(values)
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, database=None, deadline=None)
 def test_equal_values_equal_hashes(value: Any) -> None:
     assert hash(value) == hash(copy.deepcopy(value))
     assert hash(value) == hash(_reordered(value))
 
 
 @given(values, values)
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=250, database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 def test_hashes_equal_exactly_when_values_are_the_same(x: Any, y: Any) -> None:
     assert (hash(x) == hash(y)) == same(x, y)
 
 
 @given(st.lists(values, min_size=2, max_size=2, unique_by=repr))
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=150, database=None, deadline=None)
 def test_distinct_reprs_distinct_hashes(pair: list[Any]) -> None:
     x, y = pair
     assume(not same(x, y))
@@ -108,7 +110,7 @@ arrays = hnp.arrays(dtypes, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0,
 
 
 @given(arrays)
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, database=None, deadline=None)
 def test_arrays_hash_like_copies_and_views_like_their_contiguous_copy(a: Any) -> None:
     assert hash(a) == hash(a.copy())
     if a.ndim:
@@ -120,7 +122,7 @@ def test_arrays_hash_like_copies_and_views_like_their_contiguous_copy(a: Any) ->
 
 
 @given(arrays, arrays)
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, database=None, deadline=None)
 def test_arrays_hash_equal_exactly_when_dtype_shape_and_bytes_are(a: Any, b: Any) -> None:
     identical = a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
     assert (hash(a) == hash(b)) == identical

@@ -11,48 +11,14 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from forklift.hashing import ENCODING_VERSION, hash
 
-# Builds `values`, a dict of name -> value; run here and in child processes.
-VALUES_SOURCE = textwrap.dedent(
-    """
-    import collections, dataclasses, datetime, decimal, enum, fractions, pathlib
-
-    class Color(enum.Enum):
-        RED = 1
-
-    @dataclasses.dataclass
-    class Box:
-        width: int
-        items: list
-
-    class Plain:
-        def __init__(self):
-            self.b = [1, 2]
-            self.a = {"k": {"z", "y", "x"}}
-
-    Point = collections.namedtuple("Point", "x y")
-    values = {
-        "none": None,
-        "ints": [0, 1, -1, 2**63, -(2**70)],
-        "floats": [0.0, -0.0, 1.5, float("inf"), float("nan")],
-        "text": ["", "forklift", "h\\u00e9llo", "\\U0001F600"],
-        "bytes": [b"", b"\\x00\\xff", bytearray(b"ab")],
-        "strset": {"alpha", "beta", "gamma", "delta", "epsilon"},
-        "strdict": {s: len(s) for s in ["one", "two", "three", "four", "five", "six"]},
-        "mixed": {1: "a", "1": ["b"], None: (2.5, 3j), (1, 2): frozenset({"q", 1})},
-        "exact": [decimal.Decimal("3.140"), fractions.Fraction(-1, 3), range(2, 9, 3)],
-        "when": [datetime.datetime(2026, 11, 22, 9, 30, 1, 5,
-                                   tzinfo=datetime.timezone(datetime.timedelta(hours=2))),
-                 datetime.date(2026, 1, 2), datetime.time(23, 59), datetime.timedelta(-1, 5)],
-        "where": pathlib.PurePosixPath("/data/input.csv"),
-        "objects": [Color.RED, Box(3, ["x"]), Point(1, 2), Plain(), slice(1, None)],
-    }
-    """
-)
+# Builds `values`, a dict of name -> value; run here and in child processes (any Python).
+VALUES_SOURCE = (Path(__file__).parent / "stable_values.py").read_text(encoding="utf-8")
 
 # Pinned digests of encoding version 1 (xxh3_128 and md5).
 GOLDEN = {
@@ -69,8 +35,8 @@ GOLDEN = {
     ("set", "md5"): "9993da4e7d4b6ea44acb67a3396e7f68",
 }
 GOLDEN_ARRAYS = {
-    "int64 2x3": "306fd62f29fab8cac1421a0f0f928569",
-    "float32 6": "3b8702cd5e668812cf56d01948280a2d",
+    "int64 2x3": "f42701ee88dc666679e742f1221c6eef",
+    "float32 6": "6144887bb2352214c1ac40c2222cee0a",
 }
 
 
@@ -187,3 +153,68 @@ def test_arrays_hash_alike_in_separate_processes() -> None:
         hash(np.array(["x", {"k": 1}], dtype=object)),
     ]
     assert json.loads(done.stdout) == here
+
+
+def _other_interpreters() -> list[str]:
+    """Python 3.10+ interpreters on this machine other than the one running the tests."""
+    import glob
+    import shutil
+
+    found = []
+    pyenv = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    for minor in range(10, 16):
+        if minor == sys.version_info.minor:
+            continue
+        candidates = [shutil.which(f"python3.{minor}")]
+        candidates += sorted(
+            glob.glob(os.path.join(pyenv, "versions", f"3.{minor}.*", "bin", "python"))
+        )
+        for path in filter(None, candidates):
+            if _runs_as(path, minor):
+                found.append(path)
+                break
+    return found
+
+
+def _runs_as(path: str, minor: int) -> bool:
+    probe = subprocess.run(
+        [path, "-c", "import sys; print(sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    return probe.returncode == 0 and probe.stdout.strip() == f"(3, {minor})"
+
+
+def test_same_hashes_across_python_minor_versions() -> None:
+    interpreters = _other_interpreters()
+    if not interpreters:
+        pytest.skip("no other Python 3.10+ interpreter on this machine")
+    import forklift.hashing
+
+    # md5 needs only the standard library, so a bare interpreter can run the hashing room.
+    src = str(Path(forklift.hashing.__file__).parents[2])
+    script = VALUES_SOURCE + textwrap.dedent(
+        """
+        import json
+        from forklift.hashing import hash
+        print(json.dumps({name: hash(v, hash_name="md5") for name, v in values.items()}))
+        """
+    )
+    namespace: dict[str, object] = {"__name__": "__main__"}
+    exec(VALUES_SOURCE, namespace)
+    values = namespace["values"]
+    assert isinstance(values, dict)
+    here = {name: hash(value, hash_name="md5") for name, value in values.items()}
+    for interpreter in interpreters:
+        done = subprocess.run(
+            [interpreter, "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONPATH": src},
+            check=False,
+        )
+        assert done.returncode == 0, (interpreter, done.stderr)
+        assert json.loads(done.stdout) == here, interpreter

@@ -62,7 +62,7 @@ def test_non_contiguous_views_copied_in_blocks(monkeypatch: pytest.MonkeyPatch) 
     base = np.arange(4000.0).reshape(10, 20, 20)
     views = [base[:, ::2], base[:, :, ::2], base[::2, ::2, ::3], base.reshape(-1)[::3]]
     expected = [hash(np.ascontiguousarray(v)) for v in views]
-    monkeypatch.setattr(arrays, "CHUNK", 64)
+    monkeypatch.setattr(arrays, "COPY_BLOCK", 64)
     assert [hash(v) for v in views] == expected
 
 
@@ -174,3 +174,52 @@ def test_pandas_objects() -> None:
     tz = pd.Series(pd.date_range("2026-01-01", periods=3, tz="UTC"))
     assert hash(tz) == hash(tz.copy())
     assert hash(tz) != hash(tz.dt.tz_localize(None))
+
+
+def test_ufuncs_hash_by_name() -> None:
+    assert hash(np.add) == hash(np.add)
+    assert hash(np.add) != hash(np.multiply)
+
+
+@pytest.mark.parametrize("name", ["md5", "sha1", "blake2b", "sha256", "xxh3_128"])
+def test_arrays_with_every_digest(name: str) -> None:
+    a = np.arange(300_000.0)  # above the direct-feed threshold: streamed
+    assert hash(a, hash_name=name) == hash(a.copy(), hash_name=name)
+    assert hash(a, hash_name=name) != hash(a[::-1], hash_name=name)
+    assert hash(a[::2], hash_name=name) == hash(a[::2].copy(), hash_name=name)
+
+
+def test_memmap_views_and_coercion_in_containers(tmp_path: Path) -> None:
+    data = np.arange(60.0).reshape(6, 10)
+    path = tmp_path / "grid.bin"
+    data.tofile(path)
+    mapped = np.memmap(path, dtype=np.float64, mode="r", shape=(6, 10))
+    try:
+        view = mapped[::2, 1:4]
+        assert hash(view, coerce_mmap=True) == hash(data[::2, 1:4])
+        assert hash({"a": [mapped]}, coerce_mmap=True) == hash({"a": [data]})
+        assert hash({"a": [mapped]}) != hash({"a": [data]})
+    finally:
+        del mapped, view
+
+
+def test_pandas_metadata_counts() -> None:
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame({"a": [1, 2]})
+    tagged = df.copy()
+    tagged.attrs["units"] = "m"
+    assert hash(df) != hash(tagged)
+
+    class Geo(pd.DataFrame):
+        _metadata = ["crs"]  # noqa: RUF012 - pandas's own convention
+
+        @property
+        def _constructor(self) -> type:
+            return Geo
+
+    one = Geo({"x": [1.0]})
+    one.crs = "EPSG:4326"
+    two = Geo({"x": [1.0]})
+    two.crs = "EPSG:3857"
+    assert hash(one) != hash(two)
+    assert hash(one) != hash(pd.DataFrame({"x": [1.0]}))
