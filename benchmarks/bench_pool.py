@@ -80,20 +80,18 @@ def scenarios(quick: bool) -> list[Scenario]:
     n_gen = 20 if quick else 200
     closure_bytes, n_closure = (10_000_000, 200) if quick else (100_000_000, 2_000)
 
-    stdlib_executor: list[ProcessPoolExecutor] = []
-    stdlib_pool: list[Any] = []
+    context = multiprocessing.get_context("forkserver")
 
-    def executor() -> ProcessPoolExecutor:
-        if not stdlib_executor:
-            stdlib_executor.append(
-                ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("forkserver"))
-            )
-        return stdlib_executor[0]
+    def with_warm_executor(work: Callable[[ProcessPoolExecutor], Any]) -> float:
+        # A fresh stdlib pool per round, warmed up before the clock starts.
+        with ProcessPoolExecutor(2, mp_context=context) as pool:
+            list(pool.map(tiny, range(4)))
+            return time_call(lambda: work(pool))
 
-    def mp_pool() -> Any:
-        if not stdlib_pool:
-            stdlib_pool.append(multiprocessing.get_context("forkserver").Pool(2))
-        return stdlib_pool[0]
+    def with_warm_pool(work: Callable[[Any], Any]) -> float:
+        with context.Pool(2) as pool:
+            pool.map(tiny, range(4))
+            return time_call(lambda: work(pool))
 
     # -- tiny tasks -----------------------------------------------------------------------
     def forklift_tiny() -> float:
@@ -107,12 +105,12 @@ def scenarios(quick: bool) -> list[Scenario]:
         )
 
     def executor_tiny() -> float:
-        pool = executor()
-        return time_call(lambda: list(pool.map(tiny, range(n_tiny), chunksize=n_tiny // 8)))
+        return with_warm_executor(
+            lambda pool: list(pool.map(tiny, range(n_tiny), chunksize=n_tiny // 8))
+        )
 
     def pool_tiny() -> float:
-        pool = mp_pool()
-        return time_call(lambda: pool.map(tiny, range(n_tiny), chunksize=n_tiny // 8))
+        return with_warm_pool(lambda pool: pool.map(tiny, range(n_tiny), chunksize=n_tiny // 8))
 
     # -- CPU efficiency -------------------------------------------------------------------
     def ideal() -> float:
@@ -133,8 +131,7 @@ def scenarios(quick: bool) -> list[Scenario]:
         )
 
     def executor_cpu() -> float:
-        pool = executor()
-        return time_call(lambda: list(pool.map(burn, [cpu_ms] * n_cpu)))
+        return with_warm_executor(lambda pool: list(pool.map(burn, [cpu_ms] * n_cpu)))
 
     # -- first result of a generator ------------------------------------------------------
     def first_result(parallel: Any, delayed: Any) -> float:
@@ -240,21 +237,4 @@ def scenarios(quick: bool) -> list[Scenario]:
             target=0.2,
             repeats=2 if quick else 3,
         ),
-        Scenario(
-            name="(cleanup: stdlib pools)",
-            runners={"forklift": lambda: _close(stdlib_executor, stdlib_pool)},
-            repeats=1,
-            warmup=0,
-        ),
     ]
-
-
-def _close(executors: list[ProcessPoolExecutor], pools: list[Any]) -> float:
-    for executor in executors:
-        executor.shutdown()
-    for pool in pools:
-        pool.terminate()
-        pool.join()
-    executors.clear()
-    pools.clear()
-    return 0.0

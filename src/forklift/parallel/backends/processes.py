@@ -163,15 +163,7 @@ class _WorkerOutcome(BatchOutcome):
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # Travels as a plain BatchOutcome: the calls stay in the worker.
-        return BatchOutcome, (
-            self.results,
-            self.error,
-            self.error_traceback,
-            self.error_task,
-            self.started,
-            self.finished,
-            self.worker,
-        )
+        return _as_batch_outcome, (_outcome_fields(self),)
 
     def replacement_when_unpicklable(self, error: BaseException) -> BatchOutcome:
         for position, result in enumerate(self.results):
@@ -195,15 +187,14 @@ def _unpicklable(
         f"the result of {name}() (a {type(result).__name__}) could not be pickled to send it "
         f"back from the worker: {reason}"
     )
-    return BatchOutcome(
-        outcome.results[:position],
+    fields = _outcome_fields(outcome)
+    fields.update(
+        results=outcome.results[:position],
         error=problem,
         error_traceback=f"TaskPicklingError: {problem}\n",
         error_task=position,
-        started=outcome.started,
-        finished=outcome.finished,
-        worker=outcome.worker,
     )
+    return BatchOutcome(**fields)
 
 
 def _run_batch_in_worker(batch: Batch) -> BatchOutcome:
@@ -220,10 +211,16 @@ def _run_batch_in_worker(batch: Batch) -> BatchOutcome:
             )
         return outcome
     return _WorkerOutcome(
-        outcome.results,
-        started=outcome.started,
-        finished=outcome.finished,
-        worker=outcome.worker,
-        calls=batch.calls,
-        first_task=batch.first_task,
+        **_outcome_fields(outcome), calls=batch.calls, first_task=batch.first_task
     )
+
+
+def _outcome_fields(outcome: BatchOutcome) -> dict[str, Any]:
+    return {field.name: getattr(outcome, field.name) for field in _BATCH_OUTCOME_FIELDS}
+
+
+def _as_batch_outcome(fields: dict[str, Any]) -> BatchOutcome:
+    return BatchOutcome(**fields)
+
+
+_BATCH_OUTCOME_FIELDS = dataclasses.fields(BatchOutcome)
