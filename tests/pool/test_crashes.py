@@ -85,3 +85,18 @@ def test_kill_workers_kills_process_trees(make_pool, tmp_path) -> None:
     assert helpers.pid_alive(grandchild)
     pool.shutdown(wait=True, kill_workers=True)
     assert helpers.wait_until(lambda: not helpers.pid_alive(grandchild))
+
+
+def test_a_dead_fork_server_is_replaced(make_pool) -> None:
+    pool = make_pool(1)
+    pool.warm_up(1)
+    server = pool.server_pid()
+    (worker,) = pool.worker_pids()
+    os.kill(server, signal.SIGKILL)
+    os.kill(worker, signal.SIGKILL)
+    assert helpers.wait_until(lambda: pool.worker_pids() == [])
+    assert pool.submit(helpers.square, 9).result(timeout=30) == 81
+    assert pool.server_pid() not in (None, server)
+    # A crash is still reported with its signal: the new server reports exit statuses.
+    with pytest.raises(TerminatedWorkerError, match="SIGKILL"):
+        pool.submit(helpers.kill_myself).result(timeout=30)

@@ -38,7 +38,9 @@ _BOOT = (
 class Launcher:
     """The listening socket and the fork server of one pool."""
 
-    def __init__(self, env: Mapping[str, str], preload: Sequence[str]) -> None:
+    def __init__(
+        self, env: Mapping[str, str], preload: Sequence[str], idle_preload: Sequence[str] = ()
+    ) -> None:
         self.authkey = secrets.token_bytes(32)
         if sys.platform.startswith("linux"):
             self.address = f"\0forklift-{os.getpid()}-{secrets.token_hex(8)}"
@@ -53,6 +55,7 @@ class Launcher:
         self.listener.setblocking(False)
         self._env = dict(env)
         self._preload = list(preload)
+        self._idle_preload = list(idle_preload)
         self.server: subprocess.Popen[bytes] | None = None
         self._command_fd = -1
         self.report_fd = -1
@@ -97,6 +100,7 @@ class Launcher:
             "authkey": self.authkey,
             "sys_path": list(sys.path),
             "preload": self._preload,
+            "idle_preload": self._idle_preload,
         }
         data = pickle.dumps(config)
         self._write(struct.pack("<Q", len(data)) + data)

@@ -50,9 +50,12 @@ def main(command_fd: int, report_fd: int) -> None:
     sys.path[:] = config["sys_path"]
     from forklift.pool._worker import run_worker
 
-    # Optional preloads (numpy, ...) are imported while no request waits, so that the first
+    for name in config["preload"]:
+        with contextlib.suppress(Exception):  # a failed preload only costs speed
+            importlib.import_module(name)
+    # Heavy optional preloads (numpy) are imported while no request waits, so that the first
     # workers of a cold start are not held up by them; later workers get them for free.
-    preloads = [name for name in config["preload"] if name not in sys.modules]
+    preloads = [name for name in config["idle_preload"] if name not in sys.modules]
 
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_read, False)

@@ -108,7 +108,9 @@ class ProcessPool(Executor):
             preloaded); None leaves them alone.
         memory_growth_limit: bytes of resident-memory growth (since a worker's first task)
             after which the worker is replaced once its current tasks are done.
-        preload: modules the fork server imports once so that workers start with them loaded
+        preload: modules the fork server imports before forking workers, so that they start
+            with them loaded (numpy is also imported, while the server is idle, when the
+            caller has imported it).
             (numpy is added when the caller has imported it).
         prefetch: tasks handed to a worker ahead of time (1 = only when idle).
     """
@@ -147,9 +149,9 @@ class ProcessPool(Executor):
         self.idle_worker_timeout = idle_worker_timeout
         self._thread_limit = thread_limit
         self._memory_growth_limit = memory_growth_limit
-        self._preload = ["forklift.pool._worker", *preload]
-        if "numpy" in sys.modules:
-            self._preload.append("numpy")
+        self._preload = list(preload)
+        # Heavy optional modules the caller uses: imported by the server when it is idle.
+        self._idle_preload = ["numpy"] if "numpy" in sys.modules else []
         self._prefetch = prefetch
         self._owner_pid = os.getpid()
 
@@ -302,6 +304,12 @@ class ProcessPool(Executor):
                 self._retire_idle()
             self._spawn()
 
+    def add_preload(self, modules: Sequence[str]) -> None:
+        """Modules for the fork server to preload (effective when it next starts)."""
+        for name in modules:
+            if name not in self._preload:
+                self._preload.append(name)
+
     def set_thread_limit(self, thread_limit: int | None) -> None:
         """Cap BLAS/OpenMP threads in workers started from now on."""
         if thread_limit is not None:
@@ -398,7 +406,7 @@ class ProcessPool(Executor):
             for name in THREAD_LIMIT_VARIABLES:
                 env.setdefault(name, str(self._thread_limit))
         env.update(self.env)
-        self._launcher = Launcher(env, self._preload)
+        self._launcher = Launcher(env, self._preload, self._idle_preload)
         self._launcher.start_server()
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
@@ -470,16 +478,22 @@ class ProcessPool(Executor):
         n_idle = sum(1 for worker in accepting if not worker.in_flight)
         wanted = max(len(self._pending) - n_idle - len(self._spawning), self._warm_target - n_live)
         for _ in range(min(wanted, self._max_workers - n_live)):
+            if not self._launcher.server_running:
+                # The fork server went away (its reports ended): start a new one.
+                self._launcher.start_server()
+                self._replace_report_channel()
             worker_id = next(self._worker_ids)
             self._spawning[worker_id] = None
             try:
                 self._launcher.request_worker(worker_id)
             except OSError:
-                # The fork server is gone: start a new one for the next request.
+                # It died just now: start a new one for the next request.
                 del self._spawning[worker_id]
+                selector = self._selector
+                if selector is not None:
+                    with contextlib.suppress(KeyError, ValueError):
+                        selector.unregister(self._launcher.report_fd)
                 self._launcher.forget_server()
-                self._launcher.start_server()
-                self._replace_report_channel()
                 return
 
     def _replace_report_channel(self) -> None:
@@ -831,6 +845,17 @@ class ProcessPool(Executor):
 @atexit.register
 def _shutdown_all_pools() -> None:
     """At interpreter exit: no worker, fork server or socket is left behind."""
-    for pool in list(_live_pools):
+    pools = list(_live_pools)
+    for pool in pools:
         with contextlib.suppress(Exception):
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=False, cancel_futures=True)
+    # Running tasks get a few seconds to finish; then their workers are killed, so that an
+    # abandoned long task cannot hold the interpreter's exit hostage.
+    deadline = time.monotonic() + _EXIT_GRACE_SECONDS
+    for pool in pools:
+        thread = pool._thread
+        if thread is not None:
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                with contextlib.suppress(Exception):
+                    pool.shutdown(wait=True, kill_workers=True)

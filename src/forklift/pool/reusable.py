@@ -16,7 +16,7 @@ pool, and the old one is shut down when its last call gives it back. So two thre
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from forklift._support.cpus import cpu_count
@@ -72,11 +72,15 @@ def get_reusable_executor(
         )
 
 
-def acquire_executor(max_workers: int, **options: Any) -> ProcessPool:
+def acquire_executor(
+    max_workers: int, *, preload: Sequence[str] = (), **options: Any
+) -> ProcessPool:
     """The shared pool (as :func:`get_reusable_executor`), held until
-    :func:`release_executor`: meanwhile it is not shut down or shrunk under the caller."""
+    :func:`release_executor`: meanwhile it is not shut down or shrunk under the caller.
+    ``preload`` names modules its workers should start with (see ProcessPool)."""
     with _lock:
         pool = _get_locked(max_workers, **options)
+        pool.add_preload(preload)
         _leases.setdefault(pool, []).append(max_workers)
         return pool
 

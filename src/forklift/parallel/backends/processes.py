@@ -23,20 +23,18 @@ the CPUs, because workers see ``cpu_count()`` capped to that share).
 
 from __future__ import annotations
 
-import dataclasses
-import pickle
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import Any
 
 from forklift._support.cpus import cpu_count
-from forklift.errors import ConfigurationError, TaskPicklingError
+from forklift.errors import ConfigurationError
+from forklift.parallel.backends._in_worker import WORKER_MODULE, run_batch_in_worker
 from forklift.parallel.backends.base import (
     BackendCapabilities,
     Batch,
     BatchOutcome,
     describe_call,
-    run_batch,
 )
 from forklift.pool import ProcessPool, SharingScope
 from forklift.pool.reusable import acquire_executor, release_executor
@@ -109,7 +107,9 @@ class ProcessBackend:
         threads = self._inner_max_num_threads or max(1, cpu_count() // max(n_workers, 1))
         if self._pool is not None:
             release_executor(self._pool, self.n_workers)
-        self._pool = acquire_executor(n_workers, thread_limit=threads, **self._options)
+        self._pool = acquire_executor(
+            n_workers, thread_limit=threads, preload=[WORKER_MODULE], **self._options
+        )
         self.n_workers = n_workers
         # Start the workers now, without waiting: they come up while the first batches are
         # being prepared.
@@ -126,7 +126,7 @@ class ProcessBackend:
             self._new_scope(pool)
         self._scope_used = True
         future: Future[BatchOutcome] = pool.submit_task(
-            _run_batch_in_worker,
+            run_batch_in_worker,
             (batch,),
             scope=self._scope,
             label=f"{describe_call(batch.calls[0])} (tasks {batch.first_task}"
@@ -152,75 +152,3 @@ class ProcessBackend:
 
     def __repr__(self) -> str:
         return "ProcessBackend()"
-
-
-@dataclasses.dataclass
-class _WorkerOutcome(BatchOutcome):
-    """A batch outcome that can say which result would not pickle."""
-
-    calls: list[Any] = dataclasses.field(default_factory=list, repr=False)
-    first_task: int = 0
-
-    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        # Travels as a plain BatchOutcome: the calls stay in the worker.
-        return _as_batch_outcome, (_outcome_fields(self),)
-
-    def replacement_when_unpicklable(self, error: BaseException) -> BatchOutcome:
-        for position, result in enumerate(self.results):
-            try:
-                pickle.dumps(result, protocol=5)
-            except Exception:
-                import cloudpickle
-
-                try:
-                    cloudpickle.dumps(result, protocol=5)
-                except Exception as reason:
-                    return _unpicklable(self, position, result, reason)
-        return _unpicklable(self, len(self.results) - 1, None, error)
-
-
-def _unpicklable(
-    outcome: _WorkerOutcome, position: int, result: object, reason: BaseException
-) -> BatchOutcome:
-    name = describe_call(outcome.calls[position]) if outcome.calls else "a task"
-    problem = TaskPicklingError(
-        f"the result of {name}() (a {type(result).__name__}) could not be pickled to send it "
-        f"back from the worker: {reason}"
-    )
-    fields = _outcome_fields(outcome)
-    fields.update(
-        results=outcome.results[:position],
-        error=problem,
-        error_traceback=f"TaskPicklingError: {problem}\n",
-        error_task=position,
-    )
-    return BatchOutcome(**fields)
-
-
-def _run_batch_in_worker(batch: Batch) -> BatchOutcome:
-    """Runs in a worker: the batch, and errors made fit to travel back."""
-    outcome = run_batch(batch, worker_of=ProcessBackend.name)
-    if outcome.error is not None:
-        try:
-            pickle.dumps(outcome.error, protocol=5)
-        except Exception as reason:
-            error = outcome.error
-            outcome.error = RuntimeError(
-                f"{type(error).__module__}.{type(error).__qualname__}: {error} (the original "
-                f"error could not be pickled: {reason})"
-            )
-        return outcome
-    return _WorkerOutcome(
-        **_outcome_fields(outcome), calls=batch.calls, first_task=batch.first_task
-    )
-
-
-def _outcome_fields(outcome: BatchOutcome) -> dict[str, Any]:
-    return {field.name: getattr(outcome, field.name) for field in _BATCH_OUTCOME_FIELDS}
-
-
-def _as_batch_outcome(fields: dict[str, Any]) -> BatchOutcome:
-    return BatchOutcome(**fields)
-
-
-_BATCH_OUTCOME_FIELDS = dataclasses.fields(BatchOutcome)
