@@ -100,3 +100,36 @@ def test_a_dead_fork_server_is_replaced(make_pool) -> None:
     # A crash is still reported with its signal: the new server reports exit statuses.
     with pytest.raises(TerminatedWorkerError, match="SIGKILL"):
         pool.submit(helpers.kill_myself).result(timeout=30)
+
+
+PARENT_SCRIPT = """
+import time
+from forklift.pool import ProcessPool
+pool = ProcessPool(2)
+pool.warm_up(2)
+busy = pool.submit(time.sleep, 60)
+time.sleep(0.3)
+print(*pool.worker_pids(), pool.server_pid(), flush=True)
+time.sleep(60)
+"""
+
+
+def test_workers_and_server_exit_when_the_caller_is_killed() -> None:
+    import subprocess
+    import sys
+
+    with subprocess.Popen(
+        [sys.executable, "-c", PARENT_SCRIPT], stdout=subprocess.PIPE, text=True
+    ) as parent:
+        try:
+            assert parent.stdout is not None
+            pids = [int(pid) for pid in parent.stdout.readline().split()]
+            assert len(pids) == 3
+            parent.kill()  # SIGKILL: no atexit, no cleanup in the caller
+            parent.wait(timeout=10)
+            assert helpers.wait_until(
+                lambda: not any(helpers.pid_alive(pid) for pid in pids), timeout=10
+            ), [pid for pid in pids if helpers.pid_alive(pid)]
+        finally:
+            if parent.poll() is None:
+                parent.kill()
