@@ -40,22 +40,7 @@ def test_every_example_has_an_expectation() -> None:
     assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(EXPECTED)
 
 
-# The interim process backend (stdlib forkserver) re-imports a script's __main__, so scripts
-# without a main guard fail on it; forklift's own pool (issue 3) lifts this.
-NEEDS_OWN_POOL = pytest.mark.xfail(
-    strict=True, reason="interim process backend re-runs unguarded __main__ (issue 3)"
-)
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(name, marks=NEEDS_OWN_POOL)
-        if name in ("seed000_quick_parallel.py", "seed002_cube_threads.py")
-        else name
-        for name in sorted(EXPECTED)
-    ],
-)
+@pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_example_runs(name: str, tmp_path: Path) -> None:
     completed = subprocess.run(
         [sys.executable, str(EXAMPLES / name)],

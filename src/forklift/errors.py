@@ -13,6 +13,8 @@ same situation, so ``except ValueError`` keeps working after switching imports::
     ├── ParallelTimeoutError (TimeoutError)       the whole call ran past ``timeout``
     ├── TaskTimeoutError (TimeoutError)           one task ran past ``task_timeout``
     ├── TerminatedWorkerError (BrokenProcessPool) a worker process died under a task
+    ├── TaskPicklingError (PicklingError)         a task's arguments or result do not pickle
+    ├── WorkerStartError (BrokenProcessPool)      workers cannot start (initializer failed)
     ├── HashingError (PicklingError)              hash() met an object it cannot encode
     ├── PersistError                              dump/load failures
     │   ├── CorruptFileError (UnpicklingError)    truncated/damaged file; names the file
@@ -52,6 +54,7 @@ __all__ = [
     "PersistError",
     "PersistWarning",
     "RemoteTraceback",
+    "TaskPicklingError",
     "TaskTimeoutError",
     "TerminatedWorkerError",
     "UnknownBackendError",
@@ -59,6 +62,7 @@ __all__ = [
     "UnknownCompressorError",
     "UnsafeLoadError",
     "UnsupportedFormatError",
+    "WorkerStartError",
 ]
 
 
@@ -166,6 +170,17 @@ class CompressorUnavailableError(PersistError, ImportError):
 
 class PersistWarning(ForkliftWarning):
     """A persistence request that was adjusted, e.g. ``mmap_mode`` on a compressed file."""
+
+
+class TaskPicklingError(ForkliftError, PicklingError):
+    """A task's function, arguments or result could not be sent between processes.
+
+    The message names the function; the pool stays usable for other tasks.
+    """
+
+
+class WorkerStartError(ForkliftError, BrokenProcessPool):
+    """Worker processes could not be started, e.g. because the pool's initializer raised."""
 
 
 class TaskTimeoutError(ForkliftError, TimeoutError):

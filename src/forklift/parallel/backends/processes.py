@@ -1,63 +1,102 @@
-"""The process backend ("loky", alias "processes") - interim version on the stdlib pool.
+"""The ``"loky"`` backend (alias ``"processes"``): batches run on forklift's own process pool.
 
-Batches travel through cloudpickle so lambdas, closures and functions defined in ``__main__``
-work; workers start from a forkserver that does not import the user's ``__main__``, so
-scripts without a main guard are safe. forklift's own pool (``forklift.pool``) replaces the
-executor underneath.
+Each ``Parallel`` call borrows the shared pool (:func:`forklift.pool.get_reusable_executor`),
+so workers started by one call serve the next. The functions of a call travel to each worker
+once per call, not once per batch: each call's batches share one
+:class:`~forklift.pool.SharingScope`, so a batch carries a token in place of its function, and
+the pool sends the function itself (with its closure and defaults, pickled by cloudpickle) the
+first time a worker needs it.
+
+Backend parameters (``Parallel(..., **backend_kwargs)`` or ``parallel_config``):
+
+* ``initializer``, ``initargs``: run ``initializer(*initargs)`` once in each worker.
+* ``idle_worker_timeout`` (seconds, default 300): idle workers exit after this long.
+* ``env``: environment variables for the workers.
+* ``max_tasks_per_child``: replace a worker after this many batches.
+* ``memory_growth_limit`` (bytes): replace a worker whose memory grew by this much.
+* ``inner_max_num_threads``: BLAS/OpenMP threads per worker (default: the worker's share of
+  the CPUs, ``cpu_count() // n_workers``).
+
+A ``Parallel`` nested in a task uses threads (its ``n_jobs=-1`` means the worker's share of
+the CPUs, because workers see ``cpu_count()`` capped to that share).
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import pickle
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from typing import Any
 
-import cloudpickle
-
 from forklift._support.cpus import cpu_count
-from forklift.errors import ConfigurationError, ParallelStateError
-from forklift.parallel.backends.base import BackendCapabilities, Batch, BatchOutcome, run_batch
+from forklift.errors import ConfigurationError
+from forklift.parallel.backends._in_worker import WORKER_MODULE, run_batch_in_worker
+from forklift.parallel.backends.base import (
+    BackendCapabilities,
+    Batch,
+    BatchOutcome,
+    describe_call,
+)
+from forklift.pool import ProcessPool, SharingScope
+from forklift.pool.reusable import acquire_executor, release_executor
 
 __all__ = ["ProcessBackend"]
 
-
-def _run_pickled(payload: bytes) -> bytes:
-    outcome = run_batch(pickle.loads(payload), worker_of="loky")
-    try:
-        return bytes(cloudpickle.dumps(outcome))
-    except Exception as error:
-        failure = BatchOutcome(
-            [],
-            error=RuntimeError(f"a task's result or error could not be pickled: {error!r}"),
-            error_traceback=outcome.error_traceback,
-            error_task=max(outcome.error_task, 0),
-            started=outcome.started,
-            finished=outcome.finished,
-            worker=outcome.worker,
-        )
-        return bytes(cloudpickle.dumps(failure))
+_PARAMETERS = frozenset(
+    {
+        "initializer",
+        "initargs",
+        "idle_worker_timeout",
+        "env",
+        "max_tasks_per_child",
+        "memory_growth_limit",
+        "inner_max_num_threads",
+    }
+)
 
 
 class ProcessBackend:
-    """Runs batches in worker processes."""
+    """Runs batches in worker processes of forklift's shared process pool."""
 
     name = "loky"
     capabilities = BackendCapabilities(
         uses_processes=True,
         persistent_workers=True,
-        batch_target_seconds=0.1,
-        nested_backend="sequential",
+        # A hand-off to a worker costs ~0.1 ms here (no per-batch function pickling), so short
+        # batches hide it and keep the workers evenly loaded until the end of a call.
+        batch_target_seconds=0.02,
+        nested_backend="threading",
     )
 
-    def __init__(self, **params: Any) -> None:
-        unknown = set(params) - {"initializer", "initargs"}
+    def __init__(
+        self,
+        *,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        idle_worker_timeout: float | None = 300,
+        env: Mapping[str, str] | None = None,
+        max_tasks_per_child: int | None = None,
+        memory_growth_limit: int | None = None,
+        inner_max_num_threads: int | None = None,
+        **unknown: Any,
+    ) -> None:
         if unknown:
             raise ConfigurationError(
-                f"the loky backend does not take {sorted(unknown)}; it takes initializer, initargs"
+                f"the loky (process) backend does not take {sorted(unknown)}; it takes "
+                f"{sorted(_PARAMETERS)}"
             )
-        self._params = params
-        self._executor: ProcessPoolExecutor | None = None
+        self._options: dict[str, Any] = {
+            "initializer": initializer,
+            "initargs": tuple(initargs),
+            "idle_worker_timeout": idle_worker_timeout,
+            "env": dict(env or {}),
+            "max_tasks_per_child": max_tasks_per_child,
+            "memory_growth_limit": memory_growth_limit,
+        }
+        self._inner_max_num_threads = inner_max_num_threads
+        self._pool: ProcessPool | None = None
+        self._scope = SharingScope()
+        self._scope_used = False
+        self.n_workers = 0
 
     def effective_n_jobs(self, n_jobs: int) -> int:
         if n_jobs < 0:
@@ -65,49 +104,54 @@ class ProcessBackend:
         return n_jobs
 
     def start(self, n_workers: int) -> None:
-        if self._executor is not None:
-            return
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([])
-        self._executor = ProcessPoolExecutor(
-            max_workers=n_workers,
-            mp_context=context,
-            initializer=self._params.get("initializer"),
-            initargs=self._params.get("initargs", ()),
+        threads = self._inner_max_num_threads or max(1, cpu_count() // max(n_workers, 1))
+        if self._pool is not None:
+            release_executor(self._pool, self.n_workers)
+        self._pool = acquire_executor(
+            n_workers, thread_limit=threads, preload=[WORKER_MODULE], **self._options
         )
+        self.n_workers = n_workers
+        # Start the workers now, without waiting: they come up while the first batches are
+        # being prepared.
+        self._pool.warm_up(n_workers, timeout=0)
 
     def submit(self, batch: Batch) -> Future[BatchOutcome]:
-        if self._executor is None:
-            raise ParallelStateError("the process backend was not started")
-        result: Future[BatchOutcome] = Future()
-        inner = self._executor.submit(_run_pickled, cloudpickle.dumps(batch))
-
-        def relay(done: Future[bytes]) -> None:
-            if done.cancelled():
-                result.cancel()
-                result.set_running_or_notify_cancel()
-                return
-            error = done.exception()
-            if error is not None:
-                result.set_exception(error)
-            else:
-                result.set_result(pickle.loads(done.result()))
-
-        inner.add_done_callback(relay)
-        return result
+        pool = self._pool
+        if pool is None:
+            self.start(self.n_workers or cpu_count())
+            pool = self._pool
+            assert pool is not None
+        if batch.index == 0 and self._scope_used:
+            # A new run on the same workers: send functions afresh (globals may have changed).
+            self._new_scope(pool)
+        self._scope_used = True
+        future: Future[BatchOutcome] = pool.submit_task(
+            run_batch_in_worker,
+            (batch,),
+            scope=self._scope,
+            label=f"{describe_call(batch.calls[0])} (tasks {batch.first_task}"
+            f"-{batch.first_task + len(batch) - 1})",
+        )
+        return future
 
     def abandon(self, future: Future[BatchOutcome]) -> None:
         future.cancel()  # the interim pool cannot stop one running task
 
     def abort(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
+        if self._pool is not None:
+            self._pool.cancel_scope(self._scope, kill_running=True)
+            self._new_scope(self._pool)
 
     def stop(self, wait: bool = True) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=wait, cancel_futures=True)
-            self._executor = None
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            self._new_scope(pool)
+            release_executor(pool, self.n_workers)
+
+    def _new_scope(self, pool: ProcessPool) -> None:
+        old, self._scope = self._scope, SharingScope()
+        self._scope_used = False
+        pool.release_scope(old)
 
     def __repr__(self) -> str:
         return "ProcessBackend()"

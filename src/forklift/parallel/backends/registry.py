@@ -49,6 +49,12 @@ def _processes(**params: Any) -> Backend:
     return ProcessBackend(**params)
 
 
+def _multiprocessing(**params: Any) -> Backend:
+    from forklift.parallel.backends.multiprocessing import MultiprocessingBackend
+
+    return MultiprocessingBackend(**params)
+
+
 def _refuse_params(name: str, params: dict[str, Any]) -> None:
     if params:
         raise ConfigurationError(
@@ -56,7 +62,14 @@ def _refuse_params(name: str, params: dict[str, Any]) -> None:
         )
 
 
-_factories.update({"sequential": _sequential, "threading": _threading, "loky": _processes})
+_factories.update(
+    {
+        "sequential": _sequential,
+        "threading": _threading,
+        "loky": _processes,
+        "multiprocessing": _multiprocessing,
+    }
+)
 
 
 def register_parallel_backend(

@@ -1,0 +1,180 @@
+"""The ``"multiprocessing"`` backend: batches run on the stdlib's ``multiprocessing.Pool``.
+
+For compatibility with code written for joblib's backend of the same name. It uses the
+platform's default start method (fork on Linux before Python 3.14), as joblib's does, so a
+script without a main guard works there; forklift's own pool (``"loky"``) is faster to reuse
+and safer in a parent that runs threads.
+
+Batches travel through cloudpickle (lambdas, closures and ``__main__`` functions work); each
+call gets its own pool, closed when the call ends. Backend parameters: ``initializer``,
+``initargs``, ``maxtasksperchild``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.pool
+import pickle
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+import cloudpickle
+
+from forklift._support.cpus import cpu_count
+from forklift.errors import ConfigurationError, ParallelStateError, TaskPicklingError
+from forklift.parallel.backends.base import (
+    BackendCapabilities,
+    Batch,
+    BatchOutcome,
+    describe_call,
+    run_batch,
+)
+
+__all__ = ["MultiprocessingBackend"]
+
+
+class MultiprocessingBackend:
+    """Runs batches on a ``multiprocessing.Pool`` started for the call."""
+
+    name = "multiprocessing"
+    capabilities = BackendCapabilities(
+        uses_processes=True,
+        persistent_workers=True,
+        batch_target_seconds=0.1,
+        nested_backend="threading",
+    )
+
+    def __init__(
+        self,
+        *,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        maxtasksperchild: int | None = None,
+        **unknown: Any,
+    ) -> None:
+        if unknown:
+            raise ConfigurationError(
+                f"the multiprocessing backend does not take {sorted(unknown)}; it takes "
+                "initializer, initargs, maxtasksperchild"
+            )
+        self._initializer = initializer
+        self._initargs = tuple(initargs)
+        self._maxtasksperchild = maxtasksperchild
+        self._pool: multiprocessing.pool.Pool | None = None
+
+    def effective_n_jobs(self, n_jobs: int) -> int:
+        if n_jobs < 0:
+            return max(cpu_count() + 1 + n_jobs, 1)
+        return n_jobs
+
+    def start(self, n_workers: int) -> None:
+        if self._pool is not None:
+            return
+        initializer = None
+        initargs: tuple[Any, ...] = ()
+        if self._initializer is not None:
+            initializer = _run_pickled_initializer
+            initargs = (cloudpickle.dumps((self._initializer, self._initargs)),)
+        self._pool = multiprocessing.get_context().Pool(
+            n_workers, initializer, initargs, self._maxtasksperchild
+        )
+
+    def submit(self, batch: Batch) -> Future[BatchOutcome]:
+        if self._pool is None:
+            raise ParallelStateError("the multiprocessing backend was not started")
+        future: Future[BatchOutcome] = Future()
+        future.set_running_or_notify_cancel()
+        try:
+            payload = cloudpickle.dumps(batch, protocol=5)
+        except Exception as error:
+            problem = TaskPicklingError(
+                f"the task {describe_call(batch.calls[0])} could not be pickled to send it to "
+                f"a worker: {error}"
+            )
+            problem.__cause__ = error
+            future.set_exception(problem)
+            return future
+        self._pool.apply_async(
+            _run_pickled_batch,
+            (payload,),
+            callback=lambda data: _resolve(future, data),
+            error_callback=lambda error: _fail(future, error),
+        )
+        return future
+
+    def abort(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+
+    def stop(self, wait: bool = True) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        if wait:
+            pool.close()
+        else:
+            pool.terminate()
+        pool.join()
+
+    def __repr__(self) -> str:
+        return "MultiprocessingBackend()"
+
+
+def _resolve(future: Future[BatchOutcome], data: bytes) -> None:
+    try:
+        outcome = pickle.loads(data)
+    except Exception as error:
+        _fail(future, error)
+        return
+    if not future.done():
+        future.set_result(outcome)
+
+
+def _fail(future: Future[BatchOutcome], error: BaseException) -> None:
+    if not future.done():
+        future.set_exception(error)
+
+
+def _run_pickled_initializer(payload: bytes) -> None:
+    initializer, initargs = pickle.loads(payload)
+    initializer(*initargs)
+
+
+def _run_pickled_batch(payload: bytes) -> bytes:
+    """Runs in a worker: unpickle a batch, run it, pickle its outcome (or say what failed)."""
+    batch: Batch = pickle.loads(payload)
+    outcome = run_batch(batch, worker_of=MultiprocessingBackend.name)
+    try:
+        data: bytes = cloudpickle.dumps(outcome, protocol=5)
+        return data
+    except Exception as reason:
+        position = 0
+        for position, result in enumerate(outcome.results):  # noqa: B007
+            try:
+                cloudpickle.dumps(result, protocol=5)
+            except Exception:
+                break
+        problem: BaseException = TaskPicklingError(
+            f"the result of {describe_call(batch.calls[position])}() could not be pickled to "
+            f"send it back from the worker: {reason}"
+        )
+        if outcome.error is not None:
+            problem = RuntimeError(
+                f"{type(outcome.error).__qualname__}: {outcome.error} (the original error "
+                f"could not be pickled: {reason})"
+            )
+            position = outcome.error_task
+        failure = BatchOutcome(
+            outcome.results[:position],
+            error=problem,
+            error_traceback=outcome.error_traceback or f"{problem}\n",
+            error_task=position,
+            started=outcome.started,
+            finished=outcome.finished,
+            worker=outcome.worker,
+        )
+        data = cloudpickle.dumps(failure, protocol=5)
+        return data

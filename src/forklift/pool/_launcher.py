@@ -1,0 +1,222 @@
+"""Starting workers: the pool's listening socket and its fork server process.
+
+:class:`Launcher` owns the operating-system side of starting workers: an abstract-namespace
+unix socket the workers connect back to (abstract: no file on disk to leave behind), an
+authentication key, and the fork server (:mod:`._server`) with its command and report pipes.
+The pool's manager thread accepts connections and reads reports; any thread holding the
+pool's lock may ask for a worker.
+
+Imports only the standard library and forklift's stdlib-only modules.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import secrets
+import signal
+import socket
+import struct
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from multiprocessing.connection import Connection, answer_challenge, deliver_challenge
+
+from forklift.pool import _protocol as protocol
+
+__all__ = ["Launcher", "describe_exit_status"]
+
+_HANDSHAKE_TIMEOUT = struct.pack("ll", 5, 0)  # struct timeval: 5 s
+_NO_TIMEOUT = struct.pack("ll", 0, 0)
+_BOOT = (
+    "import sys; sys.path.insert(0, sys.argv[3]); "
+    "from forklift.pool._server import main; main(int(sys.argv[1]), int(sys.argv[2]))"
+)
+
+
+class Launcher:
+    """The listening socket and the fork server of one pool."""
+
+    def __init__(
+        self, env: Mapping[str, str], preload: Sequence[str], idle_preload: Sequence[str] = ()
+    ) -> None:
+        self.authkey = secrets.token_bytes(32)
+        if sys.platform.startswith("linux"):
+            self.address = f"\0forklift-{os.getpid()}-{secrets.token_hex(8)}"
+        else:  # pragma: no cover - no abstract namespace: a socket file in a private folder
+            import tempfile
+
+            self._folder = tempfile.mkdtemp(prefix="forklift-pool-")
+            self.address = os.path.join(self._folder, "pool.sock")
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(self.address)
+        self.listener.listen(128)
+        self.listener.setblocking(False)
+        self._env = dict(env)
+        self._preload = list(preload)
+        self._idle_preload = list(idle_preload)
+        self.server: subprocess.Popen[bytes] | None = None
+        self._command_fd = -1
+        self.report_fd = -1
+        self._report_buffer = b""
+
+    # -- the fork server ------------------------------------------------------------------
+    def start_server(self) -> None:
+        """Start the fork server (a new interpreter); returns without waiting for it."""
+        command_read, command_write = os.pipe()
+        report_read, report_write = os.pipe()
+        package_parent = os.path.dirname(
+            os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        )
+        flags_of = getattr(subprocess, "_args_from_interpreter_flags", None)
+        flags: list[str] = flags_of() if flags_of is not None else []
+        try:
+            self.server = subprocess.Popen(
+                [
+                    sys.executable,
+                    *flags,
+                    "-c",
+                    _BOOT,
+                    str(command_read),
+                    str(report_write),
+                    package_parent,
+                ],
+                pass_fds=(command_read, report_write),
+                stdin=subprocess.DEVNULL,
+                env=self._env,
+                # Its own session: a Ctrl-C in the terminal reaches the caller, which decides.
+                start_new_session=True,
+            )
+        finally:
+            os.close(command_read)
+            os.close(report_write)
+        self._command_fd = command_write
+        self.report_fd = report_read
+        self._report_buffer = b""
+        os.set_blocking(report_read, False)
+        config = {
+            "address": self.address,
+            "authkey": self.authkey,
+            "sys_path": list(sys.path),
+            "preload": self._preload,
+            "idle_preload": self._idle_preload,
+        }
+        data = pickle.dumps(config)
+        self._write(struct.pack("<Q", len(data)) + data)
+
+    @property
+    def server_running(self) -> bool:
+        return self.server is not None and self._command_fd >= 0
+
+    def request_worker(self, worker_id: int) -> None:
+        """Ask the fork server for one more worker (it connects back to :attr:`listener`)."""
+        if not self.server_running:
+            self.start_server()
+        self._write(f"S {worker_id}\n".encode())
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.write(self._command_fd, view)
+            view = view[written:]
+
+    def read_reports(self) -> list[tuple[str, int, int]] | None:
+        """Reports ready now: ``("F", worker_id, pid)`` and ``("X", pid, status)``.
+
+        None once the server has gone (its report pipe closed).
+        """
+        try:
+            chunk = os.read(self.report_fd, 65536)
+        except BlockingIOError:
+            return []
+        if not chunk:
+            return None
+        self._report_buffer += chunk
+        reports: list[tuple[str, int, int]] = []
+        while b"\n" in self._report_buffer:
+            line, self._report_buffer = self._report_buffer.split(b"\n", 1)
+            kind, first, second = line.decode().split()
+            reports.append((kind, int(first), int(second)))
+        return reports
+
+    def close_commands(self) -> None:
+        """Tell the server to wind down: it exits once its workers have exited."""
+        if self._command_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._command_fd)
+            self._command_fd = -1
+
+    def forget_server(self) -> None:
+        """The server is gone (or winding down): reap it and release its pipes."""
+        self.close_commands()
+        if self.report_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.report_fd)
+            self.report_fd = -1
+        if self.server is not None:
+            try:
+                self.server.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.server.kill()
+                self.server.wait()
+            self.server = None
+
+    # -- workers connecting back ------------------------------------------------------------
+    def accept(self) -> tuple[Connection, int, int] | None:
+        """Accept one worker: ``(connection, worker_id, pid)``, or None if it was not one."""
+        try:
+            client, _ = self.listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return None
+        client.setblocking(True)
+        # A peer that connects and then says nothing must not hang the manager thread: the
+        # handshake's reads time out (kernel-level, so the descriptor stays blocking).
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _HANDSHAKE_TIMEOUT)
+        connection = Connection(client.detach())
+        try:
+            deliver_challenge(connection, self.authkey)
+            answer_challenge(connection, self.authkey)
+            kind, worker_id, payload = protocol.receive(connection)
+            if kind != protocol.HELLO:
+                raise ValueError(f"unexpected first message {kind!r}")
+            (pid,) = struct.unpack("<Q", payload)
+            with socket.socket(fileno=os.dup(connection.fileno())) as again:
+                again.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _NO_TIMEOUT)
+        except Exception:
+            connection.close()
+            return None
+        return connection, worker_id, pid
+
+    def close(self) -> None:
+        self.forget_server()
+        with contextlib.suppress(OSError):
+            self.listener.close()
+        folder = getattr(self, "_folder", None)
+        if folder is not None:  # pragma: no cover - non-Linux
+            import shutil
+
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+_SIGNAL_HINTS = {
+    int(signal.SIGKILL): " - often the kernel's out-of-memory killer, or a kill -9",
+    int(signal.SIGSEGV): " - a segmentation fault, usually in compiled code",
+}
+
+
+def describe_exit_status(status: int | None) -> str:
+    """Words for a ``waitpid`` status: which signal killed the process, or its exit code."""
+    if status is None:
+        return "it exited (its exit status could not be read)"
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = "unknown signal"
+        hint = _SIGNAL_HINTS.get(number, "")
+        return f"it was killed by signal {number} ({name}){hint}"
+    if os.WIFEXITED(status):
+        return f"it exited with code {os.WEXITSTATUS(status)} (e.g. os._exit() in the task)"
+    return f"it stopped with status {status}"

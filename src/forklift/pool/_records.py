@@ -1,0 +1,152 @@
+"""The pool's bookkeeping records and small helpers shared by its manager and callers.
+
+:class:`Task` is one submitted call on its way through the pool; :class:`Worker` is what the
+pool knows about one worker process (its socket, the tasks it holds in order, its state).
+:func:`settle` resolves futures from what workers sent back.
+
+Imports only the standard library and :mod:`forklift.errors`.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import pickle
+import signal
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, InvalidStateError
+from multiprocessing.connection import Connection
+from typing import Any
+
+from forklift.errors import RemoteTraceback, TaskPicklingError
+from forklift.pool.sharing import SharingScope
+
+__all__ = [
+    "Task",
+    "Worker",
+    "check_positive",
+    "describe",
+    "fail",
+    "kill_group",
+    "run_chunk",
+    "settle",
+]
+
+
+class Task:
+    __slots__ = ("future", "label", "payload", "scope", "started", "task_id", "tokens")
+
+    def __init__(
+        self,
+        task_id: int,
+        future: Future[Any],
+        payload: bytes,
+        tokens: set[int],
+        scope: SharingScope | None,
+        label: str,
+    ) -> None:
+        self.task_id = task_id
+        self.future = future
+        self.payload = payload
+        self.tokens = tokens
+        self.scope = scope
+        self.label = label
+        self.started = False
+
+
+class Worker:
+    __slots__ = (
+        "connection",
+        "dead_since",
+        "exit_sent",
+        "exit_status",
+        "idle_since",
+        "in_flight",
+        "killed",
+        "known_tokens",
+        "n_sent",
+        "pid",
+        "retiring",
+        "worker_id",
+    )
+
+    def __init__(self, worker_id: int, pid: int, connection: Connection) -> None:
+        self.worker_id = worker_id
+        self.pid = pid
+        self.connection = connection
+        self.in_flight: collections.deque[Task] = collections.deque()
+        self.known_tokens: set[int] = set()
+        self.n_sent = 0
+        self.retiring = False  # takes no new task; asked to exit once it holds none
+        self.exit_sent = False
+        self.killed = False  # killed on purpose: its death is not a crash to report
+        self.idle_since = time.monotonic()
+        self.dead_since: float | None = None
+        self.exit_status: int | None = None
+
+    @property
+    def accepts_tasks(self) -> bool:
+        return not (self.retiring or self.exit_sent or self.dead_since is not None)
+
+
+def settle(settled: list[tuple[Task, bool, Any]]) -> None:
+    """Resolve futures (outside the lock: their callbacks may submit more work)."""
+    for task, ok, payload in settled:
+        if isinstance(payload, BaseException):
+            fail(task.future, payload)
+            continue
+        try:
+            value = pickle.loads(payload)
+        except BaseException as error:
+            problem = TaskPicklingError(
+                f"the {'result' if ok else 'error'} of {task.label} could not be unpickled "
+                f"in the caller: {error}"
+            )
+            problem.__cause__ = error
+            fail(task.future, problem)
+            continue
+        if ok:
+            with contextlib.suppress(InvalidStateError):
+                task.future.set_result(value)
+        else:
+            remote_error, text = value
+            if remote_error.__cause__ is None:
+                remote_error.__cause__ = RemoteTraceback(text)
+            fail(task.future, remote_error)
+
+
+def fail(future: Future[Any], error: BaseException) -> None:
+    with contextlib.suppress(InvalidStateError):
+        if not future.done():
+            future.set_exception(error)
+
+
+def kill_group(pid: int) -> None:
+    """Kill a worker and every process it started (each worker leads its process group)."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    except PermissionError:  # pragma: no cover - the group changed hands; kill the worker
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def run_chunk(fn: Callable[..., Any], chunk: list[tuple[Any, ...]]) -> list[Any]:
+    return [fn(*arguments) for arguments in chunk]
+
+
+def describe(fn: object) -> str:
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
+    if name is None:
+        name = type(fn).__name__
+    module = getattr(fn, "__module__", None)
+    prefix = f"{module}." if module not in (None, "builtins", "__main__") else ""
+    return f"{prefix}{name}()"
+
+
+def check_positive(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")

@@ -1,0 +1,175 @@
+"""The fork server: a fresh interpreter that forks workers on request.
+
+Why not fork the caller: the caller may already run threads (ours, BLAS, OpenMP, the user's),
+and a forked copy of a multi-threaded process can deadlock on a lock some other thread held.
+Why not spawn each worker: a new interpreter per worker costs tens of milliseconds, and the
+stdlib's spawn and forkserver re-run the user's ``__main__`` module in the worker, which
+breaks scripts without an ``if __name__ == "__main__":`` guard.
+
+So the pool starts this server once: a new interpreter (``subprocess``, i.e. fork+exec, safe
+in a threaded parent) with the caller's ``sys.path`` and environment that imports forklift's
+worker code (and numpy when the caller uses it) but never the user's main module. The server
+is single-threaded, so forking it is safe and cheap; each child becomes a worker.
+
+Channels (file descriptors inherited from the pool)::
+
+    pool --commands fd--> server    "S <worker id>\\n": fork a worker; EOF: wind down and exit
+    server --reports fd--> pool     "F <worker id> <pid>\\n" forked, "X <pid> <status>\\n" exited
+    worker --unix socket--> pool    the worker connects back itself (see ._worker)
+
+The server reaps its children, so the pool learns each worker's exit status (signal or exit
+code) from the reports even though the workers are not its own children. Each worker is the
+leader of its own process group, so killing the group kills whatever the task started.
+
+Imports only the standard library and :mod:`._worker`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import pickle
+import select
+import signal
+import struct
+import sys
+import time
+import traceback
+from typing import Any
+
+__all__ = ["main"]
+
+_SHUTDOWN_GRACE_SECONDS = 3.0
+
+
+def main(command_fd: int, report_fd: int) -> None:
+    """Serve fork requests until the command channel closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    config = _read_config(command_fd)
+    sys.path[:] = config["sys_path"]
+    from forklift.pool._worker import run_worker
+
+    for name in config["preload"]:
+        with contextlib.suppress(Exception):  # a failed preload only costs speed
+            importlib.import_module(name)
+    # Heavy optional preloads (numpy) are imported while no request waits, so that the first
+    # workers of a cold start are not held up by them; later workers get them for free.
+    preloads = [name for name in config["idle_preload"] if name not in sys.modules]
+
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_read, False)
+    os.set_blocking(wake_write, False)
+    signal.set_wakeup_fd(wake_write)
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+    children: set[int] = set()
+    buffer = b""
+    open_channel = True
+    while open_channel:
+        try:
+            timeout = 0.0 if preloads else None
+            readable, _, _ = select.select([command_fd, wake_read], [], [], timeout)
+        except InterruptedError:
+            continue
+        if not readable:
+            with contextlib.suppress(Exception):  # a failed optional preload only costs speed
+                importlib.import_module(preloads.pop(0))
+            continue
+        if wake_read in readable:
+            with contextlib.suppress(BlockingIOError):
+                os.read(wake_read, 4096)
+        _reap(children, report_fd)
+        if command_fd not in readable:
+            continue
+        chunk = os.read(command_fd, 4096)
+        if not chunk:
+            open_channel = False
+        buffer += chunk
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            if line.startswith(b"S "):
+                worker_id = int(line[2:])
+                pid = _fork_worker(
+                    run_worker, config, worker_id, (command_fd, report_fd, wake_read, wake_write)
+                )
+                children.add(pid)
+                _report(report_fd, f"F {worker_id} {pid}\n")
+    _wind_down(children, report_fd)
+
+
+def _read_config(command_fd: int) -> dict[str, Any]:
+    header = _read_exactly(command_fd, 8)
+    (size,) = struct.unpack("<Q", header)
+    config: dict[str, Any] = pickle.loads(_read_exactly(command_fd, size))
+    return config
+
+
+def _read_exactly(fd: int, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = os.read(fd, size - len(data))
+        if not chunk:
+            raise SystemExit("forklift fork server: the pool closed before sending its config")
+        data += chunk
+    return data
+
+
+def _fork_worker(
+    run_worker: Any, config: dict[str, Any], worker_id: int, fds: tuple[int, ...]
+) -> int:
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        os.setpgid(0, 0)
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        for fd in fds:
+            os.close(fd)
+        code = run_worker(config["address"], config["authkey"], worker_id)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def _reap(children: set[int], report_fd: int) -> None:
+    while children:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            children.clear()
+            return
+        if pid == 0:
+            return
+        children.discard(pid)
+        _report(report_fd, f"X {pid} {status}\n")
+
+
+def _report(report_fd: int, line: str) -> None:
+    with contextlib.suppress(OSError):  # the pool is gone: nobody to tell
+        os.write(report_fd, line.encode())
+
+
+def _wind_down(children: set[int], report_fd: int) -> None:
+    """The pool closed the channel: give workers a moment to exit, then kill their groups."""
+    deadline = time.monotonic() + _SHUTDOWN_GRACE_SECONDS
+    while children and time.monotonic() < deadline:
+        _reap(children, report_fd)
+        if children:
+            time.sleep(0.01)
+    for pid in list(children):
+        with contextlib.suppress(OSError):
+            os.killpg(pid, signal.SIGKILL)
+    while children:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        children.discard(pid)
+        _report(report_fd, f"X {pid} {status}\n")

@@ -1,0 +1,197 @@
+"""The process-wide shared pool: one set of warm workers reused by every call.
+
+:func:`get_reusable_executor` returns the same :class:`~forklift.pool.executor.ProcessPool`
+call after call, resized to the number of workers asked for (busy workers are never killed to
+shrink it: they leave once their work is done). When the options that shape a worker change
+(initializer, environment, ...), the old pool is shut down - its workers killed if
+``kill_workers`` - and a new one takes its place.
+
+Backends take the pool with :func:`acquire_executor` and give it back with
+:func:`release_executor`. While a call holds it, nobody else's request shuts it down or
+shrinks it below what that call asked for: a request with other options gets a new shared
+pool, and the old one is shut down when its last call gives it back. So two threads running
+``Parallel`` at once never break each other's pool.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+
+from forklift._support.cpus import cpu_count
+from forklift.pool.executor import ProcessPool
+
+__all__ = [
+    "acquire_executor",
+    "get_reusable_executor",
+    "release_executor",
+    "shutdown_reusable_executor",
+    "warm_up",
+]
+
+_lock = threading.Lock()
+_executor: ProcessPool | None = None
+_options: dict[str, Any] = {}
+# Pools lent to running calls: pool -> the worker counts those calls asked for.
+_leases: dict[ProcessPool, list[int]] = {}
+
+
+def get_reusable_executor(
+    max_workers: int | None = None,
+    *,
+    reuse: bool | Literal["auto"] = "auto",
+    kill_workers: bool = False,
+    idle_worker_timeout: float | None = 300,
+    initializer: Callable[..., object] | None = None,
+    initargs: tuple[Any, ...] = (),
+    env: Mapping[str, str] | None = None,
+    max_tasks_per_child: int | None = None,
+    thread_limit: int | None = None,
+    memory_growth_limit: int | None = None,
+) -> ProcessPool:
+    """The shared process pool, with ``max_workers`` workers (default: all CPUs).
+
+    ``reuse="auto"`` keeps the current pool when its worker options are the same; ``True``
+    keeps it whatever they are; ``False`` always starts a new pool. ``kill_workers=True``
+    kills the replaced pool's workers (and their child processes) instead of letting their
+    running tasks finish. Workers idle for ``idle_worker_timeout`` seconds exit.
+    """
+    with _lock:
+        return _get_locked(
+            max_workers,
+            reuse=reuse,
+            kill_workers=kill_workers,
+            idle_worker_timeout=idle_worker_timeout,
+            initializer=initializer,
+            initargs=initargs,
+            env=env,
+            max_tasks_per_child=max_tasks_per_child,
+            thread_limit=thread_limit,
+            memory_growth_limit=memory_growth_limit,
+        )
+
+
+def acquire_executor(
+    max_workers: int, *, preload: Sequence[str] = (), **options: Any
+) -> ProcessPool:
+    """The shared pool (as :func:`get_reusable_executor`), held until
+    :func:`release_executor`: meanwhile it is not shut down or shrunk under the caller.
+    ``preload`` names modules its workers should start with (see ProcessPool)."""
+    with _lock:
+        pool = _get_locked(max_workers, **options)
+        pool.add_preload(preload)
+        _leases.setdefault(pool, []).append(max_workers)
+        return pool
+
+
+def release_executor(pool: ProcessPool, max_workers: int) -> None:
+    """Give back a pool taken with :func:`acquire_executor`."""
+    with _lock:
+        counts = _leases.get(pool)
+        if counts is None:
+            return
+        if max_workers in counts:
+            counts.remove(max_workers)
+        if counts:
+            return
+        del _leases[pool]
+        orphaned = pool is not _executor
+    if orphaned:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _get_locked(
+    max_workers: int | None,
+    *,
+    reuse: bool | Literal["auto"] = "auto",
+    kill_workers: bool = False,
+    idle_worker_timeout: float | None = 300,
+    initializer: Callable[..., object] | None = None,
+    initargs: tuple[Any, ...] = (),
+    env: Mapping[str, str] | None = None,
+    max_tasks_per_child: int | None = None,
+    thread_limit: int | None = None,
+    memory_growth_limit: int | None = None,
+) -> ProcessPool:
+    global _executor, _options
+    if max_workers is None:
+        max_workers = cpu_count()
+    options: dict[str, Any] = {
+        "initializer": initializer,
+        "initargs": tuple(initargs),
+        "env": dict(env or {}),
+        "max_tasks_per_child": max_tasks_per_child,
+        "memory_growth_limit": memory_growth_limit,
+    }
+    current = _executor
+    reusable = reuse is True or (reuse == "auto" and _same_options(options, _options))
+    if current is not None and reusable and current_is_alive(current):
+        current.idle_worker_timeout = idle_worker_timeout
+        current.set_thread_limit(thread_limit)
+        # Never below what a call running on it asked for.
+        size = max([max_workers, *_leases.get(current, [])])
+        if current.max_workers != size:
+            current.resize(size)
+        return current
+    # A pool that calls still run on is shut down by the last of them to release it.
+    if current is not None and (kill_workers or current not in _leases):
+        current.shutdown(wait=not kill_workers, cancel_futures=True, kill_workers=kill_workers)
+    _executor = ProcessPool(
+        max_workers,
+        idle_worker_timeout=idle_worker_timeout,
+        thread_limit=thread_limit,
+        **options,
+    )
+    _options = options
+    return _executor
+
+
+def current_is_alive(pool: ProcessPool) -> bool:
+    try:
+        pool._check_usable()
+    except Exception:
+        return False
+    return True
+
+
+def _same_options(new: dict[str, Any], old: dict[str, Any]) -> bool:
+    if new.keys() != old.keys():
+        return False
+    for key, value in new.items():
+        previous = old[key]
+        if callable(value) or callable(previous):
+            if value is not previous:
+                return False
+            continue
+        try:
+            if bool(value != previous):
+                return False
+        except Exception:
+            return False
+    return True
+
+
+def shutdown_reusable_executor(wait: bool = True, *, kill_workers: bool = False) -> None:
+    """Shut the shared pool down (a new one starts on the next call that needs it)."""
+    global _executor
+    with _lock:
+        current, _executor = _executor, None
+        pools = {*_leases, *([current] if current is not None else [])}
+        _leases.clear()
+    for pool in pools:
+        pool.shutdown(wait=wait, cancel_futures=True, kill_workers=kill_workers)
+
+
+def warm_up(n_jobs: int = -1, timeout: float | None = 30.0) -> int:
+    """Start ``n_jobs`` workers of the shared pool now (-1: all CPUs); returns how many are
+    ready. Pays the start-up cost ahead of the first ``Parallel`` call."""
+    n_workers = cpu_count() + 1 + n_jobs if n_jobs < 0 else n_jobs
+    n_workers = max(1, n_workers)
+    pool = get_reusable_executor(max(n_workers, _current_size()))
+    return pool.warm_up(n_workers, timeout=timeout)
+
+
+def _current_size() -> int:
+    with _lock:
+        return _executor.max_workers if _executor is not None else 1

@@ -1,0 +1,227 @@
+"""Objects sent to each worker once per scope instead of once per task.
+
+A function with a closure over a 100 MB array, or with large default arguments, would cost
+100 MB per batch if it were pickled with every batch. Instead a task submitted with a
+:class:`SharingScope` is pickled by :class:`ScopedPickler`, which puts a token in place of
+each function and notes the tokens; before a worker receives the task, the pool sends it the
+definitions it lacks, once; the worker keeps them until the scope ends.
+
+Why a scope and not a cache keyed by the object: a function's closure or globals may change
+between two calls (``x = 2`` after a first run); re-sending per scope (one ``Parallel`` call)
+sees the change, as joblib users expect, while still sending once per call.
+
+Imports only the standard library and cloudpickle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import io
+import itertools
+import mmap
+import os
+import pickle
+import types
+from collections.abc import Hashable
+from typing import Any
+
+import cloudpickle
+
+__all__ = [
+    "Definition",
+    "ScopedPickler",
+    "SharingScope",
+    "dumps_scoped",
+    "load_shared_definition",
+    "lookup_shared",
+    "make_definition",
+]
+
+_tokens = itertools.count(1)
+# Definitions at least this large go through shared memory instead of the socket.
+LARGE_DEFINITION = 1 << 20
+
+# In a worker: token -> the shared object, filled by DEFINE messages.
+WORKER_OBJECTS: dict[int, Any] = {}
+
+
+def lookup_shared(token: int) -> Any:
+    """In a worker, a token unpickles as the shared object it stands for."""
+    try:
+        return WORKER_OBJECTS[token]
+    except KeyError:
+        raise LookupError(
+            f"shared object {token} was not sent to this worker before a task that uses it"
+        ) from None
+
+
+@dataclasses.dataclass
+class Definition:
+    """A pickled shared object, ready to send.
+
+    Small ones travel inline. Large ones (a closure over a big array) are written once into
+    an anonymous shared-memory file (``memfd``) whose descriptor is passed to each worker over
+    its socket: the array's bytes are copied once in all, not once per worker, and the worker
+    maps them instead of reading them (pickle protocol 5 out-of-band buffers).
+    """
+
+    inline: bytes = b""
+    fd: int = -1
+    layout: bytes = b""  # pickled (total size, pickle span, buffer spans) inside the memfd
+
+    @property
+    def shared(self) -> bool:
+        return self.fd >= 0
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1
+
+
+def make_definition(obj: Any) -> Definition:
+    buffers: list[pickle.PickleBuffer] = []
+    data = cloudpickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+    if not buffers:
+        return Definition(inline=data)
+    raws = [buffer.raw() for buffer in buffers]
+    total = len(data) + sum(raw.nbytes for raw in raws)
+    if total < LARGE_DEFINITION or not hasattr(os, "memfd_create"):
+        return Definition(inline=cloudpickle.dumps(obj, protocol=5))
+    spans: list[tuple[int, int]] = []
+    offset = _align(len(data))
+    for raw in raws:
+        spans.append((offset, offset + raw.nbytes))
+        offset = _align(offset + raw.nbytes)
+    size = max(offset, 1)
+    fd = os.memfd_create("forklift-shared", os.MFD_CLOEXEC)
+    try:
+        os.ftruncate(fd, size)
+        # pwrite, not an mmap: the kernel fills the pages without a fault per page.
+        _write_at(fd, memoryview(data), 0)
+        for (start, _), raw in zip(spans, raws, strict=True):
+            _write_at(fd, raw.cast("B"), start)
+    except BaseException:
+        os.close(fd)
+        raise
+    return Definition(fd=fd, layout=pickle.dumps((size, (0, len(data)), spans)))
+
+
+def load_shared_definition(layout: bytes | memoryview, fd: int) -> Any:
+    """In a worker: map a large definition's memfd and unpickle it without copying arrays."""
+    size, (start, end), spans = pickle.loads(layout)
+    try:
+        # A private (copy-on-write) mapping: arrays are writable, writes stay local.
+        memory = mmap.mmap(fd, size, access=mmap.ACCESS_COPY)
+    finally:
+        os.close(fd)
+    view = memoryview(memory)
+    return pickle.loads(view[start:end], buffers=[view[a:b] for a, b in spans])
+
+
+def _write_at(fd: int, view: memoryview, offset: int) -> None:
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written
+
+
+def _align(offset: int) -> int:
+    return (offset + 63) // 64 * 64
+
+
+class SharingScope:
+    """Objects shared with workers for a while (typically: one ``Parallel`` call).
+
+    Not thread-safe for ``share`` from several threads at once; one caller owns a scope.
+    """
+
+    def __init__(self) -> None:
+        self._refs: dict[Hashable, tuple[Any, int]] = {}
+        self._by_token: dict[int, Any] = {}
+        self._payloads: dict[int, Definition] = {}
+        self.closed = False
+
+    def share(self, obj: Any, key: Hashable = None) -> int:
+        """The token standing for ``obj`` in this scope (the same token for the same object).
+
+        ``key`` identifies objects that are equal for this purpose without being the same
+        object (e.g. ``obj.method`` makes a new bound method each time it is read); by
+        default an object is identified by its ``id``.
+        """
+        if key is None:
+            key = id(obj)
+        entry = self._refs.get(key)
+        if entry is not None:
+            return entry[1]
+        token = next(_tokens)
+        # Holding obj keeps its id (and those inside a key) from being reused meanwhile.
+        self._refs[key] = (obj, token)
+        self._by_token[token] = obj
+        return token
+
+    def payload(self, token: int) -> Definition:
+        """The pickled definition of ``token`` (pickled once, on first need)."""
+        definition = self._payloads.get(token)
+        if definition is None:
+            definition = make_definition(self._by_token[token])
+            self._payloads[token] = definition
+        return definition
+
+    def close(self) -> None:
+        """Release the shared memory of large definitions (workers keep their mappings)."""
+        self.closed = True
+        for definition in self._payloads.values():
+            definition.close()
+
+    def tokens(self) -> list[int]:
+        return list(self._by_token)
+
+    def describe(self, token: int) -> str:
+        obj = self._by_token.get(token)
+        return str(getattr(obj, "__qualname__", None) or type(obj).__name__)
+
+
+class ScopedPickler(cloudpickle.Pickler):  # type: ignore[misc]
+    """Pickles a task with its functions replaced by tokens of ``scope``.
+
+    Functions (plain, ``functools.partial`` and bound methods) found while pickling are
+    registered in the scope and pickled as a lookup of their token; :attr:`tokens` collects
+    the tokens this task needs. Pickle's memo means a function shared by 10,000 calls of a
+    batch costs one lookup, and no Python code runs for plain data (ints, strings, tuples).
+    """
+
+    def __init__(self, file: io.BytesIO, scope: SharingScope) -> None:
+        super().__init__(file, protocol=5)
+        self.scope = scope
+        self.tokens: set[int] = set()
+
+    def reducer_override(self, obj: Any) -> Any:
+        kind = type(obj)
+        if kind is types.FunctionType or kind is functools.partial:
+            if obj is lookup_shared or _is_plumbing(obj):
+                return super().reducer_override(obj)
+            token = self.scope.share(obj)
+        elif kind is types.MethodType:
+            # obj.method is a new object each time it is read: identify it by what it binds.
+            token = self.scope.share(obj, (id(obj.__self__), id(obj.__func__)))
+        else:
+            return super().reducer_override(obj)
+        self.tokens.add(token)
+        return lookup_shared, (token,)
+
+
+def _is_plumbing(function: Any) -> bool:
+    module = getattr(function, "__module__", None) or ""
+    return module.startswith(("cloudpickle", "forklift.pool", "copyreg", "pickle"))
+
+
+def dumps_scoped(obj: Any, scope: SharingScope) -> tuple[bytes, set[int]]:
+    """Pickle ``obj`` sharing its functions through ``scope``; return the tokens it needs."""
+    with io.BytesIO() as file:
+        pickler = ScopedPickler(file, scope)
+        pickler.dump(obj)
+        return file.getvalue(), pickler.tokens
