@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -59,6 +60,10 @@ def no_leftovers() -> Iterator[None]:
     children_before = _children()
     temp_before = _temp_entries()
     yield
+    # forklift's shared process pool outlives calls on purpose; between tests it must not.
+    reusable = sys.modules.get("forklift.pool.reusable")
+    if reusable is not None:
+        reusable.shutdown_reusable_executor(wait=True)
     deadline = time.monotonic() + _GRACE_SECONDS
     while True:
         new_threads = [

@@ -4,6 +4,7 @@ reproducible randomness and per-worker state."""
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import textwrap
@@ -276,3 +277,70 @@ def test_checkpoint_restores_without_running_again(tmp_path: Path) -> None:
     assert again == [i * i for i in range(12)]
     assert sorted(calls) == sorted([*range(10), 10, 11])
     assert seen[-1].restored == 10  # type: ignore[attr-defined]
+
+
+# -- on processes ------------------------------------------------------------------------------
+
+
+def die_once(marker_folder: str, x: int) -> int:
+    marker = Path(marker_folder) / f"died-{x}"
+    if x == 5 and not marker.exists():
+        marker.touch()
+        os._exit(3)  # the worker process dies under this task
+    return x * 2
+
+
+@pytest.mark.parametrize("batch_size", [1, "auto"])
+def test_a_worker_killed_under_a_task_is_retried_on_a_fresh_worker(
+    tmp_path: Path, batch_size: object
+) -> None:
+    out = Parallel(n_jobs=2, retries=1, batch_size=batch_size)(  # type: ignore[arg-type]
+        delayed(die_once)(str(tmp_path), i) for i in range(12)
+    )
+    assert out == [i * 2 for i in range(12)]
+    assert (tmp_path / "died-5").exists()
+
+
+def test_without_retries_a_dead_worker_still_fails_the_call(tmp_path: Path) -> None:
+    with pytest.raises(forklift.TerminatedWorkerError):
+        Parallel(n_jobs=2)(delayed(die_once)(str(tmp_path), i) for i in range(8))
+
+
+def hang_on_three(x: int) -> int:
+    if x == 3:
+        time.sleep(60)
+    return x
+
+
+def test_task_timeout_on_processes_kills_only_the_hung_worker() -> None:
+    started = time.monotonic()
+    results = Parallel(n_jobs=2, task_timeout=1.0, on_error="return")(
+        delayed(hang_on_three)(i) for i in range(10)
+    )
+    assert time.monotonic() - started < 20
+    assert [r for r in results if not isinstance(r, TaskFailure)] == [0, 1, 2, 4, 5, 6, 7, 8, 9]
+    [failure] = [r for r in results if isinstance(r, TaskFailure)]
+    assert isinstance(failure.exception, TaskTimeoutError) and failure.index == 3
+    # The leak guard then checks that no worker is left sleeping.
+
+
+def test_seeded_results_are_the_same_on_processes() -> None:
+    threads = Parallel(n_jobs=2, backend="threading", seed=11)(delayed(noisy)(i) for i in range(30))
+    processes = Parallel(n_jobs=2, seed=11)(delayed(noisy)(i) for i in range(30))
+    assert processes == threads
+
+
+def scaled(x: int) -> int:
+    return forklift.worker_state()["scale"] * x
+
+
+def make_state(scale: int) -> dict[str, int]:
+    return {"scale": scale, "pid": os.getpid()}
+
+
+@pytest.mark.parametrize("backend", ["loky", "multiprocessing"])
+def test_worker_state_on_process_backends(backend: str) -> None:
+    out = Parallel(n_jobs=2, backend=backend, initializer=make_state, initargs=(4,))(
+        delayed(scaled)(i) for i in range(6)
+    )
+    assert out == [4 * i for i in range(6)]

@@ -32,6 +32,7 @@ from typing import Any, cast
 
 import cloudpickle
 
+from forklift._support.worker_state import run_initializer
 from forklift.errors import TaskPicklingError
 from forklift.pool import _protocol as protocol
 from forklift.pool.sharing import WORKER_OBJECTS, load_shared_definition
@@ -166,7 +167,8 @@ def _apply_config(config: WorkerConfig) -> None:
 
         threadpool_limits(limits=limit)
     if config.initializer is not None:
-        config.initializer(*config.initargs)
+        # What it returns is this worker's forklift.worker_state().
+        run_initializer(config.initializer, config.initargs, per_thread=False)
 
 
 def _run_task(connection: Connection, task_id: int, payload: bytes | memoryview) -> None:

@@ -343,6 +343,34 @@ class ProcessPool(Executor):
         for task in killed_failures:
             fail(task.future, CancelledError())
 
+    def cancel_task(self, future: Future[Any], *, kill_running: bool = True) -> None:
+        """Cancel the task behind ``future``: drop it if queued; if it runs and
+        ``kill_running``, kill its worker (the worker's other tasks run elsewhere) and fail
+        the future with ``CancelledError``. Used to stop one task past its time limit."""
+        failed: list[Task] = []
+        with self._lock:
+            for task in [task for task in self._pending if task.future is future]:
+                self._pending.remove(task)
+                self._forget_task(task)
+                if not task.future.cancel():
+                    failed.append(task)
+            if kill_running:
+                for worker in self._workers.values():
+                    mine = [task for task in worker.in_flight if task.future is future]
+                    if not mine:
+                        continue
+                    if not worker.killed:
+                        worker.killed = True
+                        worker.retiring = True
+                        kill_group(worker.pid)
+                    for task in mine:
+                        worker.in_flight.remove(task)
+                        self._forget_task(task)
+                        failed.append(task)
+            self._spawn()
+        for task in failed:
+            fail(task.future, CancelledError())
+
     def release_scope(self, scope: SharingScope) -> None:
         """``scope`` is done: workers drop its definitions once its tasks are finished."""
         with self._lock:

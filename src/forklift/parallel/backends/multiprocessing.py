@@ -22,6 +22,7 @@ from typing import Any
 import cloudpickle
 
 from forklift._support.cpus import cpu_count
+from forklift._support.worker_state import run_initializer
 from forklift.errors import ConfigurationError, ParallelStateError, TaskPicklingError
 from forklift.parallel.backends.base import (
     BackendCapabilities,
@@ -103,6 +104,10 @@ class MultiprocessingBackend:
         )
         return future
 
+    def abandon(self, future: Future[BatchOutcome]) -> None:
+        # multiprocessing.Pool cannot stop one task: the batch runs on, its result ignored.
+        future.cancel()
+
     def abort(self) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:
@@ -140,7 +145,7 @@ def _fail(future: Future[BatchOutcome], error: BaseException) -> None:
 
 def _run_pickled_initializer(payload: bytes) -> None:
     initializer, initargs = pickle.loads(payload)
-    initializer(*initargs)
+    run_initializer(initializer, initargs, per_thread=False)
 
 
 def _run_pickled_batch(payload: bytes) -> bytes:

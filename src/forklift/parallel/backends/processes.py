@@ -135,7 +135,10 @@ class ProcessBackend:
         return future
 
     def abandon(self, future: Future[BatchOutcome]) -> None:
-        future.cancel()  # the interim pool cannot stop one running task
+        """Kill the worker running this batch (past ``task_timeout``); a new one replaces
+        it, and the other workers keep going."""
+        if self._pool is not None:
+            self._pool.cancel_task(future, kill_running=True)
 
     def abort(self) -> None:
         if self._pool is not None:
