@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
-import itertools
 import logging
 import queue
 import time
@@ -36,19 +35,18 @@ from typing import Any
 
 from forklift.config import Settings
 from forklift.errors import (
-    InvalidTaskError,
     ParallelTimeoutError,
-    RemoteTraceback,
     TaskTimeoutError,
 )
 from forklift.parallel.backends.base import Backend, Batch, BatchOutcome, Call, describe_call
 from forklift.parallel.batching import BatchSizer
 from forklift.parallel.failures import summarise
 from forklift.parallel.resilience import CheckpointedCalls, Decision, FailureTracker, Resilience
+from forklift.parallel.run_events import failure_event, task_ends, task_error, task_names
+from forklift.parallel.tasks import TaskSource
 from forklift.progress.events import (
     BatchCompleted,
     BatchDispatched,
-    BatchFailed,
     Heartbeat,
     Reporter,
     RunFinished,
@@ -62,6 +60,8 @@ logger = logging.getLogger("forklift.parallel")
 
 # How often reporters hear from a run in which nothing completes (see Heartbeat).
 HEARTBEAT_SECONDS = 1.0
+# With task_timeout, how often to look whether sent tasks have started running.
+_START_POLL_SECONDS = 0.05
 
 
 @dataclasses.dataclass
@@ -84,61 +84,6 @@ class RunPlan:
     reporters: Sequence[Reporter] = ()
     expected_total: int | None = None
     resilience: Resilience = dataclasses.field(default_factory=Resilience)
-
-
-class TaskSource:
-    """Pulls items from the user's iterable on demand and checks each is a call triple."""
-
-    def __init__(self, tasks: Iterable[Any]) -> None:
-        try:
-            self._iterator = iter(tasks)
-        except TypeError:
-            raise InvalidTaskError(
-                "Parallel(...) must be called with an iterable of delayed calls, e.g. "
-                f"(delayed(f)(x) for x in xs); got {type(tasks).__name__}"
-            ) from None
-        self.n_taken = 0
-        self.exhausted = False
-
-    def take(self, n: int) -> list[Call]:
-        """Up to ``n`` more calls; fewer (maybe none) once the iterable is exhausted."""
-        items = list(itertools.islice(self._iterator, n))
-        if len(items) < n:
-            self.exhausted = True
-        first = self.n_taken
-        self.n_taken += len(items)
-        for position, item in enumerate(items):
-            # Fast path: what delayed() makes. Anything else goes through the full check.
-            if not (
-                type(item) is tuple
-                and len(item) == 3
-                and type(item[1]) is tuple
-                and type(item[2]) is dict
-                and callable(item[0])
-            ):
-                items[position] = _as_call(item, first + position)
-        return items
-
-
-def _as_call(item: Any, index: int) -> Call:
-    if isinstance(item, tuple | list) and len(item) == 3:
-        function, args, kwargs = item
-        if callable(function) and isinstance(args, tuple | list) and isinstance(kwargs, dict):
-            return (function, tuple(args), kwargs)
-        problem = (
-            f"its function {function!r} is not callable"
-            if not callable(function)
-            else "its args must be a tuple and its kwargs a dict"
-        )
-    else:
-        problem = "it is not a (function, args, kwargs) triple"
-    shown = repr(item)
-    if len(shown) > 80:
-        shown = shown[:77] + "..."
-    raise InvalidTaskError(
-        f"item {index} of the task iterable is {shown} ({type(item).__name__}): {problem}. "
-        "Each item must be delayed(function)(*args, **kwargs) or (function, args, kwargs)."
-    )
 
 
 def execute(plan: RunPlan, tasks: Iterable[Any]) -> Iterator[list[Any]]:
@@ -205,6 +150,7 @@ class _Run:
         )
         self.completions: queue.SimpleQueue[int] = queue.SimpleQueue()
         self.in_flight: dict[int, tuple[Batch, Future[BatchOutcome], float]] = {}
+        self.running_since: dict[int, float] = {}  # batch index -> when seen running
         self.retries: list[_Retry] = []
         self.outbox: list[list[Any]] = []
         self.pieces: dict[int, list[Any]] = {}  # first task -> results, waiting for their turn
@@ -310,8 +256,7 @@ class _Run:
             wake_at = _earliest(wake_at, self.retries[0].ready_at)
         task_timeout = self.resilience.task_timeout
         if task_timeout is not None and self.in_flight:
-            oldest = min(dispatched for _, _, dispatched in self.in_flight.values())
-            wake_at = _earliest(wake_at, oldest + task_timeout)
+            wake_at = _earliest(wake_at, self._next_task_deadline(task_timeout))
         if self.hub:
             wake_at = _earliest(wake_at, self.last_event + HEARTBEAT_SECONDS)
         try:
@@ -341,11 +286,32 @@ class _Run:
             )
         return None
 
+    def _next_task_deadline(self, task_timeout: float) -> float:
+        """When the earliest running task runs out of time. A task's clock starts when its
+        future turns running (a worker took it), not when it was sent: a cold worker's
+        start-up is not the task's time. Not yet started tasks are looked at again soon."""
+        now = time.perf_counter()
+        earliest: float | None = None
+        waiting = False
+        for index, (_, future, _) in self.in_flight.items():
+            since = self.running_since.get(index)
+            if since is None:
+                if not (future.running() or future.done()):
+                    waiting = True
+                    continue
+                since = self.running_since[index] = now
+            earliest = _earliest(earliest, since + task_timeout)
+        if waiting:
+            earliest = _earliest(earliest, now + min(_START_POLL_SECONDS, task_timeout))
+        return now + task_timeout if earliest is None else earliest
+
     def _expire_tasks(self, now: float, task_timeout: float) -> None:
-        for index, (batch, future, dispatched) in list(self.in_flight.items()):
-            if now - dispatched < task_timeout or future.done():
+        for index, (batch, future, _) in list(self.in_flight.items()):
+            since = self.running_since.get(index)
+            if since is None or now - since < task_timeout or future.done():
                 continue
             del self.in_flight[index]
+            del self.running_since[index]
             self.backend.abandon(future)
             # task_timeout runs batches of one task, so the batch is the task.
             call = batch.calls[0]
@@ -358,6 +324,7 @@ class _Run:
     # -- completion ----------------------------------------------------------------------------
     def complete(self, index: int) -> None:
         entry = self.in_flight.pop(index, None)
+        self.running_since.pop(index, None)
         if entry is None:
             return  # a batch given up on (task_timeout) that finished after all
         batch, future, _ = entry
@@ -379,13 +346,11 @@ class _Run:
             self.n_completed += done
             self.deliver(batch.first_task, outcome.results[:done])
         if self.hub:
-            self.hub.emit(
-                _failure_event(batch, outcome, self.n_completed, self.started, self.timed)
-            )
+            self.hub.emit(failure_event(batch, outcome, self.n_completed, self.started, self.timed))
         failed_task = batch.first_task + done
         call = batch.calls[done]
         if not self.resilience.tolerates_failures:
-            raise _task_error(batch, outcome)
+            raise task_error(batch, outcome)
         self._fail(
             failed_task,
             call,
@@ -430,7 +395,7 @@ class _Run:
             return
         if decision is Decision.RAISE:
             if batch is not None and outcome is not None:
-                raise _task_error(batch, outcome)
+                raise task_error(batch, outcome)
             raise error
         name = describe_call(call)
         failure = self.tracker.record(task_index, call, error, traceback_text, name)
@@ -464,8 +429,8 @@ class _Run:
                     finished=outcome.finished,
                     batch_index=batch.index,
                     first_task=batch.first_task,
-                    task_ends=_task_ends(outcome),
-                    task_names=_task_names(batch) if self.timed else None,
+                    task_ends=task_ends(outcome),
+                    task_names=task_names(batch) if self.timed else None,
                 )
             )
 
@@ -501,66 +466,5 @@ def _earliest(first: float | None, second: float) -> float:
     return second if first is None else min(first, second)
 
 
-def _task_ends(outcome: BatchOutcome) -> tuple[float, ...] | None:
-    return None if outcome.task_ends is None else tuple(outcome.task_ends)
-
-
-def _task_names(batch: Batch) -> tuple[str, ...]:
-    # A batch usually calls one function many times: name each function once.
-    names: dict[int, str] = {}
-    result = []
-    for call in batch.calls:
-        key = id(call[0])
-        name = names.get(key)
-        if name is None:
-            name = names[key] = describe_call(call)
-        result.append(name)
-    return tuple(result)
-
-
-def _failure_event(
-    batch: Batch, outcome: BatchOutcome, n_completed: int, started: float, timed: bool
-) -> BatchFailed:
-    error = outcome.error
-    assert error is not None
-    message = str(error)
-    if len(message) > 500:
-        message = message[:497] + "..."
-    return BatchFailed(
-        batch_index=batch.index,
-        first_task=batch.first_task,
-        n_tasks=len(batch),
-        failed_task=batch.first_task + outcome.error_task,
-        task_name=describe_call(batch.calls[outcome.error_task]),
-        error_type=type(error).__name__,
-        error=message,
-        n_completed=n_completed,
-        elapsed=time.perf_counter() - started,
-        worker=outcome.worker,
-        started=outcome.started,
-        finished=outcome.finished,
-        task_ends=_task_ends(outcome),
-        task_names=_task_names(batch) if timed else None,
-    )
-
-
 def _announce(completions: queue.SimpleQueue[int], index: int, _: Future[BatchOutcome]) -> None:
     completions.put(index)
-
-
-def _task_error(batch: Batch, outcome: BatchOutcome) -> BaseException:
-    error = outcome.error
-    assert error is not None
-    call = batch.calls[outcome.error_task]
-    task_number = batch.first_task + outcome.error_task
-    where = f"task {task_number}, {describe_call(call)}(), on worker {outcome.worker}"
-    if error.__traceback__ is None and error.__cause__ is None:
-        # It came from another process: its traceback survives only as text.
-        error.__cause__ = RemoteTraceback(f"Error in {where}:\n{outcome.error_traceback}")
-    note = f"[forklift] raised in {where}"
-    add_note = getattr(error, "add_note", None)
-    if add_note is not None and note not in getattr(error, "__notes__", ()):
-        add_note(note)
-    elif add_note is None and error.__cause__ is None:  # Python 3.10: no notes
-        error.__cause__ = RemoteTraceback(f"Error in {where}:\n{outcome.error_traceback}")
-    return error
