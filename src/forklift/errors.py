@@ -5,11 +5,17 @@ same situation, so ``except ValueError`` keeps working after switching imports::
 
     ForkliftError (Exception)
     ├── ConfigurationError (ValueError)          bad n_jobs, return_as, prefer, ...
-    │   └── UnknownBackendError                   names the backends that do exist
+    │   ├── UnknownBackendError                   names the backends that do exist
+    │   └── MissingDependencyError (+ImportError) an optional extra is not installed;
+    │                                             says which ``pip install forklift[...]``
     ├── InvalidTaskError (TypeError)              an item that is not a delayed call
     ├── ParallelStateError (RuntimeError)         calling a closed or running Parallel
     ├── ParallelTimeoutError (TimeoutError)       the whole call ran past ``timeout``
-    └── TerminatedWorkerError (BrokenProcessPool) a worker process died under a task
+    ├── TerminatedWorkerError (BrokenProcessPool) a worker process died under a task
+    └── ClusterError (RuntimeError)               dask or ray could not run a batch
+        ├── ClusterWorkerLostError (+TerminatedWorkerError)  workers kept dying under it
+        ├── ClusterConnectionError (+ConnectionError)        lost touch with the cluster
+        └── ClusterCancelledError                 the cluster cancelled it, not forklift
 
     RemoteTraceback (Exception)                   carried as ``__cause__`` of a task's
                                                   error: the traceback where it ran
@@ -24,10 +30,15 @@ from __future__ import annotations
 from concurrent.futures.process import BrokenProcessPool
 
 __all__ = [
+    "ClusterCancelledError",
+    "ClusterConnectionError",
+    "ClusterError",
+    "ClusterWorkerLostError",
     "ConfigurationError",
     "ForkliftError",
     "ForkliftWarning",
     "InvalidTaskError",
+    "MissingDependencyError",
     "ParallelStateError",
     "ParallelTimeoutError",
     "RemoteTraceback",
@@ -81,3 +92,31 @@ class RemoteTraceback(Exception):
 
 class ForkliftWarning(UserWarning):
     """Root of forklift's warnings."""
+
+
+class MissingDependencyError(ConfigurationError, ImportError):
+    """A feature needs an optional extra that is not installed; the message names the extra.
+
+    It is an ``ImportError`` too, so code that probes for an optional backend with
+    ``except ImportError`` keeps working.
+    """
+
+
+class ClusterError(ForkliftError, RuntimeError):
+    """A cluster engine (dask.distributed, ray) failed to run a batch, for its own reasons.
+
+    The engine's original exception is chained as ``__cause__``. A task's own error is never
+    wrapped in this: it re-raises with its own type.
+    """
+
+
+class ClusterWorkerLostError(ClusterError, TerminatedWorkerError):
+    """Cluster workers kept dying while running a batch, and the engine gave up retrying it."""
+
+
+class ClusterConnectionError(ClusterError, ConnectionError):
+    """The connection to the cluster's scheduler or workers was lost during the call."""
+
+
+class ClusterCancelledError(ClusterError):
+    """The cluster cancelled a batch that forklift did not cancel (e.g. a client restart)."""
