@@ -1,0 +1,92 @@
+"""Real clusters on loopback, one per test module, for the dask and ray backend tests.
+
+Each fixture starts its engine once per module and shuts it down after the module's last
+test. The suite's leak guard snapshots threads and child processes at the start of every
+test - after module fixtures are set up - so a cluster's own threads and processes are part
+of every test's "before". Two things keep it that way:
+
+* each fixture warms its engine up (a small call, and a call with an argument large enough to
+  be shared) so the threads the client starts lazily exist before the first test;
+* a test that makes the cluster start new processes (killing a worker makes the nanny start
+  another) uses a cluster of its own, closed before the test ends.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from tests.cluster import tasks
+
+from forklift import Parallel, delayed
+
+
+def warm_up(backend: str, **params: Any) -> None:
+    big = np.ones(300_000)  # 2.4 MB: large enough to be shared
+    Parallel(n_jobs=2, backend=backend, batch_size=1, **params)(
+        delayed(tasks.size_of)(value) for value in [big, big, b"x", b"y"]
+    )
+
+
+def start_dask_cluster(directory: Path, **cluster_options: Any) -> tuple[Any, Any]:
+    """A LocalCluster with 2 single-threaded worker processes on 127.0.0.1, and its client."""
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        processes=True,
+        threads_per_worker=1,
+        host="127.0.0.1",
+        dashboard_address=":0",
+        local_directory=str(directory),
+        **cluster_options,
+    )
+    client = distributed.Client(cluster)
+    return cluster, client
+
+
+def stop_dask_cluster(cluster: Any, client: Any) -> None:
+    client.close()
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def dask_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    cluster, client = start_dask_cluster(tmp_path_factory.mktemp("dask"))
+    try:
+        warm_up("dask", client=client)
+        yield client
+    finally:
+        stop_dask_cluster(cluster, client)
+
+
+@pytest.fixture(scope="module")
+def ray_instance() -> Iterator[Any]:
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():  # pragma: no cover - someone else's ray; do not shut it down
+        pytest.skip("a ray instance is already running in this process")
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        # Keep ray's workers alive between tests: a worker started mid-test is a new child.
+        _system_config={"kill_idle_workers_interval_ms": 0},
+    )
+    try:
+        warm_up("ray")
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture
+def marker_dir(tmp_path: Path) -> Path:
+    """A folder tasks write a file into when they start, to see which tasks ran."""
+    directory = tmp_path / "started"
+    directory.mkdir()
+    os.chmod(directory, 0o777)
+    return directory
