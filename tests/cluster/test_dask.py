@@ -15,7 +15,7 @@ from tests.cluster import tasks
 from tests.cluster.conftest import start_dask_cluster, stop_dask_cluster
 
 from forklift import Parallel, delayed, parallel_config
-from forklift.errors import ClusterWorkerLostError, TerminatedWorkerError
+from forklift.errors import ClusterConnectionError, ClusterWorkerLostError, TerminatedWorkerError
 
 pytestmark = pytest.mark.cluster
 distributed = pytest.importorskip("distributed")
@@ -212,3 +212,28 @@ def test_with_block_keeps_sharing_across_calls(
                 300_000.0 + x for x in range(3)
             ]
     assert len(scatters) == 1
+
+
+def test_address_gives_a_client_of_its_own(dask_client: Any) -> None:
+    address = dask_client.scheduler.address
+    results = Parallel(backend="dask", address=address)(delayed(tasks.work)(x) for x in range(5))
+    assert results == [tasks.work(x) for x in range(5)]
+    assert distributed.get_client() is dask_client  # forklift's own client never became current
+    clients = dask_client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.clients))
+    deadline = time.monotonic() + 10
+    while clients > 2 and time.monotonic() < deadline:  # ours and the scheduler's own
+        time.sleep(0.05)
+        clients = dask_client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.clients))
+    assert clients <= 2  # the call closed the client it made
+
+
+@pytest.mark.slow
+def test_closed_client_is_a_forklift_error(tmp_path: Path) -> None:
+    cluster, client = start_dask_cluster(tmp_path)
+    try:
+        parallel = Parallel(backend="dask", client=client, n_jobs=2)
+        client.close()
+        with pytest.raises(ClusterConnectionError, match="client was closed"):
+            parallel(delayed(tasks.work)(x) for x in range(3))
+    finally:
+        stop_dask_cluster(cluster, client)

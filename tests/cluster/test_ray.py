@@ -111,3 +111,15 @@ def test_bad_parameters() -> None:
         Parallel(backend="ray", no_such_option=1)
     with pytest.raises(ConfigurationError, match="remote_args"):
         Parallel(backend="ray", remote_args=3)
+
+
+def test_remote_args_reach_ray(ray_instance: Any) -> None:
+    # Each task asks for both CPUs: they still all run, one at a time.
+    results = Parallel(backend="ray", batch_size=1, remote_args={"num_cpus": 2})(
+        delayed(tasks.work)(x) for x in range(4)
+    )
+    assert results == [tasks.work(x) for x in range(4)]
+    with pytest.raises(ConfigurationError, match="task options"):
+        Parallel(backend="ray", remote_args={"no_such_option": 1})(
+            delayed(tasks.work)(x) for x in range(2)
+        )

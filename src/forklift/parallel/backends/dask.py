@@ -131,7 +131,16 @@ class DaskBackend:
         if n_jobs > 0:
             return n_jobs
         # -1 means the cluster's capacity: one task per worker thread.
-        capacity = int(sum(self._find_client().nthreads().values()))
+        temporary = self._address is not None and self._own_client is None
+        client = self._find_client()
+        try:
+            capacity = int(sum(client.nthreads().values()))
+        finally:
+            if temporary:
+                # Asked before the call (Parallel(...) checks its backend when made): a client
+                # opened only for this question must not outlive it.
+                self._own_client = None
+                client.close()
         return max(capacity + 1 + n_jobs, 1)
 
     @property
@@ -154,12 +163,18 @@ class DaskBackend:
     def submit(self, batch: Batch) -> Future[BatchOutcome]:
         if self._client is None or self._large is None:
             raise ParallelStateError("the dask backend was not started")
-        calls, handles = self._large.extract(batch.calls)
-        payload = pack_batch(batch, calls)
+        try:
+            calls, handles = self._large.extract(batch.calls)
+        except Exception as error:  # scattering talks to the cluster: dask's failure
+            raise translate_dask_error(error) from error
+        payload = pack_batch(batch, calls)  # a task that cannot be pickled: the user's error
         key = f"forklift-{describe_call(batch.calls[0])}-{uuid.uuid4().hex}"
         result: Future[BatchOutcome] = Future()
-        # pure=False and a fresh key: two batches with equal arguments are still two tasks.
-        task = self._client.submit(run_packed, payload, handles, self.name, key=key, pure=False)
+        try:
+            # pure=False and a fresh key: two batches with equal arguments are two tasks.
+            task = self._client.submit(run_packed, payload, handles, self.name, key=key, pure=False)
+        except Exception as error:
+            raise translate_dask_error(error, key) from error
         with self._lock:
             self._pending[key] = task
         task.add_done_callback(partial(self._relay, result, key))
@@ -219,8 +234,11 @@ def _settle(
 
 def translate_dask_error(error: BaseException, key: str = "") -> BaseException:
     """forklift's error for a failure of dask itself (never a task's own error)."""
+    import distributed.client
     from distributed.comm.core import CommClosedError
     from distributed.scheduler import KilledWorker
+
+    closed_client = getattr(distributed.client, "ClosedClientError", None)  # dask >= 2023.4
 
     where = f" (dask task {key})" if key else ""
     translated: ClusterError
@@ -234,6 +252,11 @@ def translate_dask_error(error: BaseException, key: str = "") -> BaseException:
         translated = ClusterCancelledError(
             f"dask cancelled a batch{where} that forklift did not cancel (was the client "
             "closed or restarted during the call?)"
+        )
+    elif closed_client is not None and isinstance(error, closed_client):
+        translated = ClusterConnectionError(
+            f"the dask client was closed before or during the call{where}; make a new "
+            "Client, or keep it open until the Parallel call returns"
         )
     elif isinstance(error, CommClosedError | OSError):
         translated = ClusterConnectionError(

@@ -148,11 +148,19 @@ class RayBackend:
     def submit(self, batch: Batch) -> Future[BatchOutcome]:
         if not self._started or self._large is None:
             raise ParallelStateError("the ray backend was not started")
-        calls, handles = self._large.extract(batch.calls)
-        payload = pack_batch(batch, calls)
+        try:
+            calls, handles = self._large.extract(batch.calls)
+        except Exception as error:  # the object store is ray's: its failure, not the task's
+            raise translate_ray_error(error) from error
+        payload = pack_batch(batch, calls)  # a task that cannot be pickled: the user's error
         keys = list(handles)
         options = {"name": f"forklift-{describe_call(batch.calls[0])}", **self._remote_args}
-        ref = _remote().options(**options).remote(payload, keys, *(handles[k] for k in keys))
+        try:
+            ref = _remote().options(**options).remote(payload, keys, *(handles[k] for k in keys))
+        except (ValueError, TypeError) as error:  # bad remote_args: the caller's mistake
+            raise ConfigurationError(f"ray refused the task options {options}: {error}") from error
+        except Exception as error:
+            raise translate_ray_error(error) from error
         result: Future[BatchOutcome] = Future()
         token = id(result)
         with self._lock:
