@@ -102,8 +102,8 @@ def test_error_cancels_pending_work(ray_instance: Any, marker_dir: Path) -> None
         )
     assert time.monotonic() - started < 5
     time.sleep(1.5)
-    # Only the task running beside the failing one started; the queued ten never did.
-    assert len(list(marker_dir.iterdir())) <= 2
+    # Only tasks running when the error came started (see the dask test), not the others.
+    assert len(list(marker_dir.iterdir())) <= 3
 
 
 def test_bad_parameters() -> None:
