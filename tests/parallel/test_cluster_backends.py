@@ -251,3 +251,47 @@ def test_ray_errors_become_forklift_errors() -> None:
     for error, expected in cases:
         translated = translate_ray_error(error)
         assert type(translated) is expected and translated.__cause__ is error
+
+
+def test_objects_no_batch_needs_are_let_go_beyond_the_budget() -> None:
+    shared: list[object] = []
+
+    def share(value: object) -> int:
+        shared.append(value)
+        return len(shared)
+
+    # Every task brings its own 8 kB array (a generator of arrays): memory must stay bounded.
+    large = LargeArguments(share, threshold=1000, keep_bytes=20_000)
+    for i in range(50):
+        _, used = large.extract([(np.sum, (np.full(1000, i),), {})])
+        large.release(used)
+        assert large.n_held <= 3  # 20 kB budget: two unused 8 kB arrays, plus the newest
+    assert len(shared) == 50
+
+    # One array used by every batch is shared once, even when no batch holds it for a while.
+    common = np.arange(1000)
+    before = len(shared)
+    for _ in range(10):
+        _, used = large.extract([(np.sum, (common,), {})])
+        large.release(used)
+    assert len(shared) == before + 1
+
+    # In use by a batch in flight: never dropped, whatever the budget.
+    tight = LargeArguments(share, threshold=1000, keep_bytes=0)
+    first = np.arange(1000)
+    _, in_flight = tight.extract([(np.sum, (first,), {})])
+    for i in range(5):
+        _, used = tight.extract([(np.sum, (np.full(1000, i),), {})])
+        tight.release(used)
+    assert tight.n_held == 1
+    _, again = tight.extract([(np.sum, (first,), {})])
+    assert again == in_flight  # still the same shared copy
+    tight.release(in_flight)
+    tight.release(again)
+    assert tight.n_held == 0
+
+    # Objects named in scatter=[...] stay for the whole lifetime.
+    forced = LargeArguments(share, threshold=None, always=[first], keep_bytes=0)
+    _, used = forced.extract([(np.sum, (first,), {})])
+    forced.release(used)
+    assert forced.n_held == 1

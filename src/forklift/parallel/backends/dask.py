@@ -177,13 +177,22 @@ class DaskBackend:
             raise translate_dask_error(error, key) from error
         with self._lock:
             self._pending[key] = task
-        task.add_done_callback(partial(self._relay, result, key))
+        task.add_done_callback(partial(self._relay, result, key, self._large, list(handles)))
         return result
 
-    def _relay(self, result: Future[BatchOutcome], key: str, task: Any) -> None:
+    def _relay(
+        self,
+        result: Future[BatchOutcome],
+        key: str,
+        large: LargeArguments[Any],
+        used: list[str],
+        task: Any,
+    ) -> None:
         """Runs in dask's callback thread when a task finishes, fails or is cancelled."""
         with self._lock:
             self._pending.pop(key, None)
+        if used:
+            large.release(used)
         if result.done():
             return  # the engine cancelled it already
         try:

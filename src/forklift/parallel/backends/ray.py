@@ -165,12 +165,21 @@ class RayBackend:
         token = id(result)
         with self._lock:
             self._pending[token] = ref
-        ref.future().add_done_callback(partial(self._relay, result, token))
+        ref.future().add_done_callback(partial(self._relay, result, token, self._large, keys))
         return result
 
-    def _relay(self, result: Future[BatchOutcome], token: int, done: Future[bytes]) -> None:
+    def _relay(
+        self,
+        result: Future[BatchOutcome],
+        token: int,
+        large: LargeArguments[Any],
+        used: list[str],
+        done: Future[bytes],
+    ) -> None:
         with self._lock:
             self._pending.pop(token, None)
+        if used:
+            large.release(used)
         if result.done():
             return  # the engine cancelled it already
         try:
