@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import atexit
 import importlib.util
+import shutil
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -28,16 +30,28 @@ def tiny(x: int) -> int:
     return x
 
 
+def _scratch_dir(engine: str) -> str:
+    """A folder of the engine's own under /tmp (short: ray's socket paths must fit in 107
+    characters), removed at exit after the engine has stopped."""
+    folder = tempfile.mkdtemp(prefix=f"fl-{engine}-", dir="/tmp")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # atexit runs it last
+    return folder
+
+
 def _dask_client() -> Any:
     if "dask" not in _engines:
+        import dask
         import distributed
 
+        scratch = _scratch_dir("dask")
+        dask.config.set({"temporary-directory": scratch})  # this benchmark process only
         cluster = distributed.LocalCluster(
             n_workers=2,
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
             dashboard_address=":0",
+            local_directory=scratch,
         )
         client = distributed.Client(cluster)
         _engines["dask"] = client
@@ -55,7 +69,12 @@ def _ray() -> Any:
         import ray
 
         if not ray.is_initialized():
-            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+            ray.init(
+                num_cpus=2,
+                include_dashboard=False,
+                log_to_driver=False,
+                _temp_dir=_scratch_dir("ray"),
+            )
             atexit.register(ray.shutdown)
         _engines["ray"] = ray
     return _engines["ray"]

@@ -17,8 +17,20 @@ EXPECTED = {
     "seed000_quick_parallel.py": ["Parallel: [0, 1, 4, 9, 16, 25, 36, 49]", "Speedup:"],
     "seed001_share_data.py": ["[np.float64(0.", "]"],
     "seed002_cube_threads.py": ["[1, 8, 27, 64, 125]"] * 3,
+    "seed000_caching.py": [
+        "[COMPUTING] Loading data/features.npy with scale=2.0",
+        "Second call (cache hit):",
+        "[COMPUTING] Loading data/features.npy with scale=3.0",
+    ],
+    "seed001_memory.py": ["Total time:", "285\n285"],
+    "seed001_dump_load.py": ["[1, 2, 3, 4, 5, 6, 7, 8, 9]"],
     "dask_backend.py": ["column means: [499995,", "squares: [0, 1, 4, 9, 16, 25, 36, 49]"],
     "ray_backend.py": ["column means: [499995,", "squares: [0, 1, 4, 9, 16, 25, 36, 49]"],
+}
+# Lines that must appear exactly once (the cache hit must not recompute).
+ONCE = {
+    "seed000_caching.py": "with scale=2.0",
+    "seed001_memory.py": "is calculating square 9",
 }
 # Examples that start a real cluster: they need an optional extra, and take seconds.
 NEEDS_MODULE = {"dask_backend.py": "distributed", "ray_backend.py": "ray"}
@@ -39,7 +51,7 @@ NEEDS_OWN_POOL = pytest.mark.xfail(
     "name",
     [
         pytest.param(name, marks=NEEDS_OWN_POOL)
-        if name.startswith(("seed000", "seed002"))
+        if name in ("seed000_quick_parallel.py", "seed002_cube_threads.py")
         else pytest.param(name, marks=[pytest.mark.cluster, pytest.mark.slow])
         if name in NEEDS_MODULE
         else name
@@ -72,3 +84,5 @@ def test_example_runs(name: str, tmp_path: Path) -> None:
     assert completed.returncode == 0, completed.stderr
     for expected in EXPECTED[name]:
         assert expected in completed.stdout, completed.stdout
+    if name in ONCE:
+        assert completed.stdout.count(ONCE[name]) == 1, completed.stdout

@@ -28,10 +28,34 @@ _EXPORTS = {
     "cpu_count": "forklift._support.cpus",
     "ForkliftError": "forklift.errors",
     "TerminatedWorkerError": "forklift.errors",
+    "Memory": "forklift.cache.memory",
+    "MemorizedResult": "forklift.cache.memoized",
+    "expires_after": "forklift.cache.policies",
+    "register_store_backend": "forklift.cache.stores.base",
+    "StoreBackendBase": "forklift.cache.stores.base",
+    "dump": "forklift.persist",
+    "load": "forklift.persist",
+    "register_compressor": "forklift.persist",
+    "hash": "forklift.hashing",
+    "Logger": "forklift.progress.log_helpers",
+    "PrintTime": "forklift.progress.log_helpers",
+    "wrap_non_picklable_objects": "forklift.parallel.wrapping",
 }
 
 __all__ = [
     "ForkliftError",
+    "Logger",
+    "PrintTime",
+    "wrap_non_picklable_objects",
+    "MemorizedResult",
+    "Memory",
+    "StoreBackendBase",
+    "dump",
+    "expires_after",
+    "hash",
+    "load",
+    "register_compressor",
+    "register_store_backend",
     "Parallel",
     "ParallelBackendBase",
     "TerminatedWorkerError",
@@ -45,10 +69,16 @@ __all__ = [
 
 if TYPE_CHECKING:
     from forklift._support.cpus import cpu_count as cpu_count
+    from forklift.cache.memoized import MemorizedResult as MemorizedResult
+    from forklift.cache.memory import Memory as Memory
+    from forklift.cache.policies import expires_after as expires_after
+    from forklift.cache.stores.base import StoreBackendBase as StoreBackendBase
+    from forklift.cache.stores.base import register_store_backend as register_store_backend
     from forklift.config import parallel_backend as parallel_backend
     from forklift.config import parallel_config as parallel_config
     from forklift.errors import ForkliftError as ForkliftError
     from forklift.errors import TerminatedWorkerError as TerminatedWorkerError
+    from forklift.hashing import hash as hash
     from forklift.parallel.api import Parallel as Parallel
     from forklift.parallel.api import delayed as delayed
     from forklift.parallel.api import effective_n_jobs as effective_n_jobs
@@ -56,6 +86,12 @@ if TYPE_CHECKING:
     from forklift.parallel.backends.registry import (
         register_parallel_backend as register_parallel_backend,
     )
+    from forklift.parallel.wrapping import wrap_non_picklable_objects as wrap_non_picklable_objects
+    from forklift.persist import dump as dump
+    from forklift.persist import load as load
+    from forklift.persist import register_compressor as register_compressor
+    from forklift.progress.log_helpers import Logger as Logger
+    from forklift.progress.log_helpers import PrintTime as PrintTime
 
 
 def __getattr__(name: str) -> Any:

@@ -6,12 +6,22 @@ same situation, so ``except ValueError`` keeps working after switching imports::
     ForkliftError (Exception)
     ├── ConfigurationError (ValueError)          bad n_jobs, return_as, prefer, ...
     │   ├── UnknownBackendError                   names the backends that do exist
+    │   ├── UnknownHashError                      names the hash_name values that do exist
+    │   ├── UnknownCompressorError                ``compress`` names no registered codec
     │   └── MissingDependencyError (+ImportError) an optional extra is not installed;
     │                                             says which ``pip install forklift[...]``
     ├── InvalidTaskError (TypeError)              an item that is not a delayed call
     ├── ParallelStateError (RuntimeError)         calling a closed or running Parallel
     ├── ParallelTimeoutError (TimeoutError)       the whole call ran past ``timeout``
+    ├── TaskTimeoutError (TimeoutError)           one task ran past ``task_timeout``
     ├── TerminatedWorkerError (BrokenProcessPool) a worker process died under a task
+    ├── HashingError (PicklingError)              hash() met an object it cannot encode
+    ├── PersistError                              dump/load failures
+    │   ├── CorruptFileError (UnpicklingError)    truncated/damaged file; names the file
+    │   ├── UnsafeLoadError (UnpicklingError)     restricted load met a global not allowed
+    │   ├── UnsupportedFormatError (ValueError)   newer format version, unknown legacy layout
+    │   └── CompressorUnavailableError (ImportError) codec's optional package missing
+    ├── CacheEntryDamagedError                    a cache entry cannot be read back
     └── ClusterError (RuntimeError)               dask or ray could not run a batch
         ├── ClusterWorkerLostError (+TerminatedWorkerError)  workers kept dying under it
         ├── ClusterConnectionError (+ConnectionError)        lost touch with the cluster
@@ -21,29 +31,45 @@ same situation, so ``except ValueError`` keeps working after switching imports::
                                                   error: the traceback where it ran
 
     ForkliftWarning (UserWarning)
+    ├── CacheWarning                              Memory worked around a cache problem
+    └── PersistWarning                            e.g. mmap_mode ignored on a compressed file
 
 This module imports nothing from forklift; every other room may import it.
 """
 
 from __future__ import annotations
 
+import pickle
 from concurrent.futures.process import BrokenProcessPool
+from pickle import PicklingError
 
 __all__ = [
+    "CacheEntryDamagedError",
+    "CacheWarning",
+    "CompressorUnavailableError",
     "ClusterCancelledError",
     "ClusterConnectionError",
     "ClusterError",
     "ClusterWorkerLostError",
     "ConfigurationError",
+    "CorruptFileError",
     "ForkliftError",
     "ForkliftWarning",
+    "HashingError",
     "InvalidTaskError",
     "MissingDependencyError",
     "ParallelStateError",
     "ParallelTimeoutError",
+    "PersistError",
+    "PersistWarning",
     "RemoteTraceback",
+    "TaskTimeoutError",
     "TerminatedWorkerError",
     "UnknownBackendError",
+    "UnknownHashError",
+    "UnknownCompressorError",
+    "UnsafeLoadError",
+    "UnsupportedFormatError",
 ]
 
 
@@ -92,6 +118,69 @@ class RemoteTraceback(Exception):
 
 class ForkliftWarning(UserWarning):
     """Root of forklift's warnings."""
+
+
+class CacheEntryDamagedError(ForkliftError):
+    """A cache entry exists but cannot be read back (truncated, corrupted, unreadable)."""
+
+
+class CacheWarning(ForkliftWarning):
+    """Memory could not use its cache (damaged entry, unwritable folder, full disk) and
+    computed or returned the result without it."""
+
+
+class UnknownHashError(ConfigurationError):
+    """A ``hash_name`` that :func:`~forklift.hash` does not know; the message lists the known."""
+
+
+class HashingError(ForkliftError, PicklingError):
+    """:func:`~forklift.hash` met an object it can neither encode nor reduce like pickle does.
+
+    Derives from :class:`pickle.PicklingError`, which ``joblib.hash`` raises in that case.
+    """
+
+
+class PersistError(ForkliftError):
+    """Root of the errors of :func:`~forklift.dump` and :func:`~forklift.load`."""
+
+
+class CorruptFileError(PersistError, pickle.UnpicklingError):
+    """A file is truncated, damaged or not a file forklift can read; the message names it.
+
+    It derives from :class:`pickle.UnpicklingError`, which joblib users catch around ``load``.
+    """
+
+
+class UnsafeLoadError(PersistError, pickle.UnpicklingError):
+    """A restricted load met a global (class or function) outside its allow-list.
+
+    ``refused`` holds the ``module.qualname`` of every global the file would have imported
+    that was not allowed. Nothing from the file was constructed.
+    """
+
+    def __init__(self, message: str, refused: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.refused = refused
+
+
+class UnsupportedFormatError(PersistError, ValueError):
+    """A file written by a newer forklift, or a legacy layout forklift does not read."""
+
+
+class UnknownCompressorError(ConfigurationError):
+    """A ``compress`` name that nobody registered; the message lists the known names."""
+
+
+class CompressorUnavailableError(PersistError, ImportError):
+    """A compressor whose optional package is missing; the message names the extra."""
+
+
+class PersistWarning(ForkliftWarning):
+    """A persistence request that was adjusted, e.g. ``mmap_mode`` on a compressed file."""
+
+
+class TaskTimeoutError(ForkliftError, TimeoutError):
+    """One task ran longer than ``Parallel(task_timeout=...)`` allows; names the call."""
 
 
 class MissingDependencyError(ConfigurationError, ImportError):

@@ -35,15 +35,19 @@ def warm_up(backend: str, **params: Any) -> None:
 def start_dask_cluster(directory: Path, **cluster_options: Any) -> tuple[Any, Any]:
     """A LocalCluster with 2 single-threaded worker processes on 127.0.0.1, and its client."""
     distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(
-        n_workers=2,
-        processes=True,
-        threads_per_worker=1,
-        host="127.0.0.1",
-        dashboard_address=":0",
-        local_directory=str(directory),
-        **cluster_options,
-    )
+    import dask
+
+    # Scratch space in the given folder, not in the session's temp dir (the leak guard).
+    with dask.config.set({"temporary-directory": str(directory)}):
+        cluster = distributed.LocalCluster(
+            n_workers=2,
+            processes=True,
+            threads_per_worker=1,
+            host="127.0.0.1",
+            dashboard_address=":0",
+            local_directory=str(directory),
+            **cluster_options,
+        )
     client = distributed.Client(cluster)
     return cluster, client
 

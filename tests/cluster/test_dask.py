@@ -146,6 +146,7 @@ def test_abandoned_generator_cancels_the_rest(dask_client: Any, marker_dir: Path
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("dask_client")  # warmed-up dask: its process-wide threads exist
 def test_killed_worker_task_is_rescheduled(tmp_path: Path) -> None:
     # A cluster of its own: the nanny replaces the killed worker by a new process, which
     # must be gone when the test ends.
@@ -169,6 +170,7 @@ def test_killed_worker_task_is_rescheduled(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("dask_client")  # warmed-up dask: its process-wide threads exist
 def test_worker_dying_every_time_is_a_forklift_error(tmp_path: Path) -> None:
     import dask
 
@@ -232,6 +234,7 @@ def test_address_gives_a_client_of_its_own(dask_client: Any) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("dask_client")  # warmed-up dask: its process-wide threads exist
 def test_closed_client_is_a_forklift_error(tmp_path: Path) -> None:
     cluster, client = start_dask_cluster(tmp_path)
     try:

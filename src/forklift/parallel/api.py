@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import threading
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Sized
 from types import TracebackType
 from typing import Any, Final, Generic, Literal, ParamSpec, TypeVar
 
@@ -21,8 +22,9 @@ from forklift.errors import ConfigurationError, InvalidTaskError, ParallelStateE
 from forklift.parallel.backends.base import Backend, Call
 from forklift.parallel.engine import RunPlan, execute
 from forklift.parallel.selection import Selection, select_backend
-from forklift.progress.events import Reporter
-from forklift.progress.verbose import VerboseReporter
+from forklift.progress.bar import ProgressBarLike
+from forklift.progress.events import Event, Reporter
+from forklift.progress.options import ObservationOptions
 
 __all__ = ["Parallel", "delayed", "effective_n_jobs"]
 
@@ -84,6 +86,7 @@ class _Options:
     timeout: float | None
     pre_dispatch: int | str
     batch_size: int | None  # None: "auto"
+    observation: ObservationOptions
 
 
 class Parallel:
@@ -100,6 +103,25 @@ class Parallel:
     ``batch_size`` ("auto" or int), ``temp_folder``, ``max_nbytes``, ``mmap_mode``,
     ``prefer`` ("processes"/"threads" hint), ``require`` ("sharedmem"), and backend
     keyword arguments. Use it as a context manager to keep its workers across calls.
+
+    forklift's own, keyword-only in spirit (joblib has none of them):
+
+    * ``progress``: True draws a progress bar of completed tasks with rate and time left on
+      stderr (tqdm when installed; plain lines when stderr is not a terminal); or pass your
+      own bar object with ``update(n)``, ``close()`` and ``total`` (e.g. a ``tqdm``).
+    * ``reporters``: objects with ``handle(event)``, or callables taking an event, that
+      receive the run's events (see :mod:`forklift.progress.events`) in the caller's thread.
+    * ``trace``: a path ending in ``.html`` (a self-contained timeline page) or ``.json``
+      (Chrome trace events, for Perfetto) written when each call ends: each task's worker,
+      start, end and outcome.
+
+    >>> seen = []
+    >>> Parallel(n_jobs=2, backend="threading", reporters=[seen.append])(
+    ...     delayed(abs)(-i) for i in range(4)
+    ... )
+    [0, 1, 2, 3]
+    >>> type(seen[0]).__name__, type(seen[-1]).__name__, seen[-1].n_completed
+    ('RunStarted', 'RunFinished', 4)
     """
 
     def __init__(
@@ -116,6 +138,10 @@ class Parallel:
         mmap_mode: str | None = default("r"),
         prefer: str | None = None,
         require: str | None = None,
+        *,
+        progress: bool | ProgressBarLike = False,
+        reporters: Iterable[Reporter | Callable[[Event], Any]] | None = None,
+        trace: str | os.PathLike[str] | None = None,
         **backend_kwargs: Any,
     ) -> None:
         self._arguments: dict[str, Any] = {
@@ -131,6 +157,9 @@ class Parallel:
             "mmap_mode": mmap_mode,
             "prefer": prefer,
             "require": require,
+            "progress": progress,
+            "reporters": reporters,
+            "trace": trace,
             **backend_kwargs,
         }
         self._options = _Options(
@@ -138,6 +167,7 @@ class Parallel:
             timeout=_check_timeout(timeout),
             pre_dispatch=_check_pre_dispatch(pre_dispatch),
             batch_size=_check_batch_size(batch_size),
+            observation=ObservationOptions.check(progress, reporters, trace),
         )
         self._explicit_backend = backend is not None
         self._backend_kwargs = backend_kwargs
@@ -210,7 +240,7 @@ class Parallel:
                 f"pass {sorted(overrides)} to Parallel(...) itself, not to its call"
             )
         self._check_usable()
-        chunks = self._chunks(iterable)
+        chunks = self._chunks(iterable, _length(iterable))
         if self._options.return_as == "list":
             results: list[Any] = []
             for chunk in chunks:
@@ -219,7 +249,9 @@ class Parallel:
         next(chunks)  # start the work now, as joblib does; results come when asked for
         return _flatten(chunks)
 
-    def _chunks(self, iterable: Iterable[Any]) -> Iterator[list[Any]]:
+    def _chunks(
+        self, iterable: Iterable[Any], expected_total: int | None = None
+    ) -> Iterator[list[Any]]:
         if not self._running.acquire(blocking=False):
             raise ParallelStateError(
                 "this Parallel is already running a call (perhaps a generator from an earlier "
@@ -233,7 +265,7 @@ class Parallel:
             interrupted = True
             try:
                 backend.start(selection.n_workers)
-                yield from execute(self._plan(selection), iterable)
+                yield from execute(self._plan(selection, expected_total), iterable)
                 interrupted = False
             except Exception:
                 interrupted = False  # a task error: let running work wind down cleanly
@@ -259,16 +291,14 @@ class Parallel:
             backend_params=self._backend_kwargs,
         )
 
-    def _plan(self, selection: Selection) -> RunPlan:
+    def _plan(self, selection: Selection, expected_total: int | None = None) -> RunPlan:
         options = self._options
         backend = selection.backend
         if backend.name == "sequential":
             max_in_flight: int | None = 1  # running ahead inline buys nothing
         else:
             max_in_flight = _batches_in_flight(options.pre_dispatch, selection.n_workers)
-        reporters: list[Reporter] = []
-        if self._settings.verbose > 0:
-            reporters.append(VerboseReporter(int(self._settings.verbose)))
+        reporters = options.observation.reporters_for_run(int(self._settings.verbose))
         return RunPlan(
             backend=backend,
             n_workers=selection.n_workers,
@@ -279,6 +309,7 @@ class Parallel:
             ordered=options.return_as != "generator_unordered",
             worker_settings=_worker_settings(self._settings, backend),
             reporters=reporters,
+            expected_total=expected_total,
         )
 
     def _with_overrides(self, overrides: dict[str, Any]) -> Parallel:
@@ -318,6 +349,17 @@ def _worker_settings(settings: Settings, backend: Backend) -> Settings:
         backend_params={},
         worker_of=backend.name,
     )
+
+
+def _length(iterable: Iterable[Any]) -> int | None:
+    """``len(iterable)`` when it has a cheap, honest one (lists, tuples, ranges...)."""
+    if not isinstance(iterable, Sized):
+        return None
+    try:
+        length = len(iterable)
+    except Exception:
+        return None
+    return length if isinstance(length, int) and length >= 0 else None
 
 
 def _check_return_as(value: object) -> ReturnAs:

@@ -27,7 +27,7 @@ import dataclasses
 import itertools
 import queue
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from functools import partial
 from typing import Any
@@ -36,9 +36,21 @@ from forklift.config import Settings
 from forklift.errors import InvalidTaskError, ParallelTimeoutError, RemoteTraceback
 from forklift.parallel.backends.base import Backend, Batch, BatchOutcome, Call, describe_call
 from forklift.parallel.batching import BatchSizer
-from forklift.progress.events import BatchCompleted, Event, Reporter, RunFinished, RunStarted
+from forklift.progress.events import (
+    BatchCompleted,
+    BatchDispatched,
+    BatchFailed,
+    Heartbeat,
+    Reporter,
+    RunFinished,
+    RunStarted,
+)
+from forklift.progress.hub import EventHub
 
-__all__ = ["RunPlan", "TaskSource", "execute"]
+__all__ = ["HEARTBEAT_SECONDS", "RunPlan", "TaskSource", "execute"]
+
+# How often reporters hear from a run in which nothing completes (see Heartbeat).
+HEARTBEAT_SECONDS = 1.0
 
 
 @dataclasses.dataclass
@@ -46,7 +58,8 @@ class RunPlan:
     """Everything one run needs, decided by ``Parallel`` before the run starts.
 
     ``max_in_flight`` counts batches (None: no limit, pull the whole input at once);
-    ``batch_size`` None means automatic sizing.
+    ``batch_size`` None means automatic sizing. ``expected_total`` is the input's ``len()``
+    when it has one, for reporters.
     """
 
     backend: Backend
@@ -58,6 +71,7 @@ class RunPlan:
     ordered: bool
     worker_settings: Settings
     reporters: Sequence[Reporter] = ()
+    expected_total: int | None = None
 
 
 class TaskSource:
@@ -132,9 +146,22 @@ def execute(plan: RunPlan, tasks: Iterable[Any]) -> Iterator[list[Any]]:
     sizer = BatchSizer(backend.capabilities.batch_target_seconds)
     started = time.perf_counter()
     deadline = None if plan.timeout is None else started + plan.timeout
-    emit = _emitter(plan.reporters)
-    emit(RunStarted(type(backend).__name__, plan.n_workers, plan.n_jobs))
+    # Events cost nothing when nobody listens: every emission below is guarded by `hub`.
+    hub = EventHub(plan.reporters)
+    timed = hub.needs_task_times
+    if hub:
+        hub.emit(
+            RunStarted(
+                type(backend).__name__,
+                plan.n_workers,
+                plan.n_jobs,
+                expected_total=plan.expected_total,
+                started=time.time(),
+                backend_name=backend.name,
+            )
+        )
     failed = True
+    reason = "closed early"
     started_work = False
     try:
         while True:
@@ -144,7 +171,21 @@ def execute(plan: RunPlan, tasks: Iterable[Any]) -> Iterator[list[Any]]:
                 calls = source.take(plan.batch_size or sizer.size)
                 if not calls:
                     break
-                batch = Batch(n_batches, source.n_taken - len(calls), calls, plan.worker_settings)
+                batch = Batch(
+                    n_batches, source.n_taken - len(calls), calls, plan.worker_settings, timed
+                )
+                if hub:
+                    hub.emit(
+                        BatchDispatched(
+                            batch_index=batch.index,
+                            first_task=batch.first_task,
+                            n_tasks=len(calls),
+                            n_dispatched=source.n_taken,
+                            total=source.n_taken if source.exhausted else None,
+                            dispatched=time.time(),
+                            elapsed=time.perf_counter() - started,
+                        )
+                    )
                 future = backend.submit(batch)
                 in_flight[batch.index] = (batch, future)
                 future.add_done_callback(partial(_announce, completions, batch.index))
@@ -154,26 +195,38 @@ def execute(plan: RunPlan, tasks: Iterable[Any]) -> Iterator[list[Any]]:
                 yield []
             if not in_flight:
                 break
-            index = _next_completion(completions, deadline, plan.timeout, n_completed, source)
+            if hub:
+                index = _next_completion_with_heartbeats(
+                    completions, deadline, plan.timeout, n_completed, source, hub, started
+                )
+            else:
+                index = _next_completion(completions, deadline, plan.timeout, n_completed, source)
             batch, future = in_flight.pop(index)
             outcome = future.result()
             if outcome.error is not None:
+                if hub:
+                    hub.emit(_failure_event(batch, outcome, n_completed, started, timed))
                 raise _task_error(batch, outcome)
             if plan.batch_size is None:
                 sizer.observe(len(batch), outcome.duration)
             n_completed += len(batch)
-            emit(
-                BatchCompleted(
-                    n_tasks=len(batch),
-                    n_completed=n_completed,
-                    n_dispatched=source.n_taken,
-                    total=source.n_taken if source.exhausted else None,
-                    elapsed=time.perf_counter() - started,
-                    worker=outcome.worker,
-                    started=outcome.started,
-                    finished=outcome.finished,
+            if hub:
+                hub.emit(
+                    BatchCompleted(
+                        n_tasks=len(batch),
+                        n_completed=n_completed,
+                        n_dispatched=source.n_taken,
+                        total=source.n_taken if source.exhausted else None,
+                        elapsed=time.perf_counter() - started,
+                        worker=outcome.worker,
+                        started=outcome.started,
+                        finished=outcome.finished,
+                        batch_index=batch.index,
+                        first_task=batch.first_task,
+                        task_ends=_task_ends(outcome),
+                        task_names=_task_names(batch) if timed else None,
+                    )
                 )
-            )
             if not plan.ordered:
                 yield outcome.results
                 continue
@@ -182,19 +235,72 @@ def execute(plan: RunPlan, tasks: Iterable[Any]) -> Iterator[list[Any]]:
                 yield ready.pop(next_to_yield)
                 next_to_yield += 1
         failed = False
+        reason = ""
+    except GeneratorExit:
+        raise
+    except BaseException as error:
+        message = str(error)
+        reason = f"{type(error).__name__}: {message}" if message else type(error).__name__
+        raise
     finally:
         if in_flight:
             for _, pending in in_flight.values():
                 pending.cancel()
             backend.abort()
-        emit(
-            RunFinished(
-                n_completed=n_completed,
-                total=source.n_taken if source.exhausted else None,
-                elapsed=time.perf_counter() - started,
-                error=failed,
+        if hub:
+            hub.emit(
+                RunFinished(
+                    n_completed=n_completed,
+                    total=source.n_taken if source.exhausted else None,
+                    elapsed=time.perf_counter() - started,
+                    error=failed,
+                    reason=reason,
+                    finished=time.time(),
+                )
             )
-        )
+
+
+def _task_ends(outcome: BatchOutcome) -> tuple[float, ...] | None:
+    return None if outcome.task_ends is None else tuple(outcome.task_ends)
+
+
+def _task_names(batch: Batch) -> tuple[str, ...]:
+    # A batch usually calls one function many times: name each function once.
+    names: dict[int, str] = {}
+    result = []
+    for call in batch.calls:
+        key = id(call[0])
+        name = names.get(key)
+        if name is None:
+            name = names[key] = describe_call(call)
+        result.append(name)
+    return tuple(result)
+
+
+def _failure_event(
+    batch: Batch, outcome: BatchOutcome, n_completed: int, started: float, timed: bool
+) -> BatchFailed:
+    error = outcome.error
+    assert error is not None
+    message = str(error)
+    if len(message) > 500:
+        message = message[:497] + "..."
+    return BatchFailed(
+        batch_index=batch.index,
+        first_task=batch.first_task,
+        n_tasks=len(batch),
+        failed_task=batch.first_task + outcome.error_task,
+        task_name=describe_call(batch.calls[outcome.error_task]),
+        error_type=type(error).__name__,
+        error=message,
+        n_completed=n_completed,
+        elapsed=time.perf_counter() - started,
+        worker=outcome.worker,
+        started=outcome.started,
+        finished=outcome.finished,
+        task_ends=_task_ends(outcome),
+        task_names=_task_names(batch) if timed else None,
+    )
 
 
 def _announce(completions: queue.SimpleQueue[int], index: int, _: Future[BatchOutcome]) -> None:
@@ -220,6 +326,36 @@ def _next_completion(
         ) from None
 
 
+def _next_completion_with_heartbeats(
+    completions: queue.SimpleQueue[int],
+    deadline: float | None,
+    timeout: float | None,
+    n_completed: int,
+    source: TaskSource,
+    hub: EventHub,
+    started: float,
+) -> int:
+    """:func:`_next_completion`, waking every ``HEARTBEAT_SECONDS`` while nothing finishes to
+    tell the reporters the run is alive (a bar's clock moves; a CI log gets a line)."""
+    while True:
+        wait = HEARTBEAT_SECONDS
+        if deadline is not None:
+            wait = min(wait, max(0.0, deadline - time.perf_counter()))
+        try:
+            return completions.get(timeout=wait)
+        except queue.Empty:
+            if deadline is not None and time.perf_counter() >= deadline:
+                return _next_completion(completions, deadline, timeout, n_completed, source)
+        hub.emit(
+            Heartbeat(
+                n_completed=n_completed,
+                n_dispatched=source.n_taken,
+                total=source.n_taken if source.exhausted else None,
+                elapsed=time.perf_counter() - started,
+            )
+        )
+
+
 def _task_error(batch: Batch, outcome: BatchOutcome) -> BaseException:
     error = outcome.error
     assert error is not None
@@ -236,14 +372,3 @@ def _task_error(batch: Batch, outcome: BatchOutcome) -> BaseException:
     elif add_note is None and error.__cause__ is None:  # Python 3.10: no notes
         error.__cause__ = RemoteTraceback(f"Error in {where}:\n{outcome.error_traceback}")
     return error
-
-
-def _emitter(reporters: Sequence[Reporter]) -> Callable[[Event], None]:
-    if not reporters:
-        return lambda event: None
-
-    def emit(event: Event) -> None:
-        for reporter in reporters:
-            reporter.handle(event)
-
-    return emit

@@ -1,0 +1,169 @@
+"""``dump`` and ``load``: joblib's persistence API on top of forklift's file format.
+
+``dump`` writes forklift's own format (``docs/format.md``) to a temporary file next to the
+target and renames it into place. ``load`` reads forklift files and, through
+:mod:`forklift.persist.legacy`, files written by joblib.
+
+Imports only :mod:`forklift.errors` and :mod:`forklift._support`.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import pickle
+import warnings
+from collections.abc import Iterable
+from typing import IO, Any
+
+from forklift._support.atomic import atomic_write
+from forklift.errors import ConfigurationError, PersistWarning
+from forklift.persist import layout, legacy, reader, safe, writer
+from forklift.persist.compressors import resolve_compression
+
+__all__ = ["dump", "load"]
+
+logger = logging.getLogger("forklift.persist")
+
+_MMAP_MODES = (None, "r+", "r", "w+", "c")
+
+
+def _is_path(filename: object) -> bool:
+    return isinstance(filename, str | os.PathLike)
+
+
+def dump(
+    value: Any,
+    filename: str | os.PathLike[str] | IO[bytes],
+    compress: int | bool | str | tuple[str, int] = 0,
+    protocol: int | None = None,
+) -> list[str]:
+    """Persist ``value`` to ``filename`` and return the list of files written.
+
+    Args:
+        value: any picklable object; numpy arrays are stored raw and 64-byte aligned, so
+            :func:`load` can memory-map them.
+        filename: a path (str or :class:`os.PathLike`) or a binary file object open for
+            writing. Paths are written atomically: a temporary file in the same directory is
+            renamed into place only when the dump succeeded.
+        compress: 0-9 (zlib at that level; 0 = none), a bool (True = zlib 3), a compressor
+            name (``zlib gzip bz2 lzma xz lz4 zstd`` or registered) or ``(name, level)``.
+            When no name is given the extension (``.z .gz .bz2 .lzma .xz .lz4 .zst``) picks one.
+        protocol: pickle protocol; default (None) is 5, which stores arrays out of band.
+
+    Returns:
+        ``[str(filename)]`` for a path, ``[]`` for a file object.
+    """
+    protocol = 5 if protocol is None else protocol
+    if (
+        not isinstance(protocol, int)
+        or isinstance(protocol, bool)
+        or not (0 <= protocol <= pickle.HIGHEST_PROTOCOL)
+    ):
+        raise ConfigurationError(
+            f"protocol={protocol!r}: expected an int 0-{pickle.HIGHEST_PROTOCOL} or None"
+        )
+    if _is_path(filename):
+        path = os.fspath(filename)  # type: ignore[arg-type]
+        choice = resolve_compression(compress, str(path))
+        with atomic_write(path, fsync=False) as handle:
+            writer.write_file(handle, value, choice, protocol)
+        logger.debug("dumped %s (compression %s)", path, choice)
+        return [str(path)]
+    if not hasattr(filename, "write"):
+        raise ConfigurationError(
+            f"filename must be a path or a binary file object, not {type(filename).__name__}"
+        )
+    choice = resolve_compression(
+        compress,
+        getattr(filename, "name", None)
+        if isinstance(getattr(filename, "name", None), str)
+        else None,
+    )
+    writer.write_file(filename, value, choice, protocol)  # type: ignore[arg-type]
+    return []
+
+
+def load(
+    filename: str | os.PathLike[str] | IO[bytes],
+    mmap_mode: str | None = None,
+    *,
+    allowed_globals: Iterable[str | object] | None = None,
+) -> Any:
+    """Load the object stored by :func:`dump` (or by joblib's ``dump``) in ``filename``.
+
+    Args:
+        filename: a path or a binary file object open for reading.
+        mmap_mode: None, ``"r+"``, ``"r"``, ``"w+"`` (treated as ``"r+"``) or ``"c"``: map
+            the arrays of an uncompressed file from disk instead of reading them (they load as
+            :class:`numpy.memmap`). Ignored, with a :class:`~forklift.errors.PersistWarning`,
+            for compressed files and file objects.
+        allowed_globals: None (default) trusts the file, like ``pickle.load``. Otherwise only
+            the listed globals (``"module.qualname"`` strings, classes or functions) may be
+            imported; :data:`~forklift.persist.SAFE_GLOBALS` covers builtin containers and
+            numbers and numpy arrays. Anything else raises
+            :class:`~forklift.errors.UnsafeLoadError` naming it, before anything is built.
+
+    Raises:
+        CorruptFileError: the file is truncated or damaged (the message names it).
+        UnsafeLoadError: ``allowed_globals`` refused a global.
+    """
+    if mmap_mode not in _MMAP_MODES:
+        raise ConfigurationError(
+            f"mmap_mode={mmap_mode!r}: expected one of None, 'r+', 'r', 'w+', 'c'"
+        )
+    allowed = safe.normalize_allowed(allowed_globals)
+    if _is_path(filename):
+        path = os.fspath(filename)  # type: ignore[arg-type]
+        with open(path, "rb") as handle:
+            return _load(handle, str(path), str(path), mmap_mode, allowed)
+    if not hasattr(filename, "read"):
+        raise ConfigurationError(
+            f"filename must be a path or a binary file object, not {type(filename).__name__}"
+        )
+    if mmap_mode is not None:
+        warnings.warn(
+            "mmap_mode is ignored when loading from a file object; pass a path to map arrays",
+            PersistWarning,
+            stacklevel=2,
+        )
+    file: IO[bytes] = filename  # type: ignore[assignment]
+    name = getattr(file, "name", None)
+    label = name if isinstance(name, str) else f"<{type(file).__name__}>"
+    if not _seekable(file):
+        file = io.BytesIO(file.read())
+    return _load(file, label, None, None, allowed)
+
+
+def _seekable(file: IO[bytes]) -> bool:
+    try:
+        return bool(file.seekable())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _load(
+    file: IO[bytes],
+    name: str,
+    path: str | None,
+    mmap_mode: str | None,
+    allowed: frozenset[str] | None,
+) -> Any:
+    start = file.tell()
+    magic = file.read(len(layout.MAGIC))
+    file.seek(start)
+    if magic != layout.MAGIC:
+        return legacy.load_legacy(file, name, path, mmap_mode, allowed)
+    source = reader.Source(file, name)
+    if mmap_mode is not None:
+        index = reader.read_index(source)
+        if index.codec is not None:
+            warnings.warn(
+                f"{name}: mmap_mode={mmap_mode!r} is ignored for a compressed file "
+                f"({index.codec}); its arrays are read into memory",
+                PersistWarning,
+                stacklevel=3,
+            )
+            mmap_mode = None
+    return reader.read_file(source, path=path, mmap_mode=mmap_mode, allowed=allowed)

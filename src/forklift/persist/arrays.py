@@ -1,0 +1,92 @@
+"""How numpy arrays travel through forklift's pickle stream.
+
+:func:`reduce_array` is called by the writer's pickler for every ndarray. Arrays with a
+fixed-size dtype are reduced to ``rebuild_array(PickleBuffer, dtype, shape, order, subclass)``:
+the PickleBuffer is a protocol-5 out-of-band buffer, written raw and aligned after the pickle
+stream, so :func:`rebuild_array` can wrap the loaded (or memory-mapped) bytes without copying.
+``forklift.persist.arrays.rebuild_array`` is part of the file format; keep its name and
+signature stable.
+
+numpy is optional: this module imports it lazily, only when an array is met.
+Imports nothing from forklift.
+"""
+
+from __future__ import annotations
+
+import pickle
+import sys
+from typing import Any
+
+__all__ = ["numpy_if_loaded", "reduce_array", "rebuild_array"]
+
+
+def numpy_if_loaded() -> Any:
+    """The numpy module if the program already imported it (an array can only exist then)."""
+    return sys.modules.get("numpy")
+
+
+def _overrides_reduce(cls: type, ndarray: type) -> bool:
+    """True if a subclass pickles itself its own way (masked arrays, user classes)."""
+    for attribute in ("__reduce_ex__", "__reduce__", "__getstate__", "__setstate__"):
+        if getattr(cls, attribute, None) is not getattr(ndarray, attribute, None):
+            return True
+    return False
+
+
+def reduce_array(array: Any, protocol: int) -> Any:
+    """Reduce ``array`` to an out-of-band buffer, or NotImplemented for pickle's default.
+
+    Object arrays, zero-size itemsizes and subclasses with their own pickling keep numpy's
+    own (in-band) path, which is exact. ``np.memmap`` is saved as plain data: it loads back
+    as an ndarray, or as a memmap when loaded with ``mmap_mode``.
+    """
+    numpy = numpy_if_loaded()
+    if numpy is None or protocol < 5:
+        return NotImplemented
+    dtype = array.dtype
+    if dtype.hasobject or dtype.itemsize == 0:
+        return NotImplemented
+    cls = type(array)
+    subclass: type | None = None
+    if cls is not numpy.ndarray:
+        if issubclass(cls, numpy.memmap):
+            subclass = None
+        elif _overrides_reduce(cls, numpy.ndarray):
+            return NotImplemented
+        else:
+            subclass = cls
+    if array.flags.c_contiguous:
+        order, data = "C", array
+    elif array.flags.f_contiguous:
+        order, data = "F", array
+    else:
+        # A strided view is copied once into a contiguous block; it loads back with the
+        # same shape and values (as numpy's own pickling does).
+        order, data = "C", numpy.ascontiguousarray(array)
+    # A flat uint8 view of the memory (no copy): PickleBuffer refuses some dtypes (datetime)
+    # and the writer only needs the bytes.
+    raw = data.view(numpy.ndarray).ravel(order="K").view(numpy.uint8)
+    return (
+        rebuild_array,
+        (pickle.PickleBuffer(raw), dtype, tuple(array.shape), order, subclass),
+    )
+
+
+def rebuild_array(
+    buffer: Any, dtype: Any, shape: tuple[int, ...], order: str, subclass: type | None
+) -> Any:
+    """Wrap ``buffer`` as an array; keeps np.memmap when the buffer is a slice of a memmap."""
+    import numpy
+
+    base = buffer.obj if isinstance(buffer, memoryview) else buffer
+    if isinstance(base, numpy.memmap) and subclass is None:
+        # Loaded with mmap_mode: keep the memmap type (and its file) like np.load does.
+        flat = base.view(dtype)
+    else:
+        flat = numpy.frombuffer(buffer, dtype=dtype)
+    result = flat.reshape(shape, order="F" if order == "F" else "C")
+    if subclass is not None:
+        if not (isinstance(subclass, type) and issubclass(subclass, numpy.ndarray)):
+            raise TypeError(f"{subclass!r} is not an ndarray subclass")
+        result = result.view(subclass)
+    return result

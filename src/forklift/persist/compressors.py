@@ -1,0 +1,268 @@
+"""Compressors (codecs) for dump/load: a tiny protocol, the built-in ones, and the registry.
+
+A Compressor turns one chunk of bytes into a compressed chunk and back. forklift's file
+format compresses large buffers in independent chunks, so a compressor never sees a stream:
+that keeps memory flat and lets chunks be compressed on several threads when the codec
+releases the GIL (``parallel = True``).
+
+``lz4`` and ``zstd`` need optional packages (extras ``forklift[lz4]`` and ``forklift[zstd]``);
+they are imported on first use and a missing one raises
+:class:`~forklift.errors.CompressorUnavailableError` naming the extra.
+
+Imports only :mod:`forklift.errors`.
+"""
+
+from __future__ import annotations
+
+import bz2
+import lzma
+import os
+import threading
+import zlib
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from forklift.errors import (
+    CompressorUnavailableError,
+    ConfigurationError,
+    UnknownCompressorError,
+)
+
+__all__ = [
+    "Compressor",
+    "DEFAULT_LEVEL",
+    "CompressionChoice",
+    "compressor_names",
+    "get_compressor",
+    "register_compressor",
+    "resolve_compression",
+]
+
+#: Level used when a compressor is named without one (joblib uses 3 as well).
+DEFAULT_LEVEL = 3
+
+
+@runtime_checkable
+class Compressor(Protocol):
+    """What a codec provides. ``compress``/``decompress`` work on one whole chunk.
+
+    Attributes:
+        extensions: file extensions (with the dot) that select this codec in ``dump``.
+        parallel: True if ``compress``/``decompress`` release the GIL and are thread-safe,
+            so chunks may be processed on several threads at once.
+    """
+
+    @property
+    def extensions(self) -> tuple[str, ...]:
+        """File extensions (with the dot) that select this codec in ``dump``."""
+        ...
+
+    @property
+    def parallel(self) -> bool:
+        """True if (de)compression releases the GIL and is thread-safe."""
+        ...
+
+    def compress(self, data: memoryview, level: int) -> bytes:
+        """Return ``data`` compressed at ``level``."""
+        ...
+
+    def decompress(self, data: bytes, raw_length: int) -> bytes:
+        """Return the ``raw_length`` bytes that ``data`` was compressed from."""
+        ...
+
+
+@dataclass(frozen=True)
+class _Zlib:
+    wbits: int
+    extensions: tuple[str, ...]
+    parallel: bool = True
+
+    def compress(self, data: memoryview, level: int) -> bytes:
+        compressor = zlib.compressobj(level, zlib.DEFLATED, self.wbits)
+        return compressor.compress(data) + compressor.flush()
+
+    def decompress(self, data: bytes, raw_length: int) -> bytes:
+        return zlib.decompress(data, self.wbits, max(raw_length, 1))
+
+
+@dataclass(frozen=True)
+class _Bz2:
+    extensions: tuple[str, ...] = (".bz2",)
+    parallel: bool = True
+
+    def compress(self, data: memoryview, level: int) -> bytes:
+        return bz2.compress(data, max(1, min(level, 9)))
+
+    def decompress(self, data: bytes, raw_length: int) -> bytes:
+        return bz2.decompress(data)
+
+
+@dataclass(frozen=True)
+class _Lzma:
+    format: int
+    extensions: tuple[str, ...]
+    parallel: bool = True
+
+    def compress(self, data: memoryview, level: int) -> bytes:
+        return lzma.compress(data, format=self.format, preset=max(0, min(level, 9)))
+
+    def decompress(self, data: bytes, raw_length: int) -> bytes:
+        return lzma.decompress(data, format=self.format)
+
+
+def _import_extra(module: str, extra: str) -> Any:
+    try:
+        return __import__(module, fromlist=["_"])
+    except ImportError as exc:
+        raise CompressorUnavailableError(
+            f"the {extra!r} compressor needs the {module.split('.', maxsplit=1)[0]!r} package: "
+            f"pip install 'forklift[{extra}]'"
+        ) from exc
+
+
+@dataclass(frozen=True)
+class _Lz4:
+    extensions: tuple[str, ...] = (".lz4",)
+    parallel: bool = True
+
+    def compress(self, data: memoryview, level: int) -> bytes:
+        block = _import_extra("lz4.block", "lz4")
+        # Levels above 2 select lz4's high-compression mode, as lz4.frame does.
+        if level >= 3:
+            return bytes(
+                block.compress(data, mode="high_compression", compression=level, store_size=False)
+            )
+        return bytes(block.compress(data, store_size=False))
+
+    def decompress(self, data: bytes, raw_length: int) -> bytes:
+        block = _import_extra("lz4.block", "lz4")
+        return bytes(block.decompress(data, uncompressed_size=raw_length))
+
+
+class _Zstd:
+    extensions: tuple[str, ...] = (".zst", ".zstd")
+    parallel: bool = True
+
+    def __init__(self) -> None:
+        # zstandard's (de)compressor objects are not safe to share between threads.
+        self._local = threading.local()
+
+    def _compressor(self, level: int) -> Any:
+        cache: dict[int, Any] = self._local.__dict__.setdefault("compressors", {})
+        if level not in cache:
+            zstandard = _import_extra("zstandard", "zstd")
+            cache[level] = zstandard.ZstdCompressor(level=level)
+        return cache[level]
+
+    def compress(self, data: memoryview, level: int) -> bytes:
+        return bytes(self._compressor(level).compress(data))
+
+    def decompress(self, data: bytes, raw_length: int) -> bytes:
+        decompressor = self._local.__dict__.get("decompressor")
+        if decompressor is None:
+            zstandard = _import_extra("zstandard", "zstd")
+            decompressor = self._local.decompressor = zstandard.ZstdDecompressor()
+        return bytes(decompressor.decompress(data, max_output_size=raw_length))
+
+
+_REGISTRY: dict[str, Compressor] = {
+    "zlib": _Zlib(wbits=zlib.MAX_WBITS, extensions=(".z",)),
+    "gzip": _Zlib(wbits=zlib.MAX_WBITS | 16, extensions=(".gz",)),
+    "bz2": _Bz2(),
+    "lzma": _Lzma(format=lzma.FORMAT_ALONE, extensions=(".lzma",)),
+    "xz": _Lzma(format=lzma.FORMAT_XZ, extensions=(".xz",)),
+    "lz4": _Lz4(),
+    "zstd": _Zstd(),
+}
+_LOCK = threading.Lock()
+
+
+def register_compressor(name: str, compressor: Compressor, force: bool = False) -> None:
+    """Make ``compressor`` available to ``dump(..., compress=name)`` and to ``load``.
+
+    ``compressor`` follows the :class:`Compressor` protocol. Files record the compressor's
+    name, so a reader needs the same registration. Registering an existing name raises
+    :class:`~forklift.errors.ConfigurationError` unless ``force=True``.
+    """
+    if not isinstance(name, str) or not name:
+        raise ConfigurationError(f"a compressor name must be a non-empty string, not {name!r}")
+    if not isinstance(compressor, Compressor):
+        raise ConfigurationError(
+            f"{compressor!r} is not a Compressor: it needs extensions, parallel, "
+            "compress(data, level) and decompress(data, raw_length)"
+        )
+    with _LOCK:
+        if name in _REGISTRY and not force:
+            raise ConfigurationError(
+                f"a compressor named {name!r} is already registered; pass force=True to replace"
+            )
+        _REGISTRY[name] = compressor
+
+
+def compressor_names() -> list[str]:
+    """Names of the registered compressors, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_compressor(name: str) -> Compressor:
+    """The compressor registered as ``name``; UnknownCompressorError lists the known ones."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownCompressorError(
+            f"unknown compressor {name!r}; known: {', '.join(compressor_names())}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class CompressionChoice:
+    """The codec and level ``dump`` will use (``name`` None means no compression)."""
+
+    name: str | None
+    level: int
+
+
+def resolve_compression(compress: object, filename: str | None) -> CompressionChoice:
+    """Interpret joblib's ``compress`` argument, with the filename's extension as fallback.
+
+    ``compress`` may be an int 0-9 (zlib at that level, 0 = none), a bool (True = level 3),
+    a compressor name, or ``(name, level)``. When no name is given, an extension such as
+    ``.gz`` or ``.zst`` picks the compressor; a level of 0 then becomes 3.
+    """
+    name: str | None = None
+    level: int
+    if isinstance(compress, bool):
+        level = DEFAULT_LEVEL if compress else 0
+    elif isinstance(compress, int):
+        if not 0 <= compress <= 9:
+            raise ConfigurationError(f"compress={compress!r}: an integer level must be in 0-9")
+        level = compress
+    elif isinstance(compress, str):
+        name, level = compress, DEFAULT_LEVEL
+    elif isinstance(compress, tuple | list) and len(compress) == 2:
+        raw_name, raw_level = compress
+        if (
+            not isinstance(raw_name, str)
+            or isinstance(raw_level, bool)
+            or not isinstance(raw_level, int)
+        ):
+            raise ConfigurationError(
+                f"compress={compress!r}: expected (compressor name, integer level)"
+            )
+        name, level = raw_name, raw_level
+    else:
+        raise ConfigurationError(
+            f"compress={compress!r}: expected an int 0-9, a bool, a compressor name or "
+            "(name, level)"
+        )
+    if name is not None:
+        get_compressor(name)  # validate early with the list of known names
+        return CompressionChoice(name, level)
+    if filename is not None:
+        extension = os.path.splitext(filename)[1].lower()
+        for candidate, compressor in sorted(_REGISTRY.items()):
+            if extension and extension in compressor.extensions:
+                return CompressionChoice(candidate, level or DEFAULT_LEVEL)
+    if level == 0:
+        return CompressionChoice(None, 0)
+    return CompressionChoice("zlib", level)

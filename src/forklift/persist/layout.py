@@ -1,0 +1,110 @@
+"""The constants and byte layout of forklift's file format (spec: ``docs/format.md``).
+
+::
+
+    offset 0    header, 64 bytes: magic, major/minor version, flags, zero padding
+    offset 64   pickle section: the protocol-5 pickle stream, in chunks
+                buffer sections: one per out-of-band buffer, each starting on a
+                64-byte boundary, in chunks (raw chunks are contiguous, so an
+                uncompressed buffer is one mappable run of bytes)
+                index: UTF-8 JSON describing every section and chunk
+    end - 32    trailer: index offset, index length, index CRC-32, end magic
+
+Everything here is pure data and small pure functions: the writer and the reader share them.
+Imports only :mod:`forklift.errors`.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+import zlib
+from array import array
+from typing import Any
+
+__all__ = [
+    "ALIGNMENT",
+    "CHUNK_SIZE",
+    "FLAG_WRITABLE_MAPPED",
+    "FORMAT_VERSION",
+    "HEADER",
+    "HEADER_SIZE",
+    "INBAND_LIMIT",
+    "MAGIC",
+    "MAX_CHUNK_RAW",
+    "TRAILER",
+    "TRAILER_MAGIC",
+    "checksum",
+    "header_bytes",
+    "padding",
+]
+
+MAGIC = b"\x89FKL\r\n\x1a\n"
+TRAILER_MAGIC = b"FKLINDEX"
+FORMAT_VERSION = (1, 0)
+HEADER = struct.Struct("<8sHHI48x")  # magic, major, minor, flags, zero padding
+HEADER_SIZE = HEADER.size  # 64
+FLAGS_OFFSET = 12
+#: Header flag: the file was opened with a writable mmap_mode ("r+"/"w+"), so its buffers
+#: may have been changed in place and their checksums no longer prove anything.
+FLAG_WRITABLE_MAPPED = 1
+KNOWN_FLAGS = FLAG_WRITABLE_MAPPED
+TRAILER = struct.Struct("<QQI4x8s")  # index offset, index length, index crc32, end magic
+ALIGNMENT = 64
+#: Large sections are cut in chunks of this many raw bytes (compressed and checked apart).
+CHUNK_SIZE = 4 << 20
+#: A reader refuses chunks claiming more raw bytes than this (crafted-file guard).
+MAX_CHUNK_RAW = 1 << 30
+#: Buffers smaller than this stay inside the pickle stream (an aligned section costs more).
+INBAND_LIMIT = 16 << 10
+#: A compressed chunk is kept only if it is smaller than this fraction of the raw chunk.
+KEEP_COMPRESSED_RATIO = 0.99
+
+_MASK64 = (1 << 64) - 1
+
+
+def header_bytes() -> bytes:
+    """The 64-byte header of a file written now."""
+    return HEADER.pack(MAGIC, *FORMAT_VERSION, 0)
+
+
+def padding(position: int) -> int:
+    """Bytes needed after ``position`` to reach the next multiple of :data:`ALIGNMENT`."""
+    return -position % ALIGNMENT
+
+
+def _sum64(data: memoryview) -> int:
+    """Sum of the little-endian 64-bit words of ``data`` (tail zero-padded), modulo 2**64."""
+    length = len(data)
+    whole = length - length % 8
+    total = 0
+    if whole:
+        numpy = sys.modules.get("numpy")
+        if numpy is not None:
+            words = numpy.frombuffer(data, dtype="<u8", count=whole // 8)
+            total = int(numpy.add.reduce(words, dtype=numpy.uint64))
+        else:
+            values = array("Q")
+            values.frombytes(data[:whole])
+            if sys.byteorder == "big":
+                values.byteswap()
+            total = sum(values)
+    if whole != length:
+        total += int.from_bytes(bytes(data[whole:]), "little")
+    return total & _MASK64
+
+
+def checksum(name: str, data: memoryview | bytes) -> int:
+    """Checksum ``data`` with the algorithm ``name`` (``"crc32"`` or ``"sum64"``)."""
+    view = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
+    if name == "crc32":
+        return zlib.crc32(view)
+    if name == "sum64":
+        return _sum64(view)
+    raise ValueError(f"unknown checksum {name!r}")
+
+
+def describe_array(meta: dict[str, Any]) -> str:
+    """Human-readable one-line description of an index array entry."""
+    shape = "x".join(str(n) for n in meta.get("shape", [])) or "scalar"
+    return f"{meta.get('type', 'ndarray')} {meta.get('dtype')} {shape} ({meta.get('order')})"

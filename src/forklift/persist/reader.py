@@ -1,0 +1,323 @@
+"""Reading forklift files: check the frame, read or map the sections, then unpickle.
+
+Data flow::
+
+    trailer -> index (CRC-32 checked, JSON) -> pickle section (read, checksummed)
+            -> buffer sections: mmap_mode and uncompressed: slices of one np.memmap (no read)
+                                otherwise: read chunk by chunk into one preallocated block;
+                                worker threads checksum (and decompress) chunks meanwhile
+            -> restricted or plain unpickling with the buffers
+
+Every inconsistency (truncation, bad magic, checksum mismatch, impossible offsets) raises
+:class:`~forklift.errors.CorruptFileError` naming the file, before anything is unpickled.
+
+Imports only :mod:`forklift.errors` and :mod:`forklift._support`.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import IO, Any
+
+from forklift._support.cpus import cpu_count
+from forklift.errors import CorruptFileError, UnsupportedFormatError
+from forklift.persist import layout, safe
+from forklift.persist.compressors import Compressor, get_compressor
+
+__all__ = ["FileIndex", "Section", "Source", "read_file", "read_index"]
+
+
+class Source:
+    """Random access to a binary file object, with offsets relative to where it started."""
+
+    def __init__(self, file: IO[bytes], name: str) -> None:
+        self.file = file
+        self.name = name
+        self.start = file.tell()
+        self.size = file.seek(0, 2) - self.start
+
+    def corrupt(self, message: str) -> CorruptFileError:
+        return CorruptFileError(f"{self.name}: {message}")
+
+    def read(self, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise self.corrupt(
+                f"truncated: needs bytes {offset}-{offset + length}, file has {self.size}"
+            )
+        self.file.seek(self.start + offset)
+        data = self.file.read(length)
+        if data is None or len(data) != length:
+            raise self.corrupt("truncated while reading")
+        return data
+
+    def readinto(self, offset: int, target: memoryview) -> None:
+        length = target.nbytes
+        if offset < 0 or offset + length > self.size:
+            raise self.corrupt(
+                f"truncated: needs bytes {offset}-{offset + length}, file has {self.size}"
+            )
+        self.file.seek(self.start + offset)
+        done = 0
+        while done < length:
+            count = self.file.readinto(target[done:])  # type: ignore[attr-defined]
+            if not count:
+                raise self.corrupt("truncated while reading")
+            done += count
+
+
+@dataclass(frozen=True)
+class Section:
+    """One section of the file: its raw length, checksum algorithm and chunk table."""
+
+    length: int
+    checksum: str
+    chunks: tuple[tuple[int, int, int, int, int], ...]  # offset, stored, raw, coded, sum
+    array: dict[str, Any] | None = None
+
+    def contiguous_raw_offset(self) -> int | None:
+        """File offset of the section if it is stored raw in one run (mappable), else None."""
+        if not self.chunks:
+            return None
+        position = self.chunks[0][0]
+        for offset, stored, raw, coded, _ in self.chunks:
+            if coded or offset != position or stored != raw:
+                return None
+            position += stored
+        return self.chunks[0][0]
+
+
+@dataclass(frozen=True)
+class FileIndex:
+    """The parsed index of a forklift file."""
+
+    version: tuple[int, int]
+    codec: str | None
+    level: int
+    protocol: int
+    pickle: Section
+    buffers: tuple[Section, ...]
+    flags: int = 0
+
+
+def _section(raw: Any, source: Source) -> Section:
+    length = raw["length"]
+    checksum = raw["checksum"]
+    if checksum not in ("crc32", "sum64") or not isinstance(length, int):
+        raise source.corrupt("bad section entry in the index")
+    chunks = []
+    total = 0
+    for entry in raw["chunks"]:
+        offset, stored, raw_length, coded, check = (int(value) for value in entry)
+        if (
+            offset < layout.HEADER_SIZE
+            or stored < 0
+            or not 0 <= raw_length <= layout.MAX_CHUNK_RAW
+            or offset + stored > source.size
+            or coded not in (0, 1)
+            or (not coded and stored != raw_length)
+        ):
+            raise source.corrupt(f"impossible chunk {entry!r} in the index")
+        chunks.append((offset, stored, raw_length, coded, check))
+        total += raw_length
+    if total != length:
+        raise source.corrupt("section chunks do not add up to its length")
+    array = raw.get("array")
+    return Section(length, checksum, tuple(chunks), array if isinstance(array, dict) else None)
+
+
+def read_index(source: Source) -> FileIndex:
+    """Check header and trailer, then parse the index; CorruptFileError on any mismatch."""
+    if source.size < layout.HEADER_SIZE + layout.TRAILER.size:
+        raise source.corrupt(f"truncated: {source.size} bytes is shorter than any forklift file")
+    header = source.read(0, layout.HEADER_SIZE)
+    magic, major, minor, flags = layout.HEADER.unpack(header)
+    if magic != layout.MAGIC or any(header[16:]) or flags & ~layout.KNOWN_FLAGS:
+        raise source.corrupt("damaged header")
+    if major != layout.FORMAT_VERSION[0]:
+        raise UnsupportedFormatError(
+            f"{source.name}: written in forklift format {major}.{minor}; this forklift reads "
+            f"format {layout.FORMAT_VERSION[0]}.x - upgrade forklift"
+        )
+    trailer_offset = source.size - layout.TRAILER.size
+    offset, length, crc, end_magic = layout.TRAILER.unpack(
+        source.read(trailer_offset, layout.TRAILER.size)
+    )
+    if end_magic != layout.TRAILER_MAGIC or offset + length != trailer_offset:
+        raise source.corrupt("truncated or damaged: no valid index at the end of the file")
+    if offset < layout.HEADER_SIZE:
+        raise source.corrupt("damaged trailer")
+    encoded = source.read(offset, length)
+    if layout.checksum("crc32", encoded) != crc:
+        raise source.corrupt("damaged index (checksum mismatch)")
+    try:
+        raw = json.loads(encoded.decode("utf-8"))
+        version = tuple(raw["version"])
+        codec = raw["codec"]
+        if codec is not None and not isinstance(codec, str):
+            raise TypeError("codec")
+        pickle_section = _section(raw["pickle"], source)
+        buffers = tuple(_section(entry, source) for entry in raw["buffers"])
+        return FileIndex(
+            (int(version[0]), int(version[1])),
+            codec,
+            int(raw["level"]),
+            int(raw["pickle"].get("protocol", 5)),
+            pickle_section,
+            buffers,
+            flags,
+        )
+    except CorruptFileError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise source.corrupt(f"damaged index ({type(exc).__name__}: {exc})") from None
+
+
+def _allocate(length: int) -> Any:
+    """An uninitialised writable block (numpy, when present, skips bytearray's zero fill)."""
+    numpy = __import__("sys").modules.get("numpy")
+    if numpy is None:
+        try:
+            import numpy
+        except ImportError:
+            return bytearray(length)
+    return numpy.empty(length, dtype=numpy.uint8)
+
+
+class _SectionReader:
+    def __init__(self, source: Source, compressor: Compressor | None, total: int) -> None:
+        self.verify_raw = True
+        self._source = source
+        self._compressor = compressor
+        self._workers = cpu_count()
+        parallel = compressor is None or compressor.parallel
+        self._pool: ThreadPoolExecutor | None = None
+        if parallel and self._workers > 1 and total > layout.CHUNK_SIZE:
+            self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="forklift-load")
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _check(self, name: str, data: memoryview | bytes, expected: int) -> None:
+        if layout.checksum(name, data) != expected:
+            raise self._source.corrupt("damaged data (checksum mismatch)")
+
+    def _decode(self, name: str, stored: bytes, raw: int, check: int, target: memoryview) -> None:
+        self._check(name, stored, check)
+        assert self._compressor is not None
+        try:
+            data = self._compressor.decompress(stored, raw)
+        except (ValueError, OSError, EOFError, RuntimeError, MemoryError) as exc:
+            raise self._source.corrupt(f"damaged compressed data ({exc})") from None
+        except Exception as exc:  # codecs raise their own error types (lzma.LZMAError, ...)
+            if type(exc).__module__ in (
+                "zlib",
+                "_lzma",
+                "lzma",
+                "_bz2",
+                "zstd",
+                "zstandard",
+                "lz4",
+                "lz4.block",
+                "_block",
+            ):
+                raise self._source.corrupt(f"damaged compressed data ({exc})") from None
+            raise
+        if len(data) != raw:
+            raise self._source.corrupt("damaged compressed data (wrong length)")
+        target[:] = data
+
+    def read(self, section: Section) -> Any:
+        block = _allocate(section.length)
+        view = memoryview(block).cast("B")
+        pending: collections.deque[Future[None]] = collections.deque()
+        position = 0
+        try:
+            for offset, stored, raw, coded, check in section.chunks:
+                target = view[position : position + raw]
+                position += raw
+                job: Callable[[], None]
+                if coded:
+                    if self._compressor is None:
+                        raise self._source.corrupt("compressed chunk in an uncompressed file")
+                    data = self._source.read(offset, stored)
+                    job = _bind(self._decode, section.checksum, data, raw, check, target)
+                else:
+                    self._source.readinto(offset, target)
+                    if not self.verify_raw:
+                        continue
+                    job = _bind(self._check, section.checksum, target, check)
+                if self._pool is None:
+                    job()
+                    continue
+                pending.append(self._pool.submit(job))
+                if len(pending) >= 2 * self._workers:
+                    pending.popleft().result()
+            while pending:
+                pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+        return block
+
+
+def _bind(function: Callable[..., None], *args: Any) -> Callable[[], None]:
+    return lambda: function(*args)
+
+
+def _map_buffers(path: str, mode: str, sections: tuple[Section, ...]) -> list[Any]:
+    import numpy
+
+    whole: Any = numpy.memmap(path, dtype="u1", mode="r+" if mode == "w+" else mode)  # type: ignore[call-overload]
+    mapped: list[Any] = []
+    for section in sections:
+        offset = section.contiguous_raw_offset()
+        if offset is None:
+            return []  # not mappable after all (chunks stored apart): caller reads instead
+        piece = whole[offset : offset + section.length]
+        piece.offset = offset
+        mapped.append(piece)
+    return mapped
+
+
+def _mark_writable_mapped(path: str, flags: int) -> None:
+    """Record in the header that buffers may now change in place (see FLAG_WRITABLE_MAPPED)."""
+    if flags & layout.FLAG_WRITABLE_MAPPED:
+        return
+    with open(path, "r+b") as handle:
+        handle.seek(layout.FLAGS_OFFSET)
+        handle.write((flags | layout.FLAG_WRITABLE_MAPPED).to_bytes(4, "little"))
+
+
+def read_file(
+    source: Source,
+    *,
+    path: str | None,
+    mmap_mode: str | None,
+    allowed: frozenset[str] | None,
+) -> Any:
+    """Load the value stored in the forklift file behind ``source``."""
+    index = read_index(source)
+    compressor = get_compressor(index.codec) if index.codec is not None else None
+    total = index.pickle.length + sum(section.length for section in index.buffers)
+    sections = _SectionReader(source, compressor, total)
+    try:
+        pickled = sections.read(index.pickle)
+        if allowed is not None:
+            safe.check_stream(bytes(pickled), allowed, source.name)
+        buffers: list[Any] = []
+        if mmap_mode is not None and path is not None and index.codec is None and index.buffers:
+            buffers = _map_buffers(path, mmap_mode, index.buffers)
+            if buffers and mmap_mode in ("r+", "w+"):
+                _mark_writable_mapped(path, index.flags)
+        if not buffers:
+            # After a writable mapping the stored checksums of raw buffers may be stale.
+            sections.verify_raw = not index.flags & layout.FLAG_WRITABLE_MAPPED
+            buffers = [sections.read(section) for section in index.buffers]
+    finally:
+        sections.close()
+    return safe.unpickle(pickled, buffers, allowed, source.name)

@@ -1,0 +1,201 @@
+"""Writing forklift files: pickle with out-of-band buffers, then chunked, checked sections.
+
+Data flow::
+
+    value --pickle protocol 5--> pickle bytes + [PickleBuffer, ...]   (no array data copied)
+    each section --cut in CHUNK_SIZE chunks--> worker threads: compress? checksum
+                 --in order--> the output file, sections 64-byte aligned
+    index (JSON) + trailer
+
+The workers only run code that releases the GIL (zlib, bz2, lzma, lz4, zstd, numpy sums),
+while the calling thread writes, so compression and checksums use every core and the disk
+at once. At most ``2 * workers`` chunks are in flight: memory stays flat for any size.
+
+Imports only :mod:`forklift.errors` and :mod:`forklift._support`.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import json
+import pickle
+import sys
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import IO, Any
+
+from forklift._support.cpus import cpu_count
+from forklift.persist import arrays, layout
+from forklift.persist.compressors import CompressionChoice, Compressor, get_compressor
+
+__all__ = ["write_file"]
+
+Chunk = tuple[memoryview | bytes, int, int, int]  # stored data, stored?codec, raw length, sum
+
+
+class _ArrayPickler(pickle.Pickler):
+    """A pickler that sends numpy arrays through :func:`arrays.reduce_array`."""
+
+    def __init__(self, file: IO[bytes], protocol: int, buffer_callback: Any) -> None:
+        super().__init__(file, protocol=protocol, buffer_callback=buffer_callback)
+        self._protocol = protocol
+        self.array_meta: dict[int, dict[str, Any]] = {}
+
+    def reducer_override(self, obj: Any) -> Any:
+        numpy = arrays.numpy_if_loaded()
+        if numpy is not None and isinstance(obj, numpy.ndarray):
+            reduced = arrays.reduce_array(obj, self._protocol)
+            if reduced is not NotImplemented:
+                buffer = reduced[1][0]
+                self.array_meta[id(buffer)] = {
+                    "type": type(obj).__name__,
+                    "dtype": obj.dtype.str if obj.dtype.fields is None else str(obj.dtype),
+                    "shape": list(obj.shape),
+                    "order": reduced[1][3],
+                    "_keep": buffer,  # keeps id() unique until pickling ends
+                }
+            return reduced
+        return NotImplemented
+
+
+def _pickle(value: Any, protocol: int) -> tuple[bytes, list[pickle.PickleBuffer], list[Any]]:
+    buffers: list[pickle.PickleBuffer] = []
+    metas: list[Any] = []
+    pickler: _ArrayPickler
+
+    def keep_out_of_band(buffer: pickle.PickleBuffer) -> bool:
+        if buffer.raw().nbytes < layout.INBAND_LIMIT:
+            return True  # serialised in-band
+        buffers.append(buffer)
+        meta = pickler.array_meta.get(id(buffer))
+        metas.append({k: v for k, v in meta.items() if k != "_keep"} if meta else None)
+        return False
+
+    stream = io.BytesIO()
+    callback = keep_out_of_band if protocol >= 5 else None
+    pickler = _ArrayPickler(stream, protocol, callback)
+    pickler.dump(value)
+    return stream.getvalue(), buffers, metas
+
+
+class _Output:
+    """Counts the bytes written, so offsets are relative to where the file object started."""
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self._file = file
+        self.position = 0
+
+    def write(self, data: memoryview | bytes) -> None:
+        view = memoryview(data)
+        size = view.nbytes
+        written = self._file.write(view)
+        # Raw (unbuffered) files may write less than asked; loop until all is out.
+        while written is not None and written < view.nbytes:
+            view = view[written:]
+            written = self._file.write(view)
+        self.position += size
+
+    def align(self) -> None:
+        gap = layout.padding(self.position)
+        if gap:
+            self.write(b"\0" * gap)
+
+
+def _chunks(view: memoryview) -> Iterator[memoryview]:
+    for start in range(0, len(view), layout.CHUNK_SIZE):
+        yield view[start : start + layout.CHUNK_SIZE]
+
+
+def _make_transform(
+    compressor: Compressor | None, level: int, checksum_name: str
+) -> Callable[[memoryview], Chunk]:
+    def transform(chunk: memoryview) -> Chunk:
+        stored: memoryview | bytes = chunk
+        coded = 0
+        if compressor is not None:
+            packed = compressor.compress(chunk, level)
+            if len(packed) < len(chunk) * layout.KEEP_COMPRESSED_RATIO:
+                stored, coded = packed, 1
+        return stored, coded, len(chunk), layout.checksum(checksum_name, stored)
+
+    return transform
+
+
+class _SectionWriter:
+    def __init__(self, out: _Output, choice: CompressionChoice, checksum_name: str) -> None:
+        self._out = out
+        compressor = get_compressor(choice.name) if choice.name is not None else None
+        self._transform = _make_transform(compressor, choice.level, checksum_name)
+        self._checksum_name = checksum_name
+        self._parallel = compressor is None or compressor.parallel
+        self._pool: ThreadPoolExecutor | None = None
+        self._workers = cpu_count()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def write(self, data: memoryview) -> dict[str, Any]:
+        self._out.align()
+        view = data.cast("B") if data.format != "B" or data.ndim != 1 else data
+        entries: list[list[int]] = []
+        if len(view) <= layout.CHUNK_SIZE or not self._parallel or self._workers < 2:
+            for chunk in _chunks(view):
+                self._emit(self._transform(chunk), entries)
+        else:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="forklift-dump")
+            pending: collections.deque[Future[Chunk]] = collections.deque()
+            for chunk in _chunks(view):
+                pending.append(self._pool.submit(self._transform, chunk))
+                if len(pending) >= 2 * self._workers:
+                    self._emit(pending.popleft().result(), entries)
+            while pending:
+                self._emit(pending.popleft().result(), entries)
+        return {"length": len(view), "checksum": self._checksum_name, "chunks": entries}
+
+    def _emit(self, chunk: Chunk, entries: list[list[int]]) -> None:
+        stored, coded, raw_length, check = chunk
+        entries.append([self._out.position, len(stored), raw_length, coded, check])
+        self._out.write(stored)
+
+
+def write_file(file: IO[bytes], value: Any, choice: CompressionChoice, protocol: int) -> None:
+    """Write ``value`` to the binary ``file`` in forklift's format."""
+    pickled, buffers, metas = _pickle(value, protocol)
+    # sum64 runs at memory speed with numpy; without numpy crc32 is the faster choice.
+    checksum_name = "sum64" if choice.name is None and "numpy" in sys.modules else "crc32"
+    out = _Output(file)
+    out.write(layout.header_bytes())
+    sections = _SectionWriter(out, choice, checksum_name)
+    try:
+        pickle_entry = sections.write(memoryview(pickled))
+        pickle_entry["protocol"] = protocol
+        del pickled
+        buffer_entries = []
+        for buffer, meta in zip(buffers, metas, strict=True):
+            raw = buffer.raw()
+            entry = sections.write(raw)
+            entry["readonly"] = raw.readonly
+            if meta is not None:
+                entry["array"] = meta
+            buffer_entries.append(entry)
+    finally:
+        sections.close()
+    index = {
+        "version": list(layout.FORMAT_VERSION),
+        "codec": choice.name,
+        "level": choice.level if choice.name is not None else 0,
+        "pickle": pickle_entry,
+        "buffers": buffer_entries,
+    }
+    encoded = json.dumps(index, separators=(",", ":")).encode("utf-8")
+    out.align()
+    index_offset = out.position
+    out.write(encoded)
+    out.write(
+        layout.TRAILER.pack(
+            index_offset, len(encoded), layout.checksum("crc32", encoded), layout.TRAILER_MAGIC
+        )
+    )
