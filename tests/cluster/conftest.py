@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from tests.cluster import tasks
 
-from forklift import Parallel, delayed
+from forklift import Memory, Parallel, delayed
 
 
 def warm_up(backend: str, **params: Any) -> None:
@@ -94,3 +94,28 @@ def marker_dir(tmp_path: Path) -> Path:
     directory.mkdir()
     os.chmod(directory, 0o777)
     return directory
+
+
+def runs(counter: Path) -> list[int]:
+    return sorted(int(line) for line in counter.read_text().split()) if counter.exists() else []
+
+
+def check_shared_cache(tmp_path: Path, **parallel: Any) -> None:
+    """A cached function called inside cluster tasks: one cache folder shared by the workers.
+
+    The cache's concurrency rules must hold across cluster workers as across local
+    processes: workers missing the same key together compute it once (tasks 0 and 1 run
+    together on the two workers), and what any worker stored is a hit everywhere - in other
+    workers and in the caller.
+    """
+    memory = Memory(tmp_path / "cache", verbose=0)
+    cached = memory.cache(tasks.counted_square, ignore=["counter"])
+    counter = tmp_path / "runs.txt"
+    xs = [1, 1, 2, 2, 1, 2, 3, 3]
+    results = Parallel(batch_size=1, **parallel)(delayed(cached)(x, str(counter)) for x in xs)
+    assert results == [x * x for x in xs]
+    assert runs(counter) == [1, 2, 3]  # one computation per key, though workers raced
+    again = Parallel(batch_size=1, **parallel)(delayed(cached)(x, str(counter)) for x in xs)
+    assert again == results
+    assert runs(counter) == [1, 2, 3]
+    assert cached(3, str(counter)) == 9 and runs(counter) == [1, 2, 3]

@@ -49,3 +49,11 @@ def die(x: int) -> int:
     """Kill the worker process running this task: a crash no code can catch."""
     os.kill(os.getpid(), 9)
     return x
+
+
+def counted_square(x: int, counter: str) -> int:
+    """Records each real computation (one line per run) - for cache tests across workers."""
+    with open(counter, "a") as file:
+        file.write(f"{x}\n")
+    time.sleep(0.3)  # long enough for two workers to miss the same key together
+    return x * x

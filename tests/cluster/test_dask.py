@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 from tests.cluster import tasks
-from tests.cluster.conftest import start_dask_cluster, stop_dask_cluster
+from tests.cluster.conftest import check_shared_cache, start_dask_cluster, stop_dask_cluster
 
 from forklift import Parallel, delayed, parallel_config
 from forklift.errors import ClusterConnectionError, ClusterWorkerLostError, TerminatedWorkerError
@@ -244,3 +244,7 @@ def test_closed_client_is_a_forklift_error(tmp_path: Path) -> None:
             parallel(delayed(tasks.work)(x) for x in range(3))
     finally:
         stop_dask_cluster(cluster, client)
+
+
+def test_workers_share_one_memory_cache(dask_client: Any, tmp_path: Path) -> None:
+    check_shared_cache(tmp_path, backend="dask", client=dask_client)

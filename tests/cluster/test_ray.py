@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 from tests.cluster import tasks
+from tests.cluster.conftest import check_shared_cache
 
 from forklift import Parallel, delayed, effective_n_jobs, parallel_config
 from forklift.errors import ConfigurationError
@@ -123,3 +124,7 @@ def test_remote_args_reach_ray(ray_instance: Any) -> None:
         Parallel(backend="ray", remote_args={"no_such_option": 1})(
             delayed(tasks.work)(x) for x in range(2)
         )
+
+
+def test_workers_share_one_memory_cache(ray_instance: Any, tmp_path: Path) -> None:
+    check_shared_cache(tmp_path, backend="ray")
