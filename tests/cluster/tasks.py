@@ -57,3 +57,11 @@ def counted_square(x: int, counter: str) -> int:
         file.write(f"{x}\n")
     time.sleep(0.3)  # long enough for two workers to miss the same key together
     return x * x
+
+
+def nested_dask_sum(n: int) -> int:
+    """Runs inside a dask task: an inner Parallel on the same cluster."""
+    from forklift import Parallel, delayed
+
+    inner = Parallel(backend="dask", n_jobs=2, batch_size=1)(delayed(pow)(i, 2) for i in range(n))
+    return sum(inner)

@@ -248,3 +248,12 @@ def test_closed_client_is_a_forklift_error(tmp_path: Path) -> None:
 
 def test_workers_share_one_memory_cache(dask_client: Any, tmp_path: Path) -> None:
     check_shared_cache(tmp_path, backend="dask", client=dask_client)
+
+
+def test_nested_dask_call_inside_a_task_does_not_deadlock(dask_client: Any) -> None:
+    # Both worker threads run outer tasks that wait on inner tasks: the outer tasks must
+    # give their slots back while they wait.
+    results = Parallel(backend="dask", n_jobs=2, batch_size=1, timeout=60)(
+        delayed(tasks.nested_dask_sum)(4) for _ in range(2)
+    )
+    assert results == [14, 14]

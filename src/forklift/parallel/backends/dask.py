@@ -104,6 +104,7 @@ class DaskBackend:
         self._large: LargeArguments[Any] | None = None
         self._pending: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._seceded = False
 
     # -- the cluster -----------------------------------------------------------------------
     def _find_client(self) -> Any:
@@ -151,8 +152,24 @@ class DaskBackend:
     def start(self, n_workers: int) -> None:
         if self._client is None:
             self._client = self._find_client()
+            self._secede_if_in_task()
         if self._large is None:
             self._large = LargeArguments(self._scatter, self._threshold, self._forced)
+
+    def _secede_if_in_task(self) -> None:
+        """Called from inside a dask task (a nested ``backend="dask"`` call): give the task's
+        thread slot back to its worker while this call waits, so the inner tasks can run
+        there - otherwise a cluster whose threads all wait on inner calls deadlocks."""
+        try:
+            self._distributed.get_worker()
+        except ValueError:
+            return  # not in a worker: the usual case
+        try:
+            self._distributed.secede()
+        except Exception:  # not a task thread after all (e.g. the worker's own loop)
+            logger.debug("could not secede from the dask worker", exc_info=True)
+            return
+        self._seceded = True
 
     def _scatter(self, value: Any) -> Any:
         # A one-element list, so that a list or dict value is scattered as one object;
@@ -218,6 +235,9 @@ class DaskBackend:
     def stop(self, wait: bool = True) -> None:
         self.abort()
         self._client = None
+        if self._seceded:
+            self._seceded = False
+            self._distributed.rejoin()  # the task goes on: take a thread slot again
         own, self._own_client = self._own_client, None
         if own is not None:
             own.close()
