@@ -257,3 +257,13 @@ def test_nested_dask_call_inside_a_task_does_not_deadlock(dask_client: Any) -> N
         delayed(tasks.nested_dask_sum)(4) for _ in range(2)
     )
     assert results == [14, 14]
+
+
+def test_joblib_code_runs_on_dask_through_the_bridge(dask_client: Any) -> None:
+    joblib = pytest.importorskip("joblib")
+    from forklift.integrations.joblib import register
+
+    register()
+    with joblib.parallel_config(backend="forklift", forklift_backend="dask", client=dask_client):
+        results = joblib.Parallel(n_jobs=2)(joblib.delayed(tasks.work)(x) for x in range(20))
+    assert results == [tasks.work(x) for x in range(20)]
