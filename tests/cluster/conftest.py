@@ -14,6 +14,7 @@ of every test's "before". Two things keep it that way:
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,12 @@ def ray_instance() -> Iterator[Any]:
     )
     try:
         warm_up("ray")
+        # Start more workers than the 2 CPUs: ray starts a new worker whenever a task finds
+        # none idle (e.g. while the last call's workers are still being handed back), and a
+        # process started mid-test counts as a leak. Four half-CPU tasks at once make four.
+        Parallel(n_jobs=4, backend="ray", batch_size=1, remote_args={"num_cpus": 0.5})(
+            delayed(time.sleep)(0.5) for _ in range(4)
+        )
         yield ray
     finally:
         ray.shutdown()
