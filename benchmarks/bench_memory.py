@@ -20,7 +20,9 @@ def total(array: Any) -> float:
     return float(array[:10].sum())
 
 
-def _hit_runner(memory: Any, function: Callable[..., Any], argument: Any, calls: int) -> Callable[[], float]:
+def _hit_runner(
+    memory: Any, function: Callable[..., Any], argument: Any, calls: int
+) -> Callable[[], float]:
     cached = memory.cache(function)
     cached(argument)  # fill the cache
 

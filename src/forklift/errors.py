@@ -7,7 +7,9 @@ same situation, so ``except ValueError`` keeps working after switching imports::
     ├── ConfigurationError (ValueError)          bad n_jobs, return_as, prefer, ...
     │   ├── UnknownBackendError                   names the backends that do exist
     │   ├── UnknownHashError                      names the hash_name values that do exist
-    │   └── UnknownCompressorError                ``compress`` names no registered codec
+    │   ├── UnknownCompressorError                ``compress`` names no registered codec
+    │   └── MissingDependencyError (+ImportError) an optional extra is not installed;
+    │                                             says which ``pip install forklift[...]``
     ├── InvalidTaskError (TypeError)              an item that is not a delayed call
     ├── ParallelStateError (RuntimeError)         calling a closed or running Parallel
     ├── ParallelTimeoutError (TimeoutError)       the whole call ran past ``timeout``
@@ -21,7 +23,11 @@ same situation, so ``except ValueError`` keeps working after switching imports::
     │   ├── UnsafeLoadError (UnpicklingError)     restricted load met a global not allowed
     │   ├── UnsupportedFormatError (ValueError)   newer format version, unknown legacy layout
     │   └── CompressorUnavailableError (ImportError) codec's optional package missing
-    └── CacheEntryDamagedError                    a cache entry cannot be read back
+    ├── CacheEntryDamagedError                    a cache entry cannot be read back
+    └── ClusterError (RuntimeError)               dask or ray could not run a batch
+        ├── ClusterWorkerLostError (+TerminatedWorkerError)  workers kept dying under it
+        ├── ClusterConnectionError (+ConnectionError)        lost touch with the cluster
+        └── ClusterCancelledError                 the cluster cancelled it, not forklift
 
     RemoteTraceback (Exception)                   carried as ``__cause__`` of a task's
                                                   error: the traceback where it ran
@@ -43,12 +49,17 @@ __all__ = [
     "CacheEntryDamagedError",
     "CacheWarning",
     "CompressorUnavailableError",
+    "ClusterCancelledError",
+    "ClusterConnectionError",
+    "ClusterError",
+    "ClusterWorkerLostError",
     "ConfigurationError",
     "CorruptFileError",
     "ForkliftError",
     "ForkliftWarning",
     "HashingError",
     "InvalidTaskError",
+    "MissingDependencyError",
     "ParallelStateError",
     "ParallelTimeoutError",
     "PersistError",
@@ -185,3 +196,31 @@ class WorkerStartError(ForkliftError, BrokenProcessPool):
 
 class TaskTimeoutError(ForkliftError, TimeoutError):
     """One task ran longer than ``Parallel(task_timeout=...)`` allows; names the call."""
+
+
+class MissingDependencyError(ConfigurationError, ImportError):
+    """A feature needs an optional extra that is not installed; the message names the extra.
+
+    It is an ``ImportError`` too, so code that probes for an optional backend with
+    ``except ImportError`` keeps working.
+    """
+
+
+class ClusterError(ForkliftError, RuntimeError):
+    """A cluster engine (dask.distributed, ray) failed to run a batch, for its own reasons.
+
+    The engine's original exception is chained as ``__cause__``. A task's own error is never
+    wrapped in this: it re-raises with its own type.
+    """
+
+
+class ClusterWorkerLostError(ClusterError, TerminatedWorkerError):
+    """Cluster workers kept dying while running a batch, and the engine gave up retrying it."""
+
+
+class ClusterConnectionError(ClusterError, ConnectionError):
+    """The connection to the cluster's scheduler or workers was lost during the call."""
+
+
+class ClusterCancelledError(ClusterError):
+    """The cluster cancelled a batch that forklift did not cancel (e.g. a client restart)."""

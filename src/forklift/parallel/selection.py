@@ -9,7 +9,8 @@ Order of decisions:
 2. ``require="sharedmem"`` needs workers that share memory: a backend without that capability
    is replaced by ``threading`` - unless it was passed to ``Parallel`` explicitly, which is an
    error (the two wishes contradict each other).
-3. ``n_jobs``: None means the configured value, else 1. The backend turns it into a worker
+3. ``n_jobs``: None means the configured value, else the backend's ``default_n_jobs`` (1 for
+   local backends, the whole cluster for dask and ray). The backend turns it into a worker
    count; one worker of a local backend means running inline (the sequential backend).
 """
 
@@ -65,7 +66,8 @@ def select_backend(
         backend = registry.create_backend("threading", {})
 
     n_jobs = validate_n_jobs(settings.n_jobs)
-    n_workers = max(1, backend.effective_n_jobs(1 if n_jobs is None else n_jobs))
+    wanted = backend.capabilities.default_n_jobs if n_jobs is None else n_jobs
+    n_workers = max(1, backend.effective_n_jobs(wanted))
     if n_workers == 1 and backend.name in _LOCAL_BACKENDS and backend.name != "sequential":
         backend = registry.create_backend("sequential", {})
     return Selection(backend, n_workers, n_jobs)

@@ -58,6 +58,8 @@ class BackendCapabilities:
             to hide the cost of one hand-off to a worker, short enough to balance load.
         nested_backend: what a ``Parallel`` called inside one of this backend's workers uses
             when it names no backend itself.
+        default_n_jobs: what ``n_jobs=None`` (not set anywhere) means for this backend: 1 for
+            local backends (as in joblib), -1 - the whole cluster - for dask and ray.
     """
 
     shares_memory: bool = False
@@ -65,6 +67,7 @@ class BackendCapabilities:
     persistent_workers: bool = True
     batch_target_seconds: float = 0.05
     nested_backend: str = "sequential"
+    default_n_jobs: int = 1
 
 
 @dataclasses.dataclass

@@ -7,11 +7,12 @@ are optional (dask, ray) import them only when their factory runs.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from forklift.errors import ConfigurationError, UnknownBackendError
+from forklift.errors import ConfigurationError, MissingDependencyError, UnknownBackendError
 from forklift.parallel.backends.base import Backend
 
 __all__ = [
@@ -55,6 +56,35 @@ def _multiprocessing(**params: Any) -> Backend:
     return MultiprocessingBackend(**params)
 
 
+def _dask(**params: Any) -> Backend:
+    from forklift.parallel.backends.dask import DaskBackend
+
+    with _optional_extra("dask", modules=("dask", "distributed")):
+        return DaskBackend(**params)
+
+
+def _ray(**params: Any) -> Backend:
+    from forklift.parallel.backends.ray import RayBackend
+
+    with _optional_extra("ray", modules=("ray",)):
+        return RayBackend(**params)
+
+
+@contextlib.contextmanager
+def _optional_extra(extra: str, modules: tuple[str, ...]) -> Iterator[None]:
+    """Turn "module not installed" into an error that names the extra to install."""
+    try:
+        yield
+    except ImportError as error:
+        missing = (error.name or "").partition(".")[0]
+        if missing not in modules:
+            raise  # something else is broken; do not hide it behind advice to install
+        raise MissingDependencyError(
+            f"backend={extra!r} needs the {missing!r} package, which is not installed; "
+            f"install it with: pip install forklift[{extra}]"
+        ) from error
+
+
 def _refuse_params(name: str, params: dict[str, Any]) -> None:
     if params:
         raise ConfigurationError(
@@ -68,6 +98,8 @@ _factories.update(
         "threading": _threading,
         "loky": _processes,
         "multiprocessing": _multiprocessing,
+        "dask": _dask,
+        "ray": _ray,
     }
 )
 

@@ -1,0 +1,313 @@
+"""The dask backend: batches run as tasks on a ``dask.distributed`` cluster.
+
+``Parallel(backend="dask")`` uses, in this order: the client passed as ``client=``, a client
+of its own connected to ``address=`` (closed when the backend stops), or the current client
+(``distributed.get_client()``: the one the user made last, or the worker's own inside a task).
+
+One batch is one dask task running :func:`~forklift.parallel.backends.base.run_batch` on a
+worker. Arguments at least ``scatter_threshold`` big (1 MiB by default; numpy arrays, bytes)
+are scattered to the cluster once per backend lifetime and every task refers to them by key;
+``scatter=False`` turns that off and ``scatter=[obj, ...]`` scatters those objects whatever
+their size. Outcomes are relayed as each task finishes (dask's done callbacks), abort cancels
+every unfinished task on the cluster, and dask's own failures (``KilledWorker``, a lost
+connection, a cancellation forklift did not ask for) become :class:`~forklift.errors.ClusterError`
+subclasses with the dask error chained.
+
+A worker that dies under a task is dask's business: the scheduler reruns the task elsewhere,
+up to its ``allowed-failures`` limit, and the call goes on.
+
+Imports ``distributed`` only when a backend is made (so this module imports, and its doctests
+collect, without dask installed; the registry turns a missing install into
+:class:`~forklift.errors.MissingDependencyError`). Never imports the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+import uuid
+from concurrent.futures import Future, InvalidStateError
+from functools import partial
+from typing import Any
+
+from forklift.errors import (
+    ClusterCancelledError,
+    ClusterConnectionError,
+    ClusterError,
+    ClusterWorkerLostError,
+    ConfigurationError,
+    ParallelStateError,
+)
+from forklift.parallel.backends._remote import (
+    DEFAULT_SHARE_THRESHOLD,
+    LargeArguments,
+    pack_batch,
+    parse_share_options,
+    run_packed,
+    unpack_outcome,
+)
+from forklift.parallel.backends.base import BackendCapabilities, Batch, BatchOutcome, describe_call
+
+__all__ = ["DaskBackend", "translate_dask_error"]
+
+logger = logging.getLogger("forklift.parallel")
+
+
+class DaskBackend:
+    """Runs batches as tasks on a ``distributed.Client``'s cluster."""
+
+    name = "dask"
+    capabilities = BackendCapabilities(
+        uses_processes=True,
+        persistent_workers=True,
+        # A dask task costs a few milliseconds of scheduling and transfer: batches of 0.2 s
+        # keep that under a few percent while leaving enough batches to balance load.
+        batch_target_seconds=0.2,
+        nested_backend="sequential",
+        default_n_jobs=-1,
+    )
+
+    def __init__(
+        self,
+        client: Any = None,
+        address: str | None = None,
+        scatter: bool | list[Any] = True,
+        scatter_threshold: int | str | None = DEFAULT_SHARE_THRESHOLD,
+        **unknown: Any,
+    ) -> None:
+        if unknown:
+            raise ConfigurationError(
+                f"the dask backend does not take {sorted(unknown)}; it takes client, address, "
+                "scatter, scatter_threshold"
+            )
+        import distributed  # here, not at the top: dask is an optional extra
+
+        self._distributed = distributed
+        if client is not None and not isinstance(client, distributed.Client):
+            raise ConfigurationError(
+                f"the dask backend's client must be a distributed.Client, got {client!r}"
+            )
+        if client is not None and address is not None:
+            raise ConfigurationError("give the dask backend a client or an address, not both")
+        if address is not None and not isinstance(address, str):
+            raise ConfigurationError(
+                f"the dask backend's address must be a scheduler address such as "
+                f"'tcp://127.0.0.1:8786', got {address!r}"
+            )
+        self._given_client = client
+        self._address = address
+        self._own_client: Any = None
+        self._threshold, self._forced = parse_share_options("dask", scatter_threshold, scatter)
+        self._client: Any = None  # the client of the running call, set by start()
+        self._large: LargeArguments[Any] | None = None
+        self._pending: dict[str, Any] = {}
+        self._keys: dict[int, str] = {}  # id(local future) -> dask key
+        self._lock = threading.Lock()
+        self._seceded = False
+
+    # -- the cluster -----------------------------------------------------------------------
+    def _find_client(self) -> Any:
+        if self._given_client is not None:
+            return self._given_client
+        if self._address is not None:
+            if self._own_client is None:
+                try:
+                    self._own_client = self._distributed.Client(self._address, set_as_default=False)
+                except OSError as error:
+                    raise ClusterConnectionError(
+                        f"could not connect to the dask scheduler at {self._address!r}: {error}"
+                    ) from error
+            return self._own_client
+        try:
+            return self._distributed.get_client()
+        except ValueError:
+            raise ConfigurationError(
+                "backend='dask' needs a dask.distributed client: create one first "
+                "(distributed.Client() for a local cluster, Client('tcp://host:8786') for a "
+                "running one), or pass client=... or address=... to parallel_config/Parallel"
+            ) from None
+
+    def effective_n_jobs(self, n_jobs: int) -> int:
+        if n_jobs > 0:
+            return n_jobs
+        # -1 means the cluster's capacity: one task per worker thread.
+        temporary = self._address is not None and self._own_client is None
+        client = self._find_client()
+        try:
+            capacity = int(sum(client.nthreads().values()))
+        finally:
+            if temporary:
+                # Asked before the call (Parallel(...) checks its backend when made): a client
+                # opened only for this question must not outlive it.
+                self._own_client = None
+                client.close()
+        return max(capacity + 1 + n_jobs, 1)
+
+    @property
+    def n_scattered(self) -> int:
+        """How many objects this backend scattered since it started (for tests and logs)."""
+        return 0 if self._large is None else self._large.n_shared
+
+    def start(self, n_workers: int) -> None:
+        if self._client is None:
+            self._client = self._find_client()
+            self._secede_if_in_task()
+        if self._large is None:
+            self._large = LargeArguments(self._scatter, self._threshold, self._forced)
+
+    def _secede_if_in_task(self) -> None:
+        """Called from inside a dask task (a nested ``backend="dask"`` call): give the task's
+        thread slot back to its worker while this call waits, so the inner tasks can run
+        there - otherwise a cluster whose threads all wait on inner calls deadlocks."""
+        try:
+            self._distributed.get_worker()
+        except ValueError:
+            return  # not in a worker: the usual case
+        try:
+            self._distributed.secede()
+        except Exception:  # not a task thread after all (e.g. the worker's own loop)
+            logger.debug("could not secede from the dask worker", exc_info=True)
+            return
+        self._seceded = True
+
+    def _scatter(self, value: Any) -> Any:
+        # A one-element list, so that a list or dict value is scattered as one object;
+        # hash=False because identical values passed separately need not be compared.
+        return self._client.scatter([value], hash=False)[0]
+
+    # -- batches ---------------------------------------------------------------------------
+    def submit(self, batch: Batch) -> Future[BatchOutcome]:
+        if self._client is None or self._large is None:
+            raise ParallelStateError("the dask backend was not started")
+        try:
+            calls, handles = self._large.extract(batch.calls)
+        except Exception as error:  # scattering talks to the cluster: dask's failure
+            raise translate_dask_error(error) from error
+        payload = pack_batch(batch, calls)  # a task that cannot be pickled: the user's error
+        key = f"forklift-{describe_call(batch.calls[0])}-{uuid.uuid4().hex}"
+        result: Future[BatchOutcome] = Future()
+        try:
+            # pure=False and a fresh key: two batches with equal arguments are two tasks.
+            task = self._client.submit(run_packed, payload, handles, self.name, key=key, pure=False)
+        except Exception as error:
+            raise translate_dask_error(error, key) from error
+        with self._lock:
+            self._pending[key] = task
+            self._keys[id(result)] = key
+        # From here the batch is the cluster's: for task_timeout its clock runs.
+        result.set_running_or_notify_cancel()
+        task.add_done_callback(partial(self._relay, result, key, self._large, list(handles)))
+        return result
+
+    def abandon(self, future: Future[BatchOutcome]) -> None:
+        """Cancel one batch on the cluster (it ran past ``task_timeout``)."""
+        with self._lock:
+            key = self._keys.pop(id(future), None)
+            task = None if key is None else self._pending.pop(key, None)
+        if task is not None and self._client is not None:
+            try:
+                self._client.cancel([task])
+            except Exception:
+                logger.warning("could not cancel a dask task", exc_info=True)
+
+    def _relay(
+        self,
+        result: Future[BatchOutcome],
+        key: str,
+        large: LargeArguments[Any],
+        used: list[str],
+        task: Any,
+    ) -> None:
+        """Runs in dask's callback thread when a task finishes, fails or is cancelled."""
+        with self._lock:
+            self._pending.pop(key, None)
+            self._keys.pop(id(result), None)
+        if used:
+            large.release(used)
+        if result.done():
+            return  # the engine cancelled it already
+        try:
+            outcome = unpack_outcome(task.result())
+        except BaseException as error:
+            _settle(result, error=translate_dask_error(error, key))
+        else:
+            _settle(result, outcome=outcome)
+
+    def abort(self) -> None:
+        with self._lock:
+            pending = list(self._pending.values())
+            self._pending.clear()
+        if pending and self._client is not None:
+            try:
+                self._client.cancel(pending)
+            except Exception:  # a lost cluster cannot be told; its tasks are gone anyway
+                logger.warning("could not cancel %d dask tasks", len(pending), exc_info=True)
+        if self._large is not None:
+            self._large.clear()
+            self._large = None
+
+    def stop(self, wait: bool = True) -> None:
+        self.abort()
+        self._client = None
+        if self._seceded:
+            self._seceded = False
+            self._distributed.rejoin()  # the task goes on: take a thread slot again
+        own, self._own_client = self._own_client, None
+        if own is not None:
+            own.close()
+
+    def __repr__(self) -> str:
+        return f"DaskBackend(client={self._given_client or self._address or 'current'})"
+
+
+def _settle(
+    result: Future[BatchOutcome],
+    outcome: BatchOutcome | None = None,
+    error: BaseException | None = None,
+) -> None:
+    try:
+        if error is not None:
+            result.set_exception(error)
+        else:
+            assert outcome is not None
+            result.set_result(outcome)
+    except InvalidStateError:  # cancelled by the engine meanwhile: nobody waits for it
+        pass
+
+
+def translate_dask_error(error: BaseException, key: str = "") -> BaseException:
+    """forklift's error for a failure of dask itself (never a task's own error)."""
+    import distributed.client
+    from distributed.comm.core import CommClosedError
+    from distributed.scheduler import KilledWorker
+
+    closed_client = getattr(distributed.client, "ClosedClientError", None)  # dask >= 2023.4
+
+    where = f" (dask task {key})" if key else ""
+    translated: ClusterError
+    if isinstance(error, KilledWorker):
+        translated = ClusterWorkerLostError(
+            f"dask gave up on a batch{where}: workers kept dying while running it "
+            "(distributed.scheduler.allowed-failures reached). A task may crash its worker "
+            "(segfault, out of memory) or the cluster is losing workers."
+        )
+    elif isinstance(error, concurrent.futures.CancelledError | asyncio.CancelledError):
+        translated = ClusterCancelledError(
+            f"dask cancelled a batch{where} that forklift did not cancel (was the client "
+            "closed or restarted during the call?)"
+        )
+    elif closed_client is not None and isinstance(error, closed_client):
+        translated = ClusterConnectionError(
+            f"the dask client was closed before or during the call{where}; make a new "
+            "Client, or keep it open until the Parallel call returns"
+        )
+    elif isinstance(error, CommClosedError | OSError):
+        translated = ClusterConnectionError(
+            f"lost the connection to the dask cluster while running a batch{where}: {error}"
+        )
+    else:
+        translated = ClusterError(f"dask failed to run a batch{where}: {error!r}")
+    translated.__cause__ = error
+    return translated

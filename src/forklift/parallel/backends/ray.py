@@ -1,0 +1,267 @@
+"""The ray backend: batches run as ray tasks, on a local ray instance or an existing cluster.
+
+``Parallel(backend="ray")`` uses the ray this process is connected to; if there is none it
+calls ``ray.init(address=address)`` - a new local instance when ``address`` is None, else the
+cluster at that address (``"auto"``, ``"ray://host:10001"``, ...). forklift never shuts down
+a ray it started: starting one costs seconds, so it lives until the process exits (ray
+shuts itself down then) or until the user calls ``ray.shutdown()``.
+
+One batch is one ray task running :func:`~forklift.parallel.backends.base.run_batch` in a ray
+worker. Arguments at least ``scatter_threshold`` big (1 MiB by default) are put in ray's
+object store once per backend lifetime and every task refers to them (``scatter=False`` turns
+that off, ``scatter=[obj, ...]`` puts those objects whatever their size). NumPy arrays read
+from the object store are read-only in the task, as with ``mmap_mode="r"``. ``remote_args``
+(a dict) is passed to ``.options(...)`` of every task - ``num_cpus``, ``resources``, ...
+
+Outcomes are relayed as tasks finish, abort cancels every unfinished task, and ray's own
+failures become :class:`~forklift.errors.ClusterError` subclasses with the ray error chained.
+A worker that dies under a task is retried by ray (``max_retries``, 3 by default).
+
+Imports ``ray`` only when a backend is made (see the dask backend); never imports the engine.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import Future, InvalidStateError
+from functools import partial
+from typing import Any
+
+from forklift.errors import (
+    ClusterCancelledError,
+    ClusterConnectionError,
+    ClusterError,
+    ClusterWorkerLostError,
+    ConfigurationError,
+    ParallelStateError,
+)
+from forklift.parallel.backends._remote import (
+    DEFAULT_SHARE_THRESHOLD,
+    LargeArguments,
+    pack_batch,
+    parse_share_options,
+    run_packed,
+    unpack_outcome,
+)
+from forklift.parallel.backends.base import BackendCapabilities, Batch, BatchOutcome, describe_call
+
+__all__ = ["RayBackend", "translate_ray_error"]
+
+logger = logging.getLogger("forklift.parallel")
+_remote_lock = threading.Lock()
+_remote_function: Any = None
+
+
+def _run_on_ray_worker(payload: bytes, keys: list[str], *values: Any) -> bytes:
+    # The shared values arrive as top-level arguments: ray resolves object refs only there.
+    return run_packed(payload, dict(zip(keys, values, strict=True)), "ray")
+
+
+def _remote() -> Any:
+    """The ray remote function, made once per process (after ray is initialised)."""
+    global _remote_function
+    import ray
+
+    with _remote_lock:
+        if _remote_function is None:
+            _remote_function = ray.remote(_run_on_ray_worker)
+        return _remote_function
+
+
+class RayBackend:
+    """Runs batches as ray tasks."""
+
+    name = "ray"
+    capabilities = BackendCapabilities(
+        uses_processes=True,
+        persistent_workers=True,
+        # A ray task costs around a millisecond or more end to end; see the dask backend.
+        batch_target_seconds=0.2,
+        nested_backend="sequential",
+        default_n_jobs=-1,
+    )
+
+    def __init__(
+        self,
+        address: str | None = None,
+        scatter: bool | list[Any] = True,
+        scatter_threshold: int | str | None = DEFAULT_SHARE_THRESHOLD,
+        remote_args: dict[str, Any] | None = None,
+        **unknown: Any,
+    ) -> None:
+        if unknown:
+            raise ConfigurationError(
+                f"the ray backend does not take {sorted(unknown)}; it takes address, scatter, "
+                "scatter_threshold, remote_args"
+            )
+        if address is not None and not isinstance(address, str):
+            raise ConfigurationError(
+                f"the ray backend's address must be a string such as 'auto' or "
+                f"'ray://host:10001', got {address!r}"
+            )
+        if remote_args is not None and not isinstance(remote_args, dict):
+            raise ConfigurationError(
+                f"the ray backend's remote_args must be a dict of ray task options, got "
+                f"{remote_args!r}"
+            )
+        import ray  # here, not at the top: ray is an optional extra
+
+        self._ray = ray
+        self._address = address
+        self._remote_args = dict(remote_args or {})
+        self._threshold, self._forced = parse_share_options("ray", scatter_threshold, scatter)
+        self._large: LargeArguments[Any] | None = None
+        self._pending: dict[int, Any] = {}
+        self._lock = threading.Lock()
+        self._started = False
+
+    def _connect(self) -> None:
+        if self._ray.is_initialized():
+            return
+        try:
+            self._ray.init(address=self._address)
+        except ConnectionError as error:
+            raise ClusterConnectionError(
+                f"could not connect to the ray cluster at {self._address!r}: {error}"
+            ) from error
+
+    def effective_n_jobs(self, n_jobs: int) -> int:
+        if n_jobs > 0:
+            return n_jobs
+        # -1 means the cluster's capacity: one task per CPU ray knows of.
+        self._connect()
+        capacity = int(self._ray.cluster_resources().get("CPU", 1))
+        return max(capacity + 1 + n_jobs, 1)
+
+    @property
+    def n_scattered(self) -> int:
+        """How many objects this backend put in the object store since it started."""
+        return 0 if self._large is None else self._large.n_shared
+
+    def start(self, n_workers: int) -> None:
+        self._connect()
+        self._started = True
+        if self._large is None:
+            self._large = LargeArguments(self._ray.put, self._threshold, self._forced)
+
+    def submit(self, batch: Batch) -> Future[BatchOutcome]:
+        if not self._started or self._large is None:
+            raise ParallelStateError("the ray backend was not started")
+        try:
+            calls, handles = self._large.extract(batch.calls)
+        except Exception as error:  # the object store is ray's: its failure, not the task's
+            raise translate_ray_error(error) from error
+        payload = pack_batch(batch, calls)  # a task that cannot be pickled: the user's error
+        keys = list(handles)
+        options = {"name": f"forklift-{describe_call(batch.calls[0])}", **self._remote_args}
+        try:
+            ref = _remote().options(**options).remote(payload, keys, *(handles[k] for k in keys))
+        except (ValueError, TypeError) as error:  # bad remote_args: the caller's mistake
+            raise ConfigurationError(f"ray refused the task options {options}: {error}") from error
+        except Exception as error:
+            raise translate_ray_error(error) from error
+        result: Future[BatchOutcome] = Future()
+        token = id(result)
+        with self._lock:
+            self._pending[token] = ref
+        # From here the batch is the cluster's: for task_timeout its clock runs.
+        result.set_running_or_notify_cancel()
+        ref.future().add_done_callback(partial(self._relay, result, token, self._large, keys))
+        return result
+
+    def abandon(self, future: Future[BatchOutcome]) -> None:
+        """Stop one batch (it ran past ``task_timeout``): force=True kills the worker
+        process running it; ray starts another."""
+        with self._lock:
+            ref = self._pending.pop(id(future), None)
+        if ref is not None:
+            try:
+                self._ray.cancel(ref, force=True)
+            except Exception:
+                logger.warning("could not cancel a ray task", exc_info=True)
+
+    def _relay(
+        self,
+        result: Future[BatchOutcome],
+        token: int,
+        large: LargeArguments[Any],
+        used: list[str],
+        done: Future[bytes],
+    ) -> None:
+        with self._lock:
+            self._pending.pop(token, None)
+        if used:
+            large.release(used)
+        if result.done():
+            return  # the engine cancelled it already
+        try:
+            outcome = unpack_outcome(done.result())
+        except BaseException as error:
+            _settle(result, error=translate_ray_error(error))
+        else:
+            _settle(result, outcome=outcome)
+
+    def abort(self) -> None:
+        with self._lock:
+            pending = list(self._pending.values())
+            self._pending.clear()
+        for ref in pending:
+            try:
+                # force=False: a queued task is dropped, a running one gets KeyboardInterrupt
+                # and its worker lives on (force=True would kill the worker process).
+                self._ray.cancel(ref, force=False)
+            except Exception:
+                logger.warning("could not cancel a ray task", exc_info=True)
+        if self._large is not None:
+            self._large.clear()
+            self._large = None
+
+    def stop(self, wait: bool = True) -> None:
+        self.abort()
+        self._started = False
+
+    def __repr__(self) -> str:
+        return f"RayBackend(address={self._address!r})"
+
+
+def _settle(
+    result: Future[BatchOutcome],
+    outcome: BatchOutcome | None = None,
+    error: BaseException | None = None,
+) -> None:
+    try:
+        if error is not None:
+            result.set_exception(error)
+        else:
+            assert outcome is not None
+            result.set_result(outcome)
+    except InvalidStateError:  # cancelled by the engine meanwhile: nobody waits for it
+        pass
+
+
+def translate_ray_error(error: BaseException) -> BaseException:
+    """forklift's error for a failure of ray itself (never a task's own error)."""
+    import ray.exceptions
+
+    translated: ClusterError
+    lost_worker = (
+        ray.exceptions.WorkerCrashedError,
+        ray.exceptions.NodeDiedError,
+        ray.exceptions.OutOfMemoryError,
+        ray.exceptions.LocalRayletDiedError,
+    )
+    if isinstance(error, lost_worker):
+        translated = ClusterWorkerLostError(
+            f"ray gave up on a batch: its worker died and the retries ran out ({error})"
+        )
+    elif isinstance(error, ray.exceptions.TaskCancelledError):
+        translated = ClusterCancelledError(
+            f"ray cancelled a batch that forklift did not cancel ({error})"
+        )
+    elif isinstance(error, ray.exceptions.RpcError | ConnectionError):
+        translated = ClusterConnectionError(f"lost the connection to the ray cluster: {error}")
+    else:
+        translated = ClusterError(f"ray failed to run a batch: {error!r}")
+    translated.__cause__ = error
+    return translated
