@@ -311,10 +311,18 @@ class ProcessPool(Executor):
                 self._preload.append(name)
 
     def set_thread_limit(self, thread_limit: int | None) -> None:
-        """Cap BLAS/OpenMP threads in workers started from now on."""
+        """Cap BLAS/OpenMP threads in workers; workers started under another cap are replaced
+        (idle ones now, busy ones once their tasks are done)."""
         if thread_limit is not None:
             check_positive("thread_limit", thread_limit)
-        self._thread_limit = thread_limit
+        with self._lock:
+            if thread_limit == self._thread_limit:
+                return
+            self._thread_limit = thread_limit
+            for worker in self._workers.values():
+                worker.retiring = True
+            self._retire_idle()
+            self._spawn()
 
     def cancel_scope(self, scope: SharingScope, *, kill_running: bool = True) -> None:
         """Cancel the queued tasks of ``scope``; with ``kill_running``, kill the workers
