@@ -22,6 +22,12 @@ EXPECTED = {
     ],
     "seed001_memory.py": ["Total time:", "285\n285"],
     "seed001_dump_load.py": ["[1, 2, 3, 4, 5, 6, 7, 8, 9]"],
+    "progress_bar.py": ["40 tasks done"],
+    "resumable_run.py": [
+        "55 simulations done, 5 failed: TaskFailure(task 5, simulate(): ValueError"
+    ],
+    "safe_load.py": ["system", "10\n", "refused:"],
+    "cache_cli.py": ["$ forklift cache list", "deleted 3 cached results"],
 }
 # Lines that must appear exactly once (the cache hit must not recompute).
 ONCE = {

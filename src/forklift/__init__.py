@@ -40,10 +40,20 @@ _EXPORTS = {
     "Logger": "forklift.progress.log_helpers",
     "PrintTime": "forklift.progress.log_helpers",
     "wrap_non_picklable_objects": "forklift.parallel.wrapping",
+    "TaskFailure": "forklift.parallel.failures",
+    "TaskTimeoutError": "forklift.errors",
+    "task_rng": "forklift.parallel.randomness",
+    "task_seed": "forklift.parallel.randomness",
+    "worker_state": "forklift._support.worker_state",
 }
 
 __all__ = [
     "ForkliftError",
+    "TaskFailure",
+    "TaskTimeoutError",
+    "task_rng",
+    "task_seed",
+    "worker_state",
     "Logger",
     "PrintTime",
     "wrap_non_picklable_objects",
@@ -69,6 +79,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from forklift._support.cpus import cpu_count as cpu_count
+    from forklift._support.worker_state import worker_state as worker_state
     from forklift.cache.memoized import MemorizedResult as MemorizedResult
     from forklift.cache.memory import Memory as Memory
     from forklift.cache.policies import expires_after as expires_after
@@ -77,6 +88,7 @@ if TYPE_CHECKING:
     from forklift.config import parallel_backend as parallel_backend
     from forklift.config import parallel_config as parallel_config
     from forklift.errors import ForkliftError as ForkliftError
+    from forklift.errors import TaskTimeoutError as TaskTimeoutError
     from forklift.errors import TerminatedWorkerError as TerminatedWorkerError
     from forklift.hashing import hash as hash
     from forklift.parallel.api import Parallel as Parallel
@@ -86,6 +98,9 @@ if TYPE_CHECKING:
     from forklift.parallel.backends.registry import (
         register_parallel_backend as register_parallel_backend,
     )
+    from forklift.parallel.failures import TaskFailure as TaskFailure
+    from forklift.parallel.randomness import task_rng as task_rng
+    from forklift.parallel.randomness import task_seed as task_seed
     from forklift.parallel.wrapping import wrap_non_picklable_objects as wrap_non_picklable_objects
     from forklift.persist import dump as dump
     from forklift.persist import load as load

@@ -197,45 +197,38 @@ def test_bad_batch_size(bad: object) -> None:
         Parallel(batch_size=bad)  # type: ignore[arg-type]
 
 
+class RecordingBackend(ParallelBackendBase):
+    """Runs batches inline and records their sizes."""
+
+    name = "recording"
+    capabilities = BackendCapabilities(shares_memory=True, batch_target_seconds=0.01)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[int] = []
+
+    def submit(self, batch):  # type: ignore[no-untyped-def]
+        from concurrent.futures import Future
+
+        self.sizes.append(len(batch))
+        future: Future[object] = Future()
+        future.set_result(run_batch(batch))
+        return future
+
+
 def test_auto_batching_groups_tiny_tasks() -> None:
-    batches: list[int] = []
-
-    class Recording(ParallelBackendBase):
-        name = "recording"
-        capabilities = BackendCapabilities(shares_memory=True, batch_target_seconds=0.01)
-
-        def submit(self, batch):  # type: ignore[no-untyped-def]
-            from concurrent.futures import Future
-
-            batches.append(len(batch))
-            future: Future[object] = Future()
-            future.set_result(run_batch(batch))
-            return future
-
-    Parallel(n_jobs=2, backend=Recording())(delayed(square)(i) for i in range(20_000))
-    assert sum(batches) == 20_000
-    assert batches[0] == 1
-    assert max(batches) >= 256  # tiny tasks end up in large batches
-    assert len(batches) < 200
+    backend = RecordingBackend()
+    Parallel(n_jobs=2, backend=backend)(delayed(square)(i) for i in range(20_000))
+    assert sum(backend.sizes) == 20_000
+    assert backend.sizes[0] == 1
+    assert max(backend.sizes) >= 256  # tiny tasks end up in large batches
+    assert len(backend.sizes) < 200
 
 
 def test_auto_batching_keeps_long_tasks_alone() -> None:
-    sizes: list[int] = []
-
-    class Recording(ParallelBackendBase):
-        name = "recording"
-        capabilities = BackendCapabilities(shares_memory=True, batch_target_seconds=0.01)
-
-        def submit(self, batch):  # type: ignore[no-untyped-def]
-            from concurrent.futures import Future
-
-            sizes.append(len(batch))
-            future: Future[object] = Future()
-            future.set_result(run_batch(batch))
-            return future
-
-    Parallel(n_jobs=2, backend=Recording())(delayed(slow_identity)(0.02) for _ in range(8))
-    assert sizes == [1] * 8
+    backend = RecordingBackend()
+    Parallel(n_jobs=2, backend=backend)(delayed(slow_identity)(0.02) for _ in range(8))
+    assert backend.sizes == [1] * 8
 
 
 # -- errors ----------------------------------------------------------------------------------

@@ -104,6 +104,19 @@ def summarise_cache(store: LocalStore) -> list[FunctionSummary]:
     return sorted(summaries, key=lambda s: s.name)
 
 
+def _chosen(
+    summaries: list[FunctionSummary], arguments: argparse.Namespace
+) -> list[FunctionSummary]:
+    """The functions the command names (by name, qualified name or folder), or all."""
+    wanted = arguments.function
+    if not wanted:
+        return summaries
+    chosen = [s for s in summaries if wanted in (s.name, s.folder) or s.name.endswith("." + wanted)]
+    if not chosen:
+        raise NotFoundError(f"no function {wanted!r} in {arguments.folder}")
+    return chosen
+
+
 def _when(timestamp: float) -> str:
     if not timestamp:
         return "-"
@@ -138,15 +151,7 @@ def _list(arguments: argparse.Namespace) -> int:
 
 
 def _info(arguments: argparse.Namespace) -> int:
-    summaries = summarise_cache(open_cache(arguments.folder))
-    if arguments.function:
-        summaries = [
-            s
-            for s in summaries
-            if arguments.function in (s.name, s.folder) or s.name.endswith("." + arguments.function)
-        ]
-        if not summaries:
-            raise NotFoundError(f"no function {arguments.function!r} in {arguments.folder}")
+    summaries = _chosen(summarise_cache(open_cache(arguments.folder)), arguments)
     payload = {
         "folder": arguments.folder,
         "functions": len(summaries),
@@ -195,17 +200,7 @@ def _info(arguments: argparse.Namespace) -> int:
 
 def _clear(arguments: argparse.Namespace) -> int:
     store = open_cache(arguments.folder)
-    summaries = summarise_cache(store)
-    if arguments.function:
-        chosen = [
-            s
-            for s in summaries
-            if arguments.function in (s.name, s.folder) or s.name.endswith("." + arguments.function)
-        ]
-        if not chosen:
-            raise NotFoundError(f"no function {arguments.function!r} in {arguments.folder}")
-    else:
-        chosen = summaries
+    chosen = _chosen(summarise_cache(store), arguments)
     count = sum(s.entries + s.stale_entries for s in chosen)
     if not arguments.yes:
         if not sys.stdin.isatty():

@@ -12,7 +12,7 @@ import dataclasses
 import math
 import os
 import threading
-from collections.abc import Callable, Generator, Iterable, Iterator, Sized
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence, Sized
 from types import TracebackType
 from typing import Any, Final, Generic, Literal, ParamSpec, TypeVar
 
@@ -21,6 +21,8 @@ from forklift.config import Settings, as_integer, default, resolve_settings
 from forklift.errors import ConfigurationError, InvalidTaskError, ParallelStateError
 from forklift.parallel.backends.base import Backend, Call
 from forklift.parallel.engine import RunPlan, execute
+from forklift.parallel.resilience import Checkpoint, Resilience
+from forklift.parallel.retries import as_retry_policy
 from forklift.parallel.selection import Selection, select_backend
 from forklift.progress.bar import ProgressBarLike
 from forklift.progress.events import Event, Reporter
@@ -87,6 +89,7 @@ class _Options:
     pre_dispatch: int | str
     batch_size: int | None  # None: "auto"
     observation: ObservationOptions
+    resilience: Resilience
 
 
 class Parallel:
@@ -114,6 +117,23 @@ class Parallel:
     * ``trace``: a path ending in ``.html`` (a self-contained timeline page) or ``.json``
       (Chrome trace events, for Perfetto) written when each call ends: each task's worker,
       start, end and outcome.
+    * ``retries``, ``retry_on``, ``retry_backoff``: run a failed task again up to ``retries``
+      times (only for the exception types in ``retry_on``, default any ``Exception``),
+      waiting ``retry_backoff`` seconds before the first retry and twice as long before each
+      next one. A worker that dies under a task, or a task past ``task_timeout``, is a
+      failure of that task, retried on a fresh worker.
+    * ``on_error``: ``"raise"`` (joblib's behaviour) or ``"return"``: a
+      :class:`~forklift.parallel.failures.TaskFailure` (exception, traceback, call) takes the
+      failed task's place and every success is kept; a summary is logged at the end.
+    * ``task_timeout``: seconds one task may run; past it the task is stopped (on processes
+      its worker is killed, the others go on; on threads it is abandoned) and fails with
+      :class:`~forklift.errors.TaskTimeoutError`. Tasks then run one per batch.
+    * ``checkpoint``: a :class:`~forklift.Memory`; each finished task's result is stored, and
+      rerunning the same call (after a crash or Ctrl-C) restores those instead of
+      recomputing them.
+    * ``seed``: gives every task its own random stream, from the seed and the task's
+      position - :func:`forklift.task_rng` - so results do not depend on ``n_jobs``, the
+      backend or which worker ran what.
 
     >>> seen = []
     >>> Parallel(n_jobs=2, backend="threading", reporters=[seen.append])(
@@ -142,6 +162,13 @@ class Parallel:
         progress: bool | ProgressBarLike = False,
         reporters: Iterable[Reporter | Callable[[Event], Any]] | None = None,
         trace: str | os.PathLike[str] | None = None,
+        retries: int = 0,
+        retry_on: type[BaseException] | Sequence[type[BaseException]] | None = None,
+        retry_backoff: float = 0.0,
+        on_error: Literal["raise", "return"] = "raise",
+        task_timeout: float | None = None,
+        checkpoint: Checkpoint | None = None,
+        seed: int | None = None,
         **backend_kwargs: Any,
     ) -> None:
         self._arguments: dict[str, Any] = {
@@ -160,6 +187,13 @@ class Parallel:
             "progress": progress,
             "reporters": reporters,
             "trace": trace,
+            "retries": retries,
+            "retry_on": retry_on,
+            "retry_backoff": retry_backoff,
+            "on_error": on_error,
+            "task_timeout": task_timeout,
+            "checkpoint": checkpoint,
+            "seed": seed,
             **backend_kwargs,
         }
         self._options = _Options(
@@ -168,6 +202,13 @@ class Parallel:
             pre_dispatch=_check_pre_dispatch(pre_dispatch),
             batch_size=_check_batch_size(batch_size),
             observation=ObservationOptions.check(progress, reporters, trace),
+            resilience=Resilience(
+                retry=as_retry_policy(retries, retry_on, retry_backoff),
+                on_error=on_error,
+                task_timeout=task_timeout,
+                checkpoint=checkpoint,
+                seed=seed,
+            ),
         )
         self._explicit_backend = backend is not None
         self._backend_kwargs = backend_kwargs
@@ -294,8 +335,13 @@ class Parallel:
     def _plan(self, selection: Selection, expected_total: int | None = None) -> RunPlan:
         options = self._options
         backend = selection.backend
+        batch_size = options.batch_size
         if backend.name == "sequential":
             max_in_flight: int | None = 1  # running ahead inline buys nothing
+        elif options.resilience.task_timeout is not None:
+            # A task's clock starts when it is sent: send no more than there are workers,
+            # one task per batch, so that sent means started.
+            max_in_flight, batch_size = selection.n_workers, 1
         else:
             max_in_flight = _batches_in_flight(options.pre_dispatch, selection.n_workers)
         reporters = options.observation.reporters_for_run(int(self._settings.verbose))
@@ -304,12 +350,13 @@ class Parallel:
             n_workers=selection.n_workers,
             n_jobs=selection.n_jobs,
             max_in_flight=max_in_flight,
-            batch_size=options.batch_size,
+            batch_size=batch_size,
             timeout=options.timeout,
             ordered=options.return_as != "generator_unordered",
             worker_settings=_worker_settings(self._settings, backend),
             reporters=reporters,
             expected_total=expected_total,
+            resilience=options.resilience,
         )
 
     def _with_overrides(self, overrides: dict[str, Any]) -> Parallel:

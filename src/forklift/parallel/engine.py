@@ -24,7 +24,9 @@ protocol and never looks inside one.
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import itertools
+import logging
 import queue
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -33,9 +35,16 @@ from functools import partial
 from typing import Any
 
 from forklift.config import Settings
-from forklift.errors import InvalidTaskError, ParallelTimeoutError, RemoteTraceback
+from forklift.errors import (
+    InvalidTaskError,
+    ParallelTimeoutError,
+    RemoteTraceback,
+    TaskTimeoutError,
+)
 from forklift.parallel.backends.base import Backend, Batch, BatchOutcome, Call, describe_call
 from forklift.parallel.batching import BatchSizer
+from forklift.parallel.failures import summarise
+from forklift.parallel.resilience import CheckpointedCalls, Decision, FailureTracker, Resilience
 from forklift.progress.events import (
     BatchCompleted,
     BatchDispatched,
@@ -48,6 +57,8 @@ from forklift.progress.events import (
 from forklift.progress.hub import EventHub
 
 __all__ = ["HEARTBEAT_SECONDS", "RunPlan", "TaskSource", "execute"]
+
+logger = logging.getLogger("forklift.parallel")
 
 # How often reporters hear from a run in which nothing completes (see Heartbeat).
 HEARTBEAT_SECONDS = 1.0
@@ -72,6 +83,7 @@ class RunPlan:
     worker_settings: Settings
     reporters: Sequence[Reporter] = ()
     expected_total: int | None = None
+    resilience: Resilience = dataclasses.field(default_factory=Resilience)
 
 
 class TaskSource:
@@ -136,104 +148,24 @@ def execute(plan: RunPlan, tasks: Iterable[Any]) -> Iterator[list[Any]]:
     taking it starts the work without waiting for any result. Closing the generator early
     (the consumer stopped) aborts what is in flight.
     """
-    source = TaskSource(tasks)
-    backend = plan.backend
-    completions: queue.SimpleQueue[int] = queue.SimpleQueue()
-    in_flight: dict[int, tuple[Batch, Future[BatchOutcome]]] = {}
-    ready: dict[int, list[Any]] = {}
-    next_to_yield = 0
-    n_batches = n_completed = 0
-    sizer = BatchSizer(backend.capabilities.batch_target_seconds)
-    started = time.perf_counter()
-    deadline = None if plan.timeout is None else started + plan.timeout
-    # Events cost nothing when nobody listens: every emission below is guarded by `hub`.
-    hub = EventHub(plan.reporters)
-    timed = hub.needs_task_times
-    if hub:
-        hub.emit(
-            RunStarted(
-                type(backend).__name__,
-                plan.n_workers,
-                plan.n_jobs,
-                expected_total=plan.expected_total,
-                started=time.time(),
-                backend_name=backend.name,
-            )
-        )
+    run = _Run(plan, tasks)
     failed = True
     reason = "closed early"
-    started_work = False
     try:
+        run.start()
+        run.fill()
+        yield []
         while True:
-            while not source.exhausted and (
-                plan.max_in_flight is None or len(in_flight) < plan.max_in_flight
-            ):
-                calls = source.take(plan.batch_size or sizer.size)
-                if not calls:
-                    break
-                batch = Batch(
-                    n_batches, source.n_taken - len(calls), calls, plan.worker_settings, timed
-                )
-                if hub:
-                    hub.emit(
-                        BatchDispatched(
-                            batch_index=batch.index,
-                            first_task=batch.first_task,
-                            n_tasks=len(calls),
-                            n_dispatched=source.n_taken,
-                            total=source.n_taken if source.exhausted else None,
-                            dispatched=time.time(),
-                            elapsed=time.perf_counter() - started,
-                        )
-                    )
-                future = backend.submit(batch)
-                in_flight[batch.index] = (batch, future)
-                future.add_done_callback(partial(_announce, completions, batch.index))
-                n_batches += 1
-            if not started_work:
-                started_work = True
-                yield []
-            if not in_flight:
-                break
-            if hub:
-                index = _next_completion_with_heartbeats(
-                    completions, deadline, plan.timeout, n_completed, source, hub, started
-                )
-            else:
-                index = _next_completion(completions, deadline, plan.timeout, n_completed, source)
-            batch, future = in_flight.pop(index)
-            outcome = future.result()
-            if outcome.error is not None:
-                if hub:
-                    hub.emit(_failure_event(batch, outcome, n_completed, started, timed))
-                raise _task_error(batch, outcome)
-            if plan.batch_size is None:
-                sizer.observe(len(batch), outcome.duration)
-            n_completed += len(batch)
-            if hub:
-                hub.emit(
-                    BatchCompleted(
-                        n_tasks=len(batch),
-                        n_completed=n_completed,
-                        n_dispatched=source.n_taken,
-                        total=source.n_taken if source.exhausted else None,
-                        elapsed=time.perf_counter() - started,
-                        worker=outcome.worker,
-                        started=outcome.started,
-                        finished=outcome.finished,
-                        batch_index=batch.index,
-                        first_task=batch.first_task,
-                        task_ends=_task_ends(outcome),
-                        task_names=_task_names(batch) if timed else None,
-                    )
-                )
-            if not plan.ordered:
-                yield outcome.results
+            if run.outbox:
+                chunks, run.outbox = run.outbox, []
+                yield from chunks
                 continue
-            ready[index] = outcome.results
-            while next_to_yield in ready:
-                yield ready.pop(next_to_yield)
-                next_to_yield += 1
+            if not (run.in_flight or run.retries):
+                break
+            index = run.wait()
+            if index is not None:
+                run.complete(index)
+            run.fill()
         failed = False
         reason = ""
     except GeneratorExit:
@@ -243,21 +175,330 @@ def execute(plan: RunPlan, tasks: Iterable[Any]) -> Iterator[list[Any]]:
         reason = f"{type(error).__name__}: {message}" if message else type(error).__name__
         raise
     finally:
-        if in_flight:
-            for _, pending in in_flight.values():
+        run.close(failed, reason)
+
+
+@dataclasses.dataclass
+class _Retry:
+    ready_at: float
+    sequence: int
+    first_task: int
+    call: Call
+
+    def __lt__(self, other: _Retry) -> bool:
+        return (self.ready_at, self.sequence) < (other.ready_at, other.sequence)
+
+
+class _Run:
+    """The state of one run; :func:`execute` drives it. Results leave through ``outbox``."""
+
+    def __init__(self, plan: RunPlan, tasks: Iterable[Any]) -> None:
+        self.plan = plan
+        self.source = TaskSource(tasks)
+        self.backend = plan.backend
+        self.resilience = plan.resilience
+        self.tracker = FailureTracker(plan.resilience)
+        self.checkpoint = (
+            None
+            if plan.resilience.checkpoint is None
+            else CheckpointedCalls(plan.resilience.checkpoint)
+        )
+        self.completions: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self.in_flight: dict[int, tuple[Batch, Future[BatchOutcome], float]] = {}
+        self.retries: list[_Retry] = []
+        self.outbox: list[list[Any]] = []
+        self.pieces: dict[int, list[Any]] = {}  # first task -> results, waiting for their turn
+        self.next_task = 0
+        self.n_batches = self.n_completed = self.n_retry_sequence = 0
+        self.sizer = BatchSizer(self.backend.capabilities.batch_target_seconds)
+        self.started = time.perf_counter()
+        self.deadline = None if plan.timeout is None else self.started + plan.timeout
+        self.last_event = self.started
+        # Events cost nothing when nobody listens: every emission is guarded by `hub`.
+        self.hub = EventHub(plan.reporters)
+        self.timed = self.hub.needs_task_times
+
+    # -- dispatch ----------------------------------------------------------------------------
+    def start(self) -> None:
+        if self.hub:
+            self.hub.emit(
+                RunStarted(
+                    type(self.backend).__name__,
+                    self.plan.n_workers,
+                    self.plan.n_jobs,
+                    expected_total=self.plan.expected_total,
+                    started=time.time(),
+                    backend_name=self.backend.name,
+                )
+            )
+
+    def _has_room(self) -> bool:
+        limit = self.plan.max_in_flight
+        return limit is None or len(self.in_flight) < limit
+
+    def fill(self) -> None:
+        """Dispatch retries that are due, then new calls, while there is room in flight."""
+        now = time.perf_counter()
+        while self.retries and self.retries[0].ready_at <= now and self._has_room():
+            retry = heapq.heappop(self.retries)
+            self.submit(retry.first_task, [retry.call])
+        source = self.source
+        while not source.exhausted and self._has_room():
+            calls = source.take(self.plan.batch_size or self.sizer.size)
+            if not calls:
+                break
+            first = source.n_taken - len(calls)
+            if self.checkpoint is None:
+                self.submit(first, calls)
+            else:
+                self._submit_or_restore(first, calls)
+
+    def _submit_or_restore(self, first: int, calls: list[Call]) -> None:
+        """Restore stored results in the caller; send the rest, wrapped so they are stored."""
+        assert self.checkpoint is not None
+        run: list[Call] = []
+        run_start = first
+        for position, call in enumerate(calls):
+            wrapped, stored = self.checkpoint.wrap(call)
+            if stored:
+                if run:
+                    self.submit(run_start, run)
+                    run = []
+                self.n_completed += 1
+                self.deliver(first + position, [self.checkpoint.restore(wrapped)])
+                run_start = first + position + 1
+            else:
+                run.append(wrapped)
+        if run:
+            self.submit(run_start, run)
+
+    def submit(self, first_task: int, calls: list[Call]) -> None:
+        batch = Batch(
+            self.n_batches,
+            first_task,
+            calls,
+            self.plan.worker_settings,
+            self.timed,
+            seed=self.resilience.seed,
+        )
+        self.n_batches += 1
+        if self.hub:
+            self.hub.emit(
+                BatchDispatched(
+                    batch_index=batch.index,
+                    first_task=batch.first_task,
+                    n_tasks=len(calls),
+                    n_dispatched=self.source.n_taken,
+                    total=self._total(),
+                    dispatched=time.time(),
+                    elapsed=time.perf_counter() - self.started,
+                )
+            )
+        future = self.backend.submit(batch)
+        self.in_flight[batch.index] = (batch, future, time.perf_counter())
+        future.add_done_callback(partial(_announce, self.completions, batch.index))
+
+    def _total(self) -> int | None:
+        return self.source.n_taken if self.source.exhausted else None
+
+    # -- waiting -----------------------------------------------------------------------------
+    def wait(self) -> int | None:
+        """The index of a completed batch, or None when woken for something else (a retry
+        is due, a task ran out of time, a heartbeat was sent)."""
+        wake_at = self.deadline
+        if self.retries:
+            wake_at = _earliest(wake_at, self.retries[0].ready_at)
+        task_timeout = self.resilience.task_timeout
+        if task_timeout is not None and self.in_flight:
+            oldest = min(dispatched for _, _, dispatched in self.in_flight.values())
+            wake_at = _earliest(wake_at, oldest + task_timeout)
+        if self.hub:
+            wake_at = _earliest(wake_at, self.last_event + HEARTBEAT_SECONDS)
+        try:
+            if wake_at is None:
+                return self.completions.get()
+            return self.completions.get(timeout=max(0.0, wake_at - time.perf_counter()))
+        except queue.Empty:
+            pass
+        now = time.perf_counter()
+        if self.deadline is not None and now >= self.deadline:
+            raise ParallelTimeoutError(
+                f"the Parallel call did not finish within timeout={self.plan.timeout}s "
+                f"({self.n_completed} of {self.source.n_taken} dispatched tasks done); "
+                "raise timeout or pass timeout=None"
+            )
+        if task_timeout is not None:
+            self._expire_tasks(now, task_timeout)
+        if self.hub and now - self.last_event >= HEARTBEAT_SECONDS:
+            self.last_event = now
+            self.hub.emit(
+                Heartbeat(
+                    n_completed=self.n_completed,
+                    n_dispatched=self.source.n_taken,
+                    total=self._total(),
+                    elapsed=now - self.started,
+                )
+            )
+        return None
+
+    def _expire_tasks(self, now: float, task_timeout: float) -> None:
+        for index, (batch, future, dispatched) in list(self.in_flight.items()):
+            if now - dispatched < task_timeout or future.done():
+                continue
+            del self.in_flight[index]
+            self.backend.abandon(future)
+            # task_timeout runs batches of one task, so the batch is the task.
+            call = batch.calls[0]
+            error = TaskTimeoutError(
+                f"task {batch.first_task}, {describe_call(call)}(), ran longer than "
+                f"task_timeout={task_timeout}s and was stopped"
+            )
+            self._fail(batch.first_task, call, error, "", worker="")
+
+    # -- completion ----------------------------------------------------------------------------
+    def complete(self, index: int) -> None:
+        entry = self.in_flight.pop(index, None)
+        if entry is None:
+            return  # a batch given up on (task_timeout) that finished after all
+        batch, future, _ = entry
+        try:
+            outcome = future.result()
+        except Exception as lost:  # the backend lost the batch (a worker died, ...)
+            self._batch_lost(batch, lost)
+            return
+        self.last_event = time.perf_counter()
+        if outcome.error is None:
+            if self.plan.batch_size is None:
+                self.sizer.observe(len(batch), outcome.duration)
+            self.n_completed += len(batch)
+            self._emit_completed(batch, outcome)
+            self.deliver(batch.first_task, outcome.results)
+            return
+        done = outcome.error_task
+        if done:
+            self.n_completed += done
+            self.deliver(batch.first_task, outcome.results[:done])
+        if self.hub:
+            self.hub.emit(
+                _failure_event(batch, outcome, self.n_completed, self.started, self.timed)
+            )
+        failed_task = batch.first_task + done
+        call = batch.calls[done]
+        if not self.resilience.tolerates_failures:
+            raise _task_error(batch, outcome)
+        self._fail(
+            failed_task,
+            call,
+            outcome.error,
+            outcome.error_traceback,
+            outcome.worker,
+            batch,
+            outcome,
+        )
+        rest = batch.calls[done + 1 :]
+        if rest:
+            self.submit(failed_task + 1, rest)
+
+    def _batch_lost(self, batch: Batch, lost: Exception) -> None:
+        if not self.resilience.tolerates_failures:
+            raise lost
+        if len(batch) > 1:
+            # Which call killed the worker is unknown: run each alone, so the next failure
+            # is charged to the task that caused it.
+            for position, call in enumerate(batch.calls):
+                self.submit(batch.first_task + position, [call])
+            return
+        self._fail(batch.first_task, batch.calls[0], lost, "", worker="")
+
+    def _fail(
+        self,
+        task_index: int,
+        call: Call,
+        error: BaseException,
+        traceback_text: str,
+        worker: str,
+        batch: Batch | None = None,
+        outcome: BatchOutcome | None = None,
+    ) -> None:
+        decision, delay = self.tracker.decide(task_index, error)
+        if decision is Decision.RETRY:
+            self.n_retry_sequence += 1
+            heapq.heappush(
+                self.retries,
+                _Retry(time.perf_counter() + delay, self.n_retry_sequence, task_index, call),
+            )
+            return
+        if decision is Decision.RAISE:
+            if batch is not None and outcome is not None:
+                raise _task_error(batch, outcome)
+            raise error
+        name = describe_call(call)
+        failure = self.tracker.record(task_index, call, error, traceback_text, name)
+        self.n_completed += 1
+        self.deliver(task_index, [failure])
+
+    def deliver(self, first_task: int, results: list[Any]) -> None:
+        """Hand results over in input order (or at once, when the order does not matter)."""
+        if not results:
+            return
+        if not self.plan.ordered:
+            self.outbox.append(results)
+            return
+        self.pieces[first_task] = results
+        while self.next_task in self.pieces:
+            chunk = self.pieces.pop(self.next_task)
+            self.next_task += len(chunk)
+            self.outbox.append(chunk)
+
+    def _emit_completed(self, batch: Batch, outcome: BatchOutcome) -> None:
+        if self.hub:
+            self.hub.emit(
+                BatchCompleted(
+                    n_tasks=len(batch),
+                    n_completed=self.n_completed,
+                    n_dispatched=self.source.n_taken,
+                    total=self._total(),
+                    elapsed=time.perf_counter() - self.started,
+                    worker=outcome.worker,
+                    started=outcome.started,
+                    finished=outcome.finished,
+                    batch_index=batch.index,
+                    first_task=batch.first_task,
+                    task_ends=_task_ends(outcome),
+                    task_names=_task_names(batch) if self.timed else None,
+                )
+            )
+
+    # -- the end ---------------------------------------------------------------------------------
+    def close(self, failed: bool, reason: str) -> None:
+        if self.in_flight:
+            for _, pending, _ in self.in_flight.values():
                 pending.cancel()
-            backend.abort()
-        if hub:
-            hub.emit(
+            self.backend.abort()
+        restored = 0 if self.checkpoint is None else self.checkpoint.restored
+        failures = self.tracker.failures
+        if failures and not failed:
+            logger.warning("%s", summarise(failures, self.n_completed))
+        if restored and not self.hub:
+            logger.info("restored %d of %d tasks from the checkpoint", restored, self.n_completed)
+        if self.hub:
+            self.hub.emit(
                 RunFinished(
-                    n_completed=n_completed,
-                    total=source.n_taken if source.exhausted else None,
-                    elapsed=time.perf_counter() - started,
+                    n_completed=self.n_completed,
+                    total=self._total(),
+                    elapsed=time.perf_counter() - self.started,
                     error=failed,
                     reason=reason,
                     finished=time.time(),
+                    restored=restored,
+                    failed=len(failures),
+                    retried=self.tracker.retried,
                 )
             )
+
+
+def _earliest(first: float | None, second: float) -> float:
+    return second if first is None else min(first, second)
 
 
 def _task_ends(outcome: BatchOutcome) -> tuple[float, ...] | None:
@@ -305,55 +546,6 @@ def _failure_event(
 
 def _announce(completions: queue.SimpleQueue[int], index: int, _: Future[BatchOutcome]) -> None:
     completions.put(index)
-
-
-def _next_completion(
-    completions: queue.SimpleQueue[int],
-    deadline: float | None,
-    timeout: float | None,
-    n_completed: int,
-    source: TaskSource,
-) -> int:
-    if deadline is None:
-        return completions.get()
-    try:
-        return completions.get(timeout=max(0.0, deadline - time.perf_counter()))
-    except queue.Empty:
-        raise ParallelTimeoutError(
-            f"the Parallel call did not finish within timeout={timeout}s "
-            f"({n_completed} of {source.n_taken} dispatched tasks done); "
-            "raise timeout or pass timeout=None"
-        ) from None
-
-
-def _next_completion_with_heartbeats(
-    completions: queue.SimpleQueue[int],
-    deadline: float | None,
-    timeout: float | None,
-    n_completed: int,
-    source: TaskSource,
-    hub: EventHub,
-    started: float,
-) -> int:
-    """:func:`_next_completion`, waking every ``HEARTBEAT_SECONDS`` while nothing finishes to
-    tell the reporters the run is alive (a bar's clock moves; a CI log gets a line)."""
-    while True:
-        wait = HEARTBEAT_SECONDS
-        if deadline is not None:
-            wait = min(wait, max(0.0, deadline - time.perf_counter()))
-        try:
-            return completions.get(timeout=wait)
-        except queue.Empty:
-            if deadline is not None and time.perf_counter() >= deadline:
-                return _next_completion(completions, deadline, timeout, n_completed, source)
-        hub.emit(
-            Heartbeat(
-                n_completed=n_completed,
-                n_dispatched=source.n_taken,
-                total=source.n_taken if source.exhausted else None,
-                elapsed=time.perf_counter() - started,
-            )
-        )
 
 
 def _task_error(batch: Batch, outcome: BatchOutcome) -> BaseException:

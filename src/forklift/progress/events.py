@@ -162,7 +162,9 @@ class RunFinished:
 
     ``error`` is True when it ended by a task error, timeout, interrupt or because the
     consumer stopped early; ``reason`` then says which (``"ValueError: ..."``,
-    ``"closed early"``...), else it is empty.
+    ``"closed early"``...), else it is empty. ``restored`` counts tasks whose results came
+    from a checkpoint, ``failed`` the failures kept in place of results
+    (``on_error="return"``), ``retried`` the retries made.
     """
 
     n_completed: int
@@ -171,6 +173,9 @@ class RunFinished:
     error: bool
     reason: str = ""
     finished: float = 0.0
+    restored: int = 0
+    failed: int = 0
+    retried: int = 0
 
 
 Event = RunStarted | BatchDispatched | BatchCompleted | BatchFailed | Heartbeat | RunFinished

@@ -69,9 +69,19 @@ class VerboseReporter:
         elif isinstance(event, RunFinished) and not event.error:
             total = event.total if event.total is not None else event.n_completed
             width = len(str(total)) if self._sized_total is not None else 3
+            extras = [
+                f"{count} {label}"
+                for count, label in (
+                    (event.restored, "restored from the checkpoint"),
+                    (event.failed, "failed"),
+                    (event.retried, "retried"),
+                )
+                if count
+            ]
             self._write(
                 f"Done {event.n_completed:{width}d} out of {total:{width}d} | "
                 f"elapsed: {format_duration(event.elapsed)} finished"
+                + (f" ({', '.join(extras)})" if extras else "")
             )
 
     def _should_print(self, n_completed: int, total: int | None) -> bool:

@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any, Protocol, runtime_checkable
 
+from forklift._support.task_context import TaskContext, current_task
 from forklift.config import Settings, entered_settings
 
 __all__ = [
@@ -72,7 +73,8 @@ class Batch:
 
     ``record_task_times`` asks :func:`run_batch` to note when each call ends (a progress
     reporter such as the timeline trace wants them); off by default, as it costs a clock read
-    per call.
+    per call. ``seed`` (from ``Parallel(seed=...)``) makes each call's position and the seed
+    visible to :func:`forklift.task_rng` inside the call.
     """
 
     index: int
@@ -80,6 +82,7 @@ class Batch:
     calls: list[Call]
     settings: Settings
     record_task_times: bool = False
+    seed: int | None = None
 
     def __len__(self) -> int:
         return len(self.calls)
@@ -132,6 +135,11 @@ class Backend(Protocol):
         """Cancel queued batches and ask running ones to stop as soon as they can."""
         ...
 
+    def abandon(self, future: Future[BatchOutcome]) -> None:
+        """Give up on one running batch (it ran past ``task_timeout``): stop it if the
+        backend can (kill its worker process), and keep the number of workers either way."""
+        ...
+
     def stop(self, wait: bool = True) -> None:
         """Release the workers; with ``wait`` block until they are gone."""
         ...
@@ -166,6 +174,9 @@ class ParallelBackendBase:
     def abort(self) -> None:
         return None
 
+    def abandon(self, future: Future[BatchOutcome]) -> None:
+        future.cancel()
+
     def stop(self, wait: bool = True) -> None:
         return None
 
@@ -198,8 +209,8 @@ def run_batch(
         settings = dataclasses.replace(settings, worker_of=worker_of)
     results: list[Any] = []
     outcome = BatchOutcome(results, started=time.time(), worker=_worker_name())
-    if batch.record_task_times:
-        _run_timed(batch, settings, outcome, should_stop)
+    if batch.record_task_times or batch.seed is not None:
+        _run_instrumented(batch, settings, outcome, should_stop)
         return outcome
     with entered_settings(settings):
         for position, (function, args, kwargs) in enumerate(batch.calls):
@@ -216,31 +227,44 @@ def run_batch(
     return outcome
 
 
-def _run_timed(
+def _run_instrumented(
     batch: Batch,
     settings: Settings,
     outcome: BatchOutcome,
     should_stop: Callable[[], bool] | None,
 ) -> None:
-    """:func:`run_batch`'s loop plus a clock read after each call - kept apart so the
-    common, untimed loop pays nothing for it."""
+    """:func:`run_batch`'s loop plus, as asked, a clock read after each call and the task's
+    position and seed set around it - kept apart so the common loop pays nothing for them."""
     results = outcome.results
+    timed = batch.record_task_times
     ends: list[float] = []
-    outcome.task_ends = ends
+    if timed:
+        outcome.task_ends = ends
     clock = time.time
+    seed = batch.seed
     with entered_settings(settings):
         for position, (function, args, kwargs) in enumerate(batch.calls):
             if should_stop is not None and should_stop():
                 break
+            token = (
+                None
+                if seed is None
+                else current_task.set(TaskContext(batch.first_task + position, seed))
+            )
             try:
                 results.append(function(*args, **kwargs))
             except BaseException as error:
-                ends.append(clock())
+                if timed:
+                    ends.append(clock())
                 outcome.error = error
                 outcome.error_task = position
                 outcome.error_traceback = "".join(traceback.format_exception(error))
                 break
-            ends.append(clock())
+            finally:
+                if token is not None:
+                    current_task.reset(token)
+            if timed:
+                ends.append(clock())
     outcome.finished = ends[-1] if ends else clock()
 
 

@@ -139,6 +139,9 @@ class ProcessBackend:
         )
         return future
 
+    def abandon(self, future: Future[BatchOutcome]) -> None:
+        future.cancel()  # the interim pool cannot stop one running task
+
     def abort(self) -> None:
         if self._pool is not None:
             self._pool.cancel_scope(self._scope, kill_running=True)

@@ -40,8 +40,7 @@ def _sequential(**params: Any) -> Backend:
 def _threading(**params: Any) -> Backend:
     from forklift.parallel.backends.threads import ThreadingBackend
 
-    _refuse_params("threading", params)
-    return ThreadingBackend()
+    return ThreadingBackend(**params)
 
 
 def _processes(**params: Any) -> Backend:

@@ -37,6 +37,9 @@ class SequentialBackend:
     def abort(self) -> None:
         return None
 
+    def abandon(self, future: Future[BatchOutcome]) -> None:
+        return None  # batches run inline: by the time anyone could give up, they are done
+
     def stop(self, wait: bool = True) -> None:
         return None
 
