@@ -324,6 +324,35 @@ class ProcessPool(Executor):
             self._retire_idle()
             self._spawn()
 
+    def cancel_future(self, future: Future[Any]) -> None:
+        """Give up on one task: cancel it if queued; if its worker is running it, kill that
+        worker (a replacement starts; tasks queued behind it run elsewhere). A task handed to
+        a worker but not started yet is dropped from our books; its result will be ignored."""
+        with self._lock:
+            for task in self._pending:
+                if task.future is future:
+                    self._pending.remove(task)
+                    self._forget_task(task)
+                    break
+            else:
+                for worker in self._workers.values():
+                    for position, task in enumerate(worker.in_flight):
+                        if task.future is not future:
+                            continue
+                        del worker.in_flight[position]
+                        self._forget_task(task)
+                        if position == 0 and not worker.killed:
+                            worker.killed = True
+                            worker.retiring = True
+                            kill_group(worker.pid)
+                        break
+                    else:
+                        continue
+                    break
+            self._spawn()
+        if not future.cancel():
+            fail(future, CancelledError())
+
     def cancel_scope(self, scope: SharingScope, *, kill_running: bool = True) -> None:
         """Cancel the queued tasks of ``scope``; with ``kill_running``, kill the workers
         running its tasks now (their other queued tasks move to other workers)."""

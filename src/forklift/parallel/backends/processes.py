@@ -140,7 +140,11 @@ class ProcessBackend:
         return future
 
     def abandon(self, future: Future[BatchOutcome]) -> None:
-        future.cancel()  # the interim pool cannot stop one running task
+        """Stop one batch (past ``task_timeout``): its worker is killed and replaced."""
+        if self._pool is not None:
+            self._pool.cancel_future(future)
+        else:
+            future.cancel()
 
     def abort(self) -> None:
         if self._pool is not None:
