@@ -311,10 +311,47 @@ class ProcessPool(Executor):
                 self._preload.append(name)
 
     def set_thread_limit(self, thread_limit: int | None) -> None:
-        """Cap BLAS/OpenMP threads in workers started from now on."""
+        """Cap BLAS/OpenMP threads in workers; workers started under another cap are replaced
+        (idle ones now, busy ones once their tasks are done)."""
         if thread_limit is not None:
             check_positive("thread_limit", thread_limit)
-        self._thread_limit = thread_limit
+        with self._lock:
+            if thread_limit == self._thread_limit:
+                return
+            self._thread_limit = thread_limit
+            for worker in self._workers.values():
+                worker.retiring = True
+            self._retire_idle()
+            self._spawn()
+
+    def cancel_future(self, future: Future[Any]) -> None:
+        """Give up on one task: cancel it if queued; if its worker is running it, kill that
+        worker (a replacement starts; tasks queued behind it run elsewhere). A task handed to
+        a worker but not started yet is dropped from our books; its result will be ignored."""
+        with self._lock:
+            for task in self._pending:
+                if task.future is future:
+                    self._pending.remove(task)
+                    self._forget_task(task)
+                    break
+            else:
+                for worker in self._workers.values():
+                    for position, task in enumerate(worker.in_flight):
+                        if task.future is not future:
+                            continue
+                        del worker.in_flight[position]
+                        self._forget_task(task)
+                        if position == 0 and not worker.killed:
+                            worker.killed = True
+                            worker.retiring = True
+                            kill_group(worker.pid)
+                        break
+                    else:
+                        continue
+                    break
+            self._spawn()
+        if not future.cancel():
+            fail(future, CancelledError())
 
     def cancel_scope(self, scope: SharingScope, *, kill_running: bool = True) -> None:
         """Cancel the queued tasks of ``scope``; with ``kill_running``, kill the workers
@@ -341,34 +378,6 @@ class ProcessPool(Executor):
                         killed_failures.append(task)
             self._spawn()
         for task in killed_failures:
-            fail(task.future, CancelledError())
-
-    def cancel_task(self, future: Future[Any], *, kill_running: bool = True) -> None:
-        """Cancel the task behind ``future``: drop it if queued; if it runs and
-        ``kill_running``, kill its worker (the worker's other tasks run elsewhere) and fail
-        the future with ``CancelledError``. Used to stop one task past its time limit."""
-        failed: list[Task] = []
-        with self._lock:
-            for task in [task for task in self._pending if task.future is future]:
-                self._pending.remove(task)
-                self._forget_task(task)
-                if not task.future.cancel():
-                    failed.append(task)
-            if kill_running:
-                for worker in self._workers.values():
-                    mine = [task for task in worker.in_flight if task.future is future]
-                    if not mine:
-                        continue
-                    if not worker.killed:
-                        worker.killed = True
-                        worker.retiring = True
-                        kill_group(worker.pid)
-                    for task in mine:
-                        worker.in_flight.remove(task)
-                        self._forget_task(task)
-                        failed.append(task)
-            self._spawn()
-        for task in failed:
             fail(task.future, CancelledError())
 
     def release_scope(self, scope: SharingScope) -> None:

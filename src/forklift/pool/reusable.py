@@ -128,7 +128,8 @@ def _get_locked(
     reusable = reuse is True or (reuse == "auto" and _same_options(options, _options))
     if current is not None and reusable and current_is_alive(current):
         current.idle_worker_timeout = idle_worker_timeout
-        current.set_thread_limit(thread_limit)
+        if thread_limit is not None:
+            current.set_thread_limit(thread_limit)
         # Never below what a call running on it asked for.
         size = max([max_workers, *_leases.get(current, [])])
         if current.max_workers != size:
@@ -188,7 +189,11 @@ def warm_up(n_jobs: int = -1, timeout: float | None = 30.0) -> int:
     ready. Pays the start-up cost ahead of the first ``Parallel`` call."""
     n_workers = cpu_count() + 1 + n_jobs if n_jobs < 0 else n_jobs
     n_workers = max(1, n_workers)
-    pool = get_reusable_executor(max(n_workers, _current_size()))
+    # The same BLAS/OpenMP cap the process backend gives a call of n_jobs, so the warm
+    # workers are the ones that call will use.
+    pool = get_reusable_executor(
+        max(n_workers, _current_size()), thread_limit=max(1, cpu_count() // n_workers)
+    )
     return pool.warm_up(n_workers, timeout=timeout)
 
 

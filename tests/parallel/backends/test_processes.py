@@ -133,11 +133,12 @@ def test_blas_threads_capped_to_cpu_share() -> None:
     expected = os.environ.get("OMP_NUM_THREADS") or str(max(1, cpu_count() // 2))
     assert values == [expected, expected]
     with parallel_config(inner_max_num_threads=1):
-        shutdown_reusable_executor()
-        values = Parallel(n_jobs=2, backend="loky", inner_max_num_threads=1)(
-            delayed(read_env)("FORKLIFT_MAX_CPU_COUNT") for _ in range(2)
-        )
-    assert values == ["1", "1"]
+        values = Parallel(n_jobs=2)(delayed(read_env)("FORKLIFT_MAX_CPU_COUNT") for _ in range(2))
+    assert values == ["1", "1"]  # the warm workers with another cap were replaced
+    values = Parallel(n_jobs=2, inner_max_num_threads=3)(
+        delayed(read_env)("FORKLIFT_MAX_CPU_COUNT") for _ in range(2)
+    )
+    assert values == ["3", "3"]
 
 
 def test_two_caller_threads_at_once() -> None:
@@ -271,3 +272,30 @@ def test_two_threads_with_different_initializers_do_not_break_each_other() -> No
         thread.join(60)
     assert not errors, errors
     assert outputs == {"a": ["a"] * 30, "b": ["b"] * 30}
+
+
+def sleep_for(seconds: float, pid_file: str) -> float:
+    if seconds > 1:
+        Path(pid_file).write_text(str(os.getpid()))
+    time.sleep(seconds)
+    return seconds
+
+
+def test_task_timeout_kills_the_stuck_worker(tmp_path: Path) -> None:
+    from forklift.errors import TaskTimeoutError
+    from forklift.pool import warm_up
+
+    warm_up(2)  # the timeout counts from dispatch: do not spend it starting workers
+    pid_file = str(tmp_path / "stuck.pid")
+    started = time.monotonic()
+    with pytest.raises(TaskTimeoutError, match="sleep_for"):
+        Parallel(n_jobs=2, task_timeout=1.0)(
+            delayed(sleep_for)(s, pid_file) for s in (0.01, 30, 0.01)
+        )
+    assert time.monotonic() - started < 10
+    stuck = int(Path(pid_file).read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and psutil.pid_exists(stuck):
+        time.sleep(0.05)
+    assert not psutil.pid_exists(stuck)
+    assert Parallel(n_jobs=2)(delayed(square)(i) for i in range(4)) == [0, 1, 4, 9]

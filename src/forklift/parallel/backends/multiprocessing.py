@@ -16,7 +16,7 @@ import multiprocessing
 import multiprocessing.pool
 import pickle
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from typing import Any
 
 import cloudpickle
@@ -105,8 +105,9 @@ class MultiprocessingBackend:
         return future
 
     def abandon(self, future: Future[BatchOutcome]) -> None:
-        # multiprocessing.Pool cannot stop one task: the batch runs on, its result ignored.
-        future.cancel()
+        """Give up on one batch: the stdlib pool cannot stop a single task, so it runs on in
+        its worker and its result is dropped."""
+        _fail(future, CancelledError())
 
     def abort(self) -> None:
         pool, self._pool = self._pool, None

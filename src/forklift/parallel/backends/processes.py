@@ -28,6 +28,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from forklift._support.cpus import cpu_count
+from forklift.config import current_settings
 from forklift.errors import ConfigurationError
 from forklift.parallel.backends._in_worker import WORKER_MODULE, run_batch_in_worker
 from forklift.parallel.backends.base import (
@@ -104,7 +105,11 @@ class ProcessBackend:
         return n_jobs
 
     def start(self, n_workers: int) -> None:
-        threads = self._inner_max_num_threads or max(1, cpu_count() // max(n_workers, 1))
+        threads = (
+            self._inner_max_num_threads
+            or current_settings().inner_max_num_threads
+            or max(1, cpu_count() // max(n_workers, 1))
+        )
         if self._pool is not None:
             release_executor(self._pool, self.n_workers)
         self._pool = acquire_executor(
@@ -135,10 +140,11 @@ class ProcessBackend:
         return future
 
     def abandon(self, future: Future[BatchOutcome]) -> None:
-        """Kill the worker running this batch (past ``task_timeout``); a new one replaces
-        it, and the other workers keep going."""
+        """Stop one batch (past ``task_timeout``): its worker is killed and replaced."""
         if self._pool is not None:
-            self._pool.cancel_task(future, kill_running=True)
+            self._pool.cancel_future(future)
+        else:
+            future.cancel()
 
     def abort(self) -> None:
         if self._pool is not None:
