@@ -174,9 +174,8 @@ def test_file_objects(tmp_path: Path) -> None:
         assert loaded["b"] == value["b"]
     with open(tmp_path / "f.fl", "wb") as handle:
         dump(value, handle)
-    with open(tmp_path / "f.fl", "rb") as handle:
-        with pytest.warns(PersistWarning, match="file object"):
-            loaded = load(handle, mmap_mode="r")
+    with open(tmp_path / "f.fl", "rb") as handle, pytest.warns(PersistWarning, match="file"):
+        loaded = load(handle, mmap_mode="r")
     assert type(loaded["a"]) is np.ndarray
 
 

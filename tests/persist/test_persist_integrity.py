@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 from pathlib import Path
 from typing import Any
@@ -69,8 +70,9 @@ def test_bit_flips_give_only_forklift_errors(tmp_path: Path, compress: Any) -> N
         try:
             loaded = load(damaged)
         except ForkliftError as exc:
-            assert str(damaged) in str(exc)
+            message = str(exc)
             detected += 1
+            assert str(damaged) in message
         else:  # only padding bytes or the header flags may change harmlessly
             assert _equal(loaded, value), f"undetected damage at byte {position}"
     assert detected > len(positions) // 2
@@ -92,7 +94,7 @@ def test_newer_major_version_is_refused_clearly(tmp_path: Path) -> None:
     data = bytearray(path.read_bytes())
     data[8] = 9
     path.write_bytes(data)
-    with pytest.raises(UnsupportedFormatError, match="format 9.0"):
+    with pytest.raises(UnsupportedFormatError, match=r"format 9\.0"):
         load(path)
 
 
@@ -127,10 +129,9 @@ def test_damaged_joblib_files_give_only_forklift_errors(tmp_path: Path, name: st
         else:
             flipped[rng.randrange(len(flipped))] ^= 1 << rng.randrange(8)
         damaged.write_bytes(flipped)
-        try:
+        # undetectable damage (joblib's format has no checksums) may load: no error then
+        with contextlib.suppress(ForkliftError):
             load(damaged)
-        except ForkliftError:
-            pass  # undetectable damage (no checksums in joblib's format) may load
 
 
 # -- atomic writes ---------------------------------------------------------------------------
