@@ -182,3 +182,14 @@ def test_dump_replaces_existing_file_with_normal_permissions(tmp_path: Path) -> 
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+
+
+def test_verify_false_skips_only_raw_buffer_checksums(tmp_path: Path) -> None:
+    path = tmp_path / "v.fl"
+    dump({"a": np.zeros(1_000_000)}, path)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(data)
+    with pytest.raises(CorruptFileError, match="checksum"):
+        load(path)
+    assert np.count_nonzero(load(path, verify=False)["a"]) == 1

@@ -90,6 +90,7 @@ def load(
     mmap_mode: str | None = None,
     *,
     allowed_globals: Iterable[str | object] | None = None,
+    verify: bool = True,
 ) -> Any:
     """Load the object stored by :func:`dump` (or by joblib's ``dump``) in ``filename``.
 
@@ -104,6 +105,10 @@ def load(
             imported; :data:`~forklift.persist.SAFE_GLOBALS` covers builtin containers and
             numbers and numpy arrays. Anything else raises
             :class:`~forklift.errors.UnsafeLoadError` naming it, before anything is built.
+        verify: check the checksum of every uncompressed array buffer while reading it
+            (default; it costs a few percent). The file's frame, index and pickle stream and
+            compressed chunks are checked in any case. Memory-mapped arrays are not read, so
+            they are never verified.
 
     Raises:
         CorruptFileError: the file is truncated or damaged (the message names it).
@@ -117,7 +122,7 @@ def load(
     if _is_path(filename):
         path = os.fspath(filename)  # type: ignore[arg-type]
         with open(path, "rb") as handle:
-            return _load(handle, str(path), str(path), mmap_mode, allowed)
+            return _load(handle, str(path), str(path), mmap_mode, allowed, verify)
     if not hasattr(filename, "read"):
         raise ConfigurationError(
             f"filename must be a path or a binary file object, not {type(filename).__name__}"
@@ -133,7 +138,7 @@ def load(
     label = name if isinstance(name, str) else f"<{type(file).__name__}>"
     if not _seekable(file):
         file = io.BytesIO(file.read())
-    return _load(file, label, None, None, allowed)
+    return _load(file, label, None, None, allowed, verify)
 
 
 def _seekable(file: IO[bytes]) -> bool:
@@ -149,6 +154,7 @@ def _load(
     path: str | None,
     mmap_mode: str | None,
     allowed: frozenset[str] | None,
+    verify: bool,
 ) -> Any:
     start = file.tell()
     magic = file.read(len(layout.MAGIC))
@@ -166,4 +172,4 @@ def _load(
                 stacklevel=3,
             )
             mmap_mode = None
-    return reader.read_file(source, path=path, mmap_mode=mmap_mode, allowed=allowed)
+    return reader.read_file(source, path=path, mmap_mode=mmap_mode, allowed=allowed, verify=verify)

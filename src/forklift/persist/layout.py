@@ -55,6 +55,10 @@ ALIGNMENT = 64
 CHUNK_SIZE = 4 << 20
 #: A reader refuses chunks claiming more raw bytes than this (crafted-file guard).
 MAX_CHUNK_RAW = 1 << 30
+#: Raw chunks are written, read and checksummed in pieces of this size, so the checksum
+#: reads bytes still in the CPU cache from the copy that just moved them (measured: the
+#: checksum then costs a few percent instead of a third of a 1 GB load).
+PIECE_SIZE = 256 << 10
 #: Buffers smaller than this stay inside the pickle stream (an aligned section costs more).
 INBAND_LIMIT = 16 << 10
 #: A compressed chunk is kept only if it is smaller than this fraction of the raw chunk.
@@ -94,13 +98,17 @@ def _sum64(data: memoryview) -> int:
     return total & _MASK64
 
 
-def checksum(name: str, data: memoryview | bytes) -> int:
-    """Checksum ``data`` with the algorithm ``name`` (``"crc32"`` or ``"sum64"``)."""
+def checksum(name: str, data: memoryview | bytes, running: int = 0) -> int:
+    """Checksum ``data`` with the algorithm ``name`` (``"crc32"`` or ``"sum64"``).
+
+    ``running`` continues a checksum over pieces: ``checksum(n, b, checksum(n, a))`` equals
+    ``checksum(n, a + b)`` when ``len(a)`` is a multiple of :data:`PIECE_SIZE`'s alignment (8).
+    """
     view = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
     if name == "crc32":
-        return zlib.crc32(view)
+        return zlib.crc32(view, running)
     if name == "sum64":
-        return _sum64(view)
+        return (_sum64(view) + running) & _MASK64
     raise ValueError(f"unknown checksum {name!r}")
 
 

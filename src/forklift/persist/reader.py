@@ -39,6 +39,7 @@ class Source:
         self.name = name
         self.start = file.tell()
         self.size = file.seek(0, 2) - self.start
+        self._position = -1  # where the file is, relative to start (-1: unknown)
 
     def corrupt(self, message: str) -> CorruptFileError:
         return CorruptFileError(f"{self.name}: {message}")
@@ -49,6 +50,7 @@ class Source:
                 f"truncated: needs bytes {offset}-{offset + length}, file has {self.size}"
             )
         self.file.seek(self.start + offset)
+        self._position = -1
         data = self.file.read(length)
         if data is None or len(data) != length:
             raise self.corrupt("truncated while reading")
@@ -60,13 +62,16 @@ class Source:
             raise self.corrupt(
                 f"truncated: needs bytes {offset}-{offset + length}, file has {self.size}"
             )
-        self.file.seek(self.start + offset)
+        if offset != self._position:  # sequential reads skip the seek
+            self.file.seek(self.start + offset)
+        self._position = -1
         done = 0
         while done < length:
             count = self.file.readinto(target[done:])  # type: ignore[attr-defined]
             if not count:
                 raise self.corrupt("truncated while reading")
             done += count
+        self._position = offset + length
 
 
 @dataclass(frozen=True)
@@ -193,7 +198,7 @@ class _SectionReader:
         self._source = source
         self._compressor = compressor
         self._workers = cpu_count()
-        parallel = compressor is None or compressor.parallel
+        parallel = compressor is not None and compressor.parallel
         self._pool: ThreadPoolExecutor | None = None
         if parallel and self._workers > 1 and total > layout.CHUNK_SIZE:
             self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="forklift-load")
@@ -231,6 +236,19 @@ class _SectionReader:
             raise self._source.corrupt("damaged compressed data (wrong length)")
         target[:] = data
 
+    def _read_raw(self, name: str, offset: int, target: memoryview, expected: int) -> None:
+        """Read a raw chunk piece by piece, checksumming each piece while it is cache-hot."""
+        if not self.verify_raw:
+            self._source.readinto(offset, target)
+            return
+        check = 0
+        for start in range(0, len(target), layout.PIECE_SIZE):
+            piece = target[start : start + layout.PIECE_SIZE]
+            self._source.readinto(offset + start, piece)
+            check = layout.checksum(name, piece, check)
+        if check != expected:
+            raise self._source.corrupt("damaged data (checksum mismatch)")
+
     def read(self, section: Section) -> Any:
         block = _allocate(section.length)
         view = memoryview(block).cast("B")
@@ -247,10 +265,8 @@ class _SectionReader:
                     data = self._source.read(offset, stored)
                     job = _bind(self._decode, section.checksum, data, raw, check, target)
                 else:
-                    self._source.readinto(offset, target)
-                    if not self.verify_raw:
-                        continue
-                    job = _bind(self._check, section.checksum, target, check)
+                    self._read_raw(section.checksum, offset, target, check)
+                    continue
                 if self._pool is None:
                     job()
                     continue
@@ -299,8 +315,13 @@ def read_file(
     path: str | None,
     mmap_mode: str | None,
     allowed: frozenset[str] | None,
+    verify: bool = True,
 ) -> Any:
-    """Load the value stored in the forklift file behind ``source``."""
+    """Load the value stored in the forklift file behind ``source``.
+
+    ``verify=False`` skips the checksums of raw (uncompressed) buffers; the frame, the index,
+    the pickle stream and compressed chunks are always checked.
+    """
     index = read_index(source)
     compressor = get_compressor(index.codec) if index.codec is not None else None
     total = index.pickle.length + sum(section.length for section in index.buffers)
@@ -316,7 +337,7 @@ def read_file(
                 _mark_writable_mapped(path, index.flags)
         if not buffers:
             # After a writable mapping the stored checksums of raw buffers may be stale.
-            sections.verify_raw = not index.flags & layout.FLAG_WRITABLE_MAPPED
+            sections.verify_raw = verify and not index.flags & layout.FLAG_WRITABLE_MAPPED
             buffers = [sections.read(section) for section in index.buffers]
     finally:
         sections.close()

@@ -7,9 +7,11 @@ Data flow::
                  --in order--> the output file, sections 64-byte aligned
     index (JSON) + trailer
 
-The workers only run code that releases the GIL (zlib, bz2, lzma, lz4, zstd, numpy sums),
-while the calling thread writes, so compression and checksums use every core and the disk
-at once. At most ``2 * workers`` chunks are in flight: memory stays flat for any size.
+With a compressor, the workers only run code that releases the GIL (zlib, bz2, lzma, lz4,
+zstd), while the calling thread writes, so compression uses every core and the disk at once.
+At most ``2 * workers`` chunks are in flight: memory stays flat for any size. Without one,
+the calling thread checksums and writes 256 KiB pieces in turn: a worker would only fight
+the write for memory bandwidth (measured), while a piece still in the cache sums for free.
 
 Imports only :mod:`forklift.errors` and :mod:`forklift._support`.
 """
@@ -128,7 +130,8 @@ class _SectionWriter:
         compressor = get_compressor(choice.name) if choice.name is not None else None
         self._transform = _make_transform(compressor, choice.level, checksum_name)
         self._checksum_name = checksum_name
-        self._parallel = compressor is None or compressor.parallel
+        self._raw = compressor is None
+        self._parallel = compressor is not None and compressor.parallel
         self._pool: ThreadPoolExecutor | None = None
         self._workers = cpu_count()
 
@@ -140,7 +143,10 @@ class _SectionWriter:
         self._out.align()
         view = data.cast("B") if data.format != "B" or data.ndim != 1 else data
         entries: list[list[int]] = []
-        if len(view) <= layout.CHUNK_SIZE or not self._parallel or self._workers < 2:
+        if self._raw:
+            for chunk in _chunks(view):
+                self._write_raw(chunk, entries)
+        elif len(view) <= layout.CHUNK_SIZE or not self._parallel or self._workers < 2:
             for chunk in _chunks(view):
                 self._emit(self._transform(chunk), entries)
         else:
@@ -154,6 +160,16 @@ class _SectionWriter:
             while pending:
                 self._emit(pending.popleft().result(), entries)
         return {"length": len(view), "checksum": self._checksum_name, "chunks": entries}
+
+    def _write_raw(self, chunk: memoryview, entries: list[list[int]]) -> None:
+        """Checksum each piece right before writing it, while it is still in the cache."""
+        offset = self._out.position
+        check = 0
+        for start in range(0, len(chunk), layout.PIECE_SIZE):
+            piece = chunk[start : start + layout.PIECE_SIZE]
+            check = layout.checksum(self._checksum_name, piece, check)
+            self._out.write(piece)
+        entries.append([offset, len(chunk), len(chunk), 0, check])
 
     def _emit(self, chunk: Chunk, entries: list[list[int]]) -> None:
         stored, coded, raw_length, check = chunk
