@@ -122,7 +122,9 @@ def load(
     if _is_path(filename):
         path = os.fspath(filename)  # type: ignore[arg-type]
         with open(path, "rb") as handle:
-            return _load(handle, str(path), str(path), mmap_mode, allowed, verify)
+            return _load(
+                handle, str(path), str(path), mmap_mode=mmap_mode, allowed=allowed, verify=verify
+            )
     if not hasattr(filename, "read"):
         raise ConfigurationError(
             f"filename must be a path or a binary file object, not {type(filename).__name__}"
@@ -138,7 +140,7 @@ def load(
     label = name if isinstance(name, str) else f"<{type(file).__name__}>"
     if not _seekable(file):
         file = io.BytesIO(file.read())
-    return _load(file, label, None, None, allowed, verify)
+    return _load(file, label, None, mmap_mode=None, allowed=allowed, verify=verify)
 
 
 def _seekable(file: IO[bytes]) -> bool:
@@ -152,6 +154,7 @@ def _load(
     file: IO[bytes],
     name: str,
     path: str | None,
+    *,
     mmap_mode: str | None,
     allowed: frozenset[str] | None,
     verify: bool,
