@@ -17,6 +17,7 @@ Imports only :mod:`forklift.errors` and :mod:`forklift._support`.
 from __future__ import annotations
 
 import collections
+import functools
 import json
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -82,6 +83,7 @@ class Section:
     checksum: str
     chunks: tuple[tuple[int, int, int, int, int], ...]  # offset, stored, raw, coded, sum
     array: dict[str, Any] | None = None
+    shuffle: int = 0  # item size the compressed chunks were byte-shuffled by (0: none)
 
     def contiguous_raw_offset(self) -> int | None:
         """File offset of the section if it is stored raw in one run (mappable), else None."""
@@ -131,7 +133,16 @@ def _section(raw: Any, source: Source) -> Section:
     if total != length:
         raise source.corrupt("section chunks do not add up to its length")
     array = raw.get("array")
-    return Section(length, checksum, tuple(chunks), array if isinstance(array, dict) else None)
+    shuffle = raw.get("shuffle", 0)
+    if shuffle not in (0, 2, 4, 8, 16):
+        raise source.corrupt("bad shuffle width in the index")
+    return Section(
+        length,
+        checksum,
+        tuple(chunks),
+        array if isinstance(array, dict) else None,
+        shuffle,
+    )
 
 
 def read_index(source: Source) -> FileIndex:
@@ -211,7 +222,9 @@ class _SectionReader:
         if layout.checksum(name, data) != expected:
             raise self._source.corrupt("damaged data (checksum mismatch)")
 
-    def _decode(self, name: str, stored: bytes, raw: int, check: int, target: memoryview) -> None:
+    def _decode(
+        self, name: str, stored: bytes, raw: int, check: int, target: memoryview, *, width: int
+    ) -> None:
         self._check(name, stored, check)
         assert self._compressor is not None
         try:
@@ -234,7 +247,10 @@ class _SectionReader:
             raise
         if len(data) != raw:
             raise self._source.corrupt("damaged compressed data (wrong length)")
-        target[:] = data
+        if width and raw % width == 0:
+            _unshuffle(data, width, target)
+        else:
+            target[:] = data
 
     def _read_raw(self, name: str, offset: int, target: memoryview, expected: int) -> None:
         """Read a raw chunk piece by piece, checksumming each piece while it is cache-hot."""
@@ -263,7 +279,15 @@ class _SectionReader:
                     if self._compressor is None:
                         raise self._source.corrupt("compressed chunk in an uncompressed file")
                     data = self._source.read(offset, stored)
-                    job = _bind(self._decode, section.checksum, data, raw, check, target)
+                    job = functools.partial(
+                        self._decode,
+                        section.checksum,
+                        data,
+                        raw,
+                        check,
+                        target,
+                        width=section.shuffle,
+                    )
                 else:
                     self._read_raw(section.checksum, offset, target, check)
                     continue
@@ -279,6 +303,14 @@ class _SectionReader:
             for future in pending:
                 future.cancel()
         return block
+
+
+def _unshuffle(data: bytes, width: int, target: memoryview) -> None:
+    """Undo the writer's byte shuffle: ``data`` holds byte planes, ``target`` gets items."""
+    import numpy
+
+    planes = numpy.frombuffer(data, dtype=numpy.uint8).reshape(width, -1)
+    numpy.copyto(numpy.frombuffer(target, dtype=numpy.uint8).reshape(-1, width), planes.T)
 
 
 def _bind(function: Callable[..., None], *args: Any) -> Callable[[], None]:
