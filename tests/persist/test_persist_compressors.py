@@ -232,3 +232,15 @@ def test_numeric_buffers_are_byte_shuffled_before_compression(tmp_path: Path) ->
     plain = len(zlib.compress(value["f8"].tobytes(), 1))
     dump(value["f8"], path, compress=("zlib", 1))
     assert path.stat().st_size < 0.8 * plain
+
+
+def test_file_with_unregistered_codec_is_unsupported(tmp_path: Path) -> None:
+    from forklift.errors import UnsupportedFormatError
+    from forklift.persist import compressors
+
+    register_compressor("temporary-test", _Halve(), force=True)
+    path = tmp_path / "t.fl"
+    dump(np.zeros(1 << 20), path, compress="temporary-test")
+    del compressors._REGISTRY["temporary-test"]
+    with pytest.raises(UnsupportedFormatError, match="temporary-test"):
+        load(path)

@@ -17,15 +17,18 @@ Imports only :mod:`forklift.errors` and :mod:`forklift._support`.
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
+import io
 import json
+import os
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any
 
 from forklift._support.cpus import cpu_count
-from forklift.errors import CorruptFileError, UnsupportedFormatError
+from forklift.errors import CorruptFileError, UnknownCompressorError, UnsupportedFormatError
 from forklift.persist import layout, safe
 from forklift.persist.compressors import Compressor, get_compressor
 
@@ -56,6 +59,15 @@ class Source:
         if data is None or len(data) != length:
             raise self.corrupt("truncated while reading")
         return data
+
+    def will_need(self, offset: int, length: int) -> None:
+        """Ask the OS to start reading a region ahead (we then read it in small pieces)."""
+        advise = getattr(os, "posix_fadvise", None)
+        if advise is None or length < layout.CHUNK_SIZE:
+            return
+        # not a real file (BytesIO, pipe): nothing to prefetch
+        with contextlib.suppress(AttributeError, OSError, ValueError, io.UnsupportedOperation):
+            advise(self.file.fileno(), self.start + offset, length, os.POSIX_FADV_WILLNEED)
 
     def readinto(self, offset: int, target: memoryview) -> None:
         length = target.nbytes
@@ -266,6 +278,10 @@ class _SectionReader:
             raise self._source.corrupt("damaged data (checksum mismatch)")
 
     def read(self, section: Section) -> Any:
+        if section.chunks:
+            first = section.chunks[0][0]
+            last = section.chunks[-1]
+            self._source.will_need(first, last[0] + last[1] - first)
         block = _allocate(section.length)
         view = memoryview(block).cast("B")
         pending: collections.deque[Future[None]] = collections.deque()
@@ -303,6 +319,18 @@ class _SectionReader:
             for future in pending:
                 future.cancel()
         return block
+
+
+def codec_of(index: FileIndex, source: Source) -> Compressor | None:
+    """The compressor a file names; UnsupportedFormatError if it is not registered here."""
+    if index.codec is None:
+        return None
+    try:
+        return get_compressor(index.codec)
+    except UnknownCompressorError as exc:
+        raise UnsupportedFormatError(
+            f"{source.name}: {exc}; register it to read this file"
+        ) from None
 
 
 def _unshuffle(data: bytes, width: int, target: memoryview) -> None:
@@ -355,7 +383,7 @@ def read_file(
     the pickle stream and compressed chunks are always checked.
     """
     index = read_index(source)
-    compressor = get_compressor(index.codec) if index.codec is not None else None
+    compressor = codec_of(index, source)
     total = index.pickle.length + sum(section.length for section in index.buffers)
     sections = _SectionReader(source, compressor, total)
     try:

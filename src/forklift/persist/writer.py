@@ -62,7 +62,7 @@ class _ArrayPickler(pickle.Pickler):
         return NotImplemented
 
 
-def _pickle(value: Any, protocol: int) -> tuple[bytes, list[pickle.PickleBuffer], list[Any]]:
+def _pickle(value: Any, protocol: int) -> tuple[memoryview, list[pickle.PickleBuffer], list[Any]]:
     buffers: list[pickle.PickleBuffer] = []
     metas: list[Any] = []
     pickler: _ArrayPickler
@@ -79,7 +79,8 @@ def _pickle(value: Any, protocol: int) -> tuple[bytes, list[pickle.PickleBuffer]
     callback = keep_out_of_band if protocol >= 5 else None
     pickler = _ArrayPickler(stream, protocol, callback)
     pickler.dump(value)
-    return stream.getvalue(), buffers, metas
+    # getbuffer() shares BytesIO's memory: a big in-band stream is not copied once more
+    return stream.getbuffer(), buffers, metas
 
 
 class _Output:
@@ -216,7 +217,7 @@ def write_file(file: IO[bytes], value: Any, choice: CompressionChoice, protocol:
     out.write(layout.header_bytes())
     sections = _SectionWriter(out, choice, checksum_name)
     try:
-        pickle_entry = sections.write(memoryview(pickled))
+        pickle_entry = sections.write(pickled)
         pickle_entry["protocol"] = protocol
         del pickled
         buffer_entries = []
