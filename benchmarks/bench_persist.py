@@ -104,8 +104,8 @@ def _dump_pickle(value: Any, path: Path) -> float:
 # -- readers ---------------------------------------------------------------------------------
 
 
-def _load_forklift(path: Path, mmap_mode: str | None = None) -> float:
-    return _timed(lambda: persist.load(path, mmap_mode=mmap_mode))
+def _load_forklift(path: Path, mmap_mode: str | None = None, verify: bool = True) -> float:
+    return _timed(lambda: persist.load(path, mmap_mode=mmap_mode, verify=verify))
 
 
 def _load_joblib(path: Path, mmap_mode: str | None = None) -> float:
@@ -188,6 +188,9 @@ def scenarios(quick: bool) -> list[Scenario]:
             name=f"load {big >> 20} MB float64 random, raw",
             runners={
                 "forklift": lambda: _load_forklift(_file("forklift", "random", big)),
+                "forklift verify=False": lambda: _load_forklift(
+                    _file("forklift", "random", big), verify=False
+                ),
                 "joblib": lambda: _load_joblib(_file("joblib", "random", big)),
                 "np.load": lambda: _load_numpy(_file("numpy", "random", big)),
                 "pickle5": lambda: _load_pickle(_file("pickle", "random", big)),
