@@ -104,7 +104,7 @@ def _dump_pickle(value: Any, path: Path) -> float:
 # -- readers ---------------------------------------------------------------------------------
 
 
-def _load_forklift(path: Path, mmap_mode: str | None = None, verify: bool = True) -> float:
+def _load_forklift(path: Path, mmap_mode: str | None = None, verify: bool = False) -> float:
     return _timed(lambda: persist.load(path, mmap_mode=mmap_mode, verify=verify))
 
 
@@ -188,8 +188,8 @@ def scenarios(quick: bool) -> list[Scenario]:
             name=f"load {big >> 20} MB float64 random, raw",
             runners={
                 "forklift": lambda: _load_forklift(_file("forklift", "random", big)),
-                "forklift verify=False": lambda: _load_forklift(
-                    _file("forklift", "random", big), verify=False
+                "forklift verify=True": lambda: _load_forklift(
+                    _file("forklift", "random", big), verify=True
                 ),
                 "joblib": lambda: _load_joblib(_file("joblib", "random", big)),
                 "np.load": lambda: _load_numpy(_file("numpy", "random", big)),

@@ -56,8 +56,7 @@ CHUNK_SIZE = 4 << 20
 #: A reader refuses chunks claiming more raw bytes than this (crafted-file guard).
 MAX_CHUNK_RAW = 1 << 30
 #: Raw chunks are written, read and checksummed in pieces of this size, so the checksum
-#: reads bytes still in the CPU cache from the copy that just moved them (measured: the
-#: checksum then costs a few percent instead of a third of a 1 GB load).
+#: reads bytes still in the CPU cache from the copy that just moved them.
 PIECE_SIZE = 256 << 10
 #: Buffers smaller than this stay inside the pickle stream (an aligned section costs more).
 INBAND_LIMIT = 16 << 10

@@ -217,7 +217,7 @@ def _allocate(length: int) -> Any:
 
 class _SectionReader:
     def __init__(self, source: Source, compressor: Compressor | None, total: int) -> None:
-        self.verify_raw = True
+        self.verify_raw = True  # the pickle section is always verified
         self._source = source
         self._compressor = compressor
         self._workers = cpu_count()
@@ -375,12 +375,12 @@ def read_file(
     path: str | None,
     mmap_mode: str | None,
     allowed: frozenset[str] | None,
-    verify: bool = True,
+    verify: bool = False,
 ) -> Any:
     """Load the value stored in the forklift file behind ``source``.
 
-    ``verify=False`` skips the checksums of raw (uncompressed) buffers; the frame, the index,
-    the pickle stream and compressed chunks are always checked.
+    ``verify=True`` also checks the checksums of raw (uncompressed) buffers; the frame, the
+    index, the pickle stream and compressed chunks are always checked.
     """
     index = read_index(source)
     compressor = codec_of(index, source)

@@ -3,7 +3,8 @@
 Data flow::
 
     value --pickle protocol 5--> pickle bytes + [PickleBuffer, ...]   (no array data copied)
-    each section --cut in CHUNK_SIZE chunks--> worker threads: compress? checksum
+    each section --cut in CHUNK_SIZE chunks--> compressed file: worker threads shuffle,
+                 compress, checksum; uncompressed: checksum 256 KiB pieces as they are written
                  --in order--> the output file, sections 64-byte aligned
     index (JSON) + trailer
 
@@ -33,7 +34,8 @@ from forklift.persist.compressors import CompressionChoice, Compressor, get_comp
 
 __all__ = ["write_file"]
 
-Chunk = tuple[memoryview | bytes, int, int, int]  # stored data, stored?codec, raw length, sum
+# stored bytes, 1 if compressed else 0, raw length, checksum of the stored bytes
+Chunk = tuple[memoryview | bytes, int, int, int]
 
 
 class _ArrayPickler(pickle.Pickler):
