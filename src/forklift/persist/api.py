@@ -167,14 +167,15 @@ def _load(
     if magic != layout.MAGIC:
         return legacy.load_legacy(file, name, path, mmap_mode, allowed)
     source = reader.Source(file, name)
-    if mmap_mode is not None:
-        index = reader.read_index(source)
-        if index.codec is not None:
-            warnings.warn(
-                f"{name}: mmap_mode={mmap_mode!r} is ignored for a compressed file "
-                f"({index.codec}); its arrays are read into memory",
-                PersistWarning,
-                stacklevel=3,
-            )
-            mmap_mode = None
-    return reader.read_file(source, path=path, mmap_mode=mmap_mode, allowed=allowed, verify=verify)
+    index = reader.read_index(source)
+    if mmap_mode is not None and index.codec is not None:
+        warnings.warn(
+            f"{name}: mmap_mode={mmap_mode!r} is ignored for a compressed file "
+            f"({index.codec}); its arrays are read into memory",
+            PersistWarning,
+            stacklevel=3,
+        )
+        mmap_mode = None
+    return reader.read_file(
+        source, index, path=path, mmap_mode=mmap_mode, allowed=allowed, verify=verify
+    )

@@ -25,6 +25,7 @@ from typing import Any
 __all__ = [
     "ALIGNMENT",
     "CHUNK_SIZE",
+    "RAW_CHUNK_SIZE",
     "FLAG_WRITABLE_MAPPED",
     "FORMAT_VERSION",
     "HEADER",
@@ -51,8 +52,11 @@ FLAG_WRITABLE_MAPPED = 1
 KNOWN_FLAGS = FLAG_WRITABLE_MAPPED
 TRAILER = struct.Struct("<QQI4x8s")  # index offset, index length, index crc32, end magic
 ALIGNMENT = 64
-#: Large sections are cut in chunks of this many raw bytes (compressed and checked apart).
+#: Compressed sections are cut in chunks of this many raw bytes (compressed in parallel).
 CHUNK_SIZE = 4 << 20
+#: Uncompressed sections use larger chunks: each is one checksum and one index entry, and
+#: fewer entries keep the index (parsed on every load, mmap loads included) small.
+RAW_CHUNK_SIZE = 64 << 20
 #: A reader refuses chunks claiming more raw bytes than this (crafted-file guard).
 MAX_CHUNK_RAW = 1 << 30
 #: Raw chunks are written, read and checksummed in pieces of this size, so the checksum

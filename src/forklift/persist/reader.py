@@ -129,13 +129,18 @@ def _section(raw: Any, source: Source) -> Section:
         raise source.corrupt("bad section entry in the index")
     chunks = []
     total = 0
+    size = source.size
     for entry in raw["chunks"]:
-        offset, stored, raw_length, coded, check = (int(value) for value in entry)
+        offset, stored, raw_length, coded, check = entry
         if (
-            offset < layout.HEADER_SIZE
+            type(offset) is not int
+            or type(stored) is not int
+            or type(raw_length) is not int
+            or type(check) is not int
+            or offset < layout.HEADER_SIZE
             or stored < 0
             or not 0 <= raw_length <= layout.MAX_CHUNK_RAW
-            or offset + stored > source.size
+            or offset + stored > size
             or coded not in (0, 1)
             or (not coded and stored != raw_length)
         ):
@@ -220,11 +225,12 @@ class _SectionReader:
         self.verify_raw = True  # the pickle section is always verified
         self._source = source
         self._compressor = compressor
-        self._workers = cpu_count()
-        parallel = compressor is not None and compressor.parallel
+        self._workers = 1
         self._pool: ThreadPoolExecutor | None = None
-        if parallel and self._workers > 1 and total > layout.CHUNK_SIZE:
-            self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="forklift-load")
+        if compressor is not None and compressor.parallel and total > layout.CHUNK_SIZE:
+            self._workers = cpu_count()  # reads cgroup files: only when it matters
+            if self._workers > 1:
+                self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="forklift-load")
 
     def close(self) -> None:
         if self._pool is not None:
@@ -371,18 +377,18 @@ def _mark_writable_mapped(path: str, flags: int) -> None:
 
 def read_file(
     source: Source,
+    index: FileIndex,
     *,
     path: str | None,
     mmap_mode: str | None,
     allowed: frozenset[str] | None,
     verify: bool = False,
 ) -> Any:
-    """Load the value stored in the forklift file behind ``source``.
+    """Load the value stored in the forklift file behind ``source`` (``index``: its index).
 
     ``verify=True`` also checks the checksums of raw (uncompressed) buffers; the frame, the
     index, the pickle stream and compressed chunks are always checked.
     """
-    index = read_index(source)
     compressor = codec_of(index, source)
     total = index.pickle.length + sum(section.length for section in index.buffers)
     sections = _SectionReader(source, compressor, total)

@@ -108,9 +108,9 @@ class _Output:
             self.write(b"\0" * gap)
 
 
-def _chunks(view: memoryview) -> Iterator[memoryview]:
-    for start in range(0, len(view), layout.CHUNK_SIZE):
-        yield view[start : start + layout.CHUNK_SIZE]
+def _chunks(view: memoryview, size: int = layout.CHUNK_SIZE) -> Iterator[memoryview]:
+    for start in range(0, len(view), size):
+        yield view[start : start + size]
 
 
 def _shuffle_width(dtype: Any) -> int:
@@ -157,7 +157,7 @@ class _SectionWriter:
         self._raw = compressor is None
         self._parallel = compressor is not None and compressor.parallel
         self._pool: ThreadPoolExecutor | None = None
-        self._workers = cpu_count()
+        self._workers = cpu_count() if self._parallel else 1
 
     def close(self) -> None:
         if self._pool is not None:
@@ -170,7 +170,7 @@ class _SectionWriter:
         view = data.cast("B") if data.format != "B" or data.ndim != 1 else data
         entries: list[list[int]] = []
         if self._raw:
-            for chunk in _chunks(view):
+            for chunk in _chunks(view, layout.RAW_CHUNK_SIZE):
                 self._write_raw(chunk, entries)
         elif len(view) <= layout.CHUNK_SIZE or not self._parallel or self._workers < 2:
             for chunk in _chunks(view):
