@@ -64,6 +64,9 @@ MAX_CHUNK_RAW = 1 << 30
 PIECE_SIZE = 256 << 10
 #: Buffers smaller than this stay inside the pickle stream (an aligned section costs more).
 INBAND_LIMIT = 16 << 10
+#: At most this many threads (de)compress; with 2 chunks in flight each, memory stays under
+#: 2 * MAX_WORKERS * CHUNK_SIZE (128 MiB) however big the data and the machine.
+MAX_WORKERS = 16
 #: A compressed chunk is kept only if it is smaller than this fraction of the raw chunk.
 KEEP_COMPRESSED_RATIO = 0.99
 

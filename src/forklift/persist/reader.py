@@ -228,7 +228,8 @@ class _SectionReader:
         self._workers = 1
         self._pool: ThreadPoolExecutor | None = None
         if compressor is not None and compressor.parallel and total > layout.CHUNK_SIZE:
-            self._workers = cpu_count()  # reads cgroup files: only when it matters
+            # cpu_count reads cgroup files: only when it matters
+            self._workers = min(cpu_count(), layout.MAX_WORKERS)
             if self._workers > 1:
                 self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="forklift-load")
 

@@ -157,7 +157,7 @@ class _SectionWriter:
         self._raw = compressor is None
         self._parallel = compressor is not None and compressor.parallel
         self._pool: ThreadPoolExecutor | None = None
-        self._workers = cpu_count() if self._parallel else 1
+        self._workers = min(cpu_count(), layout.MAX_WORKERS) if self._parallel else 1
 
     def close(self) -> None:
         if self._pool is not None:
