@@ -13,13 +13,13 @@ $(BIN)/python:
 
 $(INSTALLED): pyproject.toml | $(BIN)/python
 	rm -f $(VENV)/.installed-*
-	$(BIN)/python -m pip install --quiet -e ".[test,progress,bench,lz4,zstd]"
+	$(BIN)/python -m pip install --quiet -e ".[test,progress,bench,lz4,zstd,docs]"
 	touch $@
 
 demo: $(INSTALLED)
 	$(BIN)/python -m forklift demo
 
-test: lint types imports pytest
+test: lint types imports docs pytest
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check src tests benchmarks
@@ -33,6 +33,9 @@ imports: $(INSTALLED)
 
 pytest: $(INSTALLED)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+docs: $(INSTALLED)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir build/site
 
 bench: $(INSTALLED)
 	$(BIN)/python -m benchmarks

@@ -20,9 +20,10 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import numbers
+import operator
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from types import MappingProxyType, TracebackType
+from types import TracebackType
 from typing import Any, Final, TypeVar
 
 from forklift._support.sizes import parse_bytes
@@ -40,6 +41,7 @@ __all__ = [
     "parallel_config",
     "resolve_settings",
     "validate_n_jobs",
+    "as_integer",
 ]
 
 PREFER_VALUES: Final = (None, "processes", "threads")
@@ -70,8 +72,8 @@ def default(value: _T) -> _T:
     (True, True, False)
     """
     if isinstance(value, str):
-        return _DefaultStr(value)  # type: ignore[return-value]
-    return _DefaultInt(value)  # type: ignore[return-value]
+        return _DefaultStr(value)
+    return _DefaultInt(value)
 
 
 def is_default(value: object) -> bool:
@@ -96,14 +98,15 @@ class Settings:
     prefer: str | None = None
     require: str | None = None
     inner_max_num_threads: int | None = None
-    backend_params: Mapping[str, Any] = dataclasses.field(
-        default_factory=lambda: MappingProxyType({})
-    )
+    # A plain dict so snapshots pickle into process workers; treat it as read-only.
+    backend_params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     worker_of: str | None = None
 
 
+# Settings is frozen and never mutated, so sharing one default instance is safe.
 _CURRENT: contextvars.ContextVar[Settings] = contextvars.ContextVar(
-    "forklift_settings", default=Settings()
+    "forklift_settings",
+    default=Settings(),  # noqa: B039
 )
 # Parameters whose explicit None means "inherit" rather than "set to None".
 _NONE_MEANS_UNSET: Final = frozenset(
@@ -128,7 +131,7 @@ def resolve_settings(base: Settings | None = None, **explicit: Any) -> Settings:
     for name, value in explicit.items():
         if name == "backend_params":
             if value:
-                changes[name] = MappingProxyType({**settings.backend_params, **value})
+                changes[name] = {**settings.backend_params, **value}
             continue
         if type(value) in (_DefaultInt, _DefaultStr):
             continue
@@ -142,21 +145,29 @@ def resolve_settings(base: Settings | None = None, **explicit: Any) -> Settings:
     return resolved
 
 
+def as_integer(value: object) -> int | None:
+    """``value`` as an int if it is an integer (numpy integers too, bools not), else None."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        return None
+    return operator.index(value)
+
+
 def validate_n_jobs(n_jobs: object) -> int | None:
     """Check ``n_jobs`` is None or a non-zero integer; return it as ``int``."""
     if n_jobs is None:
         return None
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral):
+    number = as_integer(n_jobs)
+    if number is None:
         raise ConfigurationError(
             f"n_jobs must be an integer (-1 for all CPUs) or None, got {n_jobs!r} "
             f"of type {type(n_jobs).__name__}"
         )
-    if n_jobs == 0:
+    if number == 0:
         raise ConfigurationError(
             "n_jobs=0 has no meaning: use a positive number of workers, -1 for all CPUs, "
             "-2 for all but one, or None for the configured default"
         )
-    return int(n_jobs)
+    return number
 
 
 def validate_settings(settings: Settings) -> None:
@@ -174,12 +185,10 @@ def validate_settings(settings: Settings) -> None:
         )
     if settings.max_nbytes is not None:
         parse_bytes(settings.max_nbytes, name="max_nbytes")
-    if isinstance(settings.verbose, bool) or not isinstance(settings.verbose, numbers.Integral):
+    if as_integer(settings.verbose) is None:
         raise ConfigurationError(f"verbose must be an integer, got {settings.verbose!r}")
     threads = settings.inner_max_num_threads
-    if threads is not None and (
-        isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1
-    ):
+    if threads is not None and (as_integer(threads) or 0) < 1:
         raise ConfigurationError(
             f"inner_max_num_threads must be a positive integer or None, got {threads!r}"
         )

@@ -6,21 +6,26 @@ same situation, so ``except ValueError`` keeps working after switching imports::
     ForkliftError (Exception)
     ├── ConfigurationError (ValueError)          bad n_jobs, return_as, prefer, ...
     │   ├── UnknownBackendError                   names the backends that do exist
+    │   ├── UnknownHashError                      names the hash_name values that do exist
     │   └── UnknownCompressorError                ``compress`` names no registered codec
     ├── InvalidTaskError (TypeError)              an item that is not a delayed call
     ├── ParallelStateError (RuntimeError)         calling a closed or running Parallel
     ├── ParallelTimeoutError (TimeoutError)       the whole call ran past ``timeout``
+    ├── TaskTimeoutError (TimeoutError)           one task ran past ``task_timeout``
     ├── TerminatedWorkerError (BrokenProcessPool) a worker process died under a task
-    └── PersistError                              dump/load failures
-        ├── CorruptFileError (UnpicklingError)    truncated/damaged file; names the file
-        ├── UnsafeLoadError (UnpicklingError)     restricted load met a global not allowed
-        ├── UnsupportedFormatError (ValueError)   newer format version, unknown legacy layout
-        └── CompressorUnavailableError (ImportError) codec's optional package missing
+    ├── HashingError (PicklingError)              hash() met an object it cannot encode
+    ├── PersistError                              dump/load failures
+    │   ├── CorruptFileError (UnpicklingError)    truncated/damaged file; names the file
+    │   ├── UnsafeLoadError (UnpicklingError)     restricted load met a global not allowed
+    │   ├── UnsupportedFormatError (ValueError)   newer format version, unknown legacy layout
+    │   └── CompressorUnavailableError (ImportError) codec's optional package missing
+    └── CacheEntryDamagedError                    a cache entry cannot be read back
 
     RemoteTraceback (Exception)                   carried as ``__cause__`` of a task's
                                                   error: the traceback where it ran
 
     ForkliftWarning (UserWarning)
+    ├── CacheWarning                              Memory worked around a cache problem
     └── PersistWarning                            e.g. mmap_mode ignored on a compressed file
 
 This module imports nothing from forklift; every other room may import it.
@@ -30,21 +35,27 @@ from __future__ import annotations
 
 import pickle
 from concurrent.futures.process import BrokenProcessPool
+from pickle import PicklingError
 
 __all__ = [
+    "CacheEntryDamagedError",
+    "CacheWarning",
     "CompressorUnavailableError",
     "ConfigurationError",
     "CorruptFileError",
     "ForkliftError",
     "ForkliftWarning",
+    "HashingError",
     "InvalidTaskError",
     "ParallelStateError",
     "ParallelTimeoutError",
     "PersistError",
     "PersistWarning",
     "RemoteTraceback",
+    "TaskTimeoutError",
     "TerminatedWorkerError",
     "UnknownBackendError",
+    "UnknownHashError",
     "UnknownCompressorError",
     "UnsafeLoadError",
     "UnsupportedFormatError",
@@ -98,6 +109,26 @@ class ForkliftWarning(UserWarning):
     """Root of forklift's warnings."""
 
 
+class CacheEntryDamagedError(ForkliftError):
+    """A cache entry exists but cannot be read back (truncated, corrupted, unreadable)."""
+
+
+class CacheWarning(ForkliftWarning):
+    """Memory could not use its cache (damaged entry, unwritable folder, full disk) and
+    computed or returned the result without it."""
+
+
+class UnknownHashError(ConfigurationError):
+    """A ``hash_name`` that :func:`~forklift.hash` does not know; the message lists the known."""
+
+
+class HashingError(ForkliftError, PicklingError):
+    """:func:`~forklift.hash` met an object it can neither encode nor reduce like pickle does.
+
+    Derives from :class:`pickle.PicklingError`, which ``joblib.hash`` raises in that case.
+    """
+
+
 class PersistError(ForkliftError):
     """Root of the errors of :func:`~forklift.dump` and :func:`~forklift.load`."""
 
@@ -135,3 +166,7 @@ class CompressorUnavailableError(PersistError, ImportError):
 
 class PersistWarning(ForkliftWarning):
     """A persistence request that was adjusted, e.g. ``mmap_mode`` on a compressed file."""
+
+
+class TaskTimeoutError(ForkliftError, TimeoutError):
+    """One task ran longer than ``Parallel(task_timeout=...)`` allows; names the call."""

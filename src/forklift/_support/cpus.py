@@ -12,6 +12,7 @@ quota or a process pinned to a few cores. :func:`cpu_count` takes the smallest o
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from pathlib import Path
@@ -28,11 +29,18 @@ def cpu_count(only_physical_cores: bool = False) -> int:
     With ``only_physical_cores=True`` hyper-threads are not counted (where the machine tells;
     otherwise logical CPUs are counted).
     """
-    limits = [_affinity_count(), cgroup_cpu_limit(_CGROUP_ROOT)]
+    limits = [_affinity_count(), _own_cgroup_limit()]
     if only_physical_cores:
         limits.append(physical_core_count())
     limits.append(_environment_limit())
     return max(1, min(limit for limit in limits if limit is not None))
+
+
+@functools.cache
+def _own_cgroup_limit() -> int | None:
+    # A process's cgroup quota is set by whoever started it; reading the files once keeps
+    # cpu_count() cheap enough to call on hot paths.
+    return cgroup_cpu_limit(_CGROUP_ROOT)
 
 
 def _affinity_count() -> int:

@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of forklift against joblib and the stdlib (``make bench``)."""

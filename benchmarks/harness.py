@@ -1,0 +1,115 @@
+"""The benchmark harness: run variants of a scenario alternately, report medians and ratios.
+
+A scenario lists runners - one per library - each of which runs the workload once and
+returns the seconds that count (setup excluded). Runners are interleaved round by round
+(A, B, C, A, B, C, ...) so that a noisy neighbour or a thermal change hits every variant
+alike; medians are reported, and the ratio subject/baseline is compared with the target.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Result", "Scenario", "machine_description", "run_scenario", "time_call"]
+
+
+@dataclasses.dataclass
+class Scenario:
+    """One row of the table.
+
+    ``runners`` map a variant name to a function that runs the workload once and returns the
+    seconds measured. ``target`` is the goal for median(subject) / median(baseline) (lower is
+    better); None when there is no goal. ``note`` explains a figure in the table.
+    """
+
+    name: str
+    runners: dict[str, Callable[[], float]]
+    subject: str = "forklift"
+    baseline: str = "joblib"
+    target: float | None = None
+    repeats: int = 5
+    warmup: int = 1
+    note: str = ""
+
+
+@dataclasses.dataclass
+class Result:
+    scenario: str
+    medians: dict[str, float]
+    ratio: float | None
+    target: float | None
+    note: str
+
+    @property
+    def met(self) -> bool | None:
+        if self.ratio is None or self.target is None:
+            return None
+        return self.ratio <= self.target
+
+
+def time_call(function: Callable[[], Any]) -> float:
+    """Seconds taken by ``function()`` - for runners with nothing to exclude."""
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def run_scenario(scenario: Scenario) -> Result:
+    samples: dict[str, list[float]] = {name: [] for name in scenario.runners}
+    for round_index in range(scenario.warmup + scenario.repeats):
+        for name, runner in scenario.runners.items():
+            seconds = runner()
+            if round_index >= scenario.warmup:
+                samples[name].append(seconds)
+    medians = {name: statistics.median(values) for name, values in samples.items()}
+    ratio = None
+    if scenario.subject in medians and scenario.baseline in medians:
+        ratio = medians[scenario.subject] / medians[scenario.baseline]
+    return Result(scenario.name, medians, ratio, scenario.target, scenario.note)
+
+
+def machine_description() -> str:
+    import os
+
+    return (
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def format_seconds(seconds: float) -> str:
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.1f} ms"
+    return f"{seconds * 1e6:.0f} µs"
+
+
+def format_table(results: list[Result]) -> str:
+    lines = [
+        "| scenario | medians | forklift/joblib | target | met |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for result in results:
+        medians = ", ".join(f"{name} {format_seconds(v)}" for name, v in result.medians.items())
+        ratio = "-" if result.ratio is None else f"{result.ratio:.3f}"
+        target = "-" if result.target is None else f"≤ {result.target}"
+        met = {None: "-", True: "yes", False: "NO"}[result.met]
+        lines.append(f"| {result.scenario} | {medians} | {ratio} | {target} | {met} |")
+    return "\n".join(lines)
+
+
+def save(results: list[Result], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "machine": machine_description(),
+        "results": [dataclasses.asdict(result) for result in results],
+    }
+    path.write_text(json.dumps(payload, indent=2))

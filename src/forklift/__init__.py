@@ -1,0 +1,107 @@
+"""forklift: parallel loops, disk caching and fast persistence, with joblib's API.
+
+Switch from joblib by changing one import::
+
+    from forklift import Parallel, delayed
+    Parallel(n_jobs=-1)(delayed(f)(x) for x in xs)
+
+Names are imported on first use, so ``import forklift`` stays fast and pulls in no optional
+dependency.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0.dev0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "Parallel": "forklift.parallel.api",
+    "delayed": "forklift.parallel.api",
+    "effective_n_jobs": "forklift.parallel.api",
+    "parallel_config": "forklift.config",
+    "parallel_backend": "forklift.config",
+    "register_parallel_backend": "forklift.parallel.backends.registry",
+    "ParallelBackendBase": "forklift.parallel.backends.base",
+    "cpu_count": "forklift._support.cpus",
+    "ForkliftError": "forklift.errors",
+    "TerminatedWorkerError": "forklift.errors",
+    "Memory": "forklift.cache.memory",
+    "MemorizedResult": "forklift.cache.memoized",
+    "expires_after": "forklift.cache.policies",
+    "register_store_backend": "forklift.cache.stores.base",
+    "StoreBackendBase": "forklift.cache.stores.base",
+    "dump": "forklift.persist",
+    "load": "forklift.persist",
+    "register_compressor": "forklift.persist",
+    "hash": "forklift.hashing",
+    "Logger": "forklift.progress.log_helpers",
+    "PrintTime": "forklift.progress.log_helpers",
+    "wrap_non_picklable_objects": "forklift.parallel.wrapping",
+}
+
+__all__ = [
+    "ForkliftError",
+    "Logger",
+    "PrintTime",
+    "wrap_non_picklable_objects",
+    "MemorizedResult",
+    "Memory",
+    "StoreBackendBase",
+    "dump",
+    "expires_after",
+    "hash",
+    "load",
+    "register_compressor",
+    "register_store_backend",
+    "Parallel",
+    "ParallelBackendBase",
+    "TerminatedWorkerError",
+    "cpu_count",
+    "delayed",
+    "effective_n_jobs",
+    "parallel_backend",
+    "parallel_config",
+    "register_parallel_backend",
+]
+
+if TYPE_CHECKING:
+    from forklift._support.cpus import cpu_count as cpu_count
+    from forklift.cache.memoized import MemorizedResult as MemorizedResult
+    from forklift.cache.memory import Memory as Memory
+    from forklift.cache.policies import expires_after as expires_after
+    from forklift.cache.stores.base import StoreBackendBase as StoreBackendBase
+    from forklift.cache.stores.base import register_store_backend as register_store_backend
+    from forklift.config import parallel_backend as parallel_backend
+    from forklift.config import parallel_config as parallel_config
+    from forklift.errors import ForkliftError as ForkliftError
+    from forklift.errors import TerminatedWorkerError as TerminatedWorkerError
+    from forklift.hashing import hash as hash
+    from forklift.parallel.api import Parallel as Parallel
+    from forklift.parallel.api import delayed as delayed
+    from forklift.parallel.api import effective_n_jobs as effective_n_jobs
+    from forklift.parallel.backends.base import ParallelBackendBase as ParallelBackendBase
+    from forklift.parallel.backends.registry import (
+        register_parallel_backend as register_parallel_backend,
+    )
+    from forklift.parallel.wrapping import wrap_non_picklable_objects as wrap_non_picklable_objects
+    from forklift.persist import dump as dump
+    from forklift.persist import load as load
+    from forklift.persist import register_compressor as register_compressor
+    from forklift.progress.log_helpers import Logger as Logger
+    from forklift.progress.log_helpers import PrintTime as PrintTime
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'forklift' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

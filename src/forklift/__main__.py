@@ -1,0 +1,5 @@
+"""``python -m forklift``: the command line."""
+
+from forklift.cli.main import main
+
+raise SystemExit(main())

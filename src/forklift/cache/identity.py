@@ -1,0 +1,172 @@
+"""Who a cached function is, and which version of its code: the function's fingerprint.
+
+Identity (where its results live): the module's dotted path and the qualified name. Functions
+of ``__main__`` get the script's name added, so two scripts sharing one cache folder do not
+mix their ``process`` functions.
+
+Fingerprint (when its results are stale): a digest of the function's *bytecode*, not its
+source text. Bytecode ignores comments, blank lines and formatting by construction; forklift
+also drops the docstring and the line-number tables, so editing those never invalidates a
+cache, while any change of behaviour does. (Rejected: hashing the source text, as joblib does,
+which invalidates on a comment; and a normalised AST, which needs the source - unavailable for
+``python -c``, ``exec`` and many notebooks - and fails on lambdas sharing a line.) The price:
+a Python upgrade that changes the bytecode recomputes the cache once.
+
+Dependencies: functions of the same top-level package (or, for ``__main__``, other functions
+of ``__main__``) that the cached function reaches through a global name (``helper(x)``) or one
+module attribute (``utils.helper(x)``) are fingerprinted too, recursively up to
+:data:`DEPENDENCY_DEPTH` levels. Classes, methods reached through objects, and functions of
+other packages are not followed: pin ``version=`` to take control of those cases.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import sys
+import types
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["DEPENDENCY_DEPTH", "FunctionIdentity", "identify"]
+
+DEPENDENCY_DEPTH = 4
+_FUNCTION_FLAGS = inspect.CO_OPTIMIZED | inspect.CO_NEWLOCALS
+_HAS_DOCSTRING_FLAG: int | None = getattr(inspect, "CO_HAS_DOCSTRING", None)  # 3.14+
+
+
+@dataclasses.dataclass(frozen=True)
+class FunctionIdentity:
+    """Where a function's results live and which code produced them.
+
+    ``path`` is the folder parts under the cache root, e.g. ``("pkg", "mod", "f")``;
+    ``fingerprint`` changes with the function's behaviour (or is its pinned version);
+    ``dependencies`` names the functions whose code is part of the fingerprint.
+    """
+
+    module: str
+    qualname: str
+    path: tuple[str, ...]
+    fingerprint: str
+    dependencies: tuple[str, ...]
+    location: str
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.module}.{self.qualname}"
+
+
+def identify(function: Callable[..., Any], version: str | None = None) -> FunctionIdentity:
+    """Identity and fingerprint of ``function`` (``version`` pins the fingerprint)."""
+    target = inspect.unwrap(function)
+    module = str(getattr(target, "__module__", None) or "__unknown__")
+    qualname = str(
+        getattr(target, "__qualname__", None) or getattr(target, "__name__", None) or "function"
+    )
+    module_folder = module
+    if module == "__main__":
+        main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+        if main_file:
+            stem = main_file.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+            module_folder = f"__main__-{stem}"
+    path = (*module_folder.split("."), *_safe_parts(qualname))
+    code = getattr(target, "__code__", None)
+    location = f"{code.co_filename}:{code.co_firstlineno}" if code is not None else module
+    if version is not None:
+        pinned = "".join(c if c.isalnum() or c in "._-" else "_" for c in str(version))
+        return FunctionIdentity(module, qualname, path, f"v-{pinned[:64]}", (), location)
+    digest = hashlib.blake2b(digest_size=16)
+    dependencies: list[str] = []
+    _fingerprint_into(digest, target, dependencies, depth=0, seen=set())
+    return FunctionIdentity(
+        module, qualname, path, digest.hexdigest(), tuple(dependencies), location
+    )
+
+
+def _safe_parts(qualname: str) -> list[str]:
+    # "<lambda>" and "<locals>" are legal in folder names on POSIX but awkward elsewhere.
+    return [part.replace("<", "_").replace(">", "_") for part in qualname.split(".")]
+
+
+def _fingerprint_into(
+    digest: Any, function: Any, dependencies: list[str], depth: int, seen: set[int]
+) -> None:
+    seen.add(id(function))
+    code = getattr(function, "__code__", None)
+    if code is None:  # a builtin or a callable object: its identity is all we can know
+        digest.update(repr(type(function)).encode())
+        return
+    _code_into(digest, code)
+    if depth >= DEPENDENCY_DEPTH:
+        return
+    for name, dependency in _dependencies(function, code):
+        if id(dependency) in seen:
+            continue
+        dependencies.append(name)
+        digest.update(b"\x00dep\x00" + name.encode())
+        _fingerprint_into(digest, dependency, dependencies, depth + 1, seen)
+
+
+def _code_into(digest: Any, code: types.CodeType) -> None:
+    digest.update(code.co_code)
+    digest.update(repr((code.co_names, code.co_varnames, code.co_freevars)).encode())
+    digest.update(repr((code.co_argcount, code.co_kwonlyargcount, code.co_flags)).encode())
+    constants = list(code.co_consts)
+    if constants and isinstance(constants[0], str) and _first_constant_is_docstring(code):
+        constants[0] = None
+    for constant in constants:
+        if isinstance(constant, types.CodeType):
+            digest.update(b"\x00code\x00")
+            _code_into(digest, constant)
+        else:
+            digest.update(_stable_repr(constant).encode())
+            digest.update(b"\x00")
+
+
+def _stable_repr(constant: object) -> str:
+    """repr() of a code constant that does not depend on string hash randomisation."""
+    if isinstance(constant, frozenset):
+        return "frozenset(" + ",".join(sorted(_stable_repr(item) for item in constant)) + ")"
+    if isinstance(constant, tuple):
+        return "(" + ",".join(_stable_repr(item) for item in constant) + ",)"
+    return repr(constant)
+
+
+def _first_constant_is_docstring(code: types.CodeType) -> bool:
+    if _HAS_DOCSTRING_FLAG is not None:
+        return bool(code.co_flags & _HAS_DOCSTRING_FLAG)
+    # Before 3.14 a function's first constant is its docstring or None.
+    return code.co_flags & _FUNCTION_FLAGS == _FUNCTION_FLAGS
+
+
+def _dependencies(function: Any, code: types.CodeType) -> list[tuple[str, Any]]:
+    """Functions of the same package reached by a global name or one module attribute."""
+    namespace = getattr(function, "__globals__", None)
+    if not isinstance(namespace, dict):
+        return []
+    home = _package_of(getattr(function, "__module__", None))
+    names = _all_names(code)
+    found: list[tuple[str, Any]] = []
+    for name in names:
+        value = namespace.get(name)
+        if isinstance(value, types.FunctionType) and _package_of(value.__module__) == home:
+            found.append((f"{value.__module__}.{value.__qualname__}", value))
+        elif isinstance(value, types.ModuleType) and _package_of(value.__name__) == home:
+            for attribute in names:
+                member = getattr(value, attribute, None)
+                if isinstance(member, types.FunctionType) and member.__module__ == value.__name__:
+                    found.append((f"{member.__module__}.{member.__qualname__}", member))
+    return sorted(found, key=lambda pair: pair[0])
+
+
+def _all_names(code: types.CodeType) -> list[str]:
+    names = set(code.co_names)
+    for constant in code.co_consts:
+        if isinstance(constant, types.CodeType):
+            names.update(_all_names(constant))
+    return sorted(names)
+
+
+def _package_of(module: str | None) -> str:
+    return (module or "").split(".", 1)[0]

@@ -1,0 +1,511 @@
+"""Memoized functions: what ``Memory.cache`` returns, and the results it shelves.
+
+The life of a call (see :meth:`MemorizedFunction._lookup_or_compute`)::
+
+    arguments --bind, fill defaults, drop ignored--> key --> CallId(function, version, key)
+        hit:  load, touch (for LRU), return
+        miss: take the key's lock (other threads/processes computing it wait) -> look again
+              -> compute -> store atomically -> release -> return
+
+Hot entries: a small result (pickled size up to :data:`HOT_ENTRY_BYTES`) that was loaded or
+stored is also kept in memory as its pickled bytes. A later hit checks with one ``stat`` that
+the entry on disk is still the same file (so clears, evictions and other processes' rewrites
+are seen at once) and unpickles the bytes - a fresh object each time, as a load from disk
+gives. Access times (for least-recently-used eviction) are then recorded at most once per
+:data:`TOUCH_EVERY` seconds per entry and process: LRU order has that resolution.
+
+A damaged entry is reported as a :class:`~forklift.errors.CacheWarning`, deleted and
+recomputed; a cache that cannot be written (read-only, full disk) warns and still returns the
+result. Nothing the function computed is ever lost to a cache problem.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import functools
+import inspect
+import logging
+import pickle
+import reprlib
+import time
+import warnings
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from forklift.cache.identity import FunctionIdentity, identify
+from forklift.cache.keys import CallKeyMaker
+from forklift.cache.stores.base import CallId, StoreBackendBase
+from forklift.errors import CacheEntryDamagedError, CacheWarning, HashingError
+from forklift.progress.cache_messages import CacheReporter
+
+__all__ = [
+    "AsyncMemorizedFunction",
+    "MemorizedFunction",
+    "MemorizedResult",
+    "NotMemorizedFunction",
+    "NotMemorizedResult",
+]
+
+logger = logging.getLogger("forklift.cache")
+HOT_ENTRY_BYTES = 64 * 1024
+HOT_TOTAL_BYTES = 16 * 1024 * 1024
+TOUCH_EVERY = 1.0
+_short = reprlib.Repr()
+_short.maxstring = 40
+_short.maxother = 40
+
+
+@dataclasses.dataclass
+class _HotEntry:
+    stamp: object
+    payload: bytes
+    metadata: dict[str, Any]
+    touched: float = 0.0  # 0: the first hot hit records its access
+
+
+class MemorizedResult:
+    """A result kept in the cache by ``call_and_shelve``: ``get()`` loads it, ``clear()``
+    deletes it. Small and picklable, so it can be handed to other processes."""
+
+    def __init__(
+        self,
+        store: StoreBackendBase,
+        call_id: CallId,
+        mmap_mode: str | None = None,
+        function_name: str = "",
+    ) -> None:
+        self.store = store
+        self.call_id = call_id
+        self.mmap_mode = mmap_mode
+        self.function_name = function_name
+
+    def get(self) -> Any:
+        """Load the result; KeyError if it was cleared or evicted since."""
+        try:
+            return self.store.load_item(self.call_id, self.mmap_mode)
+        except KeyError:
+            raise KeyError(
+                f"the shelved result of {self.function_name} is no longer in the cache at "
+                f"{self.store.location} (cleared or evicted)"
+            ) from None
+
+    def clear(self) -> None:
+        self.store.clear_item(self.call_id)
+
+    def __repr__(self) -> str:
+        return f"MemorizedResult({self.function_name}, key={self.call_id.key[:12]})"
+
+
+class NotMemorizedResult:
+    """``call_and_shelve`` without a cache: holds the value itself."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def get(self) -> Any:
+        return self.value
+
+    def clear(self) -> None:
+        self.value = None
+
+
+class NotMemorizedFunction:
+    """What ``Memory(location=None).cache`` returns: the function, uncached, same methods."""
+
+    def __init__(self, function: Callable[..., Any]) -> None:
+        self.func = function
+        functools.update_wrapper(self, function)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.func(*args, **kwargs)
+
+    def call(self, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        return self.func(*args, **kwargs), {}
+
+    def call_and_shelve(self, *args: Any, **kwargs: Any) -> NotMemorizedResult:
+        return NotMemorizedResult(self.func(*args, **kwargs))
+
+    def check_call_in_cache(self, *args: Any, **kwargs: Any) -> bool:
+        return False
+
+    def clear(self, warn: bool = True) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return f"NotMemorizedFunction({self.func!r})"
+
+
+class MemorizedFunction:
+    """A function whose results are cached on disk. Call it like the function."""
+
+    def __init__(
+        self,
+        function: Callable[..., Any],
+        store: StoreBackendBase,
+        *,
+        ignore: Iterable[str] = (),
+        mmap_mode: str | None = None,
+        compress: Any = False,
+        verbose: int = 1,
+        cache_validation_callback: Callable[[dict[str, Any]], bool] | None = None,
+        version: str | None = None,
+        input_files: Iterable[str] | Mapping[str, str] | None = None,
+        wait_timeout: float | None = 600.0,
+        after_store: Callable[[int], None] | None = None,
+    ) -> None:
+        self.func = function
+        self.store = store
+        self.ignore = list(ignore)
+        self.mmap_mode = mmap_mode
+        self.compress = compress
+        self.verbose = verbose
+        self.cache_validation_callback = cache_validation_callback
+        self.version = version
+        self.input_files = input_files
+        self.wait_timeout = wait_timeout
+        self._after_store = after_store
+        self._keys = CallKeyMaker(function, self.ignore, input_files)
+        self._identity: FunctionIdentity | None = None
+        self._reporter = CacheReporter(verbose)
+        self._hot: collections.OrderedDict[str, _HotEntry] = collections.OrderedDict()
+        self._hot_bytes = 0
+        functools.update_wrapper(self, function)
+
+    # -- identity -----------------------------------------------------------------------------
+    @property
+    def identity(self) -> FunctionIdentity:
+        """The function's identity and code fingerprint, computed once per process.
+
+        Memoized functions are rebuilt each time they are unpickled (e.g. in every batch a
+        worker receives), so both the fingerprint and the check of the function's record
+        are remembered per process, not per object.
+        """
+        if self._identity is None:
+            identity = _identify_once(self.func, self.version)
+            synced = (self.store.location, identity.path, identity.fingerprint)
+            if synced not in _synced_records:
+                self._sync_function_record(identity)
+                _synced_records.add(synced)
+            self._identity = identity
+        return self._identity
+
+    def _sync_function_record(self, identity: FunctionIdentity) -> None:
+        record = self.store.read_function_record(identity.path)
+        if record is not None and record.get("fingerprint") == identity.fingerprint:
+            return
+        try:
+            if record is not None:
+                dropped = self.store.drop_other_versions(identity.path, keep=identity.fingerprint)
+                reason = "its code changed"
+                if identity.dependencies:
+                    reason += (
+                        f" or one of the functions it calls did: {', '.join(identity.dependencies)}"
+                    )
+                if self.version is not None:
+                    reason = f"version pinned to {self.version!r}"
+                logger.info(
+                    "%s: %s; dropped %d cached results", identity.display_name, reason, dropped
+                )
+                self._reporter.invalidated(
+                    identity.display_name, identity.location, dropped, reason
+                )
+            self.store.write_function_record(
+                identity.path,
+                {
+                    "name": identity.display_name,
+                    "fingerprint": identity.fingerprint,
+                    "location": identity.location,
+                    "dependencies": list(identity.dependencies),
+                    "version": self.version,
+                    "time": time.time(),
+                },
+            )
+        except OSError as error:
+            # Not worth a warning of its own: storing the result fails too, and warns.
+            logger.info(
+                "could not record %s in %s: %s", identity.display_name, self.store.location, error
+            )
+
+    def _call_id(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[CallId, dict[str, Any]]:
+        arguments = self._keys.arguments(args, kwargs)
+        identity = self.identity
+        return CallId(identity.path, identity.fingerprint, self._keys.key(arguments)), arguments
+
+    def _describe(self, arguments: dict[str, Any]) -> str:
+        inside = ", ".join(f"{name}={_short.repr(value)}" for name, value in arguments.items())
+        return f"{self.identity.qualname}({inside})"
+
+    # -- the cached call ------------------------------------------------------------------------
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._lookup_or_compute(args, kwargs)[0]
+
+    def _load(self, call_id: CallId, arguments: dict[str, Any]) -> tuple[bool, Any]:
+        """(True, value) on a usable hit; (False, None) on a miss."""
+        hot = self._hot.get(call_id.key)
+        if hot is not None:
+            if hot.stamp == self.store.entry_stamp(call_id) and (
+                self.cache_validation_callback is None
+                or self.cache_validation_callback(hot.metadata)
+            ):
+                now = time.monotonic()
+                if now - hot.touched >= TOUCH_EVERY:
+                    hot.touched = now
+                    self.store.touch(call_id)
+                value = pickle.loads(hot.payload)
+                if self.verbose >= 2:
+                    self._reporter.loaded(self.identity.qualname, self._describe(arguments), 0.0)
+                return True, value
+            self._forget(call_id.key)
+        metadata: dict[str, Any] | None = None
+        if self.cache_validation_callback is not None:
+            metadata = self.store.get_metadata(call_id)
+            if metadata is None:
+                return False, None
+            if not self.cache_validation_callback(metadata):
+                self._reporter.expired(self.identity.qualname, self._describe(arguments))
+                self.store.clear_item(call_id)
+                return False, None
+        started = time.perf_counter()
+        try:
+            value = self.store.load_item(call_id, self.mmap_mode)
+        except KeyError:
+            return False, None
+        except CacheEntryDamagedError as error:
+            _warn(f"{error}; deleting it and recomputing {self._describe(arguments)}")
+            self.store.clear_item(call_id)
+            return False, None
+        self.store.touch(call_id)
+        if self.verbose >= 2:
+            self._reporter.loaded(
+                self.identity.qualname, self._describe(arguments), time.perf_counter() - started
+            )
+        self._remember(call_id, value, metadata)
+        return True, value
+
+    def _remember(self, call_id: CallId, value: Any, metadata: dict[str, Any] | None) -> None:
+        """Keep a small result's pickled bytes for hits (see the module docstring)."""
+        if self.mmap_mode is not None:
+            return  # the caller asked for memory maps, which bytes in memory are not
+        try:
+            payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # not keeping it hot only costs speed
+            return
+        if len(payload) > HOT_ENTRY_BYTES:
+            return
+        stamp = self.store.entry_stamp(call_id)
+        if stamp is None:
+            return
+        if metadata is None and self.cache_validation_callback is not None:
+            metadata = self.store.get_metadata(call_id)
+        self._forget(call_id.key)
+        self._hot[call_id.key] = _HotEntry(stamp, payload, metadata or {})
+        self._hot_bytes += len(payload)
+        while self._hot_bytes > HOT_TOTAL_BYTES:
+            _, oldest = self._hot.popitem(last=False)
+            self._hot_bytes -= len(oldest.payload)
+
+    def _forget(self, key: str) -> None:
+        entry = self._hot.pop(key, None)
+        if entry is not None:
+            self._hot_bytes -= len(entry.payload)
+
+    def _lookup_or_compute(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Any, CallId | None]:
+        try:
+            call_id, arguments = self._call_id(args, kwargs)
+        except HashingError as error:
+            _warn(
+                f"the arguments of {self.identity.qualname}() cannot be hashed ({error}); "
+                "computing it without the cache - pass such arguments in ignore=[...] or "
+                "give them a picklable form"
+            )
+            return self.func(*args, **kwargs), None
+        found, value = self._load(call_id, arguments)
+        if found:
+            return value, call_id
+        lock = self.store.lock_item(call_id, self.wait_timeout)
+        with lock as held:
+            if held:  # someone may have computed it while we waited for the lock
+                found, value = self._load(call_id, arguments)
+                if found:
+                    return value, call_id
+            value, metadata = self._compute_and_store(call_id, arguments, args, kwargs)
+            if metadata.get("stored"):
+                lock.done()
+        return value, call_id
+
+    def _compute_and_store(
+        self,
+        call_id: CallId,
+        arguments: dict[str, Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> tuple[Any, dict[str, Any]]:
+        self._reporter.computing(self.identity.qualname, self._describe(arguments))
+        started = time.perf_counter()
+        value = self.func(*args, **kwargs)
+        return value, self._store(call_id, arguments, value, time.perf_counter() - started)
+
+    def _store(
+        self, call_id: CallId, arguments: dict[str, Any], value: Any, duration: float
+    ) -> dict[str, Any]:
+        metadata = {
+            "duration": duration,
+            "time": time.time(),
+            "input_args": {name: _short.repr(v) for name, v in arguments.items()},
+        }
+        stored = True
+        size = 0
+        try:
+            size = self.store.dump_item(call_id, value, metadata, compress=self.compress)
+        except OSError as error:
+            stored = False
+            _warn(
+                f"could not store the result of {self._describe(arguments)} in the cache at "
+                f"{self.store.location} ({error}); returning it uncached"
+            )
+        except Exception as error:  # e.g. a result that cannot be pickled
+            stored = False
+            _warn(
+                f"could not store the result of {self._describe(arguments)}: {error!r}; "
+                "returning it uncached"
+            )
+        self._reporter.computed(self.identity.qualname, duration, stored)
+        if stored:
+            self._remember(call_id, value, metadata)
+            if self._after_store is not None:
+                self._after_store(size)
+        return {**metadata, "stored": stored}
+
+    # -- the rest of the memoized-function API --------------------------------------------------
+    def call(self, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        """Compute (even if cached), store, and return ``(output, metadata)``."""
+        call_id, arguments = self._call_id(args, kwargs)
+        with self.store.lock_item(call_id, self.wait_timeout):
+            self.store.clear_item(call_id)
+            return self._compute_and_store(call_id, arguments, args, kwargs)
+
+    def call_and_shelve(self, *args: Any, **kwargs: Any) -> MemorizedResult | NotMemorizedResult:
+        """Make sure the result is cached and return a handle to it instead of the value."""
+        value, call_id = self._lookup_or_compute(args, kwargs)
+        if call_id is None:  # uncacheable arguments: nothing to shelve
+            return NotMemorizedResult(value)
+        return MemorizedResult(self.store, call_id, self.mmap_mode, self.identity.display_name)
+
+    def check_call_in_cache(self, *args: Any, **kwargs: Any) -> bool:
+        """True if this call's result is cached (and still valid); computes nothing."""
+        call_id, _ = self._call_id(args, kwargs)
+        if not self.store.contains_item(call_id):
+            return False
+        if self.cache_validation_callback is None:
+            return True
+        metadata = self.store.get_metadata(call_id)
+        return metadata is not None and bool(self.cache_validation_callback(metadata))
+
+    def clear(self, warn: bool = True) -> None:
+        """Delete every cached result of this function."""
+        if warn and self.verbose >= 1:
+            logger.info("clearing the cache of %s", self.identity.display_name)
+        identity = self.identity
+        self.store.clear_path(identity.path)
+        _synced_records.discard((self.store.location, identity.path, identity.fingerprint))
+        self._identity = None
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        # Used as a method decorator: bind like a function so ``self`` becomes an argument.
+        if instance is None:
+            return self
+        return functools.partial(self, instance)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _rebuild,
+            (
+                type(self),
+                self.func,
+                self.store,
+                {
+                    "ignore": self.ignore,
+                    "mmap_mode": self.mmap_mode,
+                    "compress": self.compress,
+                    "verbose": self.verbose,
+                    "cache_validation_callback": self.cache_validation_callback,
+                    "version": self.version,
+                    "input_files": self.input_files,
+                    "wait_timeout": self.wait_timeout,
+                },
+            ),
+        )
+
+    def __repr__(self) -> str:
+        return f"MemorizedFunction(func={self.func!r}, location={self.store.location!r})"
+
+
+class AsyncMemorizedFunction(MemorizedFunction):
+    """The memoized form of a coroutine function: ``await cached(...)``."""
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        call_id, arguments = self._call_id(args, kwargs)
+        found, value = self._load(call_id, arguments)
+        if found:
+            return value
+        lock = self.store.lock_item(call_id, self.wait_timeout)
+        held = await asyncio.to_thread(lock.__enter__)  # waiting must not block the loop
+        try:
+            if held:
+                found, value = self._load(call_id, arguments)
+                if found:
+                    return value
+            self._reporter.computing(self.identity.qualname, self._describe(arguments))
+            started = time.perf_counter()
+            value = await self.func(*args, **kwargs)
+            if self._store(call_id, arguments, value, time.perf_counter() - started)["stored"]:
+                lock.done()
+            return value
+        finally:
+            lock.__exit__(None, None, None)
+
+
+def _rebuild(
+    kind: type[MemorizedFunction],
+    function: Callable[..., Any],
+    store: StoreBackendBase,
+    options: dict[str, Any],
+) -> MemorizedFunction:
+    return kind(function, store, **options)
+
+
+def memorize(
+    function: Callable[..., Any], store: StoreBackendBase, **options: Any
+) -> MemorizedFunction:
+    """The right memoized wrapper for ``function`` (async for coroutine functions)."""
+    kind = AsyncMemorizedFunction if inspect.iscoroutinefunction(function) else MemorizedFunction
+    return kind(function, store, **options)
+
+
+_identities: weakref.WeakKeyDictionary[Any, dict[str | None, FunctionIdentity]] = (
+    weakref.WeakKeyDictionary()
+)
+_synced_records: set[tuple[str, tuple[str, ...], str]] = set()
+
+
+def _identify_once(function: Callable[..., Any], version: str | None) -> FunctionIdentity:
+    try:
+        known = _identities.setdefault(function, {})
+    except TypeError:  # not weak-referenceable (some builtins): no memo
+        return identify(function, version)
+    identity = known.get(version)
+    if identity is None:
+        identity = known[version] = identify(function, version)
+    return identity
+
+
+def _warn(message: str) -> None:
+    logger.warning(message)
+    warnings.warn(message, CacheWarning, stacklevel=4)

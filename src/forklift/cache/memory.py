@@ -1,0 +1,281 @@
+"""``Memory``: a cache folder and the functions cached in it.
+
+``Memory(location)`` opens (or creates on first write) a store at ``location``;
+``memory.cache(f)`` returns ``f`` memoized there. With ``bytes_limit`` / ``items_limit``
+the cache keeps itself within bounds: after writes it evicts the least recently used
+entries (see :func:`forklift.cache.policies.select_evictions`).
+
+Size enforcement is amortised: a process scans the store (one ``stat`` per entry file) after
+its first write, then every :data:`SCAN_EVERY` writes, and sooner as soon as what it wrote
+since the last scan could have crossed a limit (bytes or items); each scan evicts down to
+:data:`TARGET_FRACTION` of the limits so the next scan is not needed at once. Other
+processes' writes are seen at their own scans and at the next scan of this one.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from forklift.cache.memoized import MemorizedFunction, NotMemorizedFunction, memorize
+from forklift.cache.policies import Limits, select_evictions
+from forklift.cache.stores.base import StoreBackendBase, create_store
+from forklift.config import MMAP_MODES
+from forklift.errors import ConfigurationError
+
+__all__ = ["SCAN_EVERY", "TARGET_FRACTION", "Memory"]
+
+SCAN_EVERY = 64
+TARGET_FRACTION = 0.9
+_UNSET: Any = object()
+
+
+class Memory:
+    """A context for caching function results on disk.
+
+    >>> import tempfile
+    >>> from forklift import Memory
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     memory = Memory(folder, verbose=0)
+    ...     square = memory.cache(lambda x: x * x)
+    ...     square(4), square.check_call_in_cache(4)
+    (16, True)
+
+    Parameters are joblib's (``location``, ``backend``, ``mmap_mode``, ``compress``,
+    ``verbose``, ``backend_options``) plus forklift's ``bytes_limit`` and ``items_limit``
+    (kept automatically, least recently used entries go first) and ``wait_timeout``: how
+    long a call waits for another thread or process computing the same key before computing
+    it itself (None: as long as that computation runs).
+    """
+
+    def __init__(
+        self,
+        location: str | os.PathLike[str] | None = None,
+        backend: str = "local",
+        mmap_mode: str | None = None,
+        compress: bool | int | str | tuple[str, int] = False,
+        verbose: int = 1,
+        backend_options: dict[str, Any] | None = None,
+        *,
+        bytes_limit: int | str | None = None,
+        items_limit: int | None = None,
+        wait_timeout: float | None = 600.0,
+    ) -> None:
+        if mmap_mode not in MMAP_MODES:
+            raise ConfigurationError(f"mmap_mode must be one of {MMAP_MODES}, got {mmap_mode!r}")
+        if location is not None and not isinstance(location, str | os.PathLike):
+            raise ConfigurationError(
+                f"location must be a folder path or None (no caching), got {location!r}"
+            )
+        self.location = None if location is None else os.fspath(location)
+        self.backend = backend
+        self.mmap_mode = mmap_mode
+        self.compress = compress
+        self.verbose = verbose
+        self.backend_options = dict(backend_options or {})
+        self.limits = Limits(bytes_limit=bytes_limit, items_limit=items_limit)
+        self.wait_timeout = wait_timeout
+        self.store_backend: StoreBackendBase | None = None
+        if self.location is not None:
+            self.store_backend = create_store(backend)
+            self.store_backend.configure(self.location, verbose, self.backend_options)
+        self._enforcer = _LimitEnforcer(self)
+
+    def cache(
+        self,
+        func: Callable[..., Any] | None = None,
+        ignore: Iterable[str] | None = None,
+        verbose: int | None = None,
+        mmap_mode: str | bool | None = False,
+        cache_validation_callback: Callable[[dict[str, Any]], bool] | None = None,
+        *,
+        version: str | None = None,
+        input_files: Iterable[str] | Mapping[str, str] | None = None,
+    ) -> Any:
+        """Memoize ``func``; usable as ``@memory.cache`` or ``@memory.cache(ignore=[...])``.
+
+        forklift adds ``version`` (pin the code version: entries stay valid until it
+        changes, whatever the code does) and ``input_files`` (names of arguments that are
+        paths whose content - or ``{"name": "mtime"}``: size and modification time - is part
+        of the key).
+        """
+        if func is None:
+            return lambda function: self.cache(
+                function,
+                ignore=ignore,
+                verbose=verbose,
+                mmap_mode=mmap_mode,
+                cache_validation_callback=cache_validation_callback,
+                version=version,
+                input_files=input_files,
+            )
+        if isinstance(func, MemorizedFunction | NotMemorizedFunction):
+            func = func.func
+        if not callable(func):
+            raise ConfigurationError(f"Memory.cache needs a function, got {func!r}")
+        if ignore is not None and isinstance(ignore, str):
+            raise ConfigurationError(f"ignore must be a list of argument names, got {ignore!r}")
+        if cache_validation_callback is not None and not callable(cache_validation_callback):
+            raise ConfigurationError(
+                f"cache_validation_callback must be callable, got {cache_validation_callback!r}"
+            )
+        if self.store_backend is None:
+            return NotMemorizedFunction(func)
+        if mmap_mode is False:
+            mmap_mode = self.mmap_mode
+        if mmap_mode not in MMAP_MODES:
+            raise ConfigurationError(f"mmap_mode must be one of {MMAP_MODES}, got {mmap_mode!r}")
+        return memorize(
+            func,
+            self.store_backend,
+            ignore=ignore or (),
+            mmap_mode=mmap_mode,
+            compress=self.compress,
+            verbose=self.verbose if verbose is None else verbose,
+            cache_validation_callback=cache_validation_callback,
+            version=version,
+            input_files=input_files,
+            wait_timeout=self.wait_timeout,
+            after_store=self._enforcer.after_store if self.limits.any else None,
+        )
+
+    def clear(self, warn: bool = True) -> None:
+        """Delete everything in this cache."""
+        if self.store_backend is not None:
+            self.store_backend.clear()
+
+    def reduce_size(
+        self,
+        bytes_limit: int | str | None = None,
+        items_limit: int | None = None,
+        age_limit: datetime.timedelta | float | None = None,
+    ) -> int:
+        """Evict least recently used entries until the cache is within the limits given
+        (or, when none is given, the ones it was created with); return how many went."""
+        limits = Limits(bytes_limit, items_limit, age_limit)
+        if not limits.any:
+            limits = self.limits
+        return self._evict(limits)
+
+    def _evict(self, limits: Limits) -> int:
+        store = self.store_backend
+        if store is None or not limits.any:
+            return 0
+        doomed = select_evictions(store.get_items(), limits, time.time())
+        for item in doomed:
+            store.clear_item(item.call_id)
+        return len(doomed)
+
+    def eval(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``memory.cache(func)(*args, **kwargs)``; a plain call without a location."""
+        if self.store_backend is None:
+            return func(*args, **kwargs)
+        return self.cache(func)(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Memory(location={self.location!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _rebuild_memory,
+            (
+                self.location,
+                self.backend,
+                self.mmap_mode,
+                self.compress,
+                self.verbose,
+                self.backend_options,
+                self.limits.bytes_limit,
+                self.limits.items_limit,
+                self.wait_timeout,
+            ),
+        )
+
+
+def _rebuild_memory(
+    location: str | None,
+    backend: str,
+    mmap_mode: str | None,
+    compress: Any,
+    verbose: int,
+    backend_options: dict[str, Any],
+    bytes_limit: int | None,
+    items_limit: int | None,
+    wait_timeout: float | None,
+) -> Memory:
+    return Memory(
+        location,
+        backend,
+        mmap_mode,
+        compress,
+        verbose,
+        backend_options,
+        bytes_limit=bytes_limit,
+        items_limit=items_limit,
+        wait_timeout=wait_timeout,
+    )
+
+
+class _LimitEnforcer:
+    """Decides when a write should trigger a scan-and-evict (see the module docstring)."""
+
+    def __init__(self, memory: Memory) -> None:
+        self._memory = memory
+        self._lock = threading.Lock()
+        self._writes_since_scan = 0
+        self._bytes_since_scan = 0
+        self._scanned_bytes = 0
+        self._scanned_items = 0
+        self._scanned = False
+
+    def after_store(self, size: int) -> None:
+        limits = self._memory.limits
+        with self._lock:
+            self._writes_since_scan += 1
+            self._bytes_since_scan += size
+            may_exceed_items = (
+                limits.items_limit is not None
+                and self._scanned_items + self._writes_since_scan > limits.items_limit
+            )
+            may_exceed_bytes = (
+                limits.bytes_limit is not None
+                and self._scanned_bytes + self._bytes_since_scan > limits.bytes_limit
+            )
+            due = (
+                not self._scanned
+                or self._writes_since_scan >= SCAN_EVERY
+                or may_exceed_items
+                or may_exceed_bytes
+            )
+            if not due:
+                return
+            self._writes_since_scan = self._bytes_since_scan = 0
+            self._scanned = True
+        target = Limits(
+            bytes_limit=None
+            if limits.bytes_limit is None
+            else int(limits.bytes_limit * TARGET_FRACTION),
+            items_limit=None
+            if limits.items_limit is None
+            else int(limits.items_limit * TARGET_FRACTION),
+        )
+        store = self._memory.store_backend
+        if store is None:
+            return
+        items = store.get_items()
+        total = sum(item.size for item in items)
+        within = (limits.bytes_limit is None or total <= limits.bytes_limit) and (
+            limits.items_limit is None or len(items) <= limits.items_limit
+        )
+        count = len(items)
+        if not within:
+            for item in select_evictions(items, target, time.time()):
+                store.clear_item(item.call_id)
+                total -= item.size
+                count -= 1
+        with self._lock:
+            self._scanned_bytes, self._scanned_items = total, count

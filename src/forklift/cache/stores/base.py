@@ -1,0 +1,172 @@
+"""The Store protocol every cache storage implements, and the store registry.
+
+A store keeps *entries*, each the result of one call, addressed by a :class:`CallId`: the
+function's folder parts, its code version and the call key. The names follow joblib's
+``StoreBackendBase`` where joblib has the same operation (``load_item``, ``dump_item``,
+``contains_item``, ``clear_item``, ``clear_path``, ``get_items``, ``get_metadata``,
+``configure``), so a joblib user's mental model carries over; forklift adds what its
+guarantees need (per-entry locks, function records, touch-on-hit for LRU eviction).
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from typing import Any, NamedTuple
+
+from forklift.errors import ConfigurationError
+
+__all__ = [
+    "CallId",
+    "ItemInfo",
+    "ItemLock",
+    "StoreBackendBase",
+    "create_store",
+    "known_store_names",
+    "register_store_backend",
+]
+
+
+class CallId(NamedTuple):
+    """Address of one entry: function folder parts, code version, call key."""
+
+    function: tuple[str, ...]
+    version: str
+    key: str
+
+
+class ItemLock(AbstractContextManager[bool]):
+    """A key's lock: a context manager yielding whether it is held, plus :meth:`done`,
+    called once the key's entry is stored (a store may then drop the lock's traces)."""
+
+    def done(self) -> None:
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class ItemInfo:
+    """One stored entry as listed by :meth:`StoreBackendBase.get_items`."""
+
+    call_id: CallId
+    size: int
+    last_access: float
+    created: float
+
+
+class StoreBackendBase(abc.ABC):
+    """Base class of cache stores. Subclass it and register it with
+    :func:`register_store_backend` to keep cached results elsewhere.
+
+    Errors: :meth:`load_item` raises ``KeyError`` for a missing entry and
+    :class:`~forklift.errors.CacheEntryDamagedError` for one that cannot be read; writes
+    raise ``OSError`` when storage fails (Memory then warns and still returns the result).
+    """
+
+    location: str = ""
+
+    @abc.abstractmethod
+    def configure(
+        self, location: str, verbose: int = 0, backend_options: dict[str, Any] | None = None
+    ) -> None:
+        """Prepare the store at ``location``."""
+
+    @abc.abstractmethod
+    def load_item(self, call_id: CallId, mmap_mode: str | None = None) -> Any:
+        """The stored value of ``call_id``."""
+
+    @abc.abstractmethod
+    def dump_item(
+        self, call_id: CallId, value: Any, metadata: dict[str, Any], compress: Any = False
+    ) -> int:
+        """Store ``value`` atomically (readers see the whole entry or none of it); return
+        the bytes the entry takes."""
+
+    @abc.abstractmethod
+    def contains_item(self, call_id: CallId) -> bool: ...
+
+    @abc.abstractmethod
+    def get_metadata(self, call_id: CallId) -> dict[str, Any] | None: ...
+
+    @abc.abstractmethod
+    def clear_item(self, call_id: CallId) -> None: ...
+
+    @abc.abstractmethod
+    def clear_path(self, function: tuple[str, ...]) -> None:
+        """Remove every entry of one function (all code versions)."""
+
+    @abc.abstractmethod
+    def clear(self) -> None:
+        """Remove everything this store holds."""
+
+    @abc.abstractmethod
+    def get_items(self) -> list[ItemInfo]: ...
+
+    @abc.abstractmethod
+    def touch(self, call_id: CallId) -> None:
+        """Record an access (least-recently-used eviction reads it)."""
+
+    @abc.abstractmethod
+    def lock_item(self, call_id: CallId, timeout: float | None) -> ItemLock:
+        """The right to compute ``call_id``: entering yields True once held, False on timeout.
+
+        Must be released if the holder dies, so a crashed writer never blocks others.
+        """
+
+    @abc.abstractmethod
+    def read_function_record(self, function: tuple[str, ...]) -> dict[str, Any] | None: ...
+
+    @abc.abstractmethod
+    def write_function_record(self, function: tuple[str, ...], record: dict[str, Any]) -> None: ...
+
+    @abc.abstractmethod
+    def drop_other_versions(self, function: tuple[str, ...], keep: str) -> int:
+        """Delete the entries of every code version but ``keep``; return how many went."""
+
+    def entry_stamp(self, call_id: CallId) -> object | None:
+        """Something that changes whenever the entry is replaced or removed (None when it
+        is missing). Memory serves small hot entries from memory while the stamp holds;
+        a store that returns None (the default) simply always reads from storage."""
+        return None
+
+    def iter_functions(self) -> Iterator[tuple[str, ...]]:
+        """Folder parts of every function with a record (used by the CLI)."""
+        return iter(())
+
+
+_lock = threading.Lock()
+_stores: dict[str, type[StoreBackendBase]] = {}
+
+
+def register_store_backend(name: str, backend_class: type[StoreBackendBase]) -> None:
+    """Make ``Memory(location, backend=name)`` use ``backend_class``."""
+    if not isinstance(name, str) or not name:
+        raise ConfigurationError(f"a store name must be a non-empty string, got {name!r}")
+    if not (isinstance(backend_class, type) and issubclass(backend_class, StoreBackendBase)):
+        raise ConfigurationError(
+            f"store {name!r} must be a subclass of forklift.StoreBackendBase, got {backend_class!r}"
+        )
+    with _lock:
+        _stores[name] = backend_class
+
+
+def known_store_names() -> list[str]:
+    with _lock:
+        return sorted(_stores)
+
+
+def create_store(name: str) -> StoreBackendBase:
+    if name == "local" and name not in _stores:
+        from forklift.cache.stores.local import LocalStore
+
+        register_store_backend("local", LocalStore)
+    with _lock:
+        store_class = _stores.get(name)
+    if store_class is None:
+        raise ConfigurationError(
+            f"unknown store backend {name!r}; known: {', '.join(known_store_names()) or 'local'}."
+            " Register one with forklift.register_store_backend(name, backend_class)."
+        )
+    return store_class()

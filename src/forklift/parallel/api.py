@@ -1,0 +1,416 @@
+"""``Parallel``, ``delayed`` and ``effective_n_jobs``: joblib's API on forklift's engine.
+
+``Parallel`` validates its arguments when it is made, resolves the settings in force (see
+:mod:`forklift.config`), and for each call picks a backend (:mod:`.selection`), builds a
+:class:`~forklift.parallel.engine.RunPlan` and lets the engine run it. As a context manager
+it keeps one started backend - and so its workers - across calls.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import threading
+from collections.abc import Callable, Generator, Iterable, Iterator, Sized
+from types import TracebackType
+from typing import Any, Final, Generic, Literal, ParamSpec, TypeVar
+
+from forklift._support.arithmetic import evaluate_expression
+from forklift.config import Settings, as_integer, default, resolve_settings
+from forklift.errors import ConfigurationError, InvalidTaskError, ParallelStateError
+from forklift.parallel.backends.base import Backend, Call
+from forklift.parallel.engine import RunPlan, execute
+from forklift.parallel.selection import Selection, select_backend
+from forklift.progress.bar import ProgressBarLike
+from forklift.progress.events import Event, Reporter
+from forklift.progress.options import ObservationOptions
+
+__all__ = ["Parallel", "delayed", "effective_n_jobs"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+RETURN_AS: Final = ("list", "generator", "generator_unordered")
+ReturnAs = Literal["list", "generator", "generator_unordered"]
+_MISSING: Final[Any] = object()
+
+
+class _DelayedFunction(Generic[P, R]):
+    """``delayed(f)``: calling it records the call as ``(f, args, kwargs)`` instead of running."""
+
+    __slots__ = ("__wrapped__",)
+
+    def __init__(self, function: Callable[P, R]) -> None:
+        self.__wrapped__ = function
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Call:
+        return (self.__wrapped__, args, kwargs)
+
+    @property
+    def __name__(self) -> str:
+        return getattr(self.__wrapped__, "__name__", type(self.__wrapped__).__name__)
+
+    @property
+    def __doc__(self) -> str | None:  # type: ignore[override]
+        return getattr(self.__wrapped__, "__doc__", None)
+
+    def __repr__(self) -> str:
+        return f"delayed({self.__wrapped__!r})"
+
+
+def delayed(function: Callable[P, R]) -> _DelayedFunction[P, R]:
+    """Wrap ``function`` so that calling it returns the call ``(function, args, kwargs)``.
+
+    >>> delayed(pow)(2, 10)
+    (<built-in function pow>, (2, 10), {})
+    """
+    if not callable(function):
+        raise InvalidTaskError(
+            f"delayed() needs a callable (a function, method or callable object), got "
+            f"{function!r} of type {type(function).__name__}"
+        )
+    return _DelayedFunction(function)
+
+
+def effective_n_jobs(n_jobs: int = -1) -> int:
+    """The number of workers ``n_jobs`` means for the backend in force (``-1``: all CPUs)."""
+    settings = resolve_settings(n_jobs=n_jobs)
+    return select_backend(settings, explicit_backend=False).n_workers
+
+
+@dataclasses.dataclass(frozen=True)
+class _Options:
+    """Parallel's own arguments that are not settings, validated once."""
+
+    return_as: ReturnAs
+    timeout: float | None
+    pre_dispatch: int | str
+    batch_size: int | None  # None: "auto"
+    observation: ObservationOptions
+
+
+class Parallel:
+    """Run an iterable of delayed calls in parallel and collect their results.
+
+    >>> from forklift import Parallel, delayed
+    >>> Parallel(n_jobs=2, backend="threading")(delayed(pow)(i, 2) for i in range(5))
+    [0, 1, 4, 9, 16]
+
+    Parameters follow joblib's ``Parallel``: ``n_jobs`` (None: configured, else 1; -1 all
+    CPUs), ``backend`` (a name or instance), ``return_as`` ("list", "generator" or
+    "generator_unordered"), ``verbose``, ``timeout`` (seconds for the whole call),
+    ``pre_dispatch`` (batches kept in flight: int, "all" or an expression in ``n_jobs``),
+    ``batch_size`` ("auto" or int), ``temp_folder``, ``max_nbytes``, ``mmap_mode``,
+    ``prefer`` ("processes"/"threads" hint), ``require`` ("sharedmem"), and backend
+    keyword arguments. Use it as a context manager to keep its workers across calls.
+
+    forklift's own, keyword-only in spirit (joblib has none of them):
+
+    * ``progress``: True draws a progress bar of completed tasks with rate and time left on
+      stderr (tqdm when installed; plain lines when stderr is not a terminal); or pass your
+      own bar object with ``update(n)``, ``close()`` and ``total`` (e.g. a ``tqdm``).
+    * ``reporters``: objects with ``handle(event)``, or callables taking an event, that
+      receive the run's events (see :mod:`forklift.progress.events`) in the caller's thread.
+    * ``trace``: a path ending in ``.html`` (a self-contained timeline page) or ``.json``
+      (Chrome trace events, for Perfetto) written when each call ends: each task's worker,
+      start, end and outcome.
+
+    >>> seen = []
+    >>> Parallel(n_jobs=2, backend="threading", reporters=[seen.append])(
+    ...     delayed(abs)(-i) for i in range(4)
+    ... )
+    [0, 1, 2, 3]
+    >>> type(seen[0]).__name__, type(seen[-1]).__name__, seen[-1].n_completed
+    ('RunStarted', 'RunFinished', 4)
+    """
+
+    def __init__(
+        self,
+        n_jobs: int | None = None,
+        backend: str | Backend | None = None,
+        return_as: ReturnAs = "list",
+        verbose: int = default(0),
+        timeout: float | None = None,
+        pre_dispatch: int | str = "2 * n_jobs",
+        batch_size: int | str = "auto",
+        temp_folder: str | None = None,
+        max_nbytes: int | str | None = default("1M"),
+        mmap_mode: str | None = default("r"),
+        prefer: str | None = None,
+        require: str | None = None,
+        *,
+        progress: bool | ProgressBarLike = False,
+        reporters: Iterable[Reporter | Callable[[Event], Any]] | None = None,
+        trace: str | os.PathLike[str] | None = None,
+        **backend_kwargs: Any,
+    ) -> None:
+        self._arguments: dict[str, Any] = {
+            "n_jobs": n_jobs,
+            "backend": backend,
+            "return_as": return_as,
+            "verbose": verbose,
+            "timeout": timeout,
+            "pre_dispatch": pre_dispatch,
+            "batch_size": batch_size,
+            "temp_folder": temp_folder,
+            "max_nbytes": max_nbytes,
+            "mmap_mode": mmap_mode,
+            "prefer": prefer,
+            "require": require,
+            "progress": progress,
+            "reporters": reporters,
+            "trace": trace,
+            **backend_kwargs,
+        }
+        self._options = _Options(
+            return_as=_check_return_as(return_as),
+            timeout=_check_timeout(timeout),
+            pre_dispatch=_check_pre_dispatch(pre_dispatch),
+            batch_size=_check_batch_size(batch_size),
+            observation=ObservationOptions.check(progress, reporters, trace),
+        )
+        self._explicit_backend = backend is not None
+        self._backend_kwargs = backend_kwargs
+        self._settings = resolve_settings(
+            backend=backend,
+            n_jobs=n_jobs,
+            verbose=verbose,
+            temp_folder=temp_folder,
+            max_nbytes=max_nbytes,
+            mmap_mode=mmap_mode,
+            prefer=prefer,
+            require=require,
+        )
+        # Fail on an unknown backend name or parameter now, where it was written.
+        self._select()
+        self._running = threading.Lock()
+        self._kept: Selection | None = None  # the started backend of a with-block
+        self._borrowed = False  # _kept belongs to another Parallel (see _with_overrides)
+        self._closed = False
+
+    @property
+    def n_jobs(self) -> int | None:
+        return self._settings.n_jobs
+
+    @property
+    def verbose(self) -> int:
+        return int(self._settings.verbose)
+
+    @property
+    def return_as(self) -> str:
+        return self._options.return_as
+
+    def __repr__(self) -> str:
+        return f"Parallel(n_jobs={self._settings.n_jobs})"
+
+    # -- context manager: keep workers across calls -------------------------------------
+    def __enter__(self) -> Parallel:
+        self._check_usable()
+        if self._kept is None:
+            self._kept = self._select()
+            self._kept.backend.start(self._kept.n_workers)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        kept, self._kept = self._kept, None
+        self._closed = True
+        if kept is not None and not self._borrowed:
+            kept.backend.stop(wait=exc_type is None)
+
+    # -- calling -------------------------------------------------------------------------
+    def __call__(self, iterable: Iterable[Any] = _MISSING, **overrides: Any) -> Any:
+        """Run the calls of ``iterable``; return a list or a generator per ``return_as``.
+
+        Called with keyword arguments only (``parallel(n_jobs=2, verbose=1)``), it returns a
+        ``Parallel`` with those arguments changed that shares this one's workers when it can.
+        """
+        if iterable is _MISSING:
+            if not overrides:
+                raise InvalidTaskError(
+                    "Parallel(...) must be called with an iterable of delayed calls"
+                )
+            return self._with_overrides(overrides)
+        if overrides:
+            raise ConfigurationError(
+                f"pass {sorted(overrides)} to Parallel(...) itself, not to its call"
+            )
+        self._check_usable()
+        chunks = self._chunks(iterable, _length(iterable))
+        if self._options.return_as == "list":
+            results: list[Any] = []
+            for chunk in chunks:
+                results.extend(chunk)
+            return results
+        next(chunks)  # start the work now, as joblib does; results come when asked for
+        return _flatten(chunks)
+
+    def _chunks(
+        self, iterable: Iterable[Any], expected_total: int | None = None
+    ) -> Iterator[list[Any]]:
+        if not self._running.acquire(blocking=False):
+            raise ParallelStateError(
+                "this Parallel is already running a call (perhaps a generator from an earlier "
+                "call that was not exhausted or closed); wait for it, or make a new Parallel"
+            )
+        try:
+            self._check_usable()
+            selection = self._kept if self._kept is not None else self._select()
+            owned = self._kept is None
+            backend = selection.backend
+            interrupted = True
+            try:
+                backend.start(selection.n_workers)
+                yield from execute(self._plan(selection, expected_total), iterable)
+                interrupted = False
+            except Exception:
+                interrupted = False  # a task error: let running work wind down cleanly
+                raise
+            finally:
+                if owned:
+                    backend.stop(wait=not interrupted)
+        finally:
+            self._running.release()
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise ParallelStateError(
+                "this Parallel was closed when its with-block ended; call it inside the block "
+                "or make a new Parallel(...)"
+            )
+
+    def _select(self) -> Selection:
+        return select_backend(
+            self._settings,
+            explicit_backend=self._explicit_backend,
+            backend_params=self._backend_kwargs,
+        )
+
+    def _plan(self, selection: Selection, expected_total: int | None = None) -> RunPlan:
+        options = self._options
+        backend = selection.backend
+        if backend.name == "sequential":
+            max_in_flight: int | None = 1  # running ahead inline buys nothing
+        else:
+            max_in_flight = _batches_in_flight(options.pre_dispatch, selection.n_workers)
+        reporters = options.observation.reporters_for_run(int(self._settings.verbose))
+        return RunPlan(
+            backend=backend,
+            n_workers=selection.n_workers,
+            n_jobs=selection.n_jobs,
+            max_in_flight=max_in_flight,
+            batch_size=options.batch_size,
+            timeout=options.timeout,
+            ordered=options.return_as != "generator_unordered",
+            worker_settings=_worker_settings(self._settings, backend),
+            reporters=reporters,
+            expected_total=expected_total,
+        )
+
+    def _with_overrides(self, overrides: dict[str, Any]) -> Parallel:
+        derived = Parallel(**{**self._arguments, **overrides})
+        if self._kept is not None:
+            candidate = derived._select()
+            if (
+                type(candidate.backend) is type(self._kept.backend)
+                and candidate.n_workers == self._kept.n_workers
+            ):
+                # Borrow this one's started workers; the borrower never stops them.
+                derived._kept = Selection(self._kept.backend, candidate.n_workers, derived.n_jobs)
+                derived._borrowed = True
+        return derived
+
+
+def _flatten(chunks: Iterator[list[Any]]) -> Generator[Any, None, None]:
+    try:
+        for chunk in chunks:
+            yield from chunk
+    finally:
+        # Closing the results early closes the run too (aborting what is in flight).
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+
+
+def _worker_settings(settings: Settings, backend: Backend) -> Settings:
+    """The settings a task sees inside a worker: the caller's, minus the outer choice of
+    backend and n_jobs (a nested call uses the backend's nested backend instead)."""
+    return dataclasses.replace(
+        settings,
+        backend=backend.capabilities.nested_backend,
+        n_jobs=None,
+        require=None,
+        prefer=None,
+        backend_params={},
+        worker_of=backend.name,
+    )
+
+
+def _length(iterable: Iterable[Any]) -> int | None:
+    """``len(iterable)`` when it has a cheap, honest one (lists, tuples, ranges...)."""
+    if not isinstance(iterable, Sized):
+        return None
+    try:
+        length = len(iterable)
+    except Exception:
+        return None
+    return length if isinstance(length, int) and length >= 0 else None
+
+
+def _check_return_as(value: object) -> ReturnAs:
+    if value not in RETURN_AS:
+        raise ConfigurationError(f"return_as must be one of {RETURN_AS}, got {value!r}")
+    return value
+
+
+def _check_timeout(value: object) -> float | None:
+    if value is None:
+        return None
+    seconds = None if isinstance(value, bool) or not isinstance(value, int | float) else value
+    if seconds is None or not seconds > 0:
+        raise ConfigurationError(
+            f"timeout must be a positive number of seconds or None, got {value!r}"
+        )
+    return float(seconds)
+
+
+def _check_batch_size(value: object) -> int | None:
+    if value == "auto":
+        return None
+    number = as_integer(value)
+    if number is None or number < 1:
+        raise ConfigurationError(f"batch_size must be 'auto' or a positive integer, got {value!r}")
+    return number
+
+
+def _check_pre_dispatch(value: object) -> int | str:
+    if isinstance(value, str):
+        if value.strip() != "all":
+            evaluate_expression(value, {"n_jobs": 1}, what="pre_dispatch")
+        return value
+    number = as_integer(value)
+    if number is None or number < 1:
+        raise ConfigurationError(
+            f"pre_dispatch must be a positive integer, 'all', or an expression in n_jobs such "
+            f"as '2 * n_jobs'; got {value!r}"
+        )
+    return number
+
+
+def _batches_in_flight(pre_dispatch: int | str, n_workers: int) -> int | None:
+    if isinstance(pre_dispatch, int):
+        return max(pre_dispatch, 1)
+    if pre_dispatch.strip() == "all":
+        return None
+    value = evaluate_expression(pre_dispatch, {"n_jobs": n_workers}, what="pre_dispatch")
+    if not value >= 1:
+        raise ConfigurationError(
+            f"pre_dispatch={pre_dispatch!r} gives {value} with n_jobs={n_workers}; it must "
+            "keep at least one batch in flight"
+        )
+    return math.ceil(value)

@@ -1,0 +1,1 @@
+"""Backends: one module each, behind the small protocol in :mod:`.base`."""

@@ -1,0 +1,71 @@
+"""Which backend, and how many workers, a call gets: the rules in one place.
+
+Order of decisions:
+
+1. A backend passed to ``Parallel`` wins; else the innermost ``parallel_config``'s; else the
+   default (``loky``, forklift's process pool), or ``threading`` when ``prefer="threads"``.
+   Inside a worker, a call that names no backend uses the outer backend's nested backend, so
+   nested calls do not multiply workers.
+2. ``require="sharedmem"`` needs workers that share memory: a backend without that capability
+   is replaced by ``threading`` - unless it was passed to ``Parallel`` explicitly, which is an
+   error (the two wishes contradict each other).
+3. ``n_jobs``: None means the configured value, else 1. The backend turns it into a worker
+   count; one worker of a local backend means running inline (the sequential backend).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from forklift.config import Settings, validate_n_jobs
+from forklift.errors import ConfigurationError
+from forklift.parallel.backends import registry
+from forklift.parallel.backends.base import Backend
+
+__all__ = ["Selection", "select_backend"]
+
+_LOCAL_BACKENDS = frozenset({"sequential", "threading", "loky", "multiprocessing"})
+
+
+@dataclasses.dataclass
+class Selection:
+    backend: Backend
+    n_workers: int
+    n_jobs: int | None
+
+
+def select_backend(
+    settings: Settings, *, explicit_backend: bool, backend_params: dict[str, Any] | None = None
+) -> Selection:
+    """Create the backend ``settings`` call for and count its workers."""
+    params = {**settings.backend_params, **(backend_params or {})}
+    choice = settings.backend
+    if choice is None:
+        choice = "threading" if settings.prefer == "threads" else registry.default_backend_name()
+
+    backend: Backend
+    if isinstance(choice, str):
+        backend = registry.create_backend(choice, params)
+    else:
+        if not isinstance(choice, Backend):
+            raise ConfigurationError(
+                f"backend must be a backend name ({', '.join(registry.known_backend_names())}) "
+                f"or a backend instance, got {choice!r}"
+            )
+        backend = choice
+
+    if settings.require == "sharedmem" and not backend.capabilities.shares_memory:
+        if explicit_backend:
+            raise ConfigurationError(
+                f"require='sharedmem' needs workers that share memory, but backend "
+                f"{backend.name!r} runs them elsewhere; drop one of the two, or use "
+                "backend='threading'"
+            )
+        backend = registry.create_backend("threading", {})
+
+    n_jobs = validate_n_jobs(settings.n_jobs)
+    n_workers = max(1, backend.effective_n_jobs(1 if n_jobs is None else n_jobs))
+    if n_workers == 1 and backend.name in _LOCAL_BACKENDS and backend.name != "sequential":
+        backend = registry.create_backend("sequential", {})
+    return Selection(backend, n_workers, n_jobs)

@@ -1,0 +1,76 @@
+"""``Logger`` and ``PrintTime``: joblib's small helpers for logging cached computations.
+
+``Logger`` formats objects briefly and sends messages to the ``logging`` module;
+``PrintTime`` prints the time elapsed since it was made (and since its last call), to stderr
+and optionally to a log file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pprint
+import sys
+import time
+from typing import Any
+
+__all__ = ["Logger", "PrintTime", "format_time"]
+
+
+def format_time(seconds: float) -> str:
+    """``format_time(75) == '1.2min'``; seconds below a minute."""
+    return f"{seconds:.1f}s" if seconds < 60 else f"{seconds / 60:.1f}min"
+
+
+class Logger:
+    """Logs through ``logging.getLogger(name)`` (``"forklift"`` when no name is given).
+
+    >>> Logger().format({"a": 1})
+    "{'a': 1}"
+    """
+
+    def __init__(self, depth: int = 3, name: str | None = None) -> None:
+        self.depth = depth
+        self._logger = logging.getLogger(name or "forklift")
+
+    def warn(self, msg: str) -> None:
+        self._logger.warning(msg)
+
+    def info(self, msg: str) -> None:
+        self._logger.info(msg)
+
+    def debug(self, msg: str) -> None:
+        self._logger.debug(msg)
+
+    def format(self, obj: Any, indent: int = 0) -> str:
+        """A short, readable representation of ``obj`` (nested ``depth`` levels deep)."""
+        text = pprint.pformat(obj, depth=self.depth, compact=True)
+        return text.replace("\n", "\n" + " " * indent) if indent else text
+
+
+class PrintTime:
+    """Print elapsed times: ``print_time = PrintTime(); ...; print_time("step done")``."""
+
+    def __init__(self, logfile: str | None = None, logdir: str | None = None) -> None:
+        if logfile is not None and logdir is not None:
+            raise ValueError("give PrintTime a logfile or a logdir, not both")
+        if logdir is not None:
+            logfile = os.path.join(logdir, "forklift.log")
+        self.logfile = logfile
+        self.start = self.last = time.time()
+        if logfile is not None:
+            os.makedirs(os.path.dirname(os.path.abspath(logfile)), exist_ok=True)
+            with open(logfile, "a", encoding="utf-8") as file:
+                file.write(f"\nLogging started {time.ctime(self.start)}\n")
+
+    def __call__(self, msg: str = "", total: bool = False) -> None:
+        now = time.time()
+        elapsed = now - (self.start if total else self.last)
+        line = f"{msg}: {format_time(elapsed)}" if msg else format_time(elapsed)
+        if total:
+            line = f"{line} (total)"
+        sys.stderr.write(line + "\n")
+        if self.logfile is not None:
+            with open(self.logfile, "a", encoding="utf-8") as file:
+                file.write(line + "\n")
+        self.last = now
