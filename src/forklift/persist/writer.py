@@ -49,6 +49,8 @@ class _ArrayPickler(pickle.Pickler):
     def reducer_override(self, obj: Any) -> Any:
         numpy = arrays.numpy_if_loaded()
         if numpy is not None and isinstance(obj, numpy.ndarray):
+            if type(obj) is numpy.ndarray and obj.nbytes < layout.INBAND_LIMIT:
+                return arrays.reduce_small_array(obj, self._protocol)
             reduced = arrays.reduce_array(obj, self._protocol)
             if reduced is not NotImplemented:
                 buffer = reduced[1][0]
