@@ -174,9 +174,8 @@ def test_file_objects(tmp_path: Path) -> None:
         assert loaded["b"] == value["b"]
     with open(tmp_path / "f.fl", "wb") as handle:
         dump(value, handle)
-    with open(tmp_path / "f.fl", "rb") as handle:
-        with pytest.warns(PersistWarning, match="file object"):
-            loaded = load(handle, mmap_mode="r")
+    with open(tmp_path / "f.fl", "rb") as handle, pytest.warns(PersistWarning, match="file"):
+        loaded = load(handle, mmap_mode="r")
     assert type(loaded["a"]) is np.ndarray
 
 
@@ -207,3 +206,41 @@ def test_invalid_arguments(tmp_path: Path) -> None:
         load(tmp_path / "a", mmap_mode="x")
     with pytest.raises(FileNotFoundError):
         load(tmp_path / "missing")
+
+
+def test_numeric_buffers_are_byte_shuffled_before_compression(tmp_path: Path) -> None:
+    from forklift.persist import reader
+
+    value = {
+        "f8": np.round(np.sin(np.arange(700_000) / 500.0), 3),
+        "i2": np.arange(2_500_000, dtype="<i2"),
+        "c16": np.arange(300_000, dtype=">c16"),
+        "u1": np.arange(3_000_000, dtype="u1"),
+        "rec": np.zeros(100_000, dtype=[("a", "i1"), ("b", "f8")]),
+    }
+    path = tmp_path / "s.fl"
+    dump(value, path, compress=("zlib", 1))
+    with open(path, "rb") as handle:
+        index = reader.read_index(reader.Source(handle, "s"))
+    assert [section.shuffle for section in index.buffers] == [8, 2, 16, 0, 0]
+    loaded = load(path)
+    for key, array in value.items():
+        assert loaded[key].tobytes() == array.tobytes()
+    # shuffling is what makes this smooth float64 signal compress well
+    import zlib
+
+    plain = len(zlib.compress(value["f8"].tobytes(), 1))
+    dump(value["f8"], path, compress=("zlib", 1))
+    assert path.stat().st_size < 0.8 * plain
+
+
+def test_file_with_unregistered_codec_is_unsupported(tmp_path: Path) -> None:
+    from forklift.errors import UnsupportedFormatError
+    from forklift.persist import compressors
+
+    register_compressor("temporary-test", _Halve(), force=True)
+    path = tmp_path / "t.fl"
+    dump(np.zeros(1 << 20), path, compress="temporary-test")
+    del compressors._REGISTRY["temporary-test"]
+    with pytest.raises(UnsupportedFormatError, match="temporary-test"):
+        load(path)

@@ -26,13 +26,17 @@ MAIN_SAMPLES = (
 def _check_sample(loaded: list[Any], python2: bool) -> None:
     assert len(loaded) == 6
     ints, floats, objects, raw, matrix, text = loaded
-    assert ints.dtype == np.dtype("<i8") and ints.tolist() == [0, 1, 2, 3, 4]
-    assert floats.dtype == np.dtype("<f8") and floats.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
-    assert objects.dtype == object and objects.tolist() == [1, "abc", {"a": 1, "b": 2}]
+    assert ints.dtype == np.dtype("<i8")
+    assert ints.tolist() == [0, 1, 2, 3, 4]
+    assert floats.dtype == np.dtype("<f8")
+    assert floats.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert objects.dtype == object
+    assert objects.tolist() == [1, "abc", {"a": 1, "b": 2}]
     expected_raw = bytes(range(256))
     # Python 2 byte strings are read with latin-1, as joblib and numpy do.
     assert raw == (expected_raw.decode("latin-1") if python2 else expected_raw)
-    assert type(matrix) is np.matrix and matrix.dtype == np.dtype("<i8")
+    assert type(matrix) is np.matrix
+    assert matrix.dtype == np.dtype("<i8")
     assert matrix.tolist() == [[0, 1, 2]]
     assert text == "C'est l'été !"
 
@@ -66,9 +70,6 @@ def test_sample_file_objects_and_mmap() -> None:
     old = load(SAMPLES / "joblib_0.9.2_pickle_py35_np19.pkl", mmap_mode="r")
     assert isinstance(old[0], np.memmap)
     _check_sample(old, python2=False)
-
-
-joblib = None
 
 
 @pytest.fixture(scope="module")

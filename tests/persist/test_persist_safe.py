@@ -91,7 +91,8 @@ def test_allow_list_accepts_names_and_classes(tmp_path: Path) -> None:
     path = tmp_path / "ok.fl"
     dump(value, path)
     loaded = load(path, allowed_globals=SAFE_GLOBALS)
-    assert loaded["od"] == value["od"] and loaded["f"] == value["f"]
+    assert loaded["od"] == value["od"]
+    assert loaded["f"] == value["f"]
     assert np.array_equal(loaded["a"], value["a"])
 
     dump({"path": Path("/x")}, path)
@@ -106,7 +107,8 @@ def test_inspect_lists_arrays_and_format(tmp_path: Path) -> None:
     path = tmp_path / "x.fl"
     dump({"a": np.zeros((500, 40), dtype=">f4", order="F"), "b": [1, 2]}, path, compress="zstd")
     report = inspect_file(path)
-    assert report.format == "forklift" and report.version == "1.0"
+    assert report.format == "forklift"
+    assert report.version == "1.0"
     assert report.compression == "zstd level 3"
     (array,) = report.arrays
     assert (array.dtype, array.shape, array.order, array.nbytes) == (">f4", (500, 40), "F", 80_000)

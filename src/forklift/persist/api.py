@@ -90,6 +90,7 @@ def load(
     mmap_mode: str | None = None,
     *,
     allowed_globals: Iterable[str | object] | None = None,
+    verify: bool = False,
 ) -> Any:
     """Load the object stored by :func:`dump` (or by joblib's ``dump``) in ``filename``.
 
@@ -104,6 +105,12 @@ def load(
             imported; :data:`~forklift.persist.SAFE_GLOBALS` covers builtin containers and
             numbers and numpy arrays. Anything else raises
             :class:`~forklift.errors.UnsafeLoadError` naming it, before anything is built.
+        verify: also check the checksums of uncompressed array buffers while reading them.
+            Off by default because it can double the time of a large load (see
+            ``docs/format.md``); the file's header, trailer and index, its pickle stream and
+            every compressed chunk are checked in any case, so truncation and damage outside
+            raw array bytes are always detected. Memory-mapped arrays are never read at load
+            time, so they are not verified.
 
     Raises:
         CorruptFileError: the file is truncated or damaged (the message names it).
@@ -117,7 +124,9 @@ def load(
     if _is_path(filename):
         path = os.fspath(filename)  # type: ignore[arg-type]
         with open(path, "rb") as handle:
-            return _load(handle, str(path), str(path), mmap_mode, allowed)
+            return _load(
+                handle, str(path), str(path), mmap_mode=mmap_mode, allowed=allowed, verify=verify
+            )
     if not hasattr(filename, "read"):
         raise ConfigurationError(
             f"filename must be a path or a binary file object, not {type(filename).__name__}"
@@ -133,7 +142,7 @@ def load(
     label = name if isinstance(name, str) else f"<{type(file).__name__}>"
     if not _seekable(file):
         file = io.BytesIO(file.read())
-    return _load(file, label, None, None, allowed)
+    return _load(file, label, None, mmap_mode=None, allowed=allowed, verify=verify)
 
 
 def _seekable(file: IO[bytes]) -> bool:
@@ -147,8 +156,10 @@ def _load(
     file: IO[bytes],
     name: str,
     path: str | None,
+    *,
     mmap_mode: str | None,
     allowed: frozenset[str] | None,
+    verify: bool,
 ) -> Any:
     start = file.tell()
     magic = file.read(len(layout.MAGIC))
@@ -156,14 +167,15 @@ def _load(
     if magic != layout.MAGIC:
         return legacy.load_legacy(file, name, path, mmap_mode, allowed)
     source = reader.Source(file, name)
-    if mmap_mode is not None:
-        index = reader.read_index(source)
-        if index.codec is not None:
-            warnings.warn(
-                f"{name}: mmap_mode={mmap_mode!r} is ignored for a compressed file "
-                f"({index.codec}); its arrays are read into memory",
-                PersistWarning,
-                stacklevel=3,
-            )
-            mmap_mode = None
-    return reader.read_file(source, path=path, mmap_mode=mmap_mode, allowed=allowed)
+    index = reader.read_index(source)
+    if mmap_mode is not None and index.codec is not None:
+        warnings.warn(
+            f"{name}: mmap_mode={mmap_mode!r} is ignored for a compressed file "
+            f"({index.codec}); its arrays are read into memory",
+            PersistWarning,
+            stacklevel=3,
+        )
+        mmap_mode = None
+    return reader.read_file(
+        source, index, path=path, mmap_mode=mmap_mode, allowed=allowed, verify=verify
+    )

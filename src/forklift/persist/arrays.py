@@ -17,7 +17,7 @@ import pickle
 import sys
 from typing import Any
 
-__all__ = ["numpy_if_loaded", "reduce_array", "rebuild_array"]
+__all__ = ["numpy_if_loaded", "rebuild_array", "reduce_array", "reduce_small_array"]
 
 
 def numpy_if_loaded() -> Any:
@@ -70,6 +70,18 @@ def reduce_array(array: Any, protocol: int) -> Any:
         rebuild_array,
         (pickle.PickleBuffer(raw), dtype, tuple(array.shape), order, subclass),
     )
+
+
+def reduce_small_array(array: Any, protocol: int) -> Any:
+    """Reduce a small plain array to its bytes, in-band (cheaper than a PickleBuffer).
+
+    A writable array travels as a bytearray (it loads writable), a read-only one as bytes.
+    """
+    if protocol < 5 or array.dtype.hasobject or not array.flags.c_contiguous:
+        return NotImplemented
+    data = array.tobytes()
+    payload = bytearray(data) if array.flags.writeable else data
+    return (rebuild_array, (payload, array.dtype, array.shape, "C", None))
 
 
 def rebuild_array(

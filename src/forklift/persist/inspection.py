@@ -100,11 +100,7 @@ def _inspect(file: IO[bytes], name: str) -> FileReport:
 
 def _inspect_forklift(source: reader.Source) -> FileReport:
     index = reader.read_index(source)
-    compressor = None
-    if index.codec is not None:
-        from forklift.persist.compressors import get_compressor
-
-        compressor = get_compressor(index.codec)
+    compressor = reader.codec_of(index, source)
     sections = reader._SectionReader(source, compressor, index.pickle.length)
     try:
         pickled = bytes(memoryview(sections.read(index.pickle)).cast("B"))

@@ -25,6 +25,7 @@ from typing import Any
 __all__ = [
     "ALIGNMENT",
     "CHUNK_SIZE",
+    "RAW_CHUNK_SIZE",
     "FLAG_WRITABLE_MAPPED",
     "FORMAT_VERSION",
     "HEADER",
@@ -51,12 +52,21 @@ FLAG_WRITABLE_MAPPED = 1
 KNOWN_FLAGS = FLAG_WRITABLE_MAPPED
 TRAILER = struct.Struct("<QQI4x8s")  # index offset, index length, index crc32, end magic
 ALIGNMENT = 64
-#: Large sections are cut in chunks of this many raw bytes (compressed and checked apart).
+#: Compressed sections are cut in chunks of this many raw bytes (compressed in parallel).
 CHUNK_SIZE = 4 << 20
+#: Uncompressed sections use larger chunks: each is one checksum and one index entry, and
+#: fewer entries keep the index (parsed on every load, mmap loads included) small.
+RAW_CHUNK_SIZE = 64 << 20
 #: A reader refuses chunks claiming more raw bytes than this (crafted-file guard).
 MAX_CHUNK_RAW = 1 << 30
+#: Raw chunks are written, read and checksummed in pieces of this size, so the checksum
+#: reads bytes still in the CPU cache from the copy that just moved them.
+PIECE_SIZE = 256 << 10
 #: Buffers smaller than this stay inside the pickle stream (an aligned section costs more).
 INBAND_LIMIT = 16 << 10
+#: At most this many threads (de)compress; with 2 chunks in flight each, memory stays under
+#: 2 * MAX_WORKERS * CHUNK_SIZE (128 MiB) however big the data and the machine.
+MAX_WORKERS = 16
 #: A compressed chunk is kept only if it is smaller than this fraction of the raw chunk.
 KEEP_COMPRESSED_RATIO = 0.99
 
@@ -94,13 +104,17 @@ def _sum64(data: memoryview) -> int:
     return total & _MASK64
 
 
-def checksum(name: str, data: memoryview | bytes) -> int:
-    """Checksum ``data`` with the algorithm ``name`` (``"crc32"`` or ``"sum64"``)."""
+def checksum(name: str, data: memoryview | bytes, running: int = 0) -> int:
+    """Checksum ``data`` with the algorithm ``name`` (``"crc32"`` or ``"sum64"``).
+
+    ``running`` continues a checksum over pieces: ``checksum(n, b, checksum(n, a))`` equals
+    ``checksum(n, a + b)`` when ``len(a)`` is a multiple of :data:`PIECE_SIZE`'s alignment (8).
+    """
     view = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
     if name == "crc32":
-        return zlib.crc32(view)
+        return zlib.crc32(view, running)
     if name == "sum64":
-        return _sum64(view)
+        return (_sum64(view) + running) & _MASK64
     raise ValueError(f"unknown checksum {name!r}")
 
 

@@ -17,14 +17,18 @@ Imports only :mod:`forklift.errors` and :mod:`forklift._support`.
 from __future__ import annotations
 
 import collections
+import contextlib
+import functools
+import io
 import json
+import os
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any
 
 from forklift._support.cpus import cpu_count
-from forklift.errors import CorruptFileError, UnsupportedFormatError
+from forklift.errors import CorruptFileError, UnknownCompressorError, UnsupportedFormatError
 from forklift.persist import layout, safe
 from forklift.persist.compressors import Compressor, get_compressor
 
@@ -39,6 +43,7 @@ class Source:
         self.name = name
         self.start = file.tell()
         self.size = file.seek(0, 2) - self.start
+        self._position = -1  # where the file is, relative to start (-1: unknown)
 
     def corrupt(self, message: str) -> CorruptFileError:
         return CorruptFileError(f"{self.name}: {message}")
@@ -49,10 +54,20 @@ class Source:
                 f"truncated: needs bytes {offset}-{offset + length}, file has {self.size}"
             )
         self.file.seek(self.start + offset)
+        self._position = -1
         data = self.file.read(length)
         if data is None or len(data) != length:
             raise self.corrupt("truncated while reading")
         return data
+
+    def will_need(self, offset: int, length: int) -> None:
+        """Ask the OS to start reading a region ahead (we then read it in small pieces)."""
+        advise = getattr(os, "posix_fadvise", None)
+        if advise is None or length < layout.CHUNK_SIZE:
+            return
+        # not a real file (BytesIO, pipe): nothing to prefetch
+        with contextlib.suppress(AttributeError, OSError, ValueError, io.UnsupportedOperation):
+            advise(self.file.fileno(), self.start + offset, length, os.POSIX_FADV_WILLNEED)
 
     def readinto(self, offset: int, target: memoryview) -> None:
         length = target.nbytes
@@ -60,13 +75,16 @@ class Source:
             raise self.corrupt(
                 f"truncated: needs bytes {offset}-{offset + length}, file has {self.size}"
             )
-        self.file.seek(self.start + offset)
+        if offset != self._position:  # sequential reads skip the seek
+            self.file.seek(self.start + offset)
+        self._position = -1
         done = 0
         while done < length:
             count = self.file.readinto(target[done:])  # type: ignore[attr-defined]
             if not count:
                 raise self.corrupt("truncated while reading")
             done += count
+        self._position = offset + length
 
 
 @dataclass(frozen=True)
@@ -77,6 +95,7 @@ class Section:
     checksum: str
     chunks: tuple[tuple[int, int, int, int, int], ...]  # offset, stored, raw, coded, sum
     array: dict[str, Any] | None = None
+    shuffle: int = 0  # item size the compressed chunks were byte-shuffled by (0: none)
 
     def contiguous_raw_offset(self) -> int | None:
         """File offset of the section if it is stored raw in one run (mappable), else None."""
@@ -110,13 +129,18 @@ def _section(raw: Any, source: Source) -> Section:
         raise source.corrupt("bad section entry in the index")
     chunks = []
     total = 0
+    size = source.size
     for entry in raw["chunks"]:
-        offset, stored, raw_length, coded, check = (int(value) for value in entry)
+        offset, stored, raw_length, coded, check = entry
         if (
-            offset < layout.HEADER_SIZE
+            type(offset) is not int
+            or type(stored) is not int
+            or type(raw_length) is not int
+            or type(check) is not int
+            or offset < layout.HEADER_SIZE
             or stored < 0
             or not 0 <= raw_length <= layout.MAX_CHUNK_RAW
-            or offset + stored > source.size
+            or offset + stored > size
             or coded not in (0, 1)
             or (not coded and stored != raw_length)
         ):
@@ -126,7 +150,16 @@ def _section(raw: Any, source: Source) -> Section:
     if total != length:
         raise source.corrupt("section chunks do not add up to its length")
     array = raw.get("array")
-    return Section(length, checksum, tuple(chunks), array if isinstance(array, dict) else None)
+    shuffle = raw.get("shuffle", 0)
+    if shuffle not in (0, 2, 4, 8, 16):
+        raise source.corrupt("bad shuffle width in the index")
+    return Section(
+        length,
+        checksum,
+        tuple(chunks),
+        array if isinstance(array, dict) else None,
+        shuffle,
+    )
 
 
 def read_index(source: Source) -> FileIndex:
@@ -189,14 +222,16 @@ def _allocate(length: int) -> Any:
 
 class _SectionReader:
     def __init__(self, source: Source, compressor: Compressor | None, total: int) -> None:
-        self.verify_raw = True
+        self.verify_raw = True  # the pickle section is always verified
         self._source = source
         self._compressor = compressor
-        self._workers = cpu_count()
-        parallel = compressor is None or compressor.parallel
+        self._workers = 1
         self._pool: ThreadPoolExecutor | None = None
-        if parallel and self._workers > 1 and total > layout.CHUNK_SIZE:
-            self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="forklift-load")
+        if compressor is not None and compressor.parallel and total > layout.CHUNK_SIZE:
+            # cpu_count reads cgroup files: only when it matters
+            self._workers = min(cpu_count(), layout.MAX_WORKERS)
+            if self._workers > 1:
+                self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="forklift-load")
 
     def close(self) -> None:
         if self._pool is not None:
@@ -206,7 +241,9 @@ class _SectionReader:
         if layout.checksum(name, data) != expected:
             raise self._source.corrupt("damaged data (checksum mismatch)")
 
-    def _decode(self, name: str, stored: bytes, raw: int, check: int, target: memoryview) -> None:
+    def _decode(
+        self, name: str, stored: bytes, raw: int, check: int, target: memoryview, *, width: int
+    ) -> None:
         self._check(name, stored, check)
         assert self._compressor is not None
         try:
@@ -229,9 +266,29 @@ class _SectionReader:
             raise
         if len(data) != raw:
             raise self._source.corrupt("damaged compressed data (wrong length)")
-        target[:] = data
+        if width and raw % width == 0:
+            _unshuffle(data, width, target)
+        else:
+            target[:] = data
+
+    def _read_raw(self, name: str, offset: int, target: memoryview, expected: int) -> None:
+        """Read a raw chunk piece by piece, checksumming each piece while it is cache-hot."""
+        if not self.verify_raw:
+            self._source.readinto(offset, target)
+            return
+        check = 0
+        for start in range(0, len(target), layout.PIECE_SIZE):
+            piece = target[start : start + layout.PIECE_SIZE]
+            self._source.readinto(offset + start, piece)
+            check = layout.checksum(name, piece, check)
+        if check != expected:
+            raise self._source.corrupt("damaged data (checksum mismatch)")
 
     def read(self, section: Section) -> Any:
+        if section.chunks:
+            first = section.chunks[0][0]
+            last = section.chunks[-1]
+            self._source.will_need(first, last[0] + last[1] - first)
         block = _allocate(section.length)
         view = memoryview(block).cast("B")
         pending: collections.deque[Future[None]] = collections.deque()
@@ -245,12 +302,18 @@ class _SectionReader:
                     if self._compressor is None:
                         raise self._source.corrupt("compressed chunk in an uncompressed file")
                     data = self._source.read(offset, stored)
-                    job = _bind(self._decode, section.checksum, data, raw, check, target)
+                    job = functools.partial(
+                        self._decode,
+                        section.checksum,
+                        data,
+                        raw,
+                        check,
+                        target,
+                        width=section.shuffle,
+                    )
                 else:
-                    self._source.readinto(offset, target)
-                    if not self.verify_raw:
-                        continue
-                    job = _bind(self._check, section.checksum, target, check)
+                    self._read_raw(section.checksum, offset, target, check)
+                    continue
                 if self._pool is None:
                     job()
                     continue
@@ -263,6 +326,26 @@ class _SectionReader:
             for future in pending:
                 future.cancel()
         return block
+
+
+def codec_of(index: FileIndex, source: Source) -> Compressor | None:
+    """The compressor a file names; UnsupportedFormatError if it is not registered here."""
+    if index.codec is None:
+        return None
+    try:
+        return get_compressor(index.codec)
+    except UnknownCompressorError as exc:
+        raise UnsupportedFormatError(
+            f"{source.name}: {exc}; register it to read this file"
+        ) from None
+
+
+def _unshuffle(data: bytes, width: int, target: memoryview) -> None:
+    """Undo the writer's byte shuffle: ``data`` holds byte planes, ``target`` gets items."""
+    import numpy
+
+    planes = numpy.frombuffer(data, dtype=numpy.uint8).reshape(width, -1)
+    numpy.copyto(numpy.frombuffer(target, dtype=numpy.uint8).reshape(-1, width), planes.T)
 
 
 def _bind(function: Callable[..., None], *args: Any) -> Callable[[], None]:
@@ -295,14 +378,19 @@ def _mark_writable_mapped(path: str, flags: int) -> None:
 
 def read_file(
     source: Source,
+    index: FileIndex,
     *,
     path: str | None,
     mmap_mode: str | None,
     allowed: frozenset[str] | None,
+    verify: bool = False,
 ) -> Any:
-    """Load the value stored in the forklift file behind ``source``."""
-    index = read_index(source)
-    compressor = get_compressor(index.codec) if index.codec is not None else None
+    """Load the value stored in the forklift file behind ``source`` (``index``: its index).
+
+    ``verify=True`` also checks the checksums of raw (uncompressed) buffers; the frame, the
+    index, the pickle stream and compressed chunks are always checked.
+    """
+    compressor = codec_of(index, source)
     total = index.pickle.length + sum(section.length for section in index.buffers)
     sections = _SectionReader(source, compressor, total)
     try:
@@ -316,7 +404,7 @@ def read_file(
                 _mark_writable_mapped(path, index.flags)
         if not buffers:
             # After a writable mapping the stored checksums of raw buffers may be stale.
-            sections.verify_raw = not index.flags & layout.FLAG_WRITABLE_MAPPED
+            sections.verify_raw = verify and not index.flags & layout.FLAG_WRITABLE_MAPPED
             buffers = [sections.read(section) for section in index.buffers]
     finally:
         sections.close()

@@ -210,10 +210,11 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 def unpickle(data: Any, buffers: list[Any], allowed: frozenset[str] | None, name: str) -> Any:
     """Unpickle ``data`` with out-of-band ``buffers``; pickle-level damage becomes ours."""
-    stream = io.BytesIO(memoryview(data).cast("B"))
+    view = memoryview(data).cast("B")
     try:
         if allowed is None:
-            return pickle.Unpickler(stream, buffers=buffers).load()
+            return pickle.loads(view, buffers=buffers)  # reads in place: no copy of the stream
+        stream = io.BytesIO(view)
         return RestrictedUnpickler(stream, allowed=allowed, name=name, buffers=buffers).load()
     except (UnsafeLoadError, CorruptFileError):
         raise

@@ -3,13 +3,16 @@
 Data flow::
 
     value --pickle protocol 5--> pickle bytes + [PickleBuffer, ...]   (no array data copied)
-    each section --cut in CHUNK_SIZE chunks--> worker threads: compress? checksum
+    each section --cut in CHUNK_SIZE chunks--> compressed file: worker threads shuffle,
+                 compress, checksum; uncompressed: checksum 256 KiB pieces as they are written
                  --in order--> the output file, sections 64-byte aligned
     index (JSON) + trailer
 
-The workers only run code that releases the GIL (zlib, bz2, lzma, lz4, zstd, numpy sums),
-while the calling thread writes, so compression and checksums use every core and the disk
-at once. At most ``2 * workers`` chunks are in flight: memory stays flat for any size.
+With a compressor, the workers only run code that releases the GIL (zlib, bz2, lzma, lz4,
+zstd), while the calling thread writes, so compression uses every core and the disk at once.
+At most ``2 * workers`` chunks are in flight: memory stays flat for any size. Without one,
+the calling thread checksums and writes 256 KiB pieces in turn: a worker would only fight
+the write for memory bandwidth (measured), while a piece still in the cache sums for free.
 
 Imports only :mod:`forklift.errors` and :mod:`forklift._support`.
 """
@@ -31,7 +34,8 @@ from forklift.persist.compressors import CompressionChoice, Compressor, get_comp
 
 __all__ = ["write_file"]
 
-Chunk = tuple[memoryview | bytes, int, int, int]  # stored data, stored?codec, raw length, sum
+# stored bytes, 1 if compressed else 0, raw length, checksum of the stored bytes
+Chunk = tuple[memoryview | bytes, int, int, int]
 
 
 class _ArrayPickler(pickle.Pickler):
@@ -45,6 +49,8 @@ class _ArrayPickler(pickle.Pickler):
     def reducer_override(self, obj: Any) -> Any:
         numpy = arrays.numpy_if_loaded()
         if numpy is not None and isinstance(obj, numpy.ndarray):
+            if type(obj) is numpy.ndarray and obj.nbytes < layout.INBAND_LIMIT:
+                return arrays.reduce_small_array(obj, self._protocol)
             reduced = arrays.reduce_array(obj, self._protocol)
             if reduced is not NotImplemented:
                 buffer = reduced[1][0]
@@ -53,13 +59,14 @@ class _ArrayPickler(pickle.Pickler):
                     "dtype": obj.dtype.str if obj.dtype.fields is None else str(obj.dtype),
                     "shape": list(obj.shape),
                     "order": reduced[1][3],
+                    "_shuffle": _shuffle_width(obj.dtype),
                     "_keep": buffer,  # keeps id() unique until pickling ends
                 }
             return reduced
         return NotImplemented
 
 
-def _pickle(value: Any, protocol: int) -> tuple[bytes, list[pickle.PickleBuffer], list[Any]]:
+def _pickle(value: Any, protocol: int) -> tuple[memoryview, list[pickle.PickleBuffer], list[Any]]:
     buffers: list[pickle.PickleBuffer] = []
     metas: list[Any] = []
     pickler: _ArrayPickler
@@ -76,7 +83,8 @@ def _pickle(value: Any, protocol: int) -> tuple[bytes, list[pickle.PickleBuffer]
     callback = keep_out_of_band if protocol >= 5 else None
     pickler = _ArrayPickler(stream, protocol, callback)
     pickler.dump(value)
-    return stream.getvalue(), buffers, metas
+    # getbuffer() shares BytesIO's memory: a big in-band stream is not copied once more
+    return stream.getbuffer(), buffers, metas
 
 
 class _Output:
@@ -102,19 +110,38 @@ class _Output:
             self.write(b"\0" * gap)
 
 
-def _chunks(view: memoryview) -> Iterator[memoryview]:
-    for start in range(0, len(view), layout.CHUNK_SIZE):
-        yield view[start : start + layout.CHUNK_SIZE]
+def _chunks(view: memoryview, size: int = layout.CHUNK_SIZE) -> Iterator[memoryview]:
+    for start in range(0, len(view), size):
+        yield view[start : start + size]
+
+
+def _shuffle_width(dtype: Any) -> int:
+    """Item size to byte-shuffle by before compressing, 0 when shuffling does not apply."""
+    if dtype.kind in "iufcmM" and dtype.itemsize in (2, 4, 8, 16):
+        return int(dtype.itemsize)
+    return 0
+
+
+def shuffle(chunk: memoryview, width: int) -> memoryview:
+    """Group byte k of every item together (all first bytes, then all second bytes, ...).
+
+    Numbers of one array share their high bytes (exponents, small integers), so the codec
+    sees long runs; measured on float64, zlib-3 gets 10-25% smaller and twice as fast.
+    """
+    numpy = arrays.numpy_if_loaded()
+    planes = numpy.frombuffer(chunk, dtype=numpy.uint8).reshape(-1, width).T.copy()
+    return memoryview(planes).cast("B")
 
 
 def _make_transform(
-    compressor: Compressor | None, level: int, checksum_name: str
+    compressor: Compressor | None, level: int, checksum_name: str, width: int
 ) -> Callable[[memoryview], Chunk]:
     def transform(chunk: memoryview) -> Chunk:
         stored: memoryview | bytes = chunk
         coded = 0
         if compressor is not None:
-            packed = compressor.compress(chunk, level)
+            source = shuffle(chunk, width) if width and len(chunk) % width == 0 else chunk
+            packed = compressor.compress(source, level)
             if len(packed) < len(chunk) * layout.KEEP_COMPRESSED_RATIO:
                 stored, coded = packed, 1
         return stored, coded, len(chunk), layout.checksum(checksum_name, stored)
@@ -126,21 +153,28 @@ class _SectionWriter:
     def __init__(self, out: _Output, choice: CompressionChoice, checksum_name: str) -> None:
         self._out = out
         compressor = get_compressor(choice.name) if choice.name is not None else None
-        self._transform = _make_transform(compressor, choice.level, checksum_name)
+        self._compressor = compressor
+        self._level = choice.level
         self._checksum_name = checksum_name
-        self._parallel = compressor is None or compressor.parallel
+        self._raw = compressor is None
+        self._parallel = compressor is not None and compressor.parallel
         self._pool: ThreadPoolExecutor | None = None
-        self._workers = cpu_count()
+        self._workers = min(cpu_count(), layout.MAX_WORKERS) if self._parallel else 1
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def write(self, data: memoryview) -> dict[str, Any]:
+    def write(self, data: memoryview, shuffle_width: int = 0) -> dict[str, Any]:
         self._out.align()
+        width = shuffle_width if self._compressor is not None else 0
+        self._transform = _make_transform(self._compressor, self._level, self._checksum_name, width)
         view = data.cast("B") if data.format != "B" or data.ndim != 1 else data
         entries: list[list[int]] = []
-        if len(view) <= layout.CHUNK_SIZE or not self._parallel or self._workers < 2:
+        if self._raw:
+            for chunk in _chunks(view, layout.RAW_CHUNK_SIZE):
+                self._write_raw(chunk, entries)
+        elif len(view) <= layout.CHUNK_SIZE or not self._parallel or self._workers < 2:
             for chunk in _chunks(view):
                 self._emit(self._transform(chunk), entries)
         else:
@@ -153,7 +187,24 @@ class _SectionWriter:
                     self._emit(pending.popleft().result(), entries)
             while pending:
                 self._emit(pending.popleft().result(), entries)
-        return {"length": len(view), "checksum": self._checksum_name, "chunks": entries}
+        entry: dict[str, Any] = {
+            "length": len(view),
+            "checksum": self._checksum_name,
+            "chunks": entries,
+        }
+        if width:
+            entry["shuffle"] = width
+        return entry
+
+    def _write_raw(self, chunk: memoryview, entries: list[list[int]]) -> None:
+        """Checksum each piece right before writing it, while it is still in the cache."""
+        offset = self._out.position
+        check = 0
+        for start in range(0, len(chunk), layout.PIECE_SIZE):
+            piece = chunk[start : start + layout.PIECE_SIZE]
+            check = layout.checksum(self._checksum_name, piece, check)
+            self._out.write(piece)
+        entries.append([offset, len(chunk), len(chunk), 0, check])
 
     def _emit(self, chunk: Chunk, entries: list[list[int]]) -> None:
         stored, coded, raw_length, check = chunk
@@ -170,13 +221,13 @@ def write_file(file: IO[bytes], value: Any, choice: CompressionChoice, protocol:
     out.write(layout.header_bytes())
     sections = _SectionWriter(out, choice, checksum_name)
     try:
-        pickle_entry = sections.write(memoryview(pickled))
+        pickle_entry = sections.write(pickled)
         pickle_entry["protocol"] = protocol
         del pickled
         buffer_entries = []
         for buffer, meta in zip(buffers, metas, strict=True):
             raw = buffer.raw()
-            entry = sections.write(raw)
+            entry = sections.write(raw, meta.pop("_shuffle", 0) if meta else 0)
             entry["readonly"] = raw.readonly
             if meta is not None:
                 entry["array"] = meta
