@@ -77,11 +77,14 @@ def reduce_small_array(array: Any, protocol: int) -> Any:
 
     A writable array travels as a bytearray (it loads writable), a read-only one as bytes.
     """
-    if protocol < 5 or array.dtype.hasobject or not array.flags.c_contiguous:
+    if protocol < 5 or array.dtype.hasobject or array.dtype.itemsize == 0:
         return NotImplemented
-    data = array.tobytes()
+    # Every layout is handled here, never by numpy's own pickling, which (numpy 2.x) loses
+    # the byte order of non-native datetime arrays.
+    order = "F" if array.flags.f_contiguous and not array.flags.c_contiguous else "C"
+    data = array.tobytes(order=order)
     payload = bytearray(data) if array.flags.writeable else data
-    return (rebuild_array, (payload, array.dtype, array.shape, "C", None))
+    return (rebuild_array, (payload, array.dtype, array.shape, order, None))
 
 
 def rebuild_array(

@@ -88,7 +88,8 @@ class LocalStore(StoreBackendBase):
     def load_item(self, call_id: CallId, mmap_mode: str | None = None) -> Any:
         path = f"{self._entry_path(call_id)}/{_OUTPUT}"
         try:
-            return load(path, mmap_mode=mmap_mode)
+            # verify: a damaged entry must be detected, even inside raw array bytes.
+            return load(path, mmap_mode=mmap_mode, verify=True)
         except FileNotFoundError:
             raise KeyError(call_id) from None
         except Exception as error:
