@@ -24,6 +24,20 @@ EXPECTED = {
     ],
     "seed001_memory.py": ["Total time:", "285\n285"],
     "seed001_dump_load.py": ["[1, 2, 3, 4, 5, 6, 7, 8, 9]"],
+    "seed000_backends.py": ["loky (CPU work):", "threading (NumPy):", "sequential:"],
+    "seed000_feature_pipeline.py": [
+        "Processing 5 files in parallel...",
+        "Done   5 out of   5",
+        "python.txt      words=400",
+    ],
+    "seed000_sklearn_parallel.py": ["CV scores:", "Best params:"],
+    "seed001_joblib1.py": [
+        "Partial results: [55, 113]",
+        "Total sum of squares: 168",
+        "Pool workers: [55, 113]",
+        "Shared memory: [55, 113]",
+    ],
+    "seed001_multiprocessing.py": ["Partial results: [55, 113]", "Total sum of squares: 168"],
     "progress_bar.py": ["40 tasks done"],
     "resumable_run.py": [
         "55 simulations done, 5 failed: TaskFailure(task 5, simulate(): ValueError"
@@ -39,17 +53,25 @@ ONCE = {
     "seed001_memory.py": "is calculating square 9",
 }
 # Examples that start a real cluster: they need an optional extra, and take seconds.
-NEEDS_MODULE = {"dask_backend.py": "distributed", "ray_backend.py": "ray"}
+NEEDS_MODULE = {
+    "dask_backend.py": "distributed",
+    "ray_backend.py": "ray",
+    "seed000_sklearn_parallel.py": "sklearn",
+}
+CLUSTER = {"dask_backend.py", "ray_backend.py"}
 
 
 def test_every_example_has_an_expectation() -> None:
-    assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(EXPECTED)
+    scripts = [p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("_")]
+    assert sorted(scripts) == sorted(EXPECTED)
 
 
 @pytest.mark.parametrize(
     "name",
     [
         pytest.param(name, marks=[pytest.mark.cluster, pytest.mark.slow])
+        if name in CLUSTER
+        else pytest.param(name, marks=pytest.mark.slow)
         if name in NEEDS_MODULE
         else name
         for name in sorted(EXPECTED)
@@ -60,7 +82,7 @@ def test_example_runs(name: str, tmp_path: Path) -> None:
         pytest.importorskip(NEEDS_MODULE[name])
     env = {**os.environ, "FORKLIFT_EXAMPLE_SCALE": "0.05"}
     scratch = None
-    if name in NEEDS_MODULE:
+    if name in CLUSTER:
         # Cluster engines keep scratch files in the temp dir: give them one of their own,
         # short, since ray's socket paths must fit in 107 characters.
         scratch = tempfile.mkdtemp(prefix="fl-", dir="/tmp")
@@ -79,7 +101,8 @@ def test_example_runs(name: str, tmp_path: Path) -> None:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
     assert completed.returncode == 0, completed.stderr
+    output = completed.stdout + completed.stderr  # verbose lines go to stderr, as joblib's
     for expected in EXPECTED[name]:
-        assert expected in completed.stdout, completed.stdout
+        assert expected in output, output
     if name in ONCE:
         assert completed.stdout.count(ONCE[name]) == 1, completed.stdout
