@@ -45,10 +45,22 @@ _EXPORTS = {
     "task_rng": "forklift.parallel.randomness",
     "task_seed": "forklift.parallel.randomness",
     "worker_state": "forklift._support.worker_state",
+    "get_reusable_executor": "forklift.pool",
+    "warm_up": "forklift.pool",
+    "shutdown_reusable_executor": "forklift.pool",
+    "inspect_file": "forklift.persist",
+    "FileReport": "forklift.persist",
+    "SAFE_GLOBALS": "forklift.persist",
 }
 
 __all__ = [
     "ForkliftError",
+    "FileReport",
+    "SAFE_GLOBALS",
+    "get_reusable_executor",
+    "inspect_file",
+    "shutdown_reusable_executor",
+    "warm_up",
     "TaskFailure",
     "TaskTimeoutError",
     "task_rng",
@@ -102,9 +114,15 @@ if TYPE_CHECKING:
     from forklift.parallel.randomness import task_rng as task_rng
     from forklift.parallel.randomness import task_seed as task_seed
     from forklift.parallel.wrapping import wrap_non_picklable_objects as wrap_non_picklable_objects
+    from forklift.persist import SAFE_GLOBALS as SAFE_GLOBALS
+    from forklift.persist import FileReport as FileReport
     from forklift.persist import dump as dump
+    from forklift.persist import inspect_file as inspect_file
     from forklift.persist import load as load
     from forklift.persist import register_compressor as register_compressor
+    from forklift.pool import get_reusable_executor as get_reusable_executor
+    from forklift.pool import shutdown_reusable_executor as shutdown_reusable_executor
+    from forklift.pool import warm_up as warm_up
     from forklift.progress.log_helpers import Logger as Logger
     from forklift.progress.log_helpers import PrintTime as PrintTime
 
