@@ -267,3 +267,14 @@ def test_joblib_code_runs_on_dask_through_the_bridge(dask_client: Any) -> None:
     with joblib.parallel_config(backend="forklift", forklift_backend="dask", client=dask_client):
         results = joblib.Parallel(n_jobs=2)(joblib.delayed(tasks.work)(x) for x in range(20))
     assert results == [tasks.work(x) for x in range(20)]
+
+
+def test_callback_events_on_dask(dask_client: Any) -> None:
+    from tests.progress.test_events import Recorder, check_sequence
+
+    recorder = Recorder()
+    out = Parallel(n_jobs=2, backend="dask", batch_size=3, reporters=[recorder])(
+        delayed(tasks.work)(i) for i in range(40)
+    )
+    assert len(out) == 40
+    check_sequence(recorder, 40)

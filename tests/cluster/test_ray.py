@@ -128,3 +128,14 @@ def test_remote_args_reach_ray(ray_instance: Any) -> None:
 
 def test_workers_share_one_memory_cache(ray_instance: Any, tmp_path: Path) -> None:
     check_shared_cache(tmp_path, backend="ray")
+
+
+def test_callback_events_on_ray(ray_instance: Any) -> None:
+    from tests.progress.test_events import Recorder, check_sequence
+
+    recorder = Recorder()
+    out = Parallel(n_jobs=2, backend="ray", batch_size=3, reporters=[recorder])(
+        delayed(tasks.work)(i) for i in range(40)
+    )
+    assert len(out) == 40
+    check_sequence(recorder, 40)

@@ -22,7 +22,7 @@ from forklift.progress.events import (
 )
 from forklift.progress.hub import EventHub
 
-BACKENDS = ["sequential", "threading", "loky"]
+BACKENDS = ["sequential", "threading", "loky", "multiprocessing"]
 RETURN_AS = ["list", "generator", "generator_unordered"]
 
 
