@@ -103,6 +103,9 @@ def format_table(results: list[Result]) -> str:
         target = "-" if result.target is None else f"≤ {result.target}"
         met = {None: "-", True: "yes", False: "NO"}[result.met]
         lines.append(f"| {result.scenario} | {medians} | {ratio} | {target} | {met} |")
+    notes = [f"- {r.scenario}: {r.note}" for r in results if r.note]
+    if notes:
+        lines += ["", "Notes (what a figure means, or why a target is missed):", *notes]
     return "\n".join(lines)
 
 
