@@ -39,7 +39,7 @@ from typing import Any
 import cloudpickle
 
 from forklift.pool.page_adoption import adopt_pages, can_adopt
-from forklift.pool.temp_space import CallFolders
+from forklift.pool.temp_space import NO_ROOM_ERRNOS, CallFolders, no_room
 
 __all__ = ["WORKER_MODES", "ArrayFile", "ArrayFiles", "dumps_with_arrays", "is_numpy_array"]
 
@@ -164,6 +164,11 @@ class ArrayFiles:
                 _write_at(fd, raw[start : start + _WRITE_CHUNK], head + start)
             if adopt and adopt_pages(address, array.nbytes, fd, head):
                 self.n_adopted += 1
+        except OSError as error:
+            os.unlink(path)
+            if error.errno in NO_ROOM_ERRNOS:
+                raise no_room(head + array.nbytes, os.path.dirname(path), error) from error
+            raise
         finally:
             os.close(fd)
         self.n_written += 1

@@ -16,9 +16,9 @@ A folder is removed by :meth:`CallFolders.close` (the call ended), at interprete
 (:mod:`atexit`), and otherwise by the next process that creates a folder in the same place:
 it sweeps folders whose owner is gone (e.g. killed with SIGKILL).
 
-Space is reserved before an array is written (``posix_fallocate``), so a full folder gives a
-:class:`~forklift.errors.TempSpaceError` up front instead of a half-written file or a SIGBUS
-in a worker later.
+The free space is checked before an array is written, so a full folder gives a
+:class:`~forklift.errors.TempSpaceError` up front; a writer that runs out of space anyway
+raises the same error (:func:`no_room`). Workers map a file only once it is complete.
 
 Imports only the standard library and :mod:`forklift.errors`.
 """
@@ -38,7 +38,14 @@ import threading
 from forklift._support.sizes import format_bytes
 from forklift.errors import TempSpaceError
 
-__all__ = ["FOLDER_PREFIX", "TEMP_FOLDER_VARIABLES", "CallFolders", "sweep_orphans"]
+__all__ = [
+    "FOLDER_PREFIX",
+    "NO_ROOM_ERRNOS",
+    "TEMP_FOLDER_VARIABLES",
+    "CallFolders",
+    "no_room",
+    "sweep_orphans",
+]
 
 logger = logging.getLogger("forklift.pool")
 
@@ -142,7 +149,10 @@ class CallFolders:
         return list(self._folders.values())
 
     def create_file(self, nbytes: int, stem: str = "array") -> tuple[int, str]:
-        """A new file of ``nbytes`` bytes (space reserved), open for writing: ``(fd, path)``."""
+        """A new (sparse) file of ``nbytes`` bytes, open for writing: ``(fd, path)``.
+
+        Raises :class:`~forklift.errors.TempSpaceError` when the folder has not that much room.
+        """
         base = _chosen_base(self.temp_folder, nbytes)
         with self._lock:
             if self.closed:
@@ -194,24 +204,41 @@ class CallFolders:
 
 
 def _reserve(fd: int, nbytes: int, folder: str) -> None:
+    # A check, then a sparse file: posix_fallocate would zero every page only for the
+    # writer to overwrite it (a third of the time to share a large array on tmpfs). A
+    # writer that still runs out of space (another process took it meanwhile) gets the same
+    # error from :func:`no_room`.
     try:
-        os.posix_fallocate(fd, 0, nbytes)
+        free = _free_bytes(folder)
+    except OSError:
+        free = None
+    if free is not None and free < nbytes:
+        raise no_room(nbytes, folder, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+    try:
+        os.ftruncate(fd, nbytes)
     except OSError as error:
-        if error.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-            if error.errno in (errno.EOPNOTSUPP, errno.EINVAL):
-                os.ftruncate(fd, nbytes)  # a file system without fallocate: best effort
-                return
-            raise
-        try:
-            free = format_bytes(_free_bytes(folder))
-        except OSError:
-            free = "unknown"
-        raise TempSpaceError(
-            error.errno,
-            f"no room for a {format_bytes(nbytes)} array in {folder!r} ({free} free): pass "
-            "Parallel(temp_folder=...) or set FORKLIFT_TEMP_FOLDER to a folder with more "
-            "space, or max_nbytes=None to send arrays by pickling instead",
-        ) from error
+        if error.errno in NO_ROOM_ERRNOS:
+            raise no_room(nbytes, folder, error) from error
+        raise
+
+
+def no_room(nbytes: int, folder: str, cause: OSError) -> TempSpaceError:
+    """The error for ``nbytes`` that did not fit in ``folder`` (raise it ``from cause``)."""
+    try:
+        free = format_bytes(_free_bytes(folder))
+    except OSError:
+        free = "unknown"
+    error = TempSpaceError(
+        cause.errno or errno.ENOSPC,
+        f"no room for a {format_bytes(nbytes)} array in {folder!r} ({free} free): pass "
+        "Parallel(temp_folder=...) or set FORKLIFT_TEMP_FOLDER to a folder with more "
+        "space, or max_nbytes=None to send arrays by pickling instead",
+    )
+    error.__cause__ = cause
+    return error
+
+
+NO_ROOM_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 def _remove(folder: str) -> None:
