@@ -68,7 +68,19 @@ class _HotEntry:
 
 class MemorizedResult:
     """A result kept in the cache by ``call_and_shelve``: ``get()`` loads it, ``clear()``
-    deletes it. Small and picklable, so it can be handed to other processes."""
+    deletes it. Small and picklable, so it can be handed to other processes.
+
+    Examples:
+        >>> import tempfile
+        >>> from forklift import Memory
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     square = Memory(folder, verbose=0).cache(lambda x: x * x)
+        ...     shelved = square.call_and_shelve(12)   # computed and stored, not returned
+        ...     value = shelved.get()
+        ...     shelved.clear()
+        ...     value, square.check_call_in_cache(12)
+        (144, False)
+    """
 
     def __init__(
         self,
