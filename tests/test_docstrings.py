@@ -4,6 +4,10 @@ Every module of the installed package is searched for doctests (``>>>`` examples
 docstring that has some is one test. They run here rather than through pytest's own
 ``--doctest-modules`` on ``src/forklift`` because tests/conftest.py - the fixture that fails a
 test leaving threads, processes or temp files behind - applies only to items under tests/.
+
+A second test requires an example in the docstring of every public name: ``forklift.__all__``,
+``forklift.errors.__all__`` and ``forklift.integrations.joblib.__all__``, except the few
+listed in :data:`NO_EXAMPLE` with the reason.
 """
 
 from __future__ import annotations
@@ -17,9 +21,27 @@ from types import ModuleType
 import pytest
 
 import forklift
+import forklift.errors
 
-# Modules whose examples need an optional extra (the test extra installs them all).
+# Modules whose examples need an optional extra (`make` installs every extra).
 NEEDS_MODULE = {"forklift.integrations.joblib": "joblib"}
+
+# Public names without an example in their docstring, and why.
+NO_EXAMPLE = {
+    "SAFE_GLOBALS": "a frozenset constant cannot carry a docstring; the examples of load() "
+    "and UnsafeLoadError use it",
+    # Defined in files owned by other work in progress (src/forklift/pool/ and
+    # src/forklift/parallel/backends/): documented in the docs pages named until their
+    # docstrings get examples.
+    "get_reusable_executor": "defined in forklift/pool/; see docs/parallel.md#the-process-pool",
+    "warm_up": "defined in forklift/pool/; see docs/parallel.md#the-process-pool",
+    "shutdown_reusable_executor": "defined in forklift/pool/; "
+    "see docs/parallel.md#the-process-pool",
+    "ParallelBackendBase": "defined in forklift/parallel/backends/; "
+    "see docs/parallel.md#custom-backends",
+    "register_parallel_backend": "defined in forklift/parallel/backends/; "
+    "see docs/parallel.md#custom-backends",
+}
 
 _OPTION_FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
@@ -57,3 +79,33 @@ def test_docstring_examples(test: doctest.DocTest) -> None:
 def test_doctests_are_found() -> None:
     names = {test.name for test in DOCTESTS}
     assert {"forklift.parallel.api.Parallel", "forklift.cache.memory.Memory"} <= names
+
+
+def _public_names() -> list[tuple[str, object]]:
+    import forklift.integrations.joblib as bridge
+
+    names = {name: getattr(forklift, name) for name in forklift.__all__}
+    names.update((name, getattr(forklift.errors, name)) for name in forklift.errors.__all__)
+    names.update((f"integrations.joblib.{name}", getattr(bridge, name)) for name in bridge.__all__)
+    return sorted(names.items())
+
+
+PUBLIC = _public_names()
+
+
+@pytest.mark.parametrize(("name", "value"), PUBLIC, ids=[name for name, _ in PUBLIC])
+def test_public_name_has_an_example(name: str, value: object) -> None:
+    # The object's own __doc__: inspect.getdoc would borrow a base class's docstring.
+    own_doc = vars(value).get("__doc__") if isinstance(value, type) else value.__doc__
+    has_example = isinstance(own_doc, str) and ">>>" in own_doc
+    if name in NO_EXAMPLE:
+        assert not has_example, f"{name} has an example now: remove it from NO_EXAMPLE"
+        return
+    assert has_example, (
+        f"{name} has no '>>>' example in its docstring; add a short one (a Google-style "
+        f"'Examples:' section) or list it in NO_EXAMPLE in {__name__} with the reason"
+    )
+
+
+def test_exemptions_are_public_names() -> None:
+    assert set(NO_EXAMPLE) <= {name for name, _ in PUBLIC}
