@@ -42,6 +42,7 @@ _EXPORTS = {
     "wrap_non_picklable_objects": "forklift.parallel.wrapping",
     "TaskFailure": "forklift.parallel.failures",
     "TaskTimeoutError": "forklift.errors",
+    "TempSpaceError": "forklift.errors",
     "task_rng": "forklift.parallel.randomness",
     "task_seed": "forklift.parallel.randomness",
     "worker_state": "forklift._support.worker_state",
@@ -63,6 +64,7 @@ __all__ = [
     "warm_up",
     "TaskFailure",
     "TaskTimeoutError",
+    "TempSpaceError",
     "task_rng",
     "task_seed",
     "worker_state",
@@ -101,6 +103,7 @@ if TYPE_CHECKING:
     from forklift.config import parallel_config as parallel_config
     from forklift.errors import ForkliftError as ForkliftError
     from forklift.errors import TaskTimeoutError as TaskTimeoutError
+    from forklift.errors import TempSpaceError as TempSpaceError
     from forklift.errors import TerminatedWorkerError as TerminatedWorkerError
     from forklift.hashing import hash as hash
     from forklift.parallel.api import Parallel as Parallel

@@ -17,6 +17,8 @@ same situation, so ``except ValueError`` keeps working after switching imports::
     ├── TerminatedWorkerError (BrokenProcessPool) a worker process died under a task
     ├── TaskPicklingError (PicklingError)         a task's arguments or result do not pickle
     ├── WorkerStartError (BrokenProcessPool)      workers cannot start (initializer failed)
+    ├── TempSpaceError (OSError)                  no room in the temp folder for a large
+    │                                             array; names the folder and the size
     ├── HashingError (PicklingError)              hash() met an object it cannot encode
     ├── PersistError                              dump/load failures
     │   ├── CorruptFileError (UnpicklingError)    truncated/damaged file; names the file
@@ -67,6 +69,7 @@ __all__ = [
     "RemoteTraceback",
     "TaskPicklingError",
     "TaskTimeoutError",
+    "TempSpaceError",
     "TerminatedWorkerError",
     "UnknownBackendError",
     "UnknownHashError",
@@ -454,6 +457,14 @@ class WorkerStartError(ForkliftError, BrokenProcessPool):
         ...     print(error)
         the pool's initializer raised in a worker, so the pool cannot run tasks
         >>> shutdown_reusable_executor()
+    """
+
+
+class TempSpaceError(ForkliftError, OSError):
+    """A large array could not be written to the temp folder shared with workers.
+
+    The message names the folder, the bytes needed and the bytes free, and what to change
+    (``temp_folder=``, ``FORKLIFT_TEMP_FOLDER``, or ``max_nbytes=None``).
     """
 
 

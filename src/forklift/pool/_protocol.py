@@ -29,6 +29,7 @@ __all__ = [
     "INIT_FAILED",
     "RESULT_ERROR",
     "RESULT_OK",
+    "RESULT_SHARED",
     "RETIRE",
     "TASK",
     "receive",
@@ -46,6 +47,8 @@ EXIT: Final = ord("X")  # finish what was received, then exit
 # worker -> parent
 HELLO: Final = ord("H")  # number = worker id, payload = pid (8 bytes)
 RESULT_OK: Final = ord("R")  # number = task id, payload = pickled result
+# number = task id, payload = layout; followed by a memfd holding a large result (see .sharing)
+RESULT_SHARED: Final = ord("M")
 RESULT_ERROR: Final = ord("E")  # number = task id, payload = pickled (error, traceback text)
 RETIRE: Final = ord("Q")  # the worker asks to be retired (memory growth)
 INIT_FAILED: Final = ord("N")  # payload = traceback text of the initializer's error

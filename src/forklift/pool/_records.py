@@ -21,9 +21,10 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from forklift.errors import RemoteTraceback, TaskPicklingError
-from forklift.pool.sharing import SharingScope
+from forklift.pool.sharing import SharingScope, load_shared_definition
 
 __all__ = [
+    "SharedPayload",
     "Task",
     "Worker",
     "check_positive",
@@ -33,6 +34,24 @@ __all__ = [
     "run_chunk",
     "settle",
 ]
+
+
+class SharedPayload:
+    """A result that came as a memfd (see :func:`.sharing.pack_result`): mapped when settled.
+
+    If it is never settled (the future was dropped), the descriptor closes with this object.
+    """
+
+    __slots__ = ("fd", "layout")
+
+    def __init__(self, layout: bytes, fd: int) -> None:
+        self.layout = layout
+        self.fd = fd
+
+    def __del__(self) -> None:
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
 
 
 class Task:
@@ -98,7 +117,11 @@ def settle(settled: list[tuple[Task, bool, Any]]) -> None:
             fail(task.future, payload)
             continue
         try:
-            value = pickle.loads(payload)
+            if isinstance(payload, SharedPayload):
+                fd, payload.fd = payload.fd, -1
+                value = load_shared_definition(payload.layout, fd)
+            else:
+                value = pickle.loads(payload)
         except BaseException as error:
             problem = TaskPicklingError(
                 f"the {'result' if ok else 'error'} of {task.label} could not be unpickled "

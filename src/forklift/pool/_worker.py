@@ -35,7 +35,7 @@ import cloudpickle
 from forklift._support.worker_state import run_initializer
 from forklift.errors import TaskPicklingError
 from forklift.pool import _protocol as protocol
-from forklift.pool.sharing import WORKER_OBJECTS, load_shared_definition
+from forklift.pool.sharing import WORKER_OBJECTS, load_shared_definition, pack_result
 
 __all__ = ["WorkerConfig", "run_worker"]
 
@@ -180,7 +180,7 @@ def _run_task(connection: Connection, task_id: int, payload: bytes | memoryview)
         protocol.send(connection, protocol.RESULT_ERROR, task_id, _dump_error(error))
         return
     try:
-        data = cloudpickle.dumps(result, protocol=5)
+        packed = pack_result(result)
     except BaseException as error:
         # A result may offer a picklable stand-in that says which part failed (the batch
         # outcomes of forklift's process backend do: they name the task).
@@ -201,7 +201,14 @@ def _run_task(connection: Connection, task_id: int, payload: bytes | memoryview)
         protocol.send(connection, protocol.RESULT_ERROR, task_id, _dump_error(problem))
         return
     del result
-    protocol.send(connection, protocol.RESULT_OK, task_id, data)
+    if packed.shared:
+        try:
+            protocol.send(connection, protocol.RESULT_SHARED, task_id, packed.layout)
+            protocol.send_fd(connection, packed.fd)
+        finally:
+            packed.close()
+    else:
+        protocol.send(connection, protocol.RESULT_OK, task_id, packed.inline)
 
 
 def _dump_error(error: BaseException) -> bytes:

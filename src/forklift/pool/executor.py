@@ -59,12 +59,14 @@ from forklift._support.cpus import cpu_count
 from forklift.errors import (
     RemoteTraceback,
     TaskPicklingError,
+    TempSpaceError,
     TerminatedWorkerError,
     WorkerStartError,
 )
 from forklift.pool import _protocol as protocol
 from forklift.pool._launcher import Launcher, describe_exit_status
 from forklift.pool._records import (
+    SharedPayload,
     Task,
     Worker,
     check_positive,
@@ -232,6 +234,9 @@ class ProcessPool(Executor):
                 payload, tokens = dumps_scoped(task_tuple, scope)
                 for token in tokens:
                     scope.payload(token)  # pickle definitions now, so failures surface here
+        except TempSpaceError as error:
+            future.set_exception(error)  # already says what to do; not a pickling problem
+            return future
         except Exception as error:
             problem = TaskPicklingError(
                 f"the task {label} could not be pickled to send it to a worker: {error}"
@@ -726,12 +731,21 @@ class ProcessPool(Executor):
                 with self._lock:
                     self._socket_closed(worker, selector, settled)
                 return
+            received: bytes | memoryview | SharedPayload = payload
+            if kind == protocol.RESULT_SHARED:
+                try:
+                    received = SharedPayload(bytes(payload), protocol.receive_fd(connection))
+                except (EOFError, OSError):
+                    with self._lock:
+                        self._socket_closed(worker, selector, settled)
+                    return
+                kind = protocol.RESULT_OK
             if kind in (protocol.RESULT_OK, protocol.RESULT_ERROR):
                 with self._lock:
                     task = self._finish(worker, number)
                     self._dispatch()  # keep this worker busy before unpickling the result
                 if task is not None:
-                    settled.append((task, kind == protocol.RESULT_OK, payload))
+                    settled.append((task, kind == protocol.RESULT_OK, received))
             elif kind == protocol.RETIRE:
                 with self._lock:
                     worker.retiring = True

@@ -29,6 +29,8 @@ from typing import Any
 
 import cloudpickle
 
+from forklift.pool.shared_arrays import ArrayFiles, is_numpy_array
+
 __all__ = [
     "Definition",
     "ScopedPickler",
@@ -37,6 +39,7 @@ __all__ = [
     "load_shared_definition",
     "lookup_shared",
     "make_definition",
+    "pack_result",
 ]
 
 _tokens = itertools.count(1)
@@ -91,6 +94,10 @@ def make_definition(obj: Any) -> Definition:
     total = len(data) + sum(raw.nbytes for raw in raws)
     if total < LARGE_DEFINITION or not hasattr(os, "memfd_create"):
         return Definition(inline=cloudpickle.dumps(obj, protocol=5))
+    return _to_memfd(data, raws)
+
+
+def _to_memfd(data: bytes, raws: list[memoryview]) -> Definition:
     spans: list[tuple[int, int]] = []
     offset = _align(len(data))
     for raw in raws:
@@ -108,6 +115,24 @@ def make_definition(obj: Any) -> Definition:
         os.close(fd)
         raise
     return Definition(fd=fd, layout=pickle.dumps((size, (0, len(data)), spans)))
+
+
+def pack_result(obj: Any) -> Definition:
+    """Pickle a task's result in one pass; large buffers (arrays of ``LARGE_DEFINITION`` bytes
+    or more) go into a memfd the caller maps, so they are copied once in all (by the worker,
+    into shared memory) instead of through the socket and again when unpickled."""
+    buffers: list[pickle.PickleBuffer] = []
+
+    def keep_large_apart(buffer: pickle.PickleBuffer) -> bool:
+        if buffer.raw().nbytes < LARGE_DEFINITION or not hasattr(os, "memfd_create"):
+            return True  # in-band
+        buffers.append(buffer)
+        return False
+
+    data = cloudpickle.dumps(obj, protocol=5, buffer_callback=keep_large_apart)
+    if not buffers:
+        return Definition(inline=data)
+    return _to_memfd(data, [buffer.raw() for buffer in buffers])
 
 
 def load_shared_definition(layout: bytes | memoryview, fd: int) -> Any:
@@ -137,9 +162,13 @@ class SharingScope:
     """Objects shared with workers for a while (typically: one ``Parallel`` call).
 
     Not thread-safe for ``share`` from several threads at once; one caller owns a scope.
+
+    ``arrays``, when set, makes large numpy arrays in tasks travel as memory-mapped files
+    (see :mod:`.shared_arrays`): each is written once per scope and opened once per worker.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, arrays: ArrayFiles | None = None) -> None:
+        self.arrays = arrays
         self._refs: dict[Hashable, tuple[Any, int]] = {}
         self._by_token: dict[int, Any] = {}
         self._payloads: dict[int, Definition] = {}
@@ -163,6 +192,15 @@ class SharingScope:
         self._by_token[token] = obj
         return token
 
+    def share_array(self, array: Any) -> int | None:
+        """The token standing for a large array's file, or None to pickle ``array`` inline."""
+        if self.arrays is None:
+            return None
+        reference = self.arrays.reference(array)
+        if reference is None:
+            return None
+        return self.share(reference, key=reference)
+
     def payload(self, token: int) -> Definition:
         """The pickled definition of ``token`` (pickled once, on first need)."""
         definition = self._payloads.get(token)
@@ -176,6 +214,8 @@ class SharingScope:
         self.closed = True
         for definition in self._payloads.values():
             definition.close()
+        if self.arrays is not None:
+            self.arrays.close()
 
     def tokens(self) -> list[int]:
         return list(self._by_token)
@@ -208,6 +248,11 @@ class ScopedPickler(cloudpickle.Pickler):  # type: ignore[misc]
         elif kind is types.MethodType:
             # obj.method is a new object each time it is read: identify it by what it binds.
             token = self.scope.share(obj, (id(obj.__self__), id(obj.__func__)))
+        elif is_numpy_array(kind):
+            array_token = self.scope.share_array(obj)
+            if array_token is None:
+                return super().reducer_override(obj)
+            token = array_token
         else:
             return super().reducer_override(obj)
         self.tokens.add(token)

@@ -6,8 +6,9 @@ script without a main guard works there; forklift's own pool (``"loky"``) is fas
 and safer in a parent that runs threads.
 
 Batches travel through cloudpickle (lambdas, closures and ``__main__`` functions work); each
-call gets its own pool, closed when the call ends. Backend parameters: ``initializer``,
-``initargs``, ``maxtasksperchild``.
+call gets its own pool, closed when the call ends. Large numpy arrays (``max_nbytes``) reach
+workers as memory maps of files written once per call, as on the ``"loky"`` backend.
+Backend parameters: ``initializer``, ``initargs``, ``maxtasksperchild``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,13 @@ import cloudpickle
 
 from forklift._support.cpus import cpu_count
 from forklift._support.worker_state import run_initializer
-from forklift.errors import ConfigurationError, ParallelStateError, TaskPicklingError
+from forklift.errors import (
+    ConfigurationError,
+    ParallelStateError,
+    TaskPicklingError,
+    TempSpaceError,
+)
+from forklift.parallel.backends._large_arrays import array_files_for
 from forklift.parallel.backends.base import (
     BackendCapabilities,
     Batch,
@@ -31,6 +38,7 @@ from forklift.parallel.backends.base import (
     describe_call,
     run_batch,
 )
+from forklift.pool.shared_arrays import ArrayFiles, dumps_with_arrays
 
 __all__ = ["MultiprocessingBackend"]
 
@@ -63,6 +71,7 @@ class MultiprocessingBackend:
         self._initargs = tuple(initargs)
         self._maxtasksperchild = maxtasksperchild
         self._pool: multiprocessing.pool.Pool | None = None
+        self._arrays: ArrayFiles | None = None
 
     def effective_n_jobs(self, n_jobs: int) -> int:
         if n_jobs < 0:
@@ -86,8 +95,17 @@ class MultiprocessingBackend:
             raise ParallelStateError("the multiprocessing backend was not started")
         future: Future[BatchOutcome] = Future()
         future.set_running_or_notify_cancel()
+        if batch.index == 0:
+            self._close_arrays()  # a new run: the last run's array files go
+            self._arrays = array_files_for(batch.settings)
         try:
-            payload = cloudpickle.dumps(batch, protocol=5)
+            if self._arrays is None:
+                payload = cloudpickle.dumps(batch, protocol=5)
+            else:
+                payload = dumps_with_arrays(batch, self._arrays)
+        except TempSpaceError as error:
+            future.set_exception(error)
+            return future
         except Exception as error:
             problem = TaskPicklingError(
                 f"the task {describe_call(batch.calls[0])} could not be pickled to send it to "
@@ -114,6 +132,7 @@ class MultiprocessingBackend:
         if pool is not None:
             pool.terminate()
             pool.join()
+        self._close_arrays()
 
     def stop(self, wait: bool = True) -> None:
         pool, self._pool = self._pool, None
@@ -124,6 +143,12 @@ class MultiprocessingBackend:
         else:
             pool.terminate()
         pool.join()
+        self._close_arrays()
+
+    def _close_arrays(self) -> None:
+        arrays, self._arrays = self._arrays, None
+        if arrays is not None:
+            arrays.close()
 
     def __repr__(self) -> str:
         return "MultiprocessingBackend()"

@@ -17,6 +17,11 @@ Backend parameters (``Parallel(..., **backend_kwargs)`` or ``parallel_config``):
 * ``inner_max_num_threads``: BLAS/OpenMP threads per worker (default: the worker's share of
   the CPUs, ``cpu_count() // n_workers``).
 
+Large numpy arrays in a task's arguments (``max_nbytes`` or more) are written once per call to
+a file in the temp folder and reach workers as memory maps (see
+:mod:`forklift.pool.shared_arrays`); the files go when the call ends (in a ``with Parallel``
+block: when the next call starts or the block ends).
+
 A ``Parallel`` nested in a task uses threads (its ``n_jobs=-1`` means the worker's share of
 the CPUs, because workers see ``cpu_count()`` capped to that share).
 """
@@ -31,6 +36,7 @@ from forklift._support.cpus import cpu_count
 from forklift.config import current_settings
 from forklift.errors import ConfigurationError
 from forklift.parallel.backends._in_worker import WORKER_MODULE, run_batch_in_worker
+from forklift.parallel.backends._large_arrays import array_files_for
 from forklift.parallel.backends.base import (
     BackendCapabilities,
     Batch,
@@ -126,9 +132,13 @@ class ProcessBackend:
             self.start(self.n_workers or cpu_count())
             pool = self._pool
             assert pool is not None
-        if batch.index == 0 and self._scope_used:
-            # A new run on the same workers: send functions afresh (globals may have changed).
-            self._new_scope(pool)
+        if batch.index == 0:
+            if self._scope_used:
+                # A new run on the same workers: send functions afresh (globals may have
+                # changed) and write its arrays afresh; the last run's files are removed.
+                self._new_scope(pool)
+            if self._scope.arrays is None:
+                self._scope.arrays = array_files_for(batch.settings)
         self._scope_used = True
         future: Future[BatchOutcome] = pool.submit_task(
             run_batch_in_worker,
