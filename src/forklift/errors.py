@@ -465,6 +465,22 @@ class TempSpaceError(ForkliftError, OSError):
 
     The message names the folder, the bytes needed and the bytes free, and what to change
     (``temp_folder=``, ``FORKLIFT_TEMP_FOLDER``, or ``max_nbytes=None``).
+
+    Examples:
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> from forklift import Parallel, TempSpaceError, delayed, shutdown_reusable_executor
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     a_file = os.path.join(folder, "notes.txt")
+        ...     open(a_file, "w").close()
+        ...     try:                             # arrays over max_nbytes go to temp_folder
+        ...         Parallel(n_jobs=2, temp_folder=a_file, max_nbytes="1K")(
+        ...             delayed(np.sum)(np.ones(1000)) for _ in range(2)
+        ...         )
+        ...     except OSError as error:         # a TempSpaceError is an OSError
+        ...         print(type(error).__name__, "cannot create a folder" in str(error))
+        TempSpaceError True
+        >>> shutdown_reusable_executor()
     """
 
 
