@@ -37,6 +37,7 @@ class Scenario:
     repeats: int = 5
     warmup: int = 1
     note: str = ""
+    unit: str = "s"  # what runners return: "s" (seconds) or "x" (a multiple, e.g. of a size)
 
 
 @dataclasses.dataclass
@@ -46,6 +47,7 @@ class Result:
     ratio: float | None
     target: float | None
     note: str
+    unit: str = "s"
 
     @property
     def met(self) -> bool | None:
@@ -72,7 +74,7 @@ def run_scenario(scenario: Scenario) -> Result:
     ratio = None
     if scenario.subject in medians and scenario.baseline in medians:
         ratio = medians[scenario.subject] / medians[scenario.baseline]
-    return Result(scenario.name, medians, ratio, scenario.target, scenario.note)
+    return Result(scenario.name, medians, ratio, scenario.target, scenario.note, scenario.unit)
 
 
 def machine_description() -> str:
@@ -98,7 +100,10 @@ def format_table(results: list[Result]) -> str:
         "| --- | --- | --- | --- | --- |",
     ]
     for result in results:
-        medians = ", ".join(f"{name} {format_seconds(v)}" for name, v in result.medians.items())
+        medians = ", ".join(
+            f"{name} {format_seconds(v) if result.unit == 's' else f'{v:.2f}x'}"
+            for name, v in result.medians.items()
+        )
         ratio = "-" if result.ratio is None else f"{result.ratio:.3f}"
         target = "-" if result.target is None else f"≤ {result.target}"
         met = {None: "-", True: "yes", False: "NO"}[result.met]

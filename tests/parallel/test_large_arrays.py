@@ -235,3 +235,18 @@ def test_workers_never_hold_a_copy_of_the_array() -> None:
     assert [mean for mean, _ in means_and_peaks] == pytest.approx(data[::16].mean(axis=1))
     # A pickled copy would put the whole 128 MB in each worker.
     assert max(peak for _, peak in means_and_peaks) < data.nbytes // 2
+
+
+def backing_file_of_frame(frame: Any) -> tuple[str | None, float]:
+    values = frame.to_numpy()
+    while getattr(values, "base", None) is not None and not hasattr(values, "filename"):
+        values = values.base
+    return getattr(values, "filename", None), float(frame["a"].sum())
+
+
+def test_pandas_blocks_are_shared() -> None:
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"a": np.arange(300_000, dtype=float), "b": np.ones(300_000)})
+    seen = Parallel(n_jobs=2)(delayed(backing_file_of_frame)(frame) for _ in range(2))
+    assert seen[0][0] is not None and seen[0][0] == seen[1][0]
+    assert seen[0][1] == float(frame["a"].sum())
