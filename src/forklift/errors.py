@@ -116,7 +116,7 @@ class UnknownBackendError(ConfigurationError):
         ...     Parallel(backend="threads")
         ... except UnknownBackendError as error:
         ...     print(error)
-        unknown backend 'threads'; known backends are: ... threading. Register your own with ...
+        unknown backend 'threads'; known backends are: ...threading... Register your own ...
     """
 
 
@@ -392,7 +392,7 @@ class UnknownCompressorError(ConfigurationError):
         ...     dump([1, 2], io.BytesIO(), compress="rar")
         ... except ValueError as error:          # a ConfigurationError, so a ValueError
         ...     print(type(error).__name__, error)
-        UnknownCompressorError unknown compressor 'rar'; known: bz2, gzip, ...
+        UnknownCompressorError unknown compressor 'rar'; known: bz2, ..., zlib, ...
     """
 
 
