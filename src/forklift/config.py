@@ -211,12 +211,17 @@ class parallel_config:
     """Set defaults for every ``Parallel`` call made inside a ``with`` block.
 
     Inner blocks inherit what they do not set from outer ones. The block changes only the
-    current thread or asyncio task.
+    current thread or asyncio task. An argument given to ``Parallel`` itself always wins.
 
-    >>> from forklift import Parallel, delayed, parallel_config
-    >>> with parallel_config(backend="threading", n_jobs=2):
-    ...     Parallel()(delayed(abs)(-i) for i in range(3))
-    [0, 1, 2]
+    Examples:
+        >>> from forklift import Parallel, delayed, parallel_config
+        >>> with parallel_config(backend="threading", n_jobs=2):
+        ...     Parallel()(delayed(abs)(-i) for i in range(3))
+        [0, 1, 2]
+        >>> with parallel_config(backend="threading", n_jobs=2):
+        ...     with parallel_config(n_jobs=3) as inner:  # the backend is inherited
+        ...         inner.settings.backend, inner.settings.n_jobs
+        ('threading', 3)
     """
 
     def __init__(
@@ -276,6 +281,12 @@ class parallel_backend(parallel_config):
     """The older spelling of :class:`parallel_config`: ``backend`` first, ``n_jobs=-1``.
 
     Entering it returns ``(backend, n_jobs)`` as joblib's does.
+
+    Examples:
+        >>> from forklift import Parallel, delayed, parallel_backend
+        >>> with parallel_backend("threading", n_jobs=2) as (backend, n_jobs):
+        ...     Parallel()(delayed(abs)(-i) for i in range(3)), backend, n_jobs
+        ([0, 1, 2], 'threading', 2)
     """
 
     def __init__(

@@ -81,31 +81,107 @@ __all__ = [
 
 
 class ForkliftError(Exception):
-    """Root of every error forklift raises on its own account."""
+    """Root of every error forklift raises on its own account.
+
+    Examples:
+        >>> from forklift import ForkliftError, hash
+        >>> try:
+        ...     hash(1, hash_name="nope")
+        ... except ForkliftError as error:       # also a ValueError, as joblib would raise
+        ...     print(type(error).__name__, isinstance(error, ValueError))
+        UnknownHashError True
+    """
 
 
 class ConfigurationError(ForkliftError, ValueError):
-    """A parameter has a value forklift cannot use; the message says which and why."""
+    """A parameter has a value forklift cannot use; the message says which and why.
+
+    Examples:
+        >>> from forklift import Parallel
+        >>> try:
+        ...     Parallel(n_jobs=0)
+        ... except ValueError as error:          # a ConfigurationError is a ValueError
+        ...     print(error)
+        n_jobs=0 has no meaning: use a positive number of workers, -1 for all CPUs, ...
+    """
 
 
 class UnknownBackendError(ConfigurationError):
-    """A backend name that nobody registered; the message lists the known names."""
+    """A backend name that nobody registered; the message lists the known names.
+
+    Examples:
+        >>> from forklift import Parallel
+        >>> from forklift.errors import UnknownBackendError
+        >>> try:
+        ...     Parallel(backend="threads")
+        ... except UnknownBackendError as error:
+        ...     print(error)
+        unknown backend 'threads'; known backends are: ...threading... Register your own ...
+    """
 
 
 class InvalidTaskError(ForkliftError, TypeError):
-    """An item of the task iterable is neither ``delayed(f)(...)`` nor ``(f, args, kwargs)``."""
+    """An item of the task iterable is neither ``delayed(f)(...)`` nor ``(f, args, kwargs)``.
+
+    Examples:
+        >>> from forklift import Parallel
+        >>> try:
+        ...     Parallel(n_jobs=1)([abs(-1)])        # called at once: forgot delayed()
+        ... except TypeError as error:             # an InvalidTaskError is a TypeError
+        ...     print(type(error).__name__)
+        InvalidTaskError
+    """
 
 
 class ParallelStateError(ForkliftError, RuntimeError):
-    """A :class:`~forklift.Parallel` was used while closed or while already running."""
+    """A :class:`~forklift.Parallel` was used while closed or while already running.
+
+    Examples:
+        >>> from forklift import Parallel, delayed
+        >>> from forklift.errors import ParallelStateError
+        >>> with Parallel(n_jobs=2, backend="threading") as parallel:
+        ...     parallel(delayed(abs)(-i) for i in range(3))
+        [0, 1, 2]
+        >>> try:
+        ...     parallel(delayed(abs)(-i) for i in range(3))   # after the block: closed
+        ... except ParallelStateError as error:
+        ...     print(error)
+        this Parallel was closed when its with-block ended; call it inside the block or make ...
+    """
 
 
 class ParallelTimeoutError(ForkliftError, TimeoutError):
-    """A :class:`~forklift.Parallel` call did not finish within its ``timeout``."""
+    """A :class:`~forklift.Parallel` call did not finish within its ``timeout``.
+
+    Examples:
+        >>> import threading
+        >>> from forklift import Parallel, delayed
+        >>> release = threading.Event()
+        >>> try:
+        ...     Parallel(n_jobs=2, backend="threading", timeout=0.05)(
+        ...         delayed(release.wait)(10) for _ in range(2)
+        ...     )
+        ... except TimeoutError as error:        # a ParallelTimeoutError is a TimeoutError
+        ...     print(type(error).__name__)
+        ParallelTimeoutError
+        >>> release.set()                        # let the abandoned tasks end
+    """
 
 
 class TerminatedWorkerError(ForkliftError, BrokenProcessPool):
-    """A worker process died while running a task (signal, segfault, ``os._exit``)."""
+    """A worker process died while running a task (signal, segfault, ``os._exit``).
+
+    Examples:
+        >>> import os
+        >>> from forklift import Parallel, TerminatedWorkerError, delayed
+        >>> from forklift import shutdown_reusable_executor
+        >>> try:
+        ...     Parallel(n_jobs=2)(delayed(os._exit)(3) for _ in range(2))
+        ... except TerminatedWorkerError as error:
+        ...     print("exited with code 3" in str(error))
+        True
+        >>> shutdown_reusable_executor()         # stop the pool's workers now, not when idle
+    """
 
 
 class RemoteTraceback(Exception):
@@ -113,6 +189,17 @@ class RemoteTraceback(Exception):
 
     forklift re-raises a task's exception with its own type in the caller and chains this
     object as its ``__cause__``, so the printed traceback shows both sides.
+
+    Examples:
+        >>> from forklift import Parallel, delayed, shutdown_reusable_executor
+        >>> try:
+        ...     Parallel(n_jobs=2)(delayed(int)(text) for text in ["1", "x"])
+        ... except ValueError as error:      # the task's own exception type
+        ...     print(type(error.__cause__).__name__)
+        ...     print(error.__cause__.traceback_text.splitlines()[-1])
+        RemoteTraceback
+        ValueError: invalid literal for int() with base 10: 'x'
+        >>> shutdown_reusable_executor()
     """
 
     def __init__(self, traceback_text: str) -> None:
@@ -124,37 +211,129 @@ class RemoteTraceback(Exception):
 
 
 class ForkliftWarning(UserWarning):
-    """Root of forklift's warnings."""
+    """Root of forklift's warnings.
+
+    Examples:
+        >>> import io, warnings
+        >>> from forklift import dump, load
+        >>> from forklift.errors import ForkliftWarning
+        >>> buffer = io.BytesIO()
+        >>> _ = dump([1, 2], buffer)
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("error", ForkliftWarning)   # e.g. in a test suite
+        ...     try:
+        ...         load(io.BytesIO(buffer.getvalue()), mmap_mode="r")
+        ...     except ForkliftWarning as warning:
+        ...         print(type(warning).__name__)
+        PersistWarning
+    """
 
 
 class CacheEntryDamagedError(ForkliftError):
-    """A cache entry exists but cannot be read back (truncated, corrupted, unreadable)."""
+    """A cache entry exists but cannot be read back (truncated, corrupted, unreadable).
+
+    Examples:
+        Memory itself recovers from a damaged entry (see :class:`CacheWarning`); a shelved
+        result raises it:
+
+        >>> import pathlib, tempfile
+        >>> from forklift import Memory
+        >>> from forklift.errors import CacheEntryDamagedError
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     shelved = Memory(folder, verbose=0).cache(abs).call_and_shelve(-5)
+        ...     for output in pathlib.Path(folder).rglob("output.fkl"):
+        ...         _ = output.write_bytes(b"damaged")
+        ...     try:
+        ...         shelved.get()
+        ...     except CacheEntryDamagedError as error:
+        ...         print("cannot read cache entry" in str(error))
+        True
+    """
 
 
 class CacheWarning(ForkliftWarning):
     """Memory could not use its cache (damaged entry, unwritable folder, full disk) and
-    computed or returned the result without it."""
+    computed or returned the result without it.
+
+    Examples:
+        >>> import pathlib, tempfile, warnings
+        >>> from forklift import Memory
+        >>> from forklift.errors import CacheWarning
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     square = Memory(folder, verbose=0).cache(lambda x: x * x)
+        ...     first = square(7)
+        ...     for output in pathlib.Path(folder).rglob("output.fkl"):
+        ...         _ = output.write_bytes(b"damaged")
+        ...     with warnings.catch_warnings(record=True) as caught:
+        ...         warnings.simplefilter("always")
+        ...         again = square(7)                # deleted, recomputed, stored again
+        ...     first, again, caught[0].category is CacheWarning
+        (49, 49, True)
+    """
 
 
 class UnknownHashError(ConfigurationError):
-    """A ``hash_name`` that :func:`~forklift.hash` does not know; the message lists the known."""
+    """A ``hash_name`` that :func:`~forklift.hash` does not know; the message lists the known.
+
+    Examples:
+        >>> from forklift import hash
+        >>> try:
+        ...     hash([1, 2], hash_name="crc32")
+        ... except ValueError as error:
+        ...     print(error)
+        unknown hash_name 'crc32'; valid names are 'xxh3_128', 'blake3', 'blake2b', 'sha256', ...
+    """
 
 
 class HashingError(ForkliftError, PicklingError):
     """:func:`~forklift.hash` met an object it can neither encode nor reduce like pickle does.
 
     Derives from :class:`pickle.PicklingError`, which ``joblib.hash`` raises in that case.
+
+    Examples:
+        >>> import pickle, threading
+        >>> from forklift import hash
+        >>> try:
+        ...     hash({"lock": threading.Lock()})
+        ... except pickle.PicklingError as error:
+        ...     print(type(error).__name__)
+        HashingError
     """
 
 
 class PersistError(ForkliftError):
-    """Root of the errors of :func:`~forklift.dump` and :func:`~forklift.load`."""
+    """Root of the errors of :func:`~forklift.dump` and :func:`~forklift.load`.
+
+    Examples:
+        >>> import io
+        >>> from forklift import load
+        >>> from forklift.errors import PersistError
+        >>> try:
+        ...     load(io.BytesIO(b"not a pickle at all"))
+        ... except PersistError as error:
+        ...     print(type(error).__name__, error)
+        CorruptFileError <BytesIO>: neither a forklift file nor a joblib file
+    """
 
 
 class CorruptFileError(PersistError, pickle.UnpicklingError):
     """A file is truncated, damaged or not a file forklift can read; the message names it.
 
     It derives from :class:`pickle.UnpicklingError`, which joblib users catch around ``load``.
+
+    Examples:
+        >>> import os, tempfile
+        >>> from forklift import dump, load
+        >>> from forklift.errors import CorruptFileError
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = os.path.join(folder, "cut.fkl")
+        ...     _ = dump(list(range(100)), path)
+        ...     os.truncate(path, os.path.getsize(path) - 10)   # as a full disk or a copy cut short
+        ...     try:
+        ...         load(path)
+        ...     except CorruptFileError as error:
+        ...         print(str(error).replace(folder, "<folder>"))
+        <folder>/cut.fkl: truncated or damaged: no valid index at the end of the file
     """
 
 
@@ -163,6 +342,20 @@ class UnsafeLoadError(PersistError, pickle.UnpicklingError):
 
     ``refused`` holds the ``module.qualname`` of every global the file would have imported
     that was not allowed. Nothing from the file was constructed.
+
+    Examples:
+        >>> import io, uuid
+        >>> from forklift import SAFE_GLOBALS, dump, load
+        >>> from forklift.errors import UnsafeLoadError
+        >>> buffer = io.BytesIO()
+        >>> _ = dump({"id": uuid.UUID(int=1)}, buffer)
+        >>> try:
+        ...     load(io.BytesIO(buffer.getvalue()), allowed_globals=SAFE_GLOBALS)
+        ... except UnsafeLoadError as error:
+        ...     error.refused
+        ('uuid.UUID',)
+        >>> load(io.BytesIO(buffer.getvalue()), allowed_globals=SAFE_GLOBALS | {"uuid.UUID"})
+        {'id': UUID('00000000-0000-0000-0000-000000000001')}
     """
 
     def __init__(self, message: str, refused: tuple[str, ...] = ()) -> None:
@@ -171,30 +364,100 @@ class UnsafeLoadError(PersistError, pickle.UnpicklingError):
 
 
 class UnsupportedFormatError(PersistError, ValueError):
-    """A file written by a newer forklift, or a legacy layout forklift does not read."""
+    """A file written by a newer forklift, or a legacy layout forklift does not read.
+
+    Examples:
+        >>> import io
+        >>> from forklift import dump, load
+        >>> from forklift.errors import UnsupportedFormatError
+        >>> buffer = io.BytesIO()
+        >>> _ = dump("data", buffer)
+        >>> future = bytearray(buffer.getvalue())
+        >>> future[8] = 2                        # the header's major version, as a future forklift
+        >>> try:
+        ...     load(io.BytesIO(bytes(future)))
+        ... except UnsupportedFormatError as error:
+        ...     print(error)
+        <BytesIO>: written in forklift format 2.0; this forklift reads format 1.x - upgrade forklift
+    """
 
 
 class UnknownCompressorError(ConfigurationError):
-    """A ``compress`` name that nobody registered; the message lists the known names."""
+    """A ``compress`` name that nobody registered; the message lists the known names.
+
+    Examples:
+        >>> import io
+        >>> from forklift import dump
+        >>> try:
+        ...     dump([1, 2], io.BytesIO(), compress="rar")
+        ... except ValueError as error:          # a ConfigurationError, so a ValueError
+        ...     print(type(error).__name__, error)
+        UnknownCompressorError unknown compressor 'rar'; known: bz2, ..., zlib, ...
+    """
 
 
 class CompressorUnavailableError(PersistError, ImportError):
-    """A compressor whose optional package is missing; the message names the extra."""
+    """A compressor whose optional package is missing; the message names the extra.
+
+    Examples:
+        Code that probes for an optional codec with ``except ImportError`` keeps working:
+
+        >>> from forklift.errors import CompressorUnavailableError
+        >>> issubclass(CompressorUnavailableError, ImportError)
+        True
+    """
 
 
 class PersistWarning(ForkliftWarning):
-    """A persistence request that was adjusted, e.g. ``mmap_mode`` on a compressed file."""
+    """A persistence request that was adjusted, e.g. ``mmap_mode`` on a compressed file.
+
+    Examples:
+        >>> import os, tempfile, warnings
+        >>> from forklift import dump, load
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = os.path.join(folder, "small.fkl.gz")
+        ...     _ = dump([1, 2, 3], path)
+        ...     with warnings.catch_warnings(record=True) as caught:
+        ...         warnings.simplefilter("always")
+        ...         value = load(path, mmap_mode="r")      # compressed: read, not mapped
+        ...     value, caught[0].category.__name__
+        ([1, 2, 3], 'PersistWarning')
+    """
 
 
 class TaskPicklingError(ForkliftError, PicklingError):
     """A task's function, arguments or result could not be sent between processes.
 
     The message names the function; the pool stays usable for other tasks.
+
+    Examples:
+        >>> import threading
+        >>> from forklift import Parallel, delayed, shutdown_reusable_executor
+        >>> from forklift.errors import TaskPicklingError
+        >>> try:
+        ...     Parallel(n_jobs=2)(delayed(threading.Lock)() for _ in range(2))   # a lock result
+        ... except TaskPicklingError as error:
+        ...     print(error)
+        the result of _thread.allocate_lock() (a lock) could not be pickled to send it back ...
+        >>> shutdown_reusable_executor()         # stop the pool's workers now, not when idle
     """
 
 
 class WorkerStartError(ForkliftError, BrokenProcessPool):
-    """Worker processes could not be started, e.g. because the pool's initializer raised."""
+    """Worker processes could not be started, e.g. because the pool's initializer raised.
+
+    Examples:
+        >>> from forklift import Parallel, delayed, shutdown_reusable_executor
+        >>> from forklift.errors import WorkerStartError
+        >>> try:
+        ...     Parallel(n_jobs=2, initializer=int, initargs=("not a number",))(
+        ...         delayed(abs)(-i) for i in range(2)
+        ...     )
+        ... except WorkerStartError as error:
+        ...     print(error)
+        the pool's initializer raised in a worker, so the pool cannot run tasks
+        >>> shutdown_reusable_executor()
+    """
 
 
 class TempSpaceError(ForkliftError, OSError):
@@ -202,11 +465,39 @@ class TempSpaceError(ForkliftError, OSError):
 
     The message names the folder, the bytes needed and the bytes free, and what to change
     (``temp_folder=``, ``FORKLIFT_TEMP_FOLDER``, or ``max_nbytes=None``).
+
+    Examples:
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> from forklift import Parallel, TempSpaceError, delayed, shutdown_reusable_executor
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     a_file = os.path.join(folder, "notes.txt")
+        ...     open(a_file, "w").close()
+        ...     try:                             # arrays over max_nbytes go to temp_folder
+        ...         Parallel(n_jobs=2, temp_folder=a_file, max_nbytes="1K")(
+        ...             delayed(np.sum)(np.ones(1000)) for _ in range(2)
+        ...         )
+        ...     except OSError as error:         # a TempSpaceError is an OSError
+        ...         print(type(error).__name__, "cannot create a folder" in str(error))
+        TempSpaceError True
+        >>> shutdown_reusable_executor()
     """
 
 
 class TaskTimeoutError(ForkliftError, TimeoutError):
-    """One task ran longer than ``Parallel(task_timeout=...)`` allows; names the call."""
+    """One task ran longer than ``Parallel(task_timeout=...)`` allows; names the call.
+
+    Examples:
+        >>> import threading
+        >>> from forklift import Parallel, delayed
+        >>> release = threading.Event()
+        >>> results = Parallel(n_jobs=2, backend="threading", task_timeout=0.05, on_error="return")(
+        ...     delayed(release.wait)(10) for _ in range(1)
+        ... )
+        >>> release.set()                        # a thread cannot be killed: let it end
+        >>> print(results[0].exception)
+        task 0, threading.Event.wait(), ran longer than task_timeout=0.05s and was stopped
+    """
 
 
 class MissingDependencyError(ConfigurationError, ImportError):
@@ -214,6 +505,13 @@ class MissingDependencyError(ConfigurationError, ImportError):
 
     It is an ``ImportError`` too, so code that probes for an optional backend with
     ``except ImportError`` keeps working.
+
+    Examples:
+        >>> from forklift.errors import ConfigurationError, MissingDependencyError
+        >>> issubclass(MissingDependencyError, ImportError), issubclass(
+        ...     MissingDependencyError, ConfigurationError
+        ... )
+        (True, True)
     """
 
 
@@ -222,16 +520,48 @@ class ClusterError(ForkliftError, RuntimeError):
 
     The engine's original exception is chained as ``__cause__``. A task's own error is never
     wrapped in this: it re-raises with its own type.
+
+    Examples:
+        One ``except`` clause covers every way a cluster can fail a call:
+
+        >>> from forklift.errors import (
+        ...     ClusterCancelledError, ClusterConnectionError, ClusterError, ClusterWorkerLostError
+        ... )
+        >>> all(
+        ...     issubclass(kind, ClusterError)
+        ...     for kind in (ClusterWorkerLostError, ClusterConnectionError, ClusterCancelledError)
+        ... )
+        True
     """
 
 
 class ClusterWorkerLostError(ClusterError, TerminatedWorkerError):
-    """Cluster workers kept dying while running a batch, and the engine gave up retrying it."""
+    """Cluster workers kept dying while running a batch, and the engine gave up retrying it.
+
+    Examples:
+        It is a :class:`TerminatedWorkerError` too, so code written for local processes catches it:
+
+        >>> from forklift.errors import ClusterWorkerLostError, TerminatedWorkerError
+        >>> issubclass(ClusterWorkerLostError, TerminatedWorkerError)
+        True
+    """
 
 
 class ClusterConnectionError(ClusterError, ConnectionError):
-    """The connection to the cluster's scheduler or workers was lost during the call."""
+    """The connection to the cluster's scheduler or workers was lost during the call.
+
+    Examples:
+        >>> from forklift.errors import ClusterConnectionError
+        >>> issubclass(ClusterConnectionError, ConnectionError)
+        True
+    """
 
 
 class ClusterCancelledError(ClusterError):
-    """The cluster cancelled a batch that forklift did not cancel (e.g. a client restart)."""
+    """The cluster cancelled a batch that forklift did not cancel (e.g. a client restart).
+
+    Examples:
+        >>> from forklift.errors import ClusterCancelledError, ClusterError
+        >>> issubclass(ClusterCancelledError, ClusterError)
+        True
+    """

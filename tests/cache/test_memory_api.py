@@ -310,6 +310,36 @@ def test_functions_defined_in_main_hit_across_runs(tmp_path: Path, counter_file:
     assert runs(counter_file) == 1
 
 
+@pytest.mark.parametrize("how", ["script", "-c"])
+def test_main_functions_share_entries_with_process_workers(tmp_path: Path, how: str) -> None:
+    # Process workers do not run the script, so their __main__ is not the caller's: the
+    # caller's script name must travel with the memoized function, or the workers' entries
+    # land in a folder the caller never reads (and the caller's in one the workers never read).
+    code = textwrap.dedent(
+        f"""
+        from forklift import Memory, Parallel, delayed, shutdown_reusable_executor
+        memory = Memory({str(tmp_path / "c")!r}, verbose=0)
+        @memory.cache
+        def square(n):
+            return n * n
+        print(Parallel(n_jobs=2)(delayed(square)(n) for n in range(4)))
+        print(all(square.check_call_in_cache(n) for n in range(4)))
+        square(9)
+        print(Parallel(n_jobs=2)(delayed(square.check_call_in_cache)(9) for _ in range(2)))
+        shutdown_reusable_executor()
+        """
+    )
+    script = tmp_path / "pipeline.py"
+    script.write_text(code)
+    command = [str(script)] if how == "script" else ["-c", code]
+    done = subprocess.run(
+        [sys.executable, *command], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
+    assert done.stdout.split("\n")[:3] == ["[0, 1, 4, 9]", "True", "[True, True]"]
+    folders = [path.name for path in (tmp_path / "c" / "forklift").iterdir()]
+    assert folders == (["__main__-pipeline"] if how == "script" else ["__main__"])
+
+
 def test_hits_return_fresh_objects(tmp_path: Path) -> None:
     make = Memory(tmp_path, verbose=0).cache(lambda n: list(range(n)))
     first = make(3)

@@ -28,6 +28,12 @@ def cpu_count(only_physical_cores: bool = False) -> int:
 
     With ``only_physical_cores=True`` hyper-threads are not counted (where the machine tells;
     otherwise logical CPUs are counted).
+
+    Examples:
+        >>> import os
+        >>> from forklift import cpu_count
+        >>> 1 <= cpu_count(only_physical_cores=True) <= cpu_count() <= os.cpu_count()
+        True
     """
     limits = [_affinity_count(), _own_cgroup_limit()]
     if only_physical_cores:

@@ -37,6 +37,19 @@ def worker_state() -> Any:
     """What this worker's ``initializer`` returned.
 
     Raises LookupError outside a worker whose backend was given an initializer.
+
+    Examples:
+        Each worker builds its state once; every task it runs reuses it:
+
+        >>> from forklift import Parallel, delayed, worker_state
+        >>> def open_lookup(scale):
+        ...     return {"scale": scale}          # e.g. load a model, open a connection
+        >>> def scaled(x):
+        ...     return x * worker_state()["scale"]
+        >>> Parallel(n_jobs=2, backend="threading", initializer=open_lookup, initargs=(10,))(
+        ...     delayed(scaled)(x) for x in range(4)
+        ... )
+        [0, 10, 20, 30]
     """
     value = getattr(_thread_state, "value", _UNSET)
     if value is _UNSET:

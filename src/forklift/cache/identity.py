@@ -2,7 +2,9 @@
 
 Identity (where its results live): the module's dotted path and the qualified name. Functions
 of ``__main__`` get the script's name added, so two scripts sharing one cache folder do not
-mix their ``process`` functions.
+mix their ``process`` functions. A worker process does not run the script (its ``__main__`` is
+not the script), so a memoized function carries the caller's script name with it when it is
+pickled: see :func:`main_script`.
 
 Fingerprint (when its results are stale): a digest of the function's *bytecode*, not its
 source text. Bytecode ignores comments, blank lines and formatting by construction; forklift
@@ -29,7 +31,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["DEPENDENCY_DEPTH", "FunctionIdentity", "identify"]
+__all__ = ["DEPENDENCY_DEPTH", "FunctionIdentity", "identify", "main_script"]
 
 DEPENDENCY_DEPTH = 4
 _FUNCTION_FLAGS = inspect.CO_OPTIMIZED | inspect.CO_NEWLOCALS
@@ -57,8 +59,23 @@ class FunctionIdentity:
         return f"{self.module}.{self.qualname}"
 
 
-def identify(function: Callable[..., Any], version: str | None = None) -> FunctionIdentity:
-    """Identity and fingerprint of ``function`` (``version`` pins the fingerprint)."""
+def main_script() -> str | None:
+    """The name (without extension) of the script running as ``__main__``, if there is one
+    (none for ``python -c``, interactive sessions and notebooks)."""
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if not main_file:
+        return None
+    return str(main_file).replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+
+
+def identify(
+    function: Callable[..., Any], version: str | None = None, script: str | None = None
+) -> FunctionIdentity:
+    """Identity and fingerprint of ``function`` (``version`` pins the fingerprint).
+
+    ``script`` names the script of a ``__main__`` function when it is not this process's
+    (in a worker; ``""``: no script); by default :func:`main_script` is asked.
+    """
     target = inspect.unwrap(function)
     module = str(getattr(target, "__module__", None) or "__unknown__")
     qualname = str(
@@ -66,9 +83,8 @@ def identify(function: Callable[..., Any], version: str | None = None) -> Functi
     )
     module_folder = module
     if module == "__main__":
-        main_file = getattr(sys.modules.get("__main__"), "__file__", None)
-        if main_file:
-            stem = main_file.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        stem = script if script is not None else main_script()
+        if stem:
             module_folder = f"__main__-{stem}"
     path = (*module_folder.split("."), *_safe_parts(qualname))
     code = getattr(target, "__code__", None)

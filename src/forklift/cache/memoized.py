@@ -35,7 +35,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from forklift.cache.identity import FunctionIdentity, identify
+from forklift.cache.identity import FunctionIdentity, identify, main_script
 from forklift.cache.keys import CallKeyMaker
 from forklift.cache.stores.base import CallId, StoreBackendBase
 from forklift.errors import CacheEntryDamagedError, CacheWarning, HashingError
@@ -68,7 +68,19 @@ class _HotEntry:
 
 class MemorizedResult:
     """A result kept in the cache by ``call_and_shelve``: ``get()`` loads it, ``clear()``
-    deletes it. Small and picklable, so it can be handed to other processes."""
+    deletes it. Small and picklable, so it can be handed to other processes.
+
+    Examples:
+        >>> import tempfile
+        >>> from forklift import Memory
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     square = Memory(folder, verbose=0).cache(lambda x: x * x)
+        ...     shelved = square.call_and_shelve(12)   # computed and stored, not returned
+        ...     value = shelved.get()
+        ...     shelved.clear()
+        ...     value, square.check_call_in_cache(12)
+        (144, False)
+    """
 
     def __init__(
         self,
@@ -155,6 +167,7 @@ class MemorizedFunction:
         input_files: Iterable[str] | Mapping[str, str] | None = None,
         wait_timeout: float | None = 600.0,
         after_store: Callable[[int], None] | None = None,
+        script: str | None = None,
     ) -> None:
         self.func = function
         self.store = store
@@ -169,6 +182,8 @@ class MemorizedFunction:
         self._after_store = after_store
         self._keys = CallKeyMaker(function, self.ignore, input_files)
         self._identity: FunctionIdentity | None = None
+        # The caller's script, for a __main__ function unpickled in a worker (see identity.py).
+        self._script = script if script is not None else main_script()
         self._reporter = CacheReporter(verbose)
         self._hot: collections.OrderedDict[str, _HotEntry] = collections.OrderedDict()
         self._hot_bytes = 0
@@ -184,7 +199,7 @@ class MemorizedFunction:
         are remembered per process, not per object.
         """
         if self._identity is None:
-            identity = _identify_once(self.func, self.version)
+            identity = _identify_once(self.func, self.version, self._script)
             synced = (self.store.location, identity.path, identity.fingerprint)
             if synced not in _synced_records:
                 self._sync_function_record(identity)
@@ -439,6 +454,9 @@ class MemorizedFunction:
                     "version": self.version,
                     "input_files": self.input_files,
                     "wait_timeout": self.wait_timeout,
+                    # "" (not None): the caller ran no script; a worker must not ask its own
+                    # __main__, which may be the worker program's (dask's, ray's).
+                    "script": self._script or "",
                 },
             ),
         )
@@ -489,20 +507,22 @@ def memorize(
     return kind(function, store, **options)
 
 
-_identities: weakref.WeakKeyDictionary[Any, dict[str | None, FunctionIdentity]] = (
-    weakref.WeakKeyDictionary()
-)
+_identities: weakref.WeakKeyDictionary[
+    Any, dict[tuple[str | None, str | None], FunctionIdentity]
+] = weakref.WeakKeyDictionary()
 _synced_records: set[tuple[str, tuple[str, ...], str]] = set()
 
 
-def _identify_once(function: Callable[..., Any], version: str | None) -> FunctionIdentity:
+def _identify_once(
+    function: Callable[..., Any], version: str | None, script: str | None
+) -> FunctionIdentity:
     try:
         known = _identities.setdefault(function, {})
     except TypeError:  # not weak-referenceable (some builtins): no memo
-        return identify(function, version)
-    identity = known.get(version)
+        return identify(function, version, script)
+    identity = known.get((version, script))
     if identity is None:
-        identity = known[version] = identify(function, version)
+        identity = known[version, script] = identify(function, version, script)
     return identity
 
 

@@ -37,19 +37,49 @@ _UNSET: Any = object()
 class Memory:
     """A context for caching function results on disk.
 
-    >>> import tempfile
-    >>> from forklift import Memory
-    >>> with tempfile.TemporaryDirectory() as folder:
-    ...     memory = Memory(folder, verbose=0)
-    ...     square = memory.cache(lambda x: x * x)
-    ...     square(4), square.check_call_in_cache(4)
-    (16, True)
-
     Parameters are joblib's (``location``, ``backend``, ``mmap_mode``, ``compress``,
     ``verbose``, ``backend_options``) plus forklift's ``bytes_limit`` and ``items_limit``
     (kept automatically, least recently used entries go first) and ``wait_timeout``: how
     long a call waits for another thread or process computing the same key before computing
     it itself (None: as long as that computation runs).
+
+    Examples:
+        >>> import tempfile
+        >>> from forklift import Memory
+        >>> folder = tempfile.TemporaryDirectory()
+        >>> memory = Memory(folder.name, verbose=0)
+        >>> @memory.cache
+        ... def slow_sum(values, scale=1):
+        ...     print("computing")
+        ...     return sum(values) * scale
+        >>> slow_sum([1, 2, 3])
+        computing
+        6
+        >>> slow_sum(values=[1, 2, 3], scale=1)   # the same call: defaults filled in
+        6
+        >>> slow_sum.check_call_in_cache([4])
+        False
+        >>> output, metadata = slow_sum.call([4])     # computes even when cached, and stores
+        computing
+        >>> output, slow_sum.check_call_in_cache([4])
+        (4, True)
+
+        Arguments that do not change the result can be left out of the key:
+
+        >>> @memory.cache(ignore=["verbose"])
+        ... def total(values, verbose=False):
+        ...     return sum(values)
+        >>> total([1, 2], verbose=True), total.check_call_in_cache([1, 2], verbose=False)
+        (3, True)
+        >>> memory.clear(warn=False)
+        >>> slow_sum.check_call_in_cache([1, 2, 3])
+        False
+        >>> folder.cleanup()
+
+        ``Memory(None)`` caches nothing: the function runs every time.
+
+        >>> Memory(None).cache(abs)(-3)
+        3
     """
 
     def __init__(

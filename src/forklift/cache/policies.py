@@ -29,9 +29,22 @@ def expires_after(
 ) -> Callable[[dict[str, Any]], bool]:
     """A ``cache_validation_callback`` that treats entries older than the given age as stale.
 
-    >>> still_fresh = expires_after(hours=1)
-    >>> still_fresh({"time": time.time() - 60}), still_fresh({"time": time.time() - 7200})
-    (True, False)
+    Examples:
+        >>> import time
+        >>> from forklift import expires_after
+        >>> still_fresh = expires_after(hours=1)
+        >>> still_fresh({"time": time.time() - 60}), still_fresh({"time": time.time() - 7200})
+        (True, False)
+
+        Given to ``Memory.cache``, a stale entry is recomputed:
+
+        >>> import tempfile
+        >>> from forklift import Memory
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     memory = Memory(folder, verbose=0)
+        ...     fetch = memory.cache(str.upper, cache_validation_callback=expires_after(days=1))
+        ...     fetch("rates"), fetch.check_call_in_cache("rates")
+        ('RATES', True)
     """
     limit = datetime.timedelta(
         days=days,

@@ -64,26 +64,31 @@ _HANDLERS = {**BUILTIN_HANDLERS, **STDLIB_HANDLERS, **FUNCTION_HANDLERS}
 def hash(obj: Any, hash_name: str = DEFAULT_HASH_NAME, coerce_mmap: bool = False) -> str:
     """Return a hex digest of ``obj`` that is stable across processes, runs and machines.
 
-    Parameters
-    ----------
-    obj:
-        Any value: built-in and standard-library types, numpy and pandas objects, and any
-        object pickle could reduce.
-    hash_name:
-        The digest algorithm, one of :data:`HASH_NAMES`: ``"xxh3_128"`` (default, fastest),
-        ``"blake3"`` (needs the ``blake3`` package), ``"blake2b"``, ``"sha256"``, and
-        joblib's ``"md5"`` and ``"sha1"``.
-    coerce_mmap:
-        If true, a ``numpy.memmap`` hashes like the ``numpy.ndarray`` with the same content;
-        by default the two differ, as in joblib.
+    Args:
+        obj: Any value: built-in and standard-library types, numpy and pandas objects, and
+            any object pickle could reduce.
+        hash_name: The digest algorithm, one of :data:`HASH_NAMES`: ``"xxh3_128"`` (default,
+            fastest), ``"blake3"`` (needs the ``blake3`` package), ``"blake2b"``,
+            ``"sha256"``, and joblib's ``"md5"`` and ``"sha1"``.
+        coerce_mmap: If true, a ``numpy.memmap`` hashes like the ``numpy.ndarray`` with the
+            same content; by default the two differ, as in joblib.
 
-    Raises
-    ------
-    UnknownHashError
-        ``hash_name`` is not a known name (a :class:`ValueError`).
-    HashingError
-        ``obj`` contains an object that has no rule and cannot be reduced like pickle does
-        (a :class:`pickle.PicklingError`).
+    Raises:
+        UnknownHashError: ``hash_name`` is not a known name (a :class:`ValueError`).
+        HashingError: ``obj`` contains an object that has no rule and cannot be reduced like
+            pickle does (a :class:`pickle.PicklingError`).
+
+    Examples:
+        >>> from forklift import hash
+        >>> hash({"a": 1, "b": [2, 3]}) == hash({"b": [2, 3], "a": 1})   # dict order ignored
+        True
+        >>> hash([1, 2]) == hash((1, 2)), hash(1) == hash(1.0)              # types count
+        (False, False)
+        >>> len(hash("x")), len(hash("x", hash_name="sha256"))
+        (32, 64)
+        >>> import numpy as np
+        >>> hash(np.arange(6)) == hash(np.arange(6).reshape(2, 3))          # shape counts
+        False
     """
     encoder = Encoder(
         get_digest(hash_name),

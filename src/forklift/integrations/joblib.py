@@ -43,14 +43,39 @@ _backend_class: type[Any] | None = None
 
 
 def register(name: str = "forklift", make_default: bool = False) -> None:
-    """Register the bridge as joblib backend ``name`` (joblib's own registry)."""
+    """Register the bridge as joblib backend ``name`` (joblib's own registry).
+
+    With ``make_default=True`` every joblib call without a backend of its own uses it.
+
+    Examples:
+        joblib code - here joblib's own ``Parallel`` - runs on a forklift backend:
+
+        >>> import joblib
+        >>> import forklift.integrations.joblib as forklift_joblib
+        >>> forklift_joblib.register()
+        >>> with joblib.parallel_config(backend="forklift", forklift_backend="threading"):
+        ...     joblib.Parallel(n_jobs=2)(joblib.delayed(abs)(-i) for i in range(4))
+        [0, 1, 2, 3]
+    """
     import joblib
 
     joblib.register_parallel_backend(name, backend_class(), make_default=make_default)
 
 
 def backend_class() -> type[Any]:
-    """The joblib backend class, built on first use (it subclasses joblib's base class)."""
+    """The joblib backend class, built on first use (it subclasses joblib's base class).
+
+    Use it to register the bridge yourself, or to pass an instance where joblib takes one.
+
+    Examples:
+        >>> import joblib
+        >>> from forklift.integrations.joblib import backend_class
+        >>> bridge = backend_class()(forklift_backend="threading")
+        >>> isinstance(bridge, joblib.parallel.ParallelBackendBase)
+        True
+        >>> joblib.Parallel(n_jobs=2, backend=bridge)(joblib.delayed(pow)(i, 2) for i in range(4))
+        [0, 1, 4, 9]
+    """
     global _backend_class
     with _class_lock:
         if _backend_class is None:

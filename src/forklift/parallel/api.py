@@ -63,8 +63,12 @@ class _DelayedFunction(Generic[P, R]):
 def delayed(function: Callable[P, R]) -> _DelayedFunction[P, R]:
     """Wrap ``function`` so that calling it returns the call ``(function, args, kwargs)``.
 
-    >>> delayed(pow)(2, 10)
-    (<built-in function pow>, (2, 10), {})
+    Examples:
+        >>> from forklift import delayed
+        >>> delayed(pow)(2, 10)
+        (<built-in function pow>, (2, 10), {})
+        >>> delayed(sorted)([3, 1, 2], reverse=True)
+        (<built-in function sorted>, ([3, 1, 2],), {'reverse': True})
     """
     if not callable(function):
         raise InvalidTaskError(
@@ -75,7 +79,16 @@ def delayed(function: Callable[P, R]) -> _DelayedFunction[P, R]:
 
 
 def effective_n_jobs(n_jobs: int = -1) -> int:
-    """The number of workers ``n_jobs`` means for the backend in force (``-1``: all CPUs)."""
+    """The number of workers ``n_jobs`` means for the backend in force (``-1``: all CPUs).
+
+    Examples:
+        >>> from forklift import cpu_count, effective_n_jobs, parallel_config
+        >>> effective_n_jobs(-1) == cpu_count()
+        True
+        >>> with parallel_config(backend="threading", n_jobs=2):
+        ...     effective_n_jobs(None), effective_n_jobs(3)
+        (2, 3)
+    """
     settings = resolve_settings(n_jobs=n_jobs)
     return select_backend(settings, explicit_backend=False).n_workers
 
@@ -94,10 +107,6 @@ class _Options:
 
 class Parallel:
     """Run an iterable of delayed calls in parallel and collect their results.
-
-    >>> from forklift import Parallel, delayed
-    >>> Parallel(n_jobs=2, backend="threading")(delayed(pow)(i, 2) for i in range(5))
-    [0, 1, 4, 9, 16]
 
     Parameters follow joblib's ``Parallel``: ``n_jobs`` (None: configured, else 1; -1 all
     CPUs), ``backend`` (a name or instance), ``return_as`` ("list", "generator" or
@@ -135,13 +144,27 @@ class Parallel:
       position - :func:`forklift.task_rng` - so results do not depend on ``n_jobs``, the
       backend or which worker ran what.
 
-    >>> seen = []
-    >>> Parallel(n_jobs=2, backend="threading", reporters=[seen.append])(
-    ...     delayed(abs)(-i) for i in range(4)
-    ... )
-    [0, 1, 2, 3]
-    >>> type(seen[0]).__name__, type(seen[-1]).__name__, seen[-1].n_completed
-    ('RunStarted', 'RunFinished', 4)
+    Examples:
+        >>> from forklift import Parallel, delayed
+        >>> Parallel(n_jobs=2, backend="threading")(delayed(pow)(i, 2) for i in range(5))
+        [0, 1, 4, 9, 16]
+
+        A reporter sees the run's events:
+
+        >>> seen = []
+        >>> parallel = Parallel(n_jobs=2, backend="threading", reporters=[seen.append])
+        >>> parallel(delayed(abs)(-i) for i in range(4))
+        [0, 1, 2, 3]
+        >>> type(seen[0]).__name__, type(seen[-1]).__name__, seen[-1].n_completed
+        ('RunStarted', 'RunFinished', 4)
+
+        A ``with`` block keeps the workers for several calls:
+
+        >>> with Parallel(n_jobs=2, backend="threading") as parallel:
+        ...     first = parallel(delayed(len)(word) for word in ["a", "bb"])
+        ...     second = parallel(delayed(str.upper)(word) for word in ["a", "bb"])
+        >>> first, second
+        ([1, 2], ['A', 'BB'])
     """
 
     def __init__(

@@ -21,6 +21,17 @@ class TaskFailure:
 
     ``bool(failure)`` is False, so ``[r for r in results if r]`` keeps the successes of a run
     whose results are all truthy; ``isinstance(r, TaskFailure)`` is the exact test.
+
+    Examples:
+        >>> from forklift import Parallel, TaskFailure, delayed
+        >>> results = Parallel(n_jobs=2, backend="threading", on_error="return")(
+        ...     delayed(int)(text) for text in ["1", "x", "3"]
+        ... )
+        >>> results
+        [1, TaskFailure(task 1, int(): ValueError: invalid literal for int() with base 10: 'x'), 3]
+        >>> failure = results[1]
+        >>> failure.index, failure.args, type(failure.exception).__name__
+        (1, ('x',), 'ValueError')
     """
 
     index: int

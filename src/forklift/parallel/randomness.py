@@ -32,7 +32,17 @@ def _context() -> TaskContext:
 
 def task_rng() -> Any:
     """A ``numpy.random.Generator`` for this task, derived from the run's seed and the
-    task's position: the same values whichever worker runs it."""
+    task's position: the same values whichever worker runs it.
+
+    Examples:
+        >>> from forklift import Parallel, delayed, task_rng
+        >>> def draw(_):
+        ...     return int(task_rng().integers(1000))
+        >>> one = Parallel(n_jobs=1, seed=42)(delayed(draw)(i) for i in range(6))
+        >>> two = Parallel(n_jobs=2, backend="threading", seed=42)
+        >>> one == two(delayed(draw)(i) for i in range(6)), len(set(one)) > 1
+        (True, True)
+    """
     import numpy as np
 
     context = _context()
@@ -42,7 +52,23 @@ def task_rng() -> Any:
 
 def task_seed() -> int:
     """A 64-bit integer seed for this task (for ``random.Random(task_seed())``), derived
-    from the run's seed and the task's position."""
+    from the run's seed and the task's position.
+
+    Examples:
+        >>> import random
+        >>> from forklift import Parallel, delayed, task_seed
+        >>> def shuffled(items):
+        ...     random.Random(task_seed()).shuffle(items)
+        ...     return items
+        >>> runs = [
+        ...     Parallel(n_jobs=n_jobs, backend="threading", seed=7)(
+        ...         delayed(shuffled)(list(range(5))) for _ in range(3)
+        ...     )
+        ...     for n_jobs in (1, 2)
+        ... ]
+        >>> runs[0] == runs[1]
+        True
+    """
     context = _context()
     digest = hashlib.blake2b(f"{context.seed}:{context.index}".encode(), digest_size=8)
     return int.from_bytes(digest.digest(), "little")

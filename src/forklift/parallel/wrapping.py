@@ -49,9 +49,11 @@ def wrap_non_picklable_objects(obj: T, keep_wrapper: bool = True) -> T:
 
     With ``keep_wrapper=False`` the object arrives unwrapped on the other side.
 
-    >>> import pickle
-    >>> square = wrap_non_picklable_objects(lambda x: x * x)
-    >>> pickle.loads(pickle.dumps(square))(4)
-    16
+    Examples:
+        >>> import pickle
+        >>> from forklift import wrap_non_picklable_objects
+        >>> square = wrap_non_picklable_objects(lambda x: x * x)
+        >>> pickle.loads(pickle.dumps(square))(4)
+        16
     """
     return CloudpickledObject(obj, keep_wrapper)  # type: ignore[return-value]

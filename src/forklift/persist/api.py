@@ -54,6 +54,24 @@ def dump(
 
     Returns:
         ``[str(filename)]`` for a path, ``[]`` for a file object.
+
+    Examples:
+        >>> import os, tempfile
+        >>> from forklift import dump, load
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = os.path.join(folder, "model.fkl")
+        ...     written = dump({"weights": [0.5, 1.5], "name": "demo"}, path)
+        ...     written == [path], load(path)
+        (True, {'weights': [0.5, 1.5], 'name': 'demo'})
+
+        Compression: a level, a name, or the file's extension.
+
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = os.path.join(folder, "numbers.fkl.gz")   # .gz picks gzip
+        ...     _ = dump(list(range(1000)), path)
+        ...     _ = dump(list(range(1000)), path + ".raw", compress=("zlib", 6))
+        ...     load(path) == load(path + ".raw") == list(range(1000))
+        True
     """
     protocol = 5 if protocol is None else protocol
     if (
@@ -115,6 +133,33 @@ def load(
     Raises:
         CorruptFileError: the file is truncated or damaged (the message names it).
         UnsafeLoadError: ``allowed_globals`` refused a global.
+
+    Examples:
+        Large arrays come back as memory maps, read from disk only where they are used:
+
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> from forklift import dump, load
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = os.path.join(folder, "features.fkl")
+        ...     _ = dump({"features": np.ones((100, 100))}, path)
+        ...     view = load(path, mmap_mode="r")["features"]
+        ...     type(view).__name__, float(view.sum())
+        ...     del view                              # release the map before the folder goes
+        ('memmap', 10000.0)
+
+        A file from someone else: allow only plain data to be built.
+
+        >>> from forklift import SAFE_GLOBALS
+        >>> from forklift.errors import UnsafeLoadError
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = os.path.join(folder, "untrusted.fkl")
+        ...     _ = dump({"rows": [1, 2], "hook": print}, path)  # a function: code would run
+        ...     try:
+        ...         load(path, allowed_globals=SAFE_GLOBALS)
+        ...     except UnsafeLoadError as error:
+        ...         print("refused:", error.refused)
+        refused: ('builtins.print',)
     """
     if mmap_mode not in _MMAP_MODES:
         raise ConfigurationError(

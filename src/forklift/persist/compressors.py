@@ -183,6 +183,25 @@ def register_compressor(name: str, compressor: Compressor, force: bool = False) 
     ``compressor`` follows the :class:`Compressor` protocol. Files record the compressor's
     name, so a reader needs the same registration. Registering an existing name raises
     :class:`~forklift.errors.ConfigurationError` unless ``force=True``.
+
+    Examples:
+        A codec works on whole chunks; here raw DEFLATE (zlib without its header):
+
+        >>> import io, zlib
+        >>> from forklift import dump, load, register_compressor
+        >>> class RawDeflate:
+        ...     extensions = (".deflate",)   # dump("x.deflate") picks it
+        ...     parallel = True              # zlib releases the GIL: chunks on threads
+        ...     def compress(self, data, level):
+        ...         packer = zlib.compressobj(level, zlib.DEFLATED, -15)
+        ...         return packer.compress(data) + packer.flush()
+        ...     def decompress(self, data, raw_length):
+        ...         return zlib.decompress(data, -15)
+        >>> register_compressor("raw-deflate", RawDeflate(), force=True)
+        >>> buffer = io.BytesIO()
+        >>> _ = dump(b"abc" * 10_000, buffer, compress="raw-deflate")
+        >>> len(buffer.getvalue()) < 1_000, load(io.BytesIO(buffer.getvalue())) == b"abc" * 10_000
+        (True, True)
     """
     if not isinstance(name, str) or not name:
         raise ConfigurationError(f"a compressor name must be a non-empty string, not {name!r}")

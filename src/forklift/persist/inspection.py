@@ -36,7 +36,19 @@ class ArrayInfo:
 
 @dataclass(frozen=True)
 class FileReport:
-    """What :func:`inspect_file` found. ``globals`` are ``module.qualname`` strings."""
+    """What :func:`inspect_file` found. ``globals`` are ``module.qualname`` strings.
+
+    Examples:
+        >>> import io, uuid
+        >>> from forklift import dump, inspect_file
+        >>> buffer = io.BytesIO()
+        >>> _ = dump({"id": uuid.UUID(int=7), "values": [1.0, 2.0]}, buffer, compress=3)
+        >>> report = inspect_file(io.BytesIO(buffer.getvalue()))
+        >>> report.format, report.compression, report.globals
+        ('forklift', 'zlib level 3', ('uuid.UUID',))
+        >>> report.unsafe_globals()          # what load(..., allowed_globals=SAFE_GLOBALS) refuses
+        ('uuid.UUID',)
+    """
 
     name: str
     format: str
@@ -73,7 +85,22 @@ class FileReport:
 
 
 def inspect_file(filename: str | os.PathLike[str] | IO[bytes]) -> FileReport:
-    """Describe the file ``filename`` (path or binary file object) without unpickling it."""
+    """Describe the file ``filename`` (path or binary file object) without unpickling it.
+
+    Nothing in the file is executed: the index is read and the pickle stream scanned, so this
+    is safe on files you do not trust (``forklift inspect FILE`` prints the same report).
+
+    Examples:
+        >>> import os, tempfile
+        >>> from forklift import dump, inspect_file
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = os.path.join(folder, "settings.fkl")
+        ...     _ = dump({"threshold": 0.5, "callback": print}, path)
+        ...     print(inspect_file(path).summary().replace(folder, "<folder>"))
+        <folder>/settings.fkl: forklift 1.0, ... bytes, compression: none
+        globals (1): builtins.print
+        outside SAFE_GLOBALS: builtins.print
+    """
     if isinstance(filename, str | os.PathLike):
         name = os.fspath(filename)
         with open(name, "rb") as handle:

@@ -25,8 +25,12 @@ def format_time(seconds: float) -> str:
 class Logger:
     """Logs through ``logging.getLogger(name)`` (``"forklift"`` when no name is given).
 
-    >>> Logger().format({"a": 1})
-    "{'a': 1}"
+    Examples:
+        >>> from forklift import Logger
+        >>> Logger().format({"a": 1})
+        "{'a': 1}"
+        >>> Logger(depth=1).format({"a": {"b": 1}})    # nested levels beyond depth elided
+        "{'a': {...}}"
     """
 
     def __init__(self, depth: int = 3, name: str | None = None) -> None:
@@ -49,7 +53,22 @@ class Logger:
 
 
 class PrintTime:
-    """Print elapsed times: ``print_time = PrintTime(); ...; print_time("step done")``."""
+    """Print elapsed times: ``print_time = PrintTime(); ...; print_time("step done")``.
+
+    Each call writes ``"<msg>: <time since the last call>"`` to stderr, and to ``logfile``
+    (or ``<logdir>/forklift.log``) when given; ``total=True`` measures from the start.
+
+    Examples:
+        >>> import os, tempfile
+        >>> from forklift import PrintTime
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     print_time = PrintTime(logdir=folder)
+        ...     print_time("loaded")                  # stderr: "loaded: 0.0s"
+        ...     print_time("all steps", total=True)   # stderr: "all steps: 0.0s (total)"
+        ...     with open(os.path.join(folder, "forklift.log")) as log:
+        ...         print(log.read().strip().splitlines()[1:])
+        ['loaded: ...s', 'all steps: ...s (total)']
+    """
 
     def __init__(self, logfile: str | None = None, logdir: str | None = None) -> None:
         if logfile is not None and logdir is not None:

@@ -63,6 +63,24 @@ class StoreBackendBase(abc.ABC):
     Errors: :meth:`load_item` raises ``KeyError`` for a missing entry and
     :class:`~forklift.errors.CacheEntryDamagedError` for one that cannot be read; writes
     raise ``OSError`` when storage fails (Memory then warns and still returns the result).
+    ``tests/cache/`` holds the contract suite a new store should pass.
+
+    Examples:
+        A store that extends the local one, counting the entries it writes:
+
+        >>> import tempfile
+        >>> from forklift import Memory, register_store_backend
+        >>> from forklift.cache.stores.local import LocalStore
+        >>> class CountingStore(LocalStore):
+        ...     writes = 0
+        ...     def dump_item(self, call_id, value, metadata, compress=False):
+        ...         CountingStore.writes += 1
+        ...         return super().dump_item(call_id, value, metadata, compress)
+        >>> register_store_backend("counting", CountingStore)
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     square = Memory(folder, backend="counting", verbose=0).cache(lambda x: x * x)
+        ...     [square(3), square(3), square(4)], CountingStore.writes
+        ([9, 9, 16], 2)
     """
 
     location: str = ""
@@ -141,7 +159,20 @@ _stores: dict[str, type[StoreBackendBase]] = {}
 
 
 def register_store_backend(name: str, backend_class: type[StoreBackendBase]) -> None:
-    """Make ``Memory(location, backend=name)`` use ``backend_class``."""
+    """Make ``Memory(location, backend=name)`` use ``backend_class``.
+
+    ``backend_class`` is a subclass of :class:`StoreBackendBase`; registering a name again
+    replaces the class.
+
+    Examples:
+        >>> import tempfile
+        >>> from forklift import Memory, register_store_backend
+        >>> from forklift.cache.stores.local import LocalStore
+        >>> register_store_backend("local-copy", LocalStore)
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     type(Memory(folder, backend="local-copy").store_backend).__name__
+        'LocalStore'
+    """
     if not isinstance(name, str) or not name:
         raise ConfigurationError(f"a store name must be a non-empty string, got {name!r}")
     if not (isinstance(backend_class, type) and issubclass(backend_class, StoreBackendBase)):
