@@ -30,17 +30,6 @@ NEEDS_MODULE = {"forklift.integrations.joblib": "joblib"}
 NO_EXAMPLE = {
     "SAFE_GLOBALS": "a frozenset constant cannot carry a docstring; the examples of load() "
     "and UnsafeLoadError use it",
-    # Defined in files owned by other work in progress (src/forklift/pool/ and
-    # src/forklift/parallel/backends/): documented in the docs pages named until their
-    # docstrings get examples.
-    "get_reusable_executor": "defined in forklift/pool/; see docs/parallel.md#the-process-pool",
-    "warm_up": "defined in forklift/pool/; see docs/parallel.md#the-process-pool",
-    "shutdown_reusable_executor": "defined in forklift/pool/; "
-    "see docs/parallel.md#the-process-pool",
-    "ParallelBackendBase": "defined in forklift/parallel/backends/; "
-    "see docs/parallel.md#custom-backends",
-    "register_parallel_backend": "defined in forklift/parallel/backends/; "
-    "see docs/parallel.md#custom-backends",
 }
 
 _OPTION_FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE

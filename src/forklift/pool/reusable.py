@@ -56,6 +56,17 @@ def get_reusable_executor(
     keeps it whatever they are; ``False`` always starts a new pool. ``kill_workers=True``
     kills the replaced pool's workers (and their child processes) instead of letting their
     running tasks finish. Workers idle for ``idle_worker_timeout`` seconds exit.
+
+    Examples:
+        >>> from forklift import get_reusable_executor, shutdown_reusable_executor
+        >>> pool = get_reusable_executor(max_workers=2)
+        >>> pool.submit(pow, 2, 10).result()
+        1024
+        >>> list(pool.map(abs, [-1, -2, -3]))
+        [1, 2, 3]
+        >>> get_reusable_executor(max_workers=2) is pool  # the same shared pool
+        True
+        >>> shutdown_reusable_executor()
     """
     with _lock:
         return _get_locked(
@@ -174,7 +185,16 @@ def _same_options(new: dict[str, Any], old: dict[str, Any]) -> bool:
 
 
 def shutdown_reusable_executor(wait: bool = True, *, kill_workers: bool = False) -> None:
-    """Shut the shared pool down (a new one starts on the next call that needs it)."""
+    """Shut the shared pool down (a new one starts on the next call that needs it).
+
+    Examples:
+        >>> from forklift import get_reusable_executor, shutdown_reusable_executor
+        >>> first = get_reusable_executor(max_workers=1)
+        >>> shutdown_reusable_executor()
+        >>> get_reusable_executor(max_workers=1) is first
+        False
+        >>> shutdown_reusable_executor()
+    """
     global _executor
     with _lock:
         current, _executor = _executor, None
@@ -186,7 +206,16 @@ def shutdown_reusable_executor(wait: bool = True, *, kill_workers: bool = False)
 
 def warm_up(n_jobs: int = -1, timeout: float | None = 30.0) -> int:
     """Start ``n_jobs`` workers of the shared pool now (-1: all CPUs); returns how many are
-    ready. Pays the start-up cost ahead of the first ``Parallel`` call."""
+    ready. Pays the start-up cost ahead of the first ``Parallel`` call.
+
+    Examples:
+        >>> import forklift
+        >>> forklift.warm_up(2)  # the workers start now, not in the first call
+        2
+        >>> forklift.Parallel(n_jobs=2)(forklift.delayed(abs)(-i) for i in range(3))
+        [0, 1, 2]
+        >>> forklift.shutdown_reusable_executor()
+    """
     n_workers = cpu_count() + 1 + n_jobs if n_jobs < 0 else n_jobs
     n_workers = max(1, n_workers)
     # The same BLAS/OpenMP cap the process backend gives a call of n_jobs, so the warm

@@ -153,6 +153,21 @@ class ParallelBackendBase:
 
     Register a subclass with :func:`forklift.register_parallel_backend`. The defaults run
     nothing themselves: a subclass implements :meth:`submit`.
+
+    Examples:
+        A backend that runs each batch at once, in the caller's thread:
+
+        >>> from concurrent.futures import Future
+        >>> from forklift import Parallel, ParallelBackendBase, delayed
+        >>> from forklift.parallel.backends.base import run_batch
+        >>> class InThisThread(ParallelBackendBase):
+        ...     name = "in-this-thread"
+        ...     def submit(self, batch):
+        ...         future = Future()
+        ...         future.set_result(run_batch(batch))
+        ...         return future
+        >>> Parallel(n_jobs=2, backend=InThisThread())(delayed(pow)(i, 2) for i in range(4))
+        [0, 1, 4, 9]
     """
 
     name = "custom"

@@ -107,7 +107,15 @@ _factories.update(
 def register_parallel_backend(
     name: str, factory: BackendFactory, make_default: bool = False
 ) -> None:
-    """Make ``backend=name`` use ``factory(**backend_params)``; optionally the default."""
+    """Make ``backend=name`` use ``factory(**backend_params)``; optionally the default.
+
+    Examples:
+        >>> from forklift import Parallel, delayed, register_parallel_backend
+        >>> from forklift.parallel.backends.threads import ThreadingBackend
+        >>> register_parallel_backend("two-threads", ThreadingBackend)
+        >>> Parallel(n_jobs=2, backend="two-threads")(delayed(abs)(-i) for i in range(3))
+        [0, 1, 2]
+    """
     global _default_name
     if not isinstance(name, str) or not name:
         raise ConfigurationError(f"a backend name must be a non-empty string, got {name!r}")
