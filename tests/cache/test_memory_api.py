@@ -401,3 +401,12 @@ def test_arguments_that_cannot_be_hashed_compute_uncached_with_a_warning(tmp_pat
         assert locked.call_and_shelve(threading.Lock(), 2).get() == 3
     ignoring = memory.cache(lambda lock, x: x + 1, ignore=["lock"])
     assert ignoring(threading.Lock(), 1) == 2  # ignored arguments are not hashed at all
+
+
+def test_two_lambdas_of_one_module_keep_their_own_entries(tmp_path: Path) -> None:
+    memory = Memory(tmp_path, verbose=0)
+    calls: list[str] = []
+    double = memory.cache(lambda x: calls.append("double") or x * 2)
+    triple = memory.cache(lambda x: calls.append("triple") or x * 3)
+    assert (double(5), triple(5), double(5), triple(5)) == (10, 15, 10, 15)
+    assert calls == ["double", "triple"]  # each computed once; neither evicted the other

@@ -86,8 +86,12 @@ def identify(
         stem = script if script is not None else main_script()
         if stem:
             module_folder = f"__main__-{stem}"
-    path = (*module_folder.split("."), *_safe_parts(qualname))
     code = getattr(target, "__code__", None)
+    parts = _safe_parts(qualname)
+    if getattr(target, "__name__", None) == "<lambda>" and code is not None:
+        # Lambdas share one name: their line tells two of a module apart.
+        parts[-1] = f"{parts[-1]}-line{code.co_firstlineno}"
+    path = (*module_folder.split("."), *parts)
     location = f"{code.co_filename}:{code.co_firstlineno}" if code is not None else module
     if version is not None:
         pinned = "".join(c if c.isalnum() or c in "._-" else "_" for c in str(version))

@@ -95,7 +95,8 @@ class LocalStore(StoreBackendBase):
         except Exception as error:
             if not os.path.exists(path):
                 raise KeyError(call_id) from None  # removed while we read it
-            raise CacheEntryDamagedError(f"cannot read cache entry {path}: {error}") from error
+            detail = str(error).replace(f"{path}: ", "")  # persist errors name the file too
+            raise CacheEntryDamagedError(f"cannot read cache entry {path}: {detail}") from error
 
     def dump_item(
         self, call_id: CallId, value: Any, metadata: dict[str, Any], compress: Any = False
