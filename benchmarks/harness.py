@@ -2,7 +2,8 @@
 
 A scenario lists runners - one per library - each of which runs the workload once and
 returns the seconds that count (setup excluded). Runners are interleaved round by round
-(A, B, C, A, B, C, ...) so that a noisy neighbour or a thermal change hits every variant
+(A, B, C, B, C, A, C, A, B, ...: each round starts with the next one) so that a noisy
+neighbour, a thermal change or the clean-up after the previous runner hits every variant
 alike; medians are reported, and the ratio subject/baseline is compared with the target.
 """
 
@@ -65,8 +66,14 @@ def time_call(function: Callable[[], Any]) -> float:
 
 def run_scenario(scenario: Scenario) -> Result:
     samples: dict[str, list[float]] = {name: [] for name in scenario.runners}
+    names = list(scenario.runners)
     for round_index in range(scenario.warmup + scenario.repeats):
-        for name, runner in scenario.runners.items():
+        # Each round starts with the next variant: whoever runs first after the previous
+        # round pays for its clean-up (e.g. the kernel compacting memory that a 1 GB load
+        # freed, measured at 1-2 s here), so no variant may always be first.
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            runner = scenario.runners[name]
             seconds = runner()
             if round_index >= scenario.warmup:
                 samples[name].append(seconds)
