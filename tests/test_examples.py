@@ -39,6 +39,12 @@ EXPECTED = {
     ],
     "seed001_multiprocessing.py": ["Partial results: [55, 113]", "Total sum of squares: 168"],
     "progress_bar.py": ["40 tasks done"],
+    "large_arrays.py": [
+        "workers saw: [('memmap', 'array-1.bin')]",
+        "row means match: True",
+        "left in temp_folder after the call: []",
+        "results: ['1,000,000 values', '1,000,000 values'",
+    ],
     "resumable_run.py": [
         "55 simulations done, 5 failed: TaskFailure(task 5, simulate(): ValueError"
     ],
