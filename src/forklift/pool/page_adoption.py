@@ -25,19 +25,16 @@ Imports only the standard library (ctypes for ``mmap``); numpy is reached throug
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import functools
 import mmap
 import os
-import platform
 import sys
 from typing import Any
 
 __all__ = ["ADOPT_MIN_BYTES", "adopt_pages", "adoption_enabled", "can_adopt"]
 
 ADOPT_MIN_BYTES = 64 << 20
-_MAP_FAILED = ctypes.c_void_p(-1).value
+_MAP_FAILED = (1 << 64) - 1  # (void *) -1 as ctypes returns it on 64-bit Linux
 _MAP_FIXED = 0x10
 _PROT = mmap.PROT_READ | mmap.PROT_WRITE
 
@@ -48,6 +45,11 @@ def adoption_enabled() -> bool:
 
 @functools.cache
 def _libc() -> Any:
+    # Imported here: workers and every import of forklift load this module, few adopt pages.
+    import ctypes
+    import ctypes.util
+    import platform
+
     if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
         return None
     try:
