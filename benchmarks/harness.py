@@ -2,9 +2,9 @@
 
 A scenario lists runners - one per library - each of which runs the workload once and
 returns the seconds that count (setup excluded). Runners are interleaved round by round
-(A, B, C, B, C, A, C, A, B, ...: each round starts with the next one) so that a noisy
-neighbour, a thermal change or the clean-up after the previous runner hits every variant
-alike; medians are reported, and the ratio subject/baseline is compared with the target.
+(each round in another, seeded order) so that a noisy neighbour, a thermal change or the
+clean-up after the previous runner hits every variant alike; medians are reported, and the
+ratio subject/baseline is compared with the target.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import platform
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -68,11 +69,13 @@ def run_scenario(scenario: Scenario) -> Result:
     samples: dict[str, list[float]] = {name: [] for name in scenario.runners}
     names = list(scenario.runners)
     for round_index in range(scenario.warmup + scenario.repeats):
-        # Each round starts with the next variant: whoever runs first after the previous
-        # round pays for its clean-up (e.g. the kernel compacting memory that a 1 GB load
-        # freed, measured at 1-2 s here), so no variant may always be first.
-        shift = round_index % len(names)
-        for name in names[shift:] + names[:shift]:
+        # Each round runs the variants in another order (seeded, so runs are comparable):
+        # a variant pays for what the one before it left behind - after a 1 GB load of
+        # 4 KiB pages is freed, the next 1 GB allocation waits 1-3 s for the kernel to
+        # compact memory into huge pages (measured here) - so none may always follow the
+        # same one. Rotating a fixed order would not do: it keeps who follows whom.
+        order = random.Random(round_index).sample(names, len(names))
+        for name in order:
             runner = scenario.runners[name]
             seconds = runner()
             if round_index >= scenario.warmup:
