@@ -41,7 +41,14 @@ import cloudpickle
 from forklift.pool.page_adoption import adopt_pages, can_adopt
 from forklift.pool.temp_space import NO_ROOM_ERRNOS, CallFolders, no_room
 
-__all__ = ["WORKER_MODES", "ArrayFile", "ArrayFiles", "dumps_with_arrays", "is_numpy_array"]
+__all__ = [
+    "WORKER_MODES",
+    "ArrayFile",
+    "ArrayFiles",
+    "dumps_with_arrays",
+    "is_numpy_array",
+    "write_at",
+]
 
 # mmap_mode in the caller -> how workers open the file. "w+" would truncate the file.
 WORKER_MODES = {"r": "r", "c": "c", "r+": "r+", "w+": "r+"}
@@ -161,7 +168,7 @@ class ArrayFiles:
         try:
             raw = memoryview(array.ravel(order="K").view(np.uint8))
             for start in range(0, len(raw), _WRITE_CHUNK):
-                _write_at(fd, raw[start : start + _WRITE_CHUNK], head + start)
+                write_at(fd, raw[start : start + _WRITE_CHUNK], head + start)
             if adopt and adopt_pages(address, array.nbytes, fd, head):
                 self.n_adopted += 1
         except OSError as error:
@@ -181,7 +188,8 @@ class ArrayFiles:
         self.folders.close()
 
 
-def _write_at(fd: int, view: memoryview, offset: int) -> None:
+def write_at(fd: int, view: memoryview, offset: int) -> None:
+    """Write all of ``view`` at ``offset`` (``os.pwrite`` may write less than asked)."""
     while view:
         written = os.pwrite(fd, view, offset)
         view = view[written:]

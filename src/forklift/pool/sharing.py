@@ -29,7 +29,7 @@ from typing import Any
 
 import cloudpickle
 
-from forklift.pool.shared_arrays import ArrayFiles, is_numpy_array
+from forklift.pool.shared_arrays import ArrayFiles, is_numpy_array, write_at
 
 __all__ = [
     "Definition",
@@ -108,9 +108,9 @@ def _to_memfd(data: bytes, raws: list[memoryview]) -> Definition:
     try:
         os.ftruncate(fd, size)
         # pwrite, not an mmap: the kernel fills the pages without a fault per page.
-        _write_at(fd, memoryview(data), 0)
+        write_at(fd, memoryview(data), 0)
         for (start, _), raw in zip(spans, raws, strict=True):
-            _write_at(fd, raw.cast("B"), start)
+            write_at(fd, raw.cast("B"), start)
     except BaseException:
         os.close(fd)
         raise
@@ -145,13 +145,6 @@ def load_shared_definition(layout: bytes | memoryview, fd: int) -> Any:
         os.close(fd)
     view = memoryview(memory)
     return pickle.loads(view[start:end], buffers=[view[a:b] for a, b in spans])
-
-
-def _write_at(fd: int, view: memoryview, offset: int) -> None:
-    while view:
-        written = os.pwrite(fd, view, offset)
-        view = view[written:]
-        offset += written
 
 
 def _align(offset: int) -> int:
