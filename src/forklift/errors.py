@@ -8,6 +8,7 @@ same situation, so ``except ValueError`` keeps working after switching imports::
     │   ├── UnknownBackendError                   names the backends that do exist
     │   ├── UnknownHashError                      names the hash_name values that do exist
     │   ├── UnknownCompressorError                ``compress`` names no registered codec
+    │   ├── UnknownStoreError (+TypeError)        ``Memory(backend=...)`` names no store
     │   └── MissingDependencyError (+ImportError) an optional extra is not installed;
     │                                             says which ``pip install forklift[...]``
     ├── InvalidTaskError (TypeError)              an item that is not a delayed call
@@ -26,6 +27,7 @@ same situation, so ``except ValueError`` keeps working after switching imports::
     │   ├── UnsupportedFormatError (ValueError)   newer format version, unknown legacy layout
     │   └── CompressorUnavailableError (ImportError) codec's optional package missing
     ├── CacheEntryDamagedError                    a cache entry cannot be read back
+    ├── CallArgumentsError (TypeError, ValueError) a cached call that does not fit the signature
     └── ClusterError (RuntimeError)               dask or ray could not run a batch
         ├── ClusterWorkerLostError (+TerminatedWorkerError)  workers kept dying under it
         ├── ClusterConnectionError (+ConnectionError)        lost touch with the cluster
@@ -50,6 +52,7 @@ from pickle import PicklingError
 __all__ = [
     "CacheEntryDamagedError",
     "CacheWarning",
+    "CallArgumentsError",
     "CompressorUnavailableError",
     "ClusterCancelledError",
     "ClusterConnectionError",
@@ -73,6 +76,7 @@ __all__ = [
     "TerminatedWorkerError",
     "UnknownBackendError",
     "UnknownHashError",
+    "UnknownStoreError",
     "UnknownCompressorError",
     "UnsafeLoadError",
     "UnsupportedFormatError",
@@ -269,6 +273,45 @@ class CacheWarning(ForkliftWarning):
         ...         again = square(7)                # deleted, recomputed, stored again
         ...     first, again, caught[0].category is CacheWarning
         (49, 49, True)
+    """
+
+
+class UnknownStoreError(ConfigurationError, TypeError):
+    """``Memory(backend=...)`` names a store nobody registered.
+
+    Also a ``TypeError``, which joblib raises there ("Unknown location ... or backend ...").
+
+    Examples:
+        >>> import tempfile
+        >>> from forklift import Memory
+        >>> from forklift.errors import UnknownStoreError
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     try:
+        ...         Memory(folder, backend="s3")
+        ...     except UnknownStoreError as error:
+        ...         print(str(error).split(";")[0].replace(folder, "DIR"))
+        Unknown location DIR or backend 's3'
+    """
+
+
+class CallArgumentsError(ForkliftError, TypeError, ValueError):
+    """A cached function was called with arguments its signature does not take.
+
+    A ``TypeError``, as calling the function itself raises, and a ``ValueError``, as
+    joblib's Memory raises ("Too many arguments for f(a, *, b=1) ...").
+
+    Examples:
+        >>> import tempfile
+        >>> from forklift import Memory
+        >>> from forklift.errors import CallArgumentsError
+        >>> def scale(x, *, factor=2):
+        ...     return x * factor
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     try:
+        ...         Memory(folder, verbose=0).cache(scale)(1, 3)
+        ...     except ValueError as error:
+        ...         print(type(error).__name__, str(error).splitlines()[0])
+        CallArgumentsError Too many arguments for scale(x, *, factor=2): scale(1, 3) was called.
     """
 
 

@@ -15,11 +15,8 @@ import numpy as np
 import pytest
 
 from forklift import MemorizedResult, Memory, expires_after
-from forklift.cache.memoized import (
-    AsyncMemorizedFunction,
-    MemorizedFunction,
-    NotMemorizedFunction,
-)
+from forklift.cache.memoized import MemorizedFunction, NotMemorizedFunction
+from forklift.cache.memoized_async import AsyncMemorizedFunction
 from forklift.errors import ConfigurationError
 
 
@@ -252,7 +249,7 @@ def test_bad_memory_arguments(tmp_path: Path) -> None:
         Memory(tmp_path, mmap_mode="rw")
     with pytest.raises(ConfigurationError, match="location"):
         Memory(42)  # type: ignore[arg-type]
-    with pytest.raises(ConfigurationError, match="unknown store backend 'nowhere'"):
+    with pytest.raises(ConfigurationError, match=r"Unknown location .* or backend 'nowhere'"):
         Memory(tmp_path, backend="nowhere")
     with pytest.raises(ConfigurationError, match="bytes_limit"):
         Memory(tmp_path, bytes_limit="lots")

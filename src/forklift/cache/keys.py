@@ -17,7 +17,8 @@ from typing import Any, Final
 
 import xxhash
 
-from forklift.errors import ConfigurationError
+from forklift.cache.misfit import misfit_message
+from forklift.errors import CallArgumentsError, ConfigurationError
 from forklift.hashing import hash as hash_value
 
 __all__ = ["FILE_CHECKS", "CallKeyMaker"]
@@ -99,7 +100,12 @@ class CallKeyMaker:
     def _bind_slowly(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         if self.signature is None:
             return {"*args": args, "**kwargs": kwargs}
-        bound = self.signature.bind(*args, **kwargs)
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as error:
+            raise CallArgumentsError(
+                misfit_message(self.name, self.signature, args, kwargs, str(error))
+            ) from None
         bound.apply_defaults()
         return dict(bound.arguments)
 

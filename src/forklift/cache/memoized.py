@@ -21,11 +21,9 @@ result. Nothing the function computed is ever lost to a cache problem.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import dataclasses
 import functools
-import inspect
 import logging
 import pickle
 import reprlib
@@ -37,16 +35,17 @@ from typing import Any
 
 from forklift.cache.identity import FunctionIdentity, identify, main_script
 from forklift.cache.keys import CallKeyMaker
+from forklift.cache.shelved import MemorizedResult, NotMemorizedFunction, NotMemorizedResult
 from forklift.cache.stores.base import CallId, StoreBackendBase
 from forklift.errors import CacheEntryDamagedError, CacheWarning, HashingError
 from forklift.progress.cache_messages import CacheReporter
 
 __all__ = [
-    "AsyncMemorizedFunction",
     "MemorizedFunction",
     "MemorizedResult",
     "NotMemorizedFunction",
     "NotMemorizedResult",
+    "warn_cache_problem",
 ]
 
 logger = logging.getLogger("forklift.cache")
@@ -64,90 +63,6 @@ class _HotEntry:
     payload: bytes
     metadata: dict[str, Any]
     touched: float = 0.0  # 0: the first hot hit records its access
-
-
-class MemorizedResult:
-    """A result kept in the cache by ``call_and_shelve``: ``get()`` loads it, ``clear()``
-    deletes it. Small and picklable, so it can be handed to other processes.
-
-    Examples:
-        >>> import tempfile
-        >>> from forklift import Memory
-        >>> with tempfile.TemporaryDirectory() as folder:
-        ...     square = Memory(folder, verbose=0).cache(lambda x: x * x)
-        ...     shelved = square.call_and_shelve(12)   # computed and stored, not returned
-        ...     value = shelved.get()
-        ...     shelved.clear()
-        ...     value, square.check_call_in_cache(12)
-        (144, False)
-    """
-
-    def __init__(
-        self,
-        store: StoreBackendBase,
-        call_id: CallId,
-        mmap_mode: str | None = None,
-        function_name: str = "",
-    ) -> None:
-        self.store = store
-        self.call_id = call_id
-        self.mmap_mode = mmap_mode
-        self.function_name = function_name
-
-    def get(self) -> Any:
-        """Load the result; KeyError if it was cleared or evicted since."""
-        try:
-            return self.store.load_item(self.call_id, self.mmap_mode)
-        except KeyError:
-            raise KeyError(
-                f"the shelved result of {self.function_name} is no longer in the cache at "
-                f"{self.store.location} (cleared or evicted)"
-            ) from None
-
-    def clear(self) -> None:
-        self.store.clear_item(self.call_id)
-
-    def __repr__(self) -> str:
-        return f"MemorizedResult({self.function_name}, key={self.call_id.key[:12]})"
-
-
-class NotMemorizedResult:
-    """``call_and_shelve`` without a cache: holds the value itself."""
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def get(self) -> Any:
-        return self.value
-
-    def clear(self) -> None:
-        self.value = None
-
-
-class NotMemorizedFunction:
-    """What ``Memory(location=None).cache`` returns: the function, uncached, same methods."""
-
-    def __init__(self, function: Callable[..., Any]) -> None:
-        self.func = function
-        functools.update_wrapper(self, function)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.func(*args, **kwargs)
-
-    def call(self, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
-        return self.func(*args, **kwargs), {}
-
-    def call_and_shelve(self, *args: Any, **kwargs: Any) -> NotMemorizedResult:
-        return NotMemorizedResult(self.func(*args, **kwargs))
-
-    def check_call_in_cache(self, *args: Any, **kwargs: Any) -> bool:
-        return False
-
-    def clear(self, warn: bool = True) -> None:
-        return None
-
-    def __repr__(self) -> str:
-        return f"NotMemorizedFunction({self.func!r})"
 
 
 class MemorizedFunction:
@@ -291,7 +206,7 @@ class MemorizedFunction:
         except KeyError:
             return False, None
         except CacheEntryDamagedError as error:
-            _warn(f"{error}; deleting it and recomputing {self._describe(arguments)}")
+            warn_cache_problem(f"{error}; deleting it and recomputing {self._describe(arguments)}")
             self.store.clear_item(call_id)
             return False, None
         self.store.touch(call_id)
@@ -335,11 +250,7 @@ class MemorizedFunction:
         try:
             call_id, arguments = self._call_id(args, kwargs)
         except HashingError as error:
-            _warn(
-                f"the arguments of {self.identity.qualname}() cannot be hashed ({error}); "
-                "computing it without the cache - pass such arguments in ignore=[...] or "
-                "give them a picklable form"
-            )
+            warn_cache_problem(self._unhashable_message(error))
             return self.func(*args, **kwargs), None
         found, value = self._load(call_id, arguments)
         if found:
@@ -354,6 +265,13 @@ class MemorizedFunction:
             if metadata.get("stored"):
                 lock.done()
         return value, call_id
+
+    def _unhashable_message(self, error: HashingError) -> str:
+        return (
+            f"the arguments of {self.identity.qualname}() cannot be hashed ({error}); "
+            "computing it without the cache - pass such arguments in ignore=[...] or "
+            "give them a picklable form"
+        )
 
     def _compute_and_store(
         self,
@@ -381,13 +299,13 @@ class MemorizedFunction:
             size = self.store.dump_item(call_id, value, metadata, compress=self.compress)
         except OSError as error:
             stored = False
-            _warn(
+            warn_cache_problem(
                 f"could not store the result of {self._describe(arguments)} in the cache at "
                 f"{self.store.location} ({error}); returning it uncached"
             )
         except Exception as error:  # e.g. a result that cannot be pickled
             stored = False
-            _warn(
+            warn_cache_problem(
                 f"could not store the result of {self._describe(arguments)}: {error!r}; "
                 "returning it uncached"
             )
@@ -465,45 +383,12 @@ class MemorizedFunction:
         return f"MemorizedFunction(func={self.func!r}, location={self.store.location!r})"
 
 
-class AsyncMemorizedFunction(MemorizedFunction):
-    """The memoized form of a coroutine function: ``await cached(...)``."""
-
-    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        call_id, arguments = self._call_id(args, kwargs)
-        found, value = self._load(call_id, arguments)
-        if found:
-            return value
-        lock = self.store.lock_item(call_id, self.wait_timeout)
-        held = await asyncio.to_thread(lock.__enter__)  # waiting must not block the loop
-        try:
-            if held:
-                found, value = self._load(call_id, arguments)
-                if found:
-                    return value
-            self._reporter.computing(self.identity.qualname, self._describe(arguments))
-            started = time.perf_counter()
-            value = await self.func(*args, **kwargs)
-            if self._store(call_id, arguments, value, time.perf_counter() - started)["stored"]:
-                lock.done()
-            return value
-        finally:
-            lock.__exit__(None, None, None)
-
-
 def _rebuild(
     kind: type[MemorizedFunction],
     function: Callable[..., Any],
     store: StoreBackendBase,
     options: dict[str, Any],
 ) -> MemorizedFunction:
-    return kind(function, store, **options)
-
-
-def memorize(
-    function: Callable[..., Any], store: StoreBackendBase, **options: Any
-) -> MemorizedFunction:
-    """The right memoized wrapper for ``function`` (async for coroutine functions)."""
-    kind = AsyncMemorizedFunction if inspect.iscoroutinefunction(function) else MemorizedFunction
     return kind(function, store, **options)
 
 
@@ -526,6 +411,7 @@ def _identify_once(
     return identity
 
 
-def _warn(message: str) -> None:
-    logger.warning(message)
+def warn_cache_problem(message: str) -> None:
+    """Report a cache problem Memory worked around, once: through ``warnings`` only, so a
+    warnings filter silences it entirely (it used to go to ``logging`` as well)."""
     warnings.warn(message, CacheWarning, stacklevel=4)

@@ -21,8 +21,10 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from forklift.cache.memoized import MemorizedFunction, NotMemorizedFunction, memorize
+from forklift.cache.memoized import MemorizedFunction
+from forklift.cache.memoized_async import memorize
 from forklift.cache.policies import Limits, select_evictions
+from forklift.cache.shelved import NotMemorizedFunction
 from forklift.cache.stores.base import StoreBackendBase, create_store
 from forklift.config import MMAP_MODES
 from forklift.errors import ConfigurationError
@@ -111,7 +113,7 @@ class Memory:
         self.wait_timeout = wait_timeout
         self.store_backend: StoreBackendBase | None = None
         if self.location is not None:
-            self.store_backend = create_store(backend)
+            self.store_backend = create_store(backend, self.location)
             self.store_backend.configure(self.location, verbose, self.backend_options)
         self._enforcer = _LimitEnforcer(self)
 

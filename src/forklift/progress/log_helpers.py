@@ -18,8 +18,8 @@ __all__ = ["Logger", "PrintTime", "format_time"]
 
 
 def format_time(seconds: float) -> str:
-    """``format_time(75) == '1.2min'``; seconds below a minute."""
-    return f"{seconds:.1f}s" if seconds < 60 else f"{seconds / 60:.1f}min"
+    """Seconds and minutes, as joblib writes them: ``format_time(75) == '75.0s, 1.2min'``."""
+    return f"{seconds:.1f}s, {seconds / 60:.1f}min"
 
 
 class Logger:
@@ -55,19 +55,20 @@ class Logger:
 class PrintTime:
     """Print elapsed times: ``print_time = PrintTime(); ...; print_time("step done")``.
 
-    Each call writes ``"<msg>: <time since the last call>"`` to stderr, and to ``logfile``
-    (or ``<logdir>/forklift.log``) when given; ``total=True`` measures from the start.
+    Each call writes a line in joblib's format to stderr, and to ``logfile`` (or
+    ``<logdir>/forklift.log``) when given: ``"<msg>: 1.5s, 0.0min"`` since the last call,
+    or with ``total=True`` ``"<msg>: 1.52s, 0.0 min"`` since the start.
 
     Examples:
         >>> import os, tempfile
         >>> from forklift import PrintTime
         >>> with tempfile.TemporaryDirectory() as folder:
         ...     print_time = PrintTime(logdir=folder)
-        ...     print_time("loaded")                  # stderr: "loaded: 0.0s"
-        ...     print_time("all steps", total=True)   # stderr: "all steps: 0.0s (total)"
+        ...     print_time("loaded")                  # stderr: "loaded: 0.0s, 0.0min"
+        ...     print_time("all steps", total=True)   # stderr: "all steps: 0.00s, 0.0 min"
         ...     with open(os.path.join(folder, "forklift.log")) as log:
         ...         print(log.read().strip().splitlines()[1:])
-        ['loaded: ...s', 'all steps: ...s (total)']
+        ['loaded: ...s, ...min', 'all steps: ...s, ... min']
     """
 
     def __init__(self, logfile: str | None = None, logdir: str | None = None) -> None:
@@ -84,10 +85,11 @@ class PrintTime:
 
     def __call__(self, msg: str = "", total: bool = False) -> None:
         now = time.time()
-        elapsed = now - (self.start if total else self.last)
-        line = f"{msg}: {format_time(elapsed)}" if msg else format_time(elapsed)
         if total:
-            line = f"{line} (total)"
+            elapsed = now - self.start
+            line = f"{msg}: {elapsed:.2f}s, {elapsed / 60:.1f} min"
+        else:
+            line = f"{msg}: {format_time(now - self.last)}"
         sys.stderr.write(line + "\n")
         if self.logfile is not None:
             with open(self.logfile, "a", encoding="utf-8") as file:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Any, NamedTuple
 
-from forklift.errors import ConfigurationError
+from forklift.errors import ConfigurationError, UnknownStoreError
 
 __all__ = [
     "CallId",
@@ -188,16 +188,19 @@ def known_store_names() -> list[str]:
         return sorted(_stores)
 
 
-def create_store(name: str) -> StoreBackendBase:
+def create_store(name: str, location: str | None = None) -> StoreBackendBase:
+    """A new, unconfigured store of the registered kind ``name``."""
     if name == "local" and name not in _stores:
         from forklift.cache.stores.local import LocalStore
 
         register_store_backend("local", LocalStore)
     with _lock:
-        store_class = _stores.get(name)
+        store_class = _stores.get(name) if isinstance(name, str) else None
     if store_class is None:
-        raise ConfigurationError(
-            f"unknown store backend {name!r}; known: {', '.join(known_store_names()) or 'local'}."
-            " Register one with forklift.register_store_backend(name, backend_class)."
+        # "Unknown location ... or backend ...": joblib's words, which users search for.
+        raise UnknownStoreError(
+            f"Unknown location {location} or backend {name!r}; known stores: "
+            f"{', '.join(known_store_names()) or 'local'}. Use one of them, or register "
+            "yours with forklift.register_store_backend(name, backend_class)."
         )
     return store_class()

@@ -1,0 +1,111 @@
+"""The memoized form of a coroutine function, and :func:`memorize`, which picks the form.
+
+As in joblib, the calls that may compute are coroutines (``await cached(...)``,
+``await cached.call(...)``, ``await cached.call_and_shelve(...)``), while those that only
+look (``check_call_in_cache``, ``clear``) stay plain methods. Waiting for another process's
+lock on a key runs in a thread, so it never blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Callable
+from typing import Any
+
+from forklift.cache.memoized import MemorizedFunction, warn_cache_problem
+from forklift.cache.shelved import MemorizedResult, NotMemorizedResult
+from forklift.cache.stores.base import CallId, StoreBackendBase
+from forklift.errors import HashingError
+
+__all__ = ["AsyncMemorizedFunction", "memorize"]
+
+
+class AsyncMemorizedFunction(MemorizedFunction):
+    """The memoized form of a coroutine function: ``await cached(...)``.
+
+    Examples:
+        >>> import asyncio, tempfile
+        >>> from forklift import Memory
+        >>> async def fetch(x):
+        ...     return x * 2
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     cached = Memory(folder, verbose=0).cache(fetch)
+        ...     first = asyncio.run(cached(21))                  # computed and stored
+        ...     output, metadata = asyncio.run(cached.call(21))  # computed again
+        ...     first, output, cached.check_call_in_cache(21)
+        (42, 42, True)
+    """
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return (await self._lookup_or_compute_async(args, kwargs))[0]
+
+    async def call(self, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:  # type: ignore[override]
+        """Compute (even if cached), store, and return ``(output, metadata)``."""
+        call_id, arguments = self._call_id(args, kwargs)
+        lock = self.store.lock_item(call_id, self.wait_timeout)
+        await asyncio.to_thread(lock.__enter__)  # waiting must not block the loop
+        try:
+            self.store.clear_item(call_id)
+            self._forget(call_id.key)
+            value, metadata = await self._compute_and_store_async(call_id, arguments, args, kwargs)
+            if metadata.get("stored"):
+                lock.done()
+            return value, metadata
+        finally:
+            lock.__exit__(None, None, None)
+
+    async def call_and_shelve(  # type: ignore[override]
+        self, *args: Any, **kwargs: Any
+    ) -> MemorizedResult | NotMemorizedResult:
+        """Make sure the result is cached and return a handle to it instead of the value."""
+        value, call_id = await self._lookup_or_compute_async(args, kwargs)
+        if call_id is None:  # uncacheable arguments: nothing to shelve
+            return NotMemorizedResult(value)
+        return MemorizedResult(self.store, call_id, self.mmap_mode, self.identity.display_name)
+
+    async def _lookup_or_compute_async(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Any, CallId | None]:
+        try:
+            call_id, arguments = self._call_id(args, kwargs)
+        except HashingError as error:
+            warn_cache_problem(self._unhashable_message(error))
+            return await self.func(*args, **kwargs), None
+        found, value = self._load(call_id, arguments)
+        if found:
+            return value, call_id
+        lock = self.store.lock_item(call_id, self.wait_timeout)
+        held = await asyncio.to_thread(lock.__enter__)  # waiting must not block the loop
+        try:
+            if held:  # someone may have computed it while we waited for the lock
+                found, value = self._load(call_id, arguments)
+                if found:
+                    return value, call_id
+            value, metadata = await self._compute_and_store_async(call_id, arguments, args, kwargs)
+            if metadata.get("stored"):
+                lock.done()
+            return value, call_id
+        finally:
+            lock.__exit__(None, None, None)
+
+    async def _compute_and_store_async(
+        self,
+        call_id: CallId,
+        arguments: dict[str, Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> tuple[Any, dict[str, Any]]:
+        self._reporter.computing(self.identity.qualname, self._describe(arguments))
+        started = time.perf_counter()
+        value = await self.func(*args, **kwargs)
+        return value, self._store(call_id, arguments, value, time.perf_counter() - started)
+
+
+def memorize(
+    function: Callable[..., Any], store: StoreBackendBase, **options: Any
+) -> MemorizedFunction:
+    """The right memoized wrapper for ``function`` (async for coroutine functions)."""
+    kind = AsyncMemorizedFunction if inspect.iscoroutinefunction(function) else MemorizedFunction
+    return kind(function, store, **options)
