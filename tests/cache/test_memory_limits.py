@@ -56,10 +56,47 @@ def test_least_recently_used_entries_go_first(tmp_path: Path) -> None:
         time.sleep(0.01)
     cached(0)  # touch the oldest: it becomes the most recently used
     time.sleep(0.01)
-    cached(5)  # over the limit: evict down to 90% of it (4 entries)
+    cached(5)  # over the limit: evict down to it (5 entries), the oldest first
     assert cached.check_call_in_cache(0)
     assert cached.check_call_in_cache(5)
     assert not cached.check_call_in_cache(1)
+
+
+def test_items_limit_evicts_down_to_the_limit_not_below(tmp_path: Path) -> None:
+    memory = Memory(tmp_path, verbose=0, items_limit=3)
+    square = memory.cache(lambda i: i * i)
+    for i in range(10):
+        square(i)
+        assert len(store_of(memory).get_items()) == min(i + 1, 3)
+    assert [square.check_call_in_cache(i) for i in range(10)] == [False] * 7 + [True] * 3
+
+
+def test_bytes_limit_evicts_down_to_the_limit_not_below(tmp_path: Path) -> None:
+    memory = Memory(tmp_path, verbose=0, bytes_limit="1M")
+    make = memory.cache(lambda i: np.full(12_500, i, dtype=np.float64))  # ~100 kB each
+    make(0)
+    entry_size = total_bytes(memory)
+    for i in range(1, 30):
+        make(i)
+        total = total_bytes(memory)
+        assert total <= 1024**2, (i, total)
+        if i >= 1024**2 // entry_size:  # full: one more entry would not have fitted
+            assert total + entry_size > 1024**2, (i, total)
+
+
+def test_an_entry_used_since_the_last_scan_is_not_evicted(tmp_path: Path) -> None:
+    memory = Memory(tmp_path, verbose=0, items_limit=3)
+    square = memory.cache(lambda i: i * i)
+    for i in range(5):  # the 5th write scans the folder and evicts down to 2, 3, 4
+        square(i)
+        time.sleep(0.02)
+    assert [square.check_call_in_cache(i) for i in range(5)] == [False, False, True, True, True]
+    # Another Memory on the folder (as another process would) uses entry 2, the oldest.
+    other = Memory(tmp_path, verbose=0).cache(square.func)
+    assert other(2) == 4
+    time.sleep(0.02)
+    square(5)  # over the limit: the least recently used is now 3, not 2
+    assert [square.check_call_in_cache(i) for i in range(2, 6)] == [True, False, True, True]
 
 
 def test_reduce_size_by_hand(tmp_path: Path) -> None:

@@ -158,6 +158,15 @@ def test_touch_moves_last_access(store: StoreBackendBase) -> None:
     assert store.get_items()[0].last_access > before
 
 
+def test_item_info_is_the_listed_entry(store: StoreBackendBase) -> None:
+    assert store.item_info(ID) is None
+    store.dump_item(ID, list(range(100)), {})
+    [listed] = store.get_items()
+    assert store.item_info(ID) == listed
+    store.clear_item(ID)
+    assert store.item_info(ID) is None
+
+
 def test_lock_excludes_and_times_out(store: StoreBackendBase) -> None:
     with store.lock_item(ID, timeout=None) as held:
         assert held

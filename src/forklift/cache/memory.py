@@ -5,22 +5,19 @@
 the cache keeps itself within bounds: after writes it evicts the least recently used
 entries (see :func:`forklift.cache.policies.select_evictions`).
 
-Size enforcement is amortised: a process scans the store (one ``stat`` per entry file) after
-its first write, then every :data:`SCAN_EVERY` writes, and sooner as soon as what it wrote
-since the last scan could have crossed a limit (bytes or items); each scan evicts down to
-:data:`TARGET_FRACTION` of the limits so the next scan is not needed at once. Other
-processes' writes are seen at their own scans and at the next scan of this one.
+How the limits are kept cheaply (scans of the store only every so many writes) is
+:mod:`forklift.cache.enforcer`'s story.
 """
 
 from __future__ import annotations
 
 import datetime
 import os
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from forklift.cache.enforcer import LimitEnforcer
 from forklift.cache.memoized import MemorizedFunction
 from forklift.cache.memoized_async import memorize
 from forklift.cache.policies import Limits, select_evictions
@@ -29,10 +26,8 @@ from forklift.cache.stores.base import StoreBackendBase, create_store
 from forklift.config import MMAP_MODES
 from forklift.errors import ConfigurationError
 
-__all__ = ["SCAN_EVERY", "TARGET_FRACTION", "Memory"]
+__all__ = ["Memory"]
 
-SCAN_EVERY = 64
-TARGET_FRACTION = 0.9
 _UNSET: Any = object()
 
 
@@ -115,7 +110,11 @@ class Memory:
         if self.location is not None:
             self.store_backend = create_store(backend, self.location)
             self.store_backend.configure(self.location, verbose, self.backend_options)
-        self._enforcer = _LimitEnforcer(self)
+        self._enforcer = (
+            None
+            if self.store_backend is None or not self.limits.any
+            else LimitEnforcer(self.store_backend, self.limits)
+        )
 
     def cache(
         self,
@@ -172,7 +171,7 @@ class Memory:
             version=version,
             input_files=input_files,
             wait_timeout=self.wait_timeout,
-            after_store=self._enforcer.after_store if self.limits.any else None,
+            after_store=None if self._enforcer is None else self._enforcer.after_store,
         )
 
     def clear(self, warn: bool = True) -> None:
@@ -250,64 +249,3 @@ def _rebuild_memory(
         items_limit=items_limit,
         wait_timeout=wait_timeout,
     )
-
-
-class _LimitEnforcer:
-    """Decides when a write should trigger a scan-and-evict (see the module docstring)."""
-
-    def __init__(self, memory: Memory) -> None:
-        self._memory = memory
-        self._lock = threading.Lock()
-        self._writes_since_scan = 0
-        self._bytes_since_scan = 0
-        self._scanned_bytes = 0
-        self._scanned_items = 0
-        self._scanned = False
-
-    def after_store(self, size: int) -> None:
-        limits = self._memory.limits
-        with self._lock:
-            self._writes_since_scan += 1
-            self._bytes_since_scan += size
-            may_exceed_items = (
-                limits.items_limit is not None
-                and self._scanned_items + self._writes_since_scan > limits.items_limit
-            )
-            may_exceed_bytes = (
-                limits.bytes_limit is not None
-                and self._scanned_bytes + self._bytes_since_scan > limits.bytes_limit
-            )
-            due = (
-                not self._scanned
-                or self._writes_since_scan >= SCAN_EVERY
-                or may_exceed_items
-                or may_exceed_bytes
-            )
-            if not due:
-                return
-            self._writes_since_scan = self._bytes_since_scan = 0
-            self._scanned = True
-        target = Limits(
-            bytes_limit=None
-            if limits.bytes_limit is None
-            else int(limits.bytes_limit * TARGET_FRACTION),
-            items_limit=None
-            if limits.items_limit is None
-            else int(limits.items_limit * TARGET_FRACTION),
-        )
-        store = self._memory.store_backend
-        if store is None:
-            return
-        items = store.get_items()
-        total = sum(item.size for item in items)
-        within = (limits.bytes_limit is None or total <= limits.bytes_limit) and (
-            limits.items_limit is None or len(items) <= limits.items_limit
-        )
-        count = len(items)
-        if not within:
-            for item in select_evictions(items, target, time.time()):
-                store.clear_item(item.call_id)
-                total -= item.size
-                count -= 1
-        with self._lock:
-            self._scanned_bytes, self._scanned_items = total, count

@@ -149,6 +149,14 @@ class StoreBackendBase(abc.ABC):
         a store that returns None (the default) simply always reads from storage."""
         return None
 
+    def item_info(self, call_id: CallId) -> ItemInfo | None:
+        """The entry of ``call_id`` as :meth:`get_items` would list it (None when missing).
+
+        Size limits use it to check one entry's last access; this default lists the whole
+        store, so a store with a cheaper way should override it.
+        """
+        return next((item for item in self.get_items() if item.call_id == call_id), None)
+
     def iter_functions(self) -> Iterator[tuple[str, ...]]:
         """Folder parts of every function with a record (used by the CLI)."""
         return iter(())

@@ -164,6 +164,12 @@ class LocalStore(StoreBackendBase):
             return None
         return (status.st_ino, status.st_size, status.st_mtime_ns)
 
+    def item_info(self, call_id: CallId) -> ItemInfo | None:
+        try:
+            return _item_info(call_id.function, call_id.version, self.entry_dir(call_id))
+        except OSError:
+            return None
+
     def touch(self, call_id: CallId) -> None:
         with contextlib.suppress(OSError):  # a read-only cache still serves hits
             os.utime(self._entry_path(call_id))
