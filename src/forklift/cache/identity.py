@@ -31,9 +31,11 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["DEPENDENCY_DEPTH", "FunctionIdentity", "identify", "main_script"]
+__all__ = ["DEPENDENCY_DEPTH", "FunctionIdentity", "escape_part", "identify", "main_script"]
 
 DEPENDENCY_DEPTH = 4
+# The local store names code version folders "code-<fingerprint>": no name part may look so.
+_VERSION_FOLDER = "code-"
 _FUNCTION_FLAGS = inspect.CO_OPTIMIZED | inspect.CO_NEWLOCALS
 _HAS_DOCSTRING_FLAG: int | None = getattr(inspect, "CO_HAS_DOCSTRING", None)  # 3.14+
 
@@ -91,7 +93,7 @@ def identify(
     if getattr(target, "__name__", None) == "<lambda>" and code is not None:
         # Lambdas share one name: their line tells two of a module apart.
         parts[-1] = f"{parts[-1]}-line{code.co_firstlineno}"
-    path = (*module_folder.split("."), *parts)
+    path = (*map(escape_part, module_folder.split(".")), *parts)
     location = f"{code.co_filename}:{code.co_firstlineno}" if code is not None else module
     if version is not None:
         pinned = "".join(c if c.isalnum() or c in "._-" else "_" for c in str(version))
@@ -105,8 +107,32 @@ def identify(
 
 
 def _safe_parts(qualname: str) -> list[str]:
-    # "<lambda>" and "<locals>" are legal in folder names on POSIX but awkward elsewhere.
-    return [part.replace("<", "_").replace(">", "_") for part in qualname.split(".")]
+    return [escape_part(part) for part in qualname.split(".")]
+
+
+def escape_part(part: str) -> str:
+    """``part`` of a dotted name as one harmless folder name.
+
+    ``__module__`` and ``__qualname__`` are plain attributes anyone can set: a ``/`` would
+    make a folder path leave the cache (and ``clear()`` delete outside it). Letters, digits,
+    ``_`` and ``-`` are kept - so ordinary names keep the folders they always had - ``<``
+    and ``>`` (of ``<lambda>``, ``<locals>``) become ``_`` as before, and anything else is
+    written ``%XX`` (its UTF-8 bytes). An empty part is ``%``, and a part that would pass
+    for a code version folder (``code-...``) gets its first letter escaped.
+    """
+    if part.isidentifier() and not part.startswith(_VERSION_FOLDER):
+        return part  # the common case, unchanged and fast
+    escaped = "".join(
+        character
+        if character.isalnum() or character in "_-"
+        else "_"
+        if character in "<>"
+        else "".join(f"%{byte:02X}" for byte in character.encode("utf-8", "surrogatepass"))
+        for character in part
+    )
+    if escaped.startswith(_VERSION_FOLDER):
+        escaped = f"%{ord(escaped[0]):02X}{escaped[1:]}"
+    return escaped or "%"
 
 
 def _fingerprint_into(

@@ -109,8 +109,14 @@ def _chosen(
 ) -> list[FunctionSummary]:
     """The functions the command names (by name, qualified name or folder), or all."""
     wanted = arguments.function
-    if not wanted:
+    if wanted is None:
         return summaries
+    if not wanted.strip():
+        # An empty name must not fall through to "every function": clear would delete all.
+        raise CommandError(
+            f"an empty function name ({wanted!r}) names no function; give a name, or leave "
+            "it out to mean every function"
+        )
     chosen = [s for s in summaries if wanted in (s.name, s.folder) or s.name.endswith("." + wanted)]
     if not chosen:
         raise NotFoundError(f"no function {wanted!r} in {arguments.folder}")
@@ -211,7 +217,7 @@ def _clear(arguments: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing deleted")
             return 1
-    if arguments.function:
+    if arguments.function is not None:
         for summary in chosen:
             store.clear_path(tuple(summary.folder.split("/")))
     else:

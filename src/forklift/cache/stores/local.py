@@ -25,13 +25,15 @@ import os
 import shutil
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from forklift.cache.stores.base import CallId, ItemInfo, ItemLock, StoreBackendBase
 from forklift.cache.stores.locks import KeyLock
-from forklift.errors import CacheEntryDamagedError, ConfigurationError
+from forklift.cache.stores.trust import others_can_write
+from forklift.errors import CacheEntryDamagedError, CacheWarning, ConfigurationError
 from forklift.persist import dump, load
 
 __all__ = ["LocalStore"]
@@ -42,6 +44,7 @@ _META = "meta.json"
 _RECORD = "function.json"
 _STALE_TEMP_SECONDS = 3600
 _VERSION_PREFIX = "code-"
+_VERIFIED_REMEMBERED = 100_000
 
 
 class LocalStore(StoreBackendBase):
@@ -52,6 +55,7 @@ class LocalStore(StoreBackendBase):
         self.location = ""
         self._version_paths: dict[tuple[tuple[str, ...], str], str] = {}
         self._known_dirs: set[str] = set()  # folders this process created or saw
+        self._verified: set[tuple[str, int, int, int]] = set()  # mapped entries checked
 
     def configure(
         self, location: str, verbose: int = 0, backend_options: dict[str, Any] | None = None
@@ -64,12 +68,35 @@ class LocalStore(StoreBackendBase):
         self.root = Path(location) / _ROOT
         self._version_paths.clear()
         self._known_dirs.clear()
+        reason = others_can_write(Path(location), self.root)
+        if reason is not None:
+            warnings.warn(
+                f"the cache folder {location} is writable by other users: {reason}. Its "
+                "entries are unpickled when read, so whoever can write there can run code in "
+                "this process; use a folder only you can write to (chmod o-w), or silence "
+                "this CacheWarning if you trust everyone who can",
+                CacheWarning,
+                stacklevel=4,
+            )
 
     # -- paths -----------------------------------------------------------------------------
     def function_dir(self, function: tuple[str, ...]) -> Path:
+        """The folder of one function; every path the store touches is built here or below,
+        so this is where names that would leave the cache folder are refused."""
+        if not function or not all(map(_is_plain_part, function)):
+            raise ConfigurationError(
+                f"cache path parts {function!r} would leave the cache folder {self.root} or "
+                "mix with its own files; forklift escapes the names it makes, so this call "
+                "came from a store user: give plain folder names"
+            )
         return self.root.joinpath(*function)
 
     def version_dir(self, function: tuple[str, ...], version: str) -> Path:
+        if not _is_plain_part(version) or not version:
+            raise ConfigurationError(
+                f"code version {version!r} cannot name a folder inside the cache folder "
+                f"{self.root}; use letters, digits, '_', '-' and '.'"
+            )
         return self.function_dir(function) / f"{_VERSION_PREFIX}{version}"
 
     def entry_dir(self, call_id: CallId) -> Path:
@@ -82,12 +109,18 @@ class LocalStore(StoreBackendBase):
             version_path = str(self.version_dir(call_id.function, call_id.version))
             self._version_paths[(call_id.function, call_id.version)] = version_path
         key = call_id.key
+        if "/" in key or key.startswith(".") or len(key) < 2:
+            raise ConfigurationError(
+                f"call key {key!r} cannot name an entry inside the cache folder {self.root}"
+            )
         return f"{version_path}/{key[:2]}/{key}"
 
     # -- entries -----------------------------------------------------------------------------
     def load_item(self, call_id: CallId, mmap_mode: str | None = None) -> Any:
         path = f"{self._entry_path(call_id)}/{_OUTPUT}"
         try:
+            if mmap_mode is not None:
+                self._verify_once(path)
             # verify: a damaged entry must be detected, even inside raw array bytes.
             return load(path, mmap_mode=mmap_mode, verify=True)
         except FileNotFoundError:
@@ -97,6 +130,23 @@ class LocalStore(StoreBackendBase):
                 raise KeyError(call_id) from None  # removed while we read it
             detail = str(error).replace(f"{path}: ", "")  # persist errors name the file too
             raise CacheEntryDamagedError(f"cannot read cache entry {path}: {detail}") from error
+
+    def _verify_once(self, path: str) -> None:
+        """Check every checksum of an entry that is about to be memory-mapped.
+
+        Mapped arrays are not read at load time, so ``load(verify=True)`` cannot check them;
+        a plain verified load (read once, then dropped) does, once per entry file and
+        process: the file's identity (inode, size, modification time) is remembered, and a
+        replaced file is verified again.
+        """
+        status = os.stat(path)
+        stamp = (path, status.st_ino, status.st_size, status.st_mtime_ns)
+        if stamp in self._verified:
+            return
+        load(path, verify=True)
+        if len(self._verified) >= _VERIFIED_REMEMBERED:
+            self._verified.clear()
+        self._verified.add(stamp)
 
     def dump_item(
         self, call_id: CallId, value: Any, metadata: dict[str, Any], compress: Any = False
@@ -238,6 +288,17 @@ class LocalStore(StoreBackendBase):
                     with contextlib.suppress(OSError):  # removed meanwhile
                         items.append(_item_info(function, version, entry))
         return items
+
+
+def _is_plain_part(part: str) -> bool:
+    """A name that stays one folder below its parent and is not one of the store's own."""
+    return (
+        bool(part)
+        and "/" not in part
+        and "\\" not in part
+        and "\x00" not in part
+        and not part.startswith((".", _VERSION_PREFIX))
+    )
 
 
 def _is_version_dir(path: Path) -> bool:
