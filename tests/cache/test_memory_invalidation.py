@@ -112,13 +112,13 @@ def test_change_in_a_called_function_of_the_same_module_invalidates(project: Pat
 
 
 def test_change_in_a_helper_module_of_the_project_invalidates(project: Path) -> None:
-    # helpers.py is top-level in the same folder: "same package" means same top-level name,
-    # so it is followed only when it is the function's own package. Here it is a different
-    # top-level module, so pinning a version is the documented way to control it.
+    # helpers.py is another top-level module beside the function's: user code all the same
+    # (it is neither in site-packages nor in the standard library), so it is followed.
     run(project)
     edit(project, "helpers.py", "return 2", "return 3")
     computed, output = run(project)
-    assert computed == 0 and "RESULT=11" in output
+    assert computed == 1 and "RESULT=16" in output
+    assert "helpers.factor changed" in output
 
 
 def test_pinned_version_ignores_code_and_invalidates_on_bump(project: Path) -> None:

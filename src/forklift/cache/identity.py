@@ -14,24 +14,42 @@ which invalidates on a comment; and a normalised AST, which needs the source - u
 ``python -c``, ``exec`` and many notebooks - and fails on lambdas sharing a line.) The price:
 a Python upgrade that changes the bytecode recomputes the cache once.
 
-Dependencies: functions of the same top-level package (or, for ``__main__``, other functions
-of ``__main__``) that the cached function reaches through a global name (``helper(x)``) or one
-module attribute (``utils.helper(x)``) are fingerprinted too, recursively up to
-:data:`DEPENDENCY_DEPTH` levels. Classes, methods reached through objects, and functions of
-other packages are not followed: pin ``version=`` to take control of those cases.
+Dependencies: the user's own functions that the cached function reaches through a global
+name (``helper(x)``, ``from helpers import clean``) or one module attribute
+(``utils.helper(x)``) are fingerprinted too, recursively up to :data:`DEPENDENCY_DEPTH` levels.
+"The user's own" means defined in a file outside the standard library, site-packages (any
+installed package) and forklift - a helper module beside the script, another package of the
+project - or, for code without a file (``python -c``, notebooks), in the same module; and
+always the functions of the cached function's own top-level package. (Rejected: "the same
+package" alone, which missed ``from helpers import clean`` beside a script and returned stale
+results silently; following installed packages too, which would recompute every cache on
+each upgrade of numpy.) Each function's own digest is kept as well (``code_digests``), so a
+change can be reported by name: "helpers.clean changed". Classes, methods reached through
+objects and installed packages are not followed: pin ``version=`` to take control of those.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import inspect
+import os
+import site
 import sys
+import sysconfig
 import types
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["DEPENDENCY_DEPTH", "FunctionIdentity", "escape_part", "identify", "main_script"]
+__all__ = [
+    "DEPENDENCY_DEPTH",
+    "FunctionIdentity",
+    "defined_at",
+    "escape_part",
+    "identify",
+    "main_script",
+]
 
 DEPENDENCY_DEPTH = 4
 # The local store names code version folders "code-<fingerprint>": no name part may look so.
@@ -46,7 +64,9 @@ class FunctionIdentity:
 
     ``path`` is the folder parts under the cache root, e.g. ``("pkg", "mod", "f")``;
     ``fingerprint`` changes with the function's behaviour (or is its pinned version);
-    ``dependencies`` names the functions whose code is part of the fingerprint.
+    ``dependencies`` names the functions whose code is part of the fingerprint, and
+    ``code_digests`` gives each one's own digest (``""`` for the function itself), to tell
+    which of them changed.
     """
 
     module: str
@@ -55,6 +75,7 @@ class FunctionIdentity:
     fingerprint: str
     dependencies: tuple[str, ...]
     location: str
+    code_digests: tuple[tuple[str, str], ...] = ()  # ("", own digest), (callee, its digest)...
 
     @property
     def display_name(self) -> str:
@@ -71,12 +92,17 @@ def main_script() -> str | None:
 
 
 def identify(
-    function: Callable[..., Any], version: str | None = None, script: str | None = None
+    function: Callable[..., Any],
+    version: str | None = None,
+    script: str | None = None,
+    location: str | None = None,
 ) -> FunctionIdentity:
     """Identity and fingerprint of ``function`` (``version`` pins the fingerprint).
 
     ``script`` names the script of a ``__main__`` function when it is not this process's
-    (in a worker; ``""``: no script); by default :func:`main_script` is asked.
+    (in a worker; ``""``: no script); by default :func:`main_script` is asked. ``location``
+    is where the caller found the function defined ("file:line"), for a worker whose copy
+    came by value and has no file of its own.
     """
     target = inspect.unwrap(function)
     module = str(getattr(target, "__module__", None) or "__unknown__")
@@ -94,16 +120,26 @@ def identify(
         # Lambdas share one name: their line tells two of a module apart.
         parts[-1] = f"{parts[-1]}-line{code.co_firstlineno}"
     path = (*map(escape_part, module_folder.split(".")), *parts)
-    location = f"{code.co_filename}:{code.co_firstlineno}" if code is not None else module
+    if location is None:
+        location = defined_at(target)
     if version is not None:
         pinned = "".join(c if c.isalnum() or c in "._-" else "_" for c in str(version))
         return FunctionIdentity(module, qualname, path, f"v-{pinned[:64]}", (), location)
     digest = hashlib.blake2b(digest_size=16)
-    dependencies: list[str] = []
-    _fingerprint_into(digest, target, dependencies, depth=0, seen=set())
+    found: list[tuple[str, str]] = []
+    _fingerprint_into(digest, target, "", found, depth=0, seen=set())
+    dependencies = tuple(name for name, _ in found[1:])
     return FunctionIdentity(
-        module, qualname, path, digest.hexdigest(), tuple(dependencies), location
+        module, qualname, path, digest.hexdigest(), dependencies, location, tuple(found)
     )
+
+
+def defined_at(function: Callable[..., Any]) -> str:
+    """``"file:line"`` of a function's definition (its module's name when it has no code)."""
+    code = getattr(inspect.unwrap(function), "__code__", None)
+    if code is None:
+        return str(getattr(function, "__module__", None) or "__unknown__")
+    return f"{code.co_filename}:{code.co_firstlineno}"
 
 
 def _safe_parts(qualname: str) -> list[str]:
@@ -136,22 +172,30 @@ def escape_part(part: str) -> str:
 
 
 def _fingerprint_into(
-    digest: Any, function: Any, dependencies: list[str], depth: int, seen: set[int]
+    digest: Any,
+    function: Any,
+    name: str,
+    found: list[tuple[str, str]],
+    depth: int,
+    seen: set[int],
 ) -> None:
     seen.add(id(function))
     code = getattr(function, "__code__", None)
     if code is None:  # a builtin or a callable object: its identity is all we can know
         digest.update(repr(type(function)).encode())
+        found.append((name, "builtin"))
         return
     _code_into(digest, code)
+    own = hashlib.blake2b(digest_size=8)
+    _code_into(own, code)
+    found.append((name, own.hexdigest()))
     if depth >= DEPENDENCY_DEPTH:
         return
-    for name, dependency in _dependencies(function, code):
+    for dependency_name, dependency in _dependencies(function, code):
         if id(dependency) in seen:
             continue
-        dependencies.append(name)
-        digest.update(b"\x00dep\x00" + name.encode())
-        _fingerprint_into(digest, dependency, dependencies, depth + 1, seen)
+        digest.update(b"\x00dep\x00" + dependency_name.encode())
+        _fingerprint_into(digest, dependency, dependency_name, found, depth + 1, seen)
 
 
 def _code_into(digest: Any, code: types.CodeType) -> None:
@@ -187,23 +231,59 @@ def _first_constant_is_docstring(code: types.CodeType) -> bool:
 
 
 def _dependencies(function: Any, code: types.CodeType) -> list[tuple[str, Any]]:
-    """Functions of the same package reached by a global name or one module attribute."""
+    """The user's functions reached by a global name or one module attribute."""
     namespace = getattr(function, "__globals__", None)
     if not isinstance(namespace, dict):
         return []
-    home = _package_of(getattr(function, "__module__", None))
+    home = getattr(function, "__module__", None)
     names = _all_names(code)
     found: list[tuple[str, Any]] = []
     for name in names:
         value = namespace.get(name)
-        if isinstance(value, types.FunctionType) and _package_of(value.__module__) == home:
+        if isinstance(value, types.FunctionType) and _is_followed(value, home):
             found.append((f"{value.__module__}.{value.__qualname__}", value))
-        elif isinstance(value, types.ModuleType) and _package_of(value.__name__) == home:
+        elif isinstance(value, types.ModuleType):
             for attribute in names:
                 member = getattr(value, attribute, None)
-                if isinstance(member, types.FunctionType) and member.__module__ == value.__name__:
+                if (
+                    isinstance(member, types.FunctionType)
+                    and member.__module__ == value.__name__
+                    and _is_followed(member, home)
+                ):
                     found.append((f"{member.__module__}.{member.__qualname__}", member))
     return sorted(found, key=lambda pair: pair[0])
+
+
+def _is_followed(function: types.FunctionType, home: str | None) -> bool:
+    """Whether a callee's code is part of the caller's key (see the module docstring)."""
+    module = function.__module__
+    if _package_of(module) == _package_of(home):
+        return True
+    filename = function.__code__.co_filename
+    if not filename or filename.startswith("<"):
+        return False  # no file (exec, notebooks): only the caller's own package above
+    return not os.path.abspath(filename).startswith(_installed_prefixes())
+
+
+@functools.cache
+def _installed_prefixes() -> tuple[str, ...]:
+    """Folders of code that is not the user's: the standard library, every site-packages
+    (of this interpreter and the user's), and forklift itself."""
+    folders = {
+        sysconfig.get_paths().get(name, "")
+        for name in ("stdlib", "platstdlib", "purelib", "platlib")
+    }
+    folders.update(getattr(site, "getsitepackages", list)())
+    folders.add(getattr(site, "getusersitepackages", str)())
+    folders.add(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # forklift
+    prefixes = {os.path.join(os.path.abspath(folder), "") for folder in folders if folder}
+    # Another environment's packages (a virtualenv on sys.path, a conda env) by their name.
+    prefixes.update(
+        os.path.join(os.path.abspath(entry), "")
+        for entry in sys.path
+        if os.path.basename(entry.rstrip("/")) in ("site-packages", "dist-packages")
+    )
+    return tuple(sorted(prefixes))
 
 
 def _all_names(code: types.CodeType) -> list[str]:

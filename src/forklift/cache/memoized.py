@@ -29,12 +29,12 @@ import pickle
 import reprlib
 import time
 import warnings
-import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from forklift.cache.identity import FunctionIdentity, identify, main_script
+from forklift.cache.identity import FunctionIdentity, defined_at, main_script
 from forklift.cache.keys import CallKeyMaker
+from forklift.cache.records import forget_synced, identify_once, sync_function_record
 from forklift.cache.shelved import MemorizedResult, NotMemorizedFunction, NotMemorizedResult
 from forklift.cache.stores.base import CallId, StoreBackendBase
 from forklift.errors import CacheEntryDamagedError, CacheWarning, HashingError
@@ -83,6 +83,7 @@ class MemorizedFunction:
         wait_timeout: float | None = 600.0,
         after_store: Callable[[int], None] | None = None,
         script: str | None = None,
+        location: str | None = None,
     ) -> None:
         self.func = function
         self.store = store
@@ -99,6 +100,8 @@ class MemorizedFunction:
         self._identity: FunctionIdentity | None = None
         # The caller's script, for a __main__ function unpickled in a worker (see identity.py).
         self._script = script if script is not None else main_script()
+        # Where the caller found it defined: a copy sent by value to a worker has no file.
+        self._location = location
         self._reporter = CacheReporter(verbose)
         self._hot: collections.OrderedDict[str, _HotEntry] = collections.OrderedDict()
         self._hot_bytes = 0
@@ -111,53 +114,13 @@ class MemorizedFunction:
 
         Memoized functions are rebuilt each time they are unpickled (e.g. in every batch a
         worker receives), so both the fingerprint and the check of the function's record
-        are remembered per process, not per object.
+        are remembered per process, not per object (see :mod:`forklift.cache.records`).
         """
         if self._identity is None:
-            identity = _identify_once(self.func, self.version, self._script)
-            synced = (self.store.location, identity.path, identity.fingerprint)
-            if synced not in _synced_records:
-                self._sync_function_record(identity)
-                _synced_records.add(synced)
+            identity = identify_once(self.func, self.version, self._script, self._location)
+            sync_function_record(self.store, identity, self.version, self._reporter)
             self._identity = identity
         return self._identity
-
-    def _sync_function_record(self, identity: FunctionIdentity) -> None:
-        record = self.store.read_function_record(identity.path)
-        if record is not None and record.get("fingerprint") == identity.fingerprint:
-            return
-        try:
-            if record is not None:
-                dropped = self.store.drop_other_versions(identity.path, keep=identity.fingerprint)
-                reason = "its code changed"
-                if identity.dependencies:
-                    reason += (
-                        f" or one of the functions it calls did: {', '.join(identity.dependencies)}"
-                    )
-                if self.version is not None:
-                    reason = f"version pinned to {self.version!r}"
-                logger.info(
-                    "%s: %s; dropped %d cached results", identity.display_name, reason, dropped
-                )
-                self._reporter.invalidated(
-                    identity.display_name, identity.location, dropped, reason
-                )
-            self.store.write_function_record(
-                identity.path,
-                {
-                    "name": identity.display_name,
-                    "fingerprint": identity.fingerprint,
-                    "location": identity.location,
-                    "dependencies": list(identity.dependencies),
-                    "version": self.version,
-                    "time": time.time(),
-                },
-            )
-        except OSError as error:
-            # Not worth a warning of its own: storing the result fails too, and warns.
-            logger.info(
-                "could not record %s in %s: %s", identity.display_name, self.store.location, error
-            )
 
     def _call_id(
         self, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -347,7 +310,7 @@ class MemorizedFunction:
             logger.info("clearing the cache of %s", self.identity.display_name)
         identity = self.identity
         self.store.clear_path(identity.path)
-        _synced_records.discard((self.store.location, identity.path, identity.fingerprint))
+        forget_synced(self.store, identity)
         self._identity = None
 
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
@@ -375,6 +338,7 @@ class MemorizedFunction:
                     # "" (not None): the caller ran no script; a worker must not ask its own
                     # __main__, which may be the worker program's (dask's, ray's).
                     "script": self._script or "",
+                    "location": self._location or defined_at(self.func),
                 },
             ),
         )
@@ -390,25 +354,6 @@ def _rebuild(
     options: dict[str, Any],
 ) -> MemorizedFunction:
     return kind(function, store, **options)
-
-
-_identities: weakref.WeakKeyDictionary[
-    Any, dict[tuple[str | None, str | None], FunctionIdentity]
-] = weakref.WeakKeyDictionary()
-_synced_records: set[tuple[str, tuple[str, ...], str]] = set()
-
-
-def _identify_once(
-    function: Callable[..., Any], version: str | None, script: str | None
-) -> FunctionIdentity:
-    try:
-        known = _identities.setdefault(function, {})
-    except TypeError:  # not weak-referenceable (some builtins): no memo
-        return identify(function, version, script)
-    identity = known.get((version, script))
-    if identity is None:
-        identity = known[version, script] = identify(function, version, script)
-    return identity
 
 
 def warn_cache_problem(message: str) -> None:
