@@ -94,8 +94,13 @@ def test_the_local_store_refuses_paths_that_leave_its_folder(
         store.dump_item(CallId(function, "v1", "ab" * 16), 1, {})
     with pytest.raises(ConfigurationError, match="cache folder"):
         store.clear_path(function)
+    climbing = CallId(("f",), "v1", "../../../../../../victim")
     with pytest.raises(ConfigurationError, match="cache folder"):
-        store.load_item(CallId(("f",), "v1", "../../../../../../victim"))
+        store.dump_item(climbing, 1, {})
+    with pytest.raises(ConfigurationError, match="cache folder"):
+        store.clear_item(climbing)
+    with pytest.raises(ConfigurationError, match="cache folder"):
+        store.lock_item(climbing, 1.0)
     assert not (tmp_path / "victim").exists()
 
 

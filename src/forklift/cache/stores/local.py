@@ -100,6 +100,8 @@ class LocalStore(StoreBackendBase):
         return self.function_dir(function) / f"{_VERSION_PREFIX}{version}"
 
     def entry_dir(self, call_id: CallId) -> Path:
+        """The entry's folder; the key is checked, as for every write and delete."""
+        _check_key(call_id.key, self.root)
         return Path(self._entry_path(call_id))
 
     def _entry_path(self, call_id: CallId) -> str:
@@ -108,11 +110,9 @@ class LocalStore(StoreBackendBase):
         if version_path is None:
             version_path = str(self.version_dir(call_id.function, call_id.version))
             self._version_paths[(call_id.function, call_id.version)] = version_path
+        # The key is not checked on this path, which reads (hits): writes, deletes and locks
+        # check it (entry_dir, _write_entry, lock_item), as function_dir checks the rest.
         key = call_id.key
-        if "/" in key or key.startswith(".") or len(key) < 2:
-            raise ConfigurationError(
-                f"call key {key!r} cannot name an entry inside the cache folder {self.root}"
-            )
         return f"{version_path}/{key[:2]}/{key}"
 
     # -- entries -----------------------------------------------------------------------------
@@ -162,6 +162,7 @@ class LocalStore(StoreBackendBase):
     def _write_entry(
         self, call_id: CallId, value: Any, metadata: dict[str, Any], compress: Any
     ) -> int:
+        _check_key(call_id.key, self.root)
         destination = self._entry_path(call_id)
         version_dir = os.path.dirname(os.path.dirname(destination))
         staging = f"{version_dir}/.tmp-{uuid.uuid4().hex}"
@@ -226,6 +227,7 @@ class LocalStore(StoreBackendBase):
 
     def lock_item(self, call_id: CallId, timeout: float | None) -> ItemLock:
         version_dir = self.version_dir(call_id.function, call_id.version)
+        _check_key(call_id.key, self.root)
         return KeyLock(version_dir / ".locks" / f"{call_id.key}.lock", timeout)
 
     # -- functions -----------------------------------------------------------------------------
@@ -288,6 +290,14 @@ class LocalStore(StoreBackendBase):
                     with contextlib.suppress(OSError):  # removed meanwhile
                         items.append(_item_info(function, version, entry))
         return items
+
+
+def _check_key(key: str, root: Path) -> None:
+    if len(key) < 2 or not _is_plain_part(key):
+        raise ConfigurationError(
+            f"call key {key!r} cannot name an entry inside the cache folder {root}; "
+            "keys are made by Memory - a store user must give plain names"
+        )
 
 
 def _is_plain_part(part: str) -> bool:
