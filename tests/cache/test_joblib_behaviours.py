@@ -44,6 +44,20 @@ def test_await_call_and_call_and_shelve_of_an_async_function(
     assert fetch.check_call_in_cache(2) and fetch.check_call_in_cache(5)
 
 
+def test_an_async_function_without_a_location_has_the_same_awaitables() -> None:
+    async def fetch(x: int) -> int:
+        await asyncio.sleep(0)
+        return x * 3
+
+    uncached = Memory(None).cache(fetch)
+
+    async def main() -> tuple[object, ...]:
+        shelved = await uncached.call_and_shelve(3)
+        return await uncached(1), await uncached.call(2), shelved.get()
+
+    assert asyncio.run(main()) == (3, (6, {}), 9)
+
+
 def test_invalid_cache_validation_callback_is_a_value_error(tmp_path: Path) -> None:
     memory = Memory(tmp_path, verbose=0)
     with pytest.raises(ValueError, match=r"cache_validation_callback.*callable.*got 1"):

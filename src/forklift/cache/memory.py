@@ -12,6 +12,7 @@ How the limits are kept cheaply (scans of the store only every so many writes) i
 from __future__ import annotations
 
 import datetime
+import inspect
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -21,7 +22,7 @@ from forklift.cache.enforcer import LimitEnforcer
 from forklift.cache.memoized import MemorizedFunction
 from forklift.cache.memoized_async import memorize
 from forklift.cache.policies import Limits, select_evictions
-from forklift.cache.shelved import NotMemorizedFunction
+from forklift.cache.shelved import AsyncNotMemorizedFunction, NotMemorizedFunction
 from forklift.cache.stores.base import StoreBackendBase, create_store
 from forklift.config import MMAP_MODES
 from forklift.errors import ConfigurationError
@@ -155,6 +156,8 @@ class Memory:
                 f"cache_validation_callback must be callable, got {cache_validation_callback!r}"
             )
         if self.store_backend is None:
+            if inspect.iscoroutinefunction(func):
+                return AsyncNotMemorizedFunction(func)
             return NotMemorizedFunction(func)
         if mmap_mode is False:
             mmap_mode = self.mmap_mode

@@ -13,7 +13,12 @@ from typing import Any
 
 from forklift.cache.stores.base import CallId, StoreBackendBase
 
-__all__ = ["MemorizedResult", "NotMemorizedFunction", "NotMemorizedResult"]
+__all__ = [
+    "AsyncNotMemorizedFunction",
+    "MemorizedResult",
+    "NotMemorizedFunction",
+    "NotMemorizedResult",
+]
 
 
 class MemorizedResult:
@@ -98,3 +103,24 @@ class NotMemorizedFunction:
 
     def __repr__(self) -> str:
         return f"NotMemorizedFunction({self.func!r})"
+
+
+class AsyncNotMemorizedFunction(NotMemorizedFunction):
+    """``Memory(None).cache`` of a coroutine function: the same awaitables as when cached
+    (``await f.call(...)`` gives ``(output, {})``), so code runs with or without a location.
+
+    Examples:
+        >>> import asyncio
+        >>> from forklift import Memory
+        >>> async def fetch(x):
+        ...     return x + 1
+        >>> uncached = Memory(None).cache(fetch)
+        >>> asyncio.run(uncached(1)), asyncio.run(uncached.call(1))
+        (2, (2, {}))
+    """
+
+    async def call(self, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:  # type: ignore[override]
+        return await self.func(*args, **kwargs), {}
+
+    async def call_and_shelve(self, *args: Any, **kwargs: Any) -> NotMemorizedResult:  # type: ignore[override]
+        return NotMemorizedResult(await self.func(*args, **kwargs))
