@@ -16,12 +16,14 @@ from collections.abc import Callable
 from typing import Any
 
 from forklift.cache.identity import FunctionIdentity, identify
-from forklift.cache.stores.base import StoreBackendBase
+from forklift.cache.stores.base import CallId, StoreBackendBase
 from forklift.progress.cache_messages import CacheReporter
 
 __all__ = ["change_reason", "forget_synced", "identify_once", "sync_function_record"]
 
 logger = logging.getLogger("forklift.cache")
+RECORD_LOCK_KEY = "function-record"  # a key no call has (call keys are hex digests)
+RECORD_LOCK_TIMEOUT = 60.0  # then update anyway: a second report beats a stuck call
 
 _identities: weakref.WeakKeyDictionary[
     Any, dict[tuple[str | None, str | None, str | None], FunctionIdentity]
@@ -80,10 +82,27 @@ def sync_function_record(
         if synced in _synced:
             return
     record = store.read_function_record(identity.path)
-    if record is not None and record.get("fingerprint") == identity.fingerprint:
-        with _lock:
-            _synced.add(synced)
-        return
+    if record is None or record.get("fingerprint") != identity.fingerprint:
+        # Processes starting together (workers of one Parallel call) all meet the change:
+        # one of them updates the record and reports it; the others find it done.
+        lock = store.lock_item(
+            CallId(identity.path, identity.fingerprint, RECORD_LOCK_KEY), RECORD_LOCK_TIMEOUT
+        )
+        with lock:
+            record = store.read_function_record(identity.path)
+            if record is None or record.get("fingerprint") != identity.fingerprint:
+                _update_record(store, identity, version, reporter, record)
+    with _lock:
+        _synced.add(synced)
+
+
+def _update_record(
+    store: StoreBackendBase,
+    identity: FunctionIdentity,
+    version: str | None,
+    reporter: CacheReporter,
+    record: dict[str, Any] | None,
+) -> None:
     try:
         if record is not None:
             dropped = store.drop_other_versions(identity.path, keep=identity.fingerprint)
@@ -105,8 +124,6 @@ def sync_function_record(
     except OSError as error:
         # Not worth a warning of its own: storing the result fails too, and warns.
         logger.info("could not record %s in %s: %s", identity.display_name, store.location, error)
-    with _lock:
-        _synced.add(synced)
 
 
 def forget_synced(store: StoreBackendBase, identity: FunctionIdentity) -> None:
