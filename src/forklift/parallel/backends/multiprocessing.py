@@ -38,6 +38,7 @@ from forklift.parallel.backends.base import (
     describe_call,
     run_batch,
 )
+from forklift.pool.error_transport import pack_error
 from forklift.pool.shared_arrays import ArrayFiles, dumps_with_arrays
 
 __all__ = ["MultiprocessingBackend"]
@@ -178,6 +179,8 @@ def _run_pickled_batch(payload: bytes) -> bytes:
     """Runs in a worker: unpickle a batch, run it, pickle its outcome (or say what failed)."""
     batch: Batch = pickle.loads(payload)
     outcome = run_batch(batch, worker_of=MultiprocessingBackend.name)
+    if outcome.error is not None:  # its class, attributes and chain travel intact
+        outcome.error = pack_error(outcome.error)
     try:
         data: bytes = cloudpickle.dumps(outcome, protocol=5)
         return data
