@@ -12,6 +12,7 @@ Imports only the standard library and forklift's stdlib-only modules.
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import pickle
 import secrets
@@ -181,6 +182,10 @@ class Launcher:
             if kind != protocol.HELLO:
                 raise ValueError(f"unexpected first message {kind!r}")
             (pid,) = struct.unpack("<Q", payload)
+            # Only now, over the authenticated socket: the caller's multiprocessing key (never
+            # on a command line or in the environment, where other users could read it).
+            caller_key = bytes(multiprocessing.current_process().authkey)
+            protocol.send(connection, protocol.AUTHKEY, 0, caller_key)
             with socket.socket(fileno=os.dup(connection.fileno())) as again:
                 again.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _NO_TIMEOUT)
         except Exception:
