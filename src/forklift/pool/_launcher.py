@@ -100,6 +100,7 @@ class Launcher:
             "address": self.address,
             "authkey": self.authkey,
             "sys_path": list(sys.path),
+            "caller_pid": os.getpid(),
             "preload": self._preload,
             "idle_preload": self._idle_preload,
         }
@@ -144,6 +145,9 @@ class Launcher:
     def close_commands(self) -> None:
         """Tell the server to wind down: it exits once its workers have exited."""
         if self._command_fd >= 0:
+            # Said, not only closed: a child forked from the caller may hold the pipe open.
+            with contextlib.suppress(OSError):
+                os.write(self._command_fd, b"Q\n")
             with contextlib.suppress(OSError):
                 os.close(self._command_fd)
             self._command_fd = -1

@@ -1,0 +1,133 @@
+"""The pool's doors: the fork server dies with its caller, imports nothing from the caller's
+current directory, and the pool's socket lets in only its own workers."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from tests.pool import pool_helpers as helpers
+
+SRC = str(Path(__file__).parents[2] / "src")
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([SRC, env.get("PYTHONPATH", "")])
+    return env
+
+
+def _kill_all(pids: list[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+_CALLER_WITH_FORKED_CHILDREN = textwrap.dedent(
+    """
+    import json, multiprocessing, time
+    from forklift.pool import ProcessPool
+
+    pool = ProcessPool(2)
+    assert pool.warm_up(2) == 2
+    # Forked children inherit every descriptor of the caller: the fork server's command pipe
+    # and the workers' sockets stay open in them after the caller dies.
+    context = multiprocessing.get_context("fork")
+    children = [context.Process(target=time.sleep, args=(120,)) for _ in range(2)]
+    for child in children:
+        child.start()
+    print(json.dumps({
+        "server": pool.server_pid(),
+        "workers": pool.worker_pids(),
+        "children": [child.pid for child in children],
+    }), flush=True)
+    time.sleep(120)
+    """
+)
+
+
+_NO_PIDFD = "import os\nos.__dict__.pop('pidfd_open', None)\n"
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("watch", ["pidfd", "polling"])
+def test_fork_server_and_workers_die_with_a_sigkilled_caller(tmp_path: Path, watch: str) -> None:
+    env = _env()
+    if watch == "polling":  # the fallback where there is no pidfd: hide os.pidfd_open
+        (tmp_path / "sitecustomize.py").write_text(_NO_PIDFD)
+        env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env["PYTHONPATH"]])
+    caller = subprocess.Popen(
+        [sys.executable, "-c", _CALLER_WITH_FORKED_CHILDREN],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+    )
+    pids: dict[str, list[int]] = {"server": [], "workers": [], "children": []}
+    try:
+        assert caller.stdout is not None
+        started = json.loads(caller.stdout.readline())
+        pids = {
+            "server": [started["server"]],
+            "workers": started["workers"],
+            "children": started["children"],
+        }
+        assert all(helpers.pid_alive(pid) for pid in pids["server"] + pids["workers"])
+        caller.kill()
+        caller.wait(timeout=30)
+        assert all(helpers.pid_alive(pid) for pid in pids["children"])  # they hold the pipes
+        pool_pids = pids["server"] + pids["workers"]
+        gone = helpers.wait_until(
+            lambda: not any(helpers.pid_alive(pid) for pid in pool_pids), timeout=10
+        )
+        assert gone, f"still alive: {[pid for pid in pool_pids if helpers.pid_alive(pid)]}"
+    finally:
+        caller.kill()
+        caller.wait()
+        if caller.stdout is not None:
+            caller.stdout.close()
+        _kill_all(pids["children"] + pids["workers"] + pids["server"])
+
+
+_SHUTDOWN_WITH_FORKED_CHILD = textwrap.dedent(
+    """
+    import json, multiprocessing, time
+    from forklift.pool import ProcessPool
+
+    pool = ProcessPool(1)
+    pool.warm_up(1)
+    server = pool._launcher.server
+    child = multiprocessing.get_context("fork").Process(target=time.sleep, args=(60,))
+    child.start()
+    started = time.monotonic()
+    pool.shutdown(wait=True)
+    took = time.monotonic() - started
+    child.kill()
+    child.join()
+    print(json.dumps({"took": took, "server_exit": server.returncode}), flush=True)
+    """
+)
+
+
+@pytest.mark.timeout(120)
+def test_shutdown_does_not_wait_for_a_forked_child_holding_the_pipe(tmp_path: Path) -> None:
+    finished = subprocess.run(
+        [sys.executable, "-c", _SHUTDOWN_WITH_FORKED_CHILD],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=_env(),
+        timeout=100,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stderr
+    report = json.loads(finished.stdout)
+    assert report["server_exit"] == 0  # it exited when told, not killed after a timeout
+    assert report["took"] < 4.5
