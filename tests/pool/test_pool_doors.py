@@ -131,3 +131,58 @@ def test_shutdown_does_not_wait_for_a_forked_child_holding_the_pipe(tmp_path: Pa
     report = json.loads(finished.stdout)
     assert report["server_exit"] == 0  # it exited when told, not killed after a timeout
     assert report["took"] < 4.5
+
+
+_PLANTED_TRACEBACK = textwrap.dedent(
+    """
+    import os, sys
+    here = os.path.dirname(os.path.abspath(__file__))
+    open(os.path.join(here, f"planted-ran-in-{os.getpid()}"), "w").close()
+    # Then step aside for the real module, so that whoever imported us goes on working.
+    sys.path[:] = [entry for entry in sys.path if entry not in ("", here)]
+    del sys.modules["traceback"]
+    import traceback
+    """
+)
+_SCRIPT_IN_ANOTHER_FOLDER = textwrap.dedent(
+    """
+    import os
+    from forklift import Parallel, delayed
+    pids = Parallel(n_jobs=2)(delayed(os.getpid)() for _ in range(4))
+    print(len(pids), os.getpid() not in pids)
+    """
+)
+
+
+@pytest.mark.timeout(120)
+def test_a_module_planted_in_the_current_directory_does_not_run(tmp_path: Path) -> None:
+    app, current = tmp_path / "app", tmp_path / "current"
+    app.mkdir()
+    current.mkdir()
+    (app / "script.py").write_text(_SCRIPT_IN_ANOTHER_FOLDER)
+    (current / "traceback.py").write_text(_PLANTED_TRACEBACK)
+    finished = subprocess.run(
+        [sys.executable, str(app / "script.py")],
+        capture_output=True,
+        text=True,
+        cwd=current,
+        env=_env(),
+        timeout=100,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.split() == ["4", "True"]
+    assert sorted(path.name for path in current.iterdir()) == ["traceback.py"]
+
+
+@pytest.mark.timeout(120)
+def test_a_fork_server_that_cannot_start_breaks_the_pool(make_pool) -> None:  # type: ignore[no-untyped-def]
+    from forklift.errors import WorkerStartError
+
+    # A real interpreter that refuses to start (a fatal error before any code runs): the
+    # pool must give up after a few attempts, not start servers forever.
+    pool = make_pool(1, env={"PYTHONHASHSEED": "not a number"})
+    future = pool.submit(helpers.square, 3)
+    with pytest.raises(WorkerStartError, match="fork server"):
+        future.result(timeout=60)
+    assert pool.broken

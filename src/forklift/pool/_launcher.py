@@ -30,10 +30,17 @@ __all__ = ["Launcher", "describe_exit_status"]
 
 _HANDSHAKE_TIMEOUT = struct.pack("ll", 5, 0)  # struct timeval: 5 s
 _NO_TIMEOUT = struct.pack("ll", 0, 0)
-_BOOT = (
-    "import sys; sys.path.insert(0, sys.argv[3]); "
-    "from forklift.pool._server import main; main(int(sys.argv[1]), int(sys.argv[2]))"
-)
+# ``python -c`` puts the current directory ('') first on sys.path: a traceback.py planted there
+# would run in the server and every worker. So the boot removes it before importing anything
+# (sys is built in), then puts forklift's own folder first. (``-P`` does the same from Python
+# 3.11 on, but 3.10 has no such flag; the caller's path replaces this one once it arrives.)
+_BOOT = """import sys
+if sys.path and sys.path[0] == "":
+    del sys.path[0]
+sys.path.insert(0, sys.argv[3])
+from forklift.pool._server import main
+main(int(sys.argv[1]), int(sys.argv[2]))
+"""
 
 
 class Launcher:
@@ -119,9 +126,14 @@ class Launcher:
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
-        while view:
-            written = os.write(self._command_fd, view)
-            view = view[written:]
+        try:
+            while view:
+                written = os.write(self._command_fd, view)
+                view = view[written:]
+        except BrokenPipeError:
+            # The server is gone (it may have failed to start): the end of its reports tells
+            # the pool, which counts the workers it was starting as failed starts.
+            pass
 
     def read_reports(self) -> list[tuple[str, int, int]] | None:
         """Reports ready now: ``("F", worker_id, pid)`` and ``("X", pid, status)``.
