@@ -7,10 +7,13 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.pool import pool_helpers as helpers
@@ -186,3 +189,60 @@ def test_a_fork_server_that_cannot_start_breaks_the_pool(make_pool) -> None:  # 
     with pytest.raises(WorkerStartError, match="fork server"):
         future.result(timeout=60)
     assert pool.broken
+
+
+def _connect_to(pool: Any) -> socket.socket:
+    peer = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    peer.settimeout(30)
+    peer.connect(pool._launcher.address)
+    return peer
+
+
+@pytest.mark.timeout(120)
+def test_a_silent_stranger_is_refused_without_a_word() -> None:
+    from forklift import Parallel, delayed
+    from forklift.pool import get_reusable_executor
+
+    pool = get_reusable_executor(2)
+    assert pool.warm_up(2) == 2
+    with _connect_to(pool) as stranger:
+        # The call needs no new worker; it waits only if a stranger holds the manager thread.
+        started = time.monotonic()
+        assert Parallel(n_jobs=2)(delayed(helpers.square)(i) for i in range(8)) == [
+            i * i for i in range(8)
+        ]
+        took = time.monotonic() - started
+        # Refused before any handshake: the pool closed the socket without sending its
+        # challenge (the manager never waited on a peer that says nothing).
+        assert stranger.recv(1024) == b""
+    assert took < 4.0  # the handshake's timeout, which a stranger used to cost, is 5 s
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="needs root to setuid")
+def test_a_process_of_another_user_is_refused(make_pool) -> None:  # type: ignore[no-untyped-def]
+    pool = make_pool(1)
+    assert pool.warm_up(1) == 1
+    address = pool._launcher.address
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: become nobody, connect, tell what the pool said
+        code = 1
+        try:
+            os.close(read_end)
+            os.setgid(65534)
+            os.setuid(65534)
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as peer:
+                peer.settimeout(30)
+                peer.connect(address)
+                os.write(write_end, b"said:" + peer.recv(1024))
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as answer:
+        said = answer.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert said == b"said:"  # closed without a word
+    assert pool.submit(helpers.square, 4).result(timeout=60) == 16

@@ -12,6 +12,7 @@ Imports only the standard library and forklift's stdlib-only modules.
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import os
 import pickle
@@ -28,6 +29,9 @@ from forklift.pool import _protocol as protocol
 
 __all__ = ["Launcher", "describe_exit_status"]
 
+logger = logging.getLogger("forklift.pool")
+
+_CREDENTIALS = struct.Struct("3i")  # struct ucred: pid, uid, gid
 _HANDSHAKE_TIMEOUT = struct.pack("ll", 5, 0)  # struct timeval: 5 s
 _NO_TIMEOUT = struct.pack("ll", 0, 0)
 # ``python -c`` puts the current directory ('') first on sys.path: a traceback.py planted there
@@ -186,8 +190,11 @@ class Launcher:
             client, _ = self.listener.accept()
         except (BlockingIOError, InterruptedError):
             return None
+        if not self._peer_is_our_worker(client):
+            client.close()  # before any handshake: a stranger cannot make the manager wait
+            return None
         client.setblocking(True)
-        # A peer that connects and then says nothing must not hang the manager thread: the
+        # A worker that connects and then says nothing must not hang the manager thread: the
         # handshake's reads time out (kernel-level, so the descriptor stays blocking).
         client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _HANDSHAKE_TIMEOUT)
         connection = Connection(client.detach())
@@ -209,6 +216,30 @@ class Launcher:
             return None
         return connection, worker_id, pid
 
+    def _peer_is_our_worker(self, client: socket.socket) -> bool:
+        """The kernel's word on who connected (``SO_PEERCRED``): our user, and a child of our
+        fork server. Any local process can reach the socket (abstract namespace: no file
+        permissions), and a silent one would hold the manager for the handshake's timeout."""
+        peer_credentials = getattr(socket, "SO_PEERCRED", None)
+        if peer_credentials is None:  # pragma: no cover - not Linux: the authkey guards alone
+            return True
+        try:
+            pid, uid, _ = _CREDENTIALS.unpack(
+                client.getsockopt(socket.SOL_SOCKET, peer_credentials, _CREDENTIALS.size)
+            )
+        except OSError:
+            return False
+        server = self.server
+        if uid != os.getuid() or server is None or _parent_of(pid) != server.pid:
+            logger.warning(
+                "refused a connection to the forklift pool's socket from pid %d (uid %d): "
+                "not one of this pool's workers",
+                pid,
+                uid,
+            )
+            return False
+        return True
+
     def close(self) -> None:
         self.forget_server()
         with contextlib.suppress(OSError):
@@ -218,6 +249,15 @@ class Launcher:
             import shutil
 
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            # "pid (name) state ppid ...": the name may hold spaces and parentheses.
+            return int(stat.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 _SIGNAL_HINTS = {
