@@ -174,6 +174,35 @@ def test_the_multiprocessing_backends_worker_packs_the_error() -> None:
     assert outcome.error.code == 9
 
 
+_REBUILD_ALLOWED = [True]
+
+
+def _rebuild_guarded(message: str) -> _Guarded:
+    if not _REBUILD_ALLOWED[0]:
+        raise RuntimeError("this process cannot rebuild it")
+    return _Guarded(message)
+
+
+class _Guarded(Exception):
+    """Rebuilds where it was raised, not where it is received (e.g. a module missing there)."""
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return _rebuild_guarded, (str(self),)
+
+
+def test_an_error_whose_own_pickle_fails_at_the_receiver_is_a_stand_in() -> None:
+    data = pickle.dumps(pack_error(_Guarded("the message")))
+    _REBUILD_ALLOWED[0] = False
+    try:
+        rebuilt = pickle.loads(data)
+    finally:
+        _REBUILD_ALLOWED[0] = True
+    assert isinstance(rebuilt, _Guarded)
+    assert type(rebuilt) is not _Guarded  # a stand-in subclass: it says so
+    assert "the message" in str(rebuilt)
+    assert "this process cannot rebuild it" in str(rebuilt)
+
+
 def test_the_remote_traceback_is_chained_once_at_the_end() -> None:
     from forklift.errors import RemoteTraceback
 

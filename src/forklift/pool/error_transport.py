@@ -20,7 +20,8 @@ when it has one, so the caller's ``except MyError`` matches.
 
 In the caller, rebuilding tries in order (the first that works wins):
 
-1. the exception pickled whole (its own ``__reduce__``, when it round-tripped in the worker);
+1. the exception pickled whole (its own ``__reduce__``, when it round-tripped in the worker;
+   only otherwise are its arguments and attributes sent apart, for 2 and 3);
 2. ``cls(*args)``, then its attributes (what pickle itself does);
 3. ``cls.__new__(cls, *args)``, then its attributes (an ``__init__`` with other parameters);
 4. a stand-in: an instance of a subclass of ``cls`` made here, whose message says that the
@@ -103,8 +104,10 @@ def _pack(error: BaseException, seen: set[int], depth: int) -> ErrorParcel:
     if not exact:
         lost.append(f"its class {_name(cls)} (it does not pickle; a base class stands in)")
     whole = _whole(error) if exact else None
-    args_blob = _dumps_lenient(tuple(error.args), "argument", lost)
-    state_blob = _dumps_lenient(dict(getattr(error, "__dict__", {})), "attribute", lost)
+    args_blob = state_blob = None
+    if whole is None:  # the parts are needed only when the whole does not round-trip
+        args_blob = _dumps_lenient(tuple(error.args), "argument", lost)
+        state_blob = _dumps_lenient(dict(getattr(error, "__dict__", {})), "attribute", lost)
     links: list[ErrorParcel | None] = []
     for linked in (error.__cause__, error.__context__):
         if linked is None or id(linked) in seen or depth >= _MAX_CHAIN:
@@ -129,6 +132,8 @@ def _pack(error: BaseException, seen: set[int], depth: int) -> ErrorParcel:
 
 def _class_blob(cls: type) -> tuple[bytes | None, bool]:
     """The class pickled; if it does not pickle, its nearest base class that does."""
+    if cls.__module__ == "builtins":
+        return None, True  # the receiver finds it by name (the builtin base field)
     for candidate in cls.__mro__:
         try:
             return _dumps(candidate), candidate is cls
@@ -196,8 +201,8 @@ def _unpack(
     class_blob: bytes | None,
     builtin_base: str,
     whole: bytes | None,
-    args_blob: bytes,
-    state_blob: bytes,
+    args_blob: bytes | None,
+    state_blob: bytes | None,
     message: str,
     cause: BaseException | None,
     context: BaseException | None,
@@ -213,7 +218,7 @@ def _unpack(
             error = pickle.loads(whole)
         except Exception as reason:
             problems.append(f"unpickling it failed: {reason!r}")
-    if error is None:
+    if error is None and args_blob is not None and state_blob is not None:
         error = _from_parts(cls, args_blob, state_blob, problems)
     if error is None:
         error = _stand_in(cls, message, problems)
