@@ -150,6 +150,19 @@ def test_a_cycle_in_the_chain_is_cut() -> None:
     assert rebuilt.__context__.__context__ is None
 
 
+def test_a_cause_that_is_also_the_context_stays_one_object() -> None:
+    try:
+        try:
+            raise KeyError("inner")
+        except KeyError as inner:
+            raise _TwoArguments(1, "outer") from inner
+    except _TwoArguments as outer:
+        rebuilt = _round_trip(outer)
+    assert type(rebuilt.__cause__) is KeyError
+    assert rebuilt.__context__ is rebuilt.__cause__
+    assert rebuilt.__suppress_context__ is True
+
+
 def test_an_unpicklable_argument_travels_as_its_repr() -> None:
     lock = threading.Lock()
     rebuilt = _round_trip(ValueError("with a lock", lock))

@@ -94,10 +94,13 @@ class ErrorParcel(BaseException):
 
 def pack_error(error: BaseException) -> ErrorParcel:
     """Pack a task's exception (and its ``__cause__``/``__context__`` chain) to send it."""
-    return _pack(error, {id(error)}, 0)
+    return _pack(error, {id(error): None}, 0)
 
 
-def _pack(error: BaseException, seen: set[int], depth: int) -> ErrorParcel:
+def _pack(error: BaseException, packed: dict[int, ErrorParcel | None], depth: int) -> ErrorParcel:
+    """``packed``: the links packed so far (None while in progress: a cycle, cut there). A link
+    met twice (``raise X from e`` in ``except ... as e`` makes ``e`` both the cause and the
+    context) reuses its parcel, so that pickle's memo makes it one object again."""
     lost: list[str] = []
     cls = type(error)
     class_blob, exact = _class_blob(cls)
@@ -110,11 +113,14 @@ def _pack(error: BaseException, seen: set[int], depth: int) -> ErrorParcel:
         state_blob = _dumps_lenient(dict(getattr(error, "__dict__", {})), "attribute", lost)
     links: list[ErrorParcel | None] = []
     for linked in (error.__cause__, error.__context__):
-        if linked is None or id(linked) in seen or depth >= _MAX_CHAIN:
+        if linked is None or depth >= _MAX_CHAIN:
             links.append(None)
-            continue
-        seen.add(id(linked))
-        links.append(_pack(linked, seen, depth + 1))
+        elif id(linked) in packed:
+            links.append(packed[id(linked)])
+        else:
+            packed[id(linked)] = None
+            packed[id(linked)] = _pack(linked, packed, depth + 1)
+            links.append(packed[id(linked)])
     fields = (
         class_blob,
         _builtin_base(cls).__name__,
@@ -127,7 +133,9 @@ def _pack(error: BaseException, seen: set[int], depth: int) -> ErrorParcel:
         error.__suppress_context__,
         tuple(lost),
     )
-    return ErrorParcel(fields)
+    parcel = ErrorParcel(fields)
+    packed[id(error)] = parcel
+    return parcel
 
 
 def _class_blob(cls: type) -> tuple[bytes | None, bool]:
