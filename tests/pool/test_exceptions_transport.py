@@ -105,6 +105,14 @@ def test_task_failure_and_retry_on_see_the_class(received: Any) -> None:
 
 
 @pytest.mark.timeout(300)
+def test_a_main_class_of_a_result_is_the_callers_class_untouched(received: Any) -> None:
+    _, checks = received
+    # Not a copy, and its methods not replaced by the worker's copies (whose globals are not
+    # the script's: the caller's counter would stay at 0).
+    assert checks["result_class"] == {"exact": True, "method_kept": True, "bumped": 1}
+
+
+@pytest.mark.timeout(300)
 def test_process_pool_submit_keeps_the_class(received: Any) -> None:
     backend, checks = received
     if backend != "loky":

@@ -16,7 +16,7 @@ the chain as parcels of its own, and the exception pickled whole when that round
 worker. The parcel is an exception whose ``__reduce__`` names :func:`_unpack`, so it can travel
 inside any pickled result (a batch outcome) and turns back into the task's exception wherever
 it is unpickled. A class from ``__main__`` unpickles as the caller's own class of that name
-when it has one, so the caller's ``except MyError`` matches.
+when it has one (see :mod:`.main_classes`), so the caller's ``except MyError`` matches.
 
 In the caller, rebuilding tries in order (the first that works wins):
 
@@ -31,50 +31,21 @@ Rejected: sending only the traceback text and a generic error (what a crash repo
 ``except MyError`` and ``retry_on`` stop working); pickling with a custom reducer for every
 result (it would slow every task to help the rare exception found among results).
 
-Imports only the standard library and cloudpickle (a worker loads it).
+Imports only the standard library and :mod:`.main_classes` (a worker loads it).
 """
 
 from __future__ import annotations
 
 import builtins
-import io
 import pickle
-import sys
 from typing import Any
 
-import cloudpickle
+from forklift.pool.main_classes import dumps as _dumps
 
 __all__ = ["ErrorParcel", "attach_remote_traceback", "pack_error"]
 
 # A chain longer than this (or a cycle) is cut: the rest stays in the traceback text.
 _MAX_CHAIN = 32
-
-
-class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]
-    """cloudpickle, except that a class of ``__main__`` is looked up in the receiver's own
-    ``__main__`` first (by-value copy only as a fallback)."""
-
-    def reducer_override(self, obj: Any) -> Any:
-        if isinstance(obj, type) and obj.__module__ == "__main__":
-            return _main_class, (obj.__qualname__, cloudpickle.dumps(obj, protocol=5))
-        return super().reducer_override(obj)
-
-
-def _dumps(obj: object) -> bytes:
-    with io.BytesIO() as file:
-        _Pickler(file, protocol=5).dump(obj)
-        return file.getvalue()
-
-
-def _main_class(qualname: str, by_value: bytes) -> type:
-    """In the receiver: its own ``__main__`` class of that name, else the copy sent."""
-    found: Any = sys.modules.get("__main__")
-    for part in qualname.split("."):
-        found = getattr(found, part, None)
-    if isinstance(found, type) and (found.__module__, found.__qualname__) == ("__main__", qualname):
-        return found
-    cls: type = pickle.loads(by_value)
-    return cls
 
 
 class ErrorParcel(BaseException):

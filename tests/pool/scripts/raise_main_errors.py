@@ -39,7 +39,16 @@ class HoldsLock(Exception):
         self.count = 7
 
 
-ATTEMPTS = []
+COUNTER = {"bumped": 0}
+
+
+class Result:
+    def bump(self):
+        COUNTER["bumped"] += 1
+
+
+def make_result(x):
+    return Result()
 
 
 def raise_my_error(x):
@@ -91,6 +100,16 @@ def flaky(path):
 
 
 def main(backend, attempted):
+    method_before = Result.bump
+    results = Parallel(n_jobs=2, backend=backend)(delayed(make_result)(i) for i in range(2))
+    Result().bump()  # the caller's own method, with the caller's own globals
+    report(
+        "result_class",
+        exact=all(type(result) is Result for result in results),
+        method_kept=Result.bump is method_before,
+        bumped=COUNTER["bumped"],
+    )
+
     error = run(raise_my_error, backend)
     report(
         "my_error", exact=type(error) is MyError, caught=isinstance(error, MyError), text=str(error)
