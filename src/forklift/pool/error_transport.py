@@ -235,7 +235,7 @@ def _from_parts(
     try:
         error = cls(*args)
     except Exception as reason:
-        problems.append(f"{cls.__name__}(*{args!r}) raised {reason!r}")
+        problems.append(f"{cls.__name__}(*{_safe_repr(args)}) raised {reason!r}")
         try:
             error = cls.__new__(cls, *args)
             error.args = args
