@@ -224,6 +224,23 @@ def test_an_error_whose_own_pickle_fails_at_the_receiver_is_a_stand_in() -> None
     assert "this process cannot rebuild it" in str(rebuilt)
 
 
+def test_the_multiprocessing_backend_names_an_unpicklable_result_before_an_error() -> None:
+    import cloudpickle
+
+    from forklift.config import Settings
+    from forklift.errors import TaskPicklingError
+    from forklift.parallel.backends.base import Batch
+    from forklift.parallel.backends.multiprocessing import _run_pickled_batch
+
+    calls = [(threading.Lock, (), {}), (_raise_two_arguments, (), {})]
+    batch = Batch(0, 0, calls, Settings())
+    outcome = pickle.loads(_run_pickled_batch(cloudpickle.dumps(batch)))
+    # The first problem in the batch's order is the lock that cannot travel back.
+    assert isinstance(outcome.error, TaskPicklingError)
+    assert outcome.error_task == 0
+    assert "lock" in str(outcome.error)
+
+
 def test_the_remote_traceback_is_chained_once_at_the_end() -> None:
     from forklift.errors import RemoteTraceback
 
