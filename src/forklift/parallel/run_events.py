@@ -7,6 +7,7 @@ import time
 
 from forklift.errors import RemoteTraceback
 from forklift.parallel.backends.base import Batch, BatchOutcome, describe_call
+from forklift.pool.error_transport import attach_remote_traceback
 from forklift.progress.events import BatchFailed
 
 __all__ = ["failure_event", "task_ends", "task_error", "task_names"]
@@ -61,9 +62,12 @@ def task_error(batch: Batch, outcome: BatchOutcome) -> BaseException:
     call = batch.calls[outcome.error_task]
     task_number = batch.first_task + outcome.error_task
     where = f"task {task_number}, {describe_call(call)}(), on worker {outcome.worker}"
-    if error.__traceback__ is None and error.__cause__ is None:
-        # It came from another process: its traceback survives only as text.
-        error.__cause__ = RemoteTraceback(f"Error in {where}:\n{outcome.error_traceback}")
+    if error.__traceback__ is None:
+        # It came from another process: its traceback survives only as text (chained last,
+        # after the causes that came with it).
+        attach_remote_traceback(
+            error, RemoteTraceback(f"Error in {where}:\n{outcome.error_traceback}")
+        )
     note = f"[forklift] raised in {where}"
     add_note = getattr(error, "add_note", None)
     if add_note is not None and note not in getattr(error, "__notes__", ()):

@@ -12,6 +12,8 @@ Imports only the standard library and forklift's stdlib-only modules.
 from __future__ import annotations
 
 import contextlib
+import logging
+import multiprocessing
 import os
 import pickle
 import secrets
@@ -27,12 +29,22 @@ from forklift.pool import _protocol as protocol
 
 __all__ = ["Launcher", "describe_exit_status"]
 
+logger = logging.getLogger("forklift.pool")
+
+_CREDENTIALS = struct.Struct("3i")  # struct ucred: pid, uid, gid
 _HANDSHAKE_TIMEOUT = struct.pack("ll", 5, 0)  # struct timeval: 5 s
 _NO_TIMEOUT = struct.pack("ll", 0, 0)
-_BOOT = (
-    "import sys; sys.path.insert(0, sys.argv[3]); "
-    "from forklift.pool._server import main; main(int(sys.argv[1]), int(sys.argv[2]))"
-)
+# ``python -c`` puts the current directory ('') first on sys.path: a traceback.py planted there
+# would run in the server and every worker. So the boot removes it before importing anything
+# (sys is built in), then puts forklift's own folder first. (``-P`` does the same from Python
+# 3.11 on, but 3.10 has no such flag; the caller's path replaces this one once it arrives.)
+_BOOT = """import sys
+if sys.path and sys.path[0] == "":
+    del sys.path[0]
+sys.path.insert(0, sys.argv[3])
+from forklift.pool._server import main
+main(int(sys.argv[1]), int(sys.argv[2]))
+"""
 
 
 class Launcher:
@@ -99,6 +111,7 @@ class Launcher:
             "address": self.address,
             "authkey": self.authkey,
             "sys_path": list(sys.path),
+            "caller_pid": os.getpid(),
             "preload": self._preload,
             "idle_preload": self._idle_preload,
         }
@@ -117,9 +130,14 @@ class Launcher:
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
-        while view:
-            written = os.write(self._command_fd, view)
-            view = view[written:]
+        try:
+            while view:
+                written = os.write(self._command_fd, view)
+                view = view[written:]
+        except BrokenPipeError:
+            # The server is gone (it may have failed to start): the end of its reports tells
+            # the pool, which counts the workers it was starting as failed starts.
+            pass
 
     def read_reports(self) -> list[tuple[str, int, int]] | None:
         """Reports ready now: ``("F", worker_id, pid)`` and ``("X", pid, status)``.
@@ -143,6 +161,9 @@ class Launcher:
     def close_commands(self) -> None:
         """Tell the server to wind down: it exits once its workers have exited."""
         if self._command_fd >= 0:
+            # Said, not only closed: a child forked from the caller may hold the pipe open.
+            with contextlib.suppress(OSError):
+                os.write(self._command_fd, b"Q\n")
             with contextlib.suppress(OSError):
                 os.close(self._command_fd)
             self._command_fd = -1
@@ -169,8 +190,11 @@ class Launcher:
             client, _ = self.listener.accept()
         except (BlockingIOError, InterruptedError):
             return None
+        if not self._peer_is_our_worker(client):
+            client.close()  # before any handshake: a stranger cannot make the manager wait
+            return None
         client.setblocking(True)
-        # A peer that connects and then says nothing must not hang the manager thread: the
+        # A worker that connects and then says nothing must not hang the manager thread: the
         # handshake's reads time out (kernel-level, so the descriptor stays blocking).
         client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _HANDSHAKE_TIMEOUT)
         connection = Connection(client.detach())
@@ -181,12 +205,40 @@ class Launcher:
             if kind != protocol.HELLO:
                 raise ValueError(f"unexpected first message {kind!r}")
             (pid,) = struct.unpack("<Q", payload)
+            # Only now, over the authenticated socket: the caller's multiprocessing key (never
+            # on a command line or in the environment, where other users could read it).
+            caller_key = bytes(multiprocessing.current_process().authkey)
+            protocol.send(connection, protocol.AUTHKEY, 0, caller_key)
             with socket.socket(fileno=os.dup(connection.fileno())) as again:
                 again.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _NO_TIMEOUT)
         except Exception:
             connection.close()
             return None
         return connection, worker_id, pid
+
+    def _peer_is_our_worker(self, client: socket.socket) -> bool:
+        """The kernel's word on who connected (``SO_PEERCRED``): our user, and a child of our
+        fork server. Any local process can reach the socket (abstract namespace: no file
+        permissions), and a silent one would hold the manager for the handshake's timeout."""
+        peer_credentials = getattr(socket, "SO_PEERCRED", None)
+        if peer_credentials is None:  # pragma: no cover - not Linux: the authkey guards alone
+            return True
+        try:
+            pid, uid, _ = _CREDENTIALS.unpack(
+                client.getsockopt(socket.SOL_SOCKET, peer_credentials, _CREDENTIALS.size)
+            )
+        except OSError:
+            return False
+        server = self.server
+        if uid != os.getuid() or server is None or _parent_of(pid) != server.pid:
+            logger.warning(
+                "refused a connection to the forklift pool's socket from pid %d (uid %d): "
+                "not one of this pool's workers",
+                pid,
+                uid,
+            )
+            return False
+        return True
 
     def close(self) -> None:
         self.forget_server()
@@ -197,6 +249,15 @@ class Launcher:
             import shutil
 
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            # "pid (name) state ppid ...": the name may hold spaces and parentheses.
+            return int(stat.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 _SIGNAL_HINTS = {

@@ -20,6 +20,7 @@ from multiprocessing.reduction import recvfds, sendfds
 from typing import Final
 
 __all__ = [
+    "AUTHKEY",
     "DEFINE",
     "DEFINE_SHARED",
     "EXIT",
@@ -42,6 +43,9 @@ DEFINE: Final = ord("D")  # number = token, payload = pickled shared object
 # number = token, payload = layout; followed by a memfd passed with SCM_RIGHTS (see .sharing)
 DEFINE_SHARED: Final = ord("S")
 FORGET: Final = ord("F")  # payload = pickled list of tokens to drop
+# payload = the caller's multiprocessing authkey, raw; first of all, so that Manager proxies in
+# INIT's initargs and in tasks can talk to the caller's managers (see .._launcher)
+AUTHKEY: Final = ord("A")
 INIT: Final = ord("I")  # payload = pickled WorkerConfig
 EXIT: Final = ord("X")  # finish what was received, then exit
 # worker -> parent

@@ -21,6 +21,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from forklift.errors import RemoteTraceback, TaskPicklingError
+from forklift.pool.error_transport import attach_remote_traceback
 from forklift.pool.sharing import SharingScope, load_shared_definition
 
 __all__ = [
@@ -135,8 +136,7 @@ def settle(settled: list[tuple[Task, bool, Any]]) -> None:
                 task.future.set_result(value)
         else:
             remote_error, text = value
-            if remote_error.__cause__ is None:
-                remote_error.__cause__ = RemoteTraceback(text)
+            attach_remote_traceback(remote_error, RemoteTraceback(text))
             fail(task.future, remote_error)
 
 

@@ -13,13 +13,22 @@ is single-threaded, so forking it is safe and cheap; each child becomes a worker
 
 Channels (file descriptors inherited from the pool)::
 
-    pool --commands fd--> server    "S <worker id>\\n": fork a worker; EOF: wind down and exit
+    pool --commands fd--> server    "S <worker id>\\n": fork a worker; "Q\\n" or EOF: wind down
+                                    and exit
     server --reports fd--> pool     "F <worker id> <pid>\\n" forked, "X <pid> <status>\\n" exited
     worker --unix socket--> pool    the worker connects back itself (see ._worker)
 
 The server reaps its children, so the pool learns each worker's exit status (signal or exit
 code) from the reports even though the workers are not its own children. Each worker is the
 leader of its own process group, so killing the group kills whatever the task started.
+
+The server also watches its caller itself, not only the command pipe: a child the caller
+forked (``multiprocessing``'s fork start method) inherits the pipe's write end and would keep
+it open after the caller died. It holds a pidfd of the caller (readable when the caller
+exits; no other process holds it), or, where there is no pidfd, checks ``getppid()`` every
+half second. When the caller is gone it kills its workers at once - their results have
+nobody to go to - and exits. (``PR_SET_PDEATHSIG`` was rejected: it fires when the *thread*
+that started the server exits, so a pool started from a short-lived thread would lose it.)
 
 Imports only the standard library and :mod:`._worker`.
 """
@@ -41,6 +50,8 @@ from typing import Any
 __all__ = ["main"]
 
 _SHUTDOWN_GRACE_SECONDS = 3.0
+# Without a pidfd, how often the server checks that its caller is still its parent.
+_CALLER_POLL_SECONDS = 0.5
 
 
 def main(command_fd: int, report_fd: int) -> None:
@@ -62,18 +73,25 @@ def main(command_fd: int, report_fd: int) -> None:
     os.set_blocking(wake_write, False)
     signal.set_wakeup_fd(wake_write)
     signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+    caller_pid: int = config["caller_pid"]
+    caller_fd = _watch_caller(caller_pid)
+    watched = [command_fd, wake_read] + ([caller_fd] if caller_fd >= 0 else [])
     children: set[int] = set()
     buffer = b""
     open_channel = True
     while open_channel:
         try:
-            timeout = 0.0 if preloads else None
-            readable, _, _ = select.select([command_fd, wake_read], [], [], timeout)
+            timeout = 0.0 if preloads else (None if caller_fd >= 0 else _CALLER_POLL_SECONDS)
+            readable, _, _ = select.select(watched, [], [], timeout)
         except InterruptedError:
             continue
+        if caller_fd in readable or (caller_fd < 0 and os.getppid() != caller_pid):
+            _wind_down(children, -1, grace=0.0)  # the caller is gone: nobody wants results
+            return
         if not readable:
-            with contextlib.suppress(Exception):  # a failed optional preload only costs speed
-                importlib.import_module(preloads.pop(0))
+            if preloads:
+                with contextlib.suppress(Exception):  # a failed optional preload only costs speed
+                    importlib.import_module(preloads.pop(0))
             continue
         if wake_read in readable:
             with contextlib.suppress(BlockingIOError):
@@ -89,12 +107,29 @@ def main(command_fd: int, report_fd: int) -> None:
             line, buffer = buffer.split(b"\n", 1)
             if line.startswith(b"S "):
                 worker_id = int(line[2:])
-                pid = _fork_worker(
-                    run_worker, config, worker_id, (command_fd, report_fd, wake_read, wake_write)
-                )
+                fds = (command_fd, report_fd, wake_read, wake_write, caller_fd)
+                pid = _fork_worker(run_worker, config, worker_id, fds)
                 children.add(pid)
                 _report(report_fd, f"F {worker_id} {pid}\n")
-    _wind_down(children, report_fd)
+            elif line == b"Q":  # quit: as if the channel closed (a forked child may hold it)
+                open_channel = False
+    _wind_down(children, report_fd, grace=_SHUTDOWN_GRACE_SECONDS)
+
+
+def _watch_caller(caller_pid: int) -> int:
+    """A pidfd of the caller, or -1 (then the loop polls ``getppid()``); exits if it is gone."""
+    if os.getppid() != caller_pid:
+        raise SystemExit(0)  # the caller died before we got here
+    pidfd_open = getattr(os, "pidfd_open", None)
+    if pidfd_open is None:  # pragma: no cover - not Linux, or Python built without it
+        return -1
+    try:
+        fd: int = pidfd_open(caller_pid)
+    except OSError:  # pragma: no cover - a kernel before 5.3
+        return -1
+    if os.getppid() != caller_pid:  # it died meanwhile: the pid may name another process now
+        raise SystemExit(0)
+    return fd
 
 
 def _read_config(command_fd: int) -> dict[str, Any]:
@@ -126,7 +161,8 @@ def _fork_worker(
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         for fd in fds:
-            os.close(fd)
+            if fd >= 0:
+                os.close(fd)
         code = run_worker(config["address"], config["authkey"], worker_id)
     except BaseException:
         with contextlib.suppress(Exception):
@@ -156,9 +192,9 @@ def _report(report_fd: int, line: str) -> None:
         os.write(report_fd, line.encode())
 
 
-def _wind_down(children: set[int], report_fd: int) -> None:
+def _wind_down(children: set[int], report_fd: int, grace: float) -> None:
     """The pool closed the channel: give workers a moment to exit, then kill their groups."""
-    deadline = time.monotonic() + _SHUTDOWN_GRACE_SECONDS
+    deadline = time.monotonic() + grace
     while children and time.monotonic() < deadline:
         _reap(children, report_fd)
         if children:

@@ -19,6 +19,7 @@ the fork server can preload it cheaply.
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 import os
 import pickle
 import queue
@@ -35,6 +36,7 @@ import cloudpickle
 from forklift._support.worker_state import run_initializer
 from forklift.errors import TaskPicklingError
 from forklift.pool import _protocol as protocol
+from forklift.pool.error_transport import pack_error
 from forklift.pool.sharing import WORKER_OBJECTS, load_shared_definition, pack_result
 
 __all__ = ["WorkerConfig", "run_worker"]
@@ -127,6 +129,11 @@ def _serve(
         elif kind == protocol.FORGET:
             for token in pickle.loads(payload):
                 WORKER_OBJECTS.pop(token, None)
+        elif kind == protocol.AUTHKEY:
+            # The caller's key, so that Manager proxies (a Queue for progress, a dict) unpickled
+            # here can authenticate to the caller's managers: a worker forked from the fork
+            # server does not inherit the caller's key as a forked child of the caller would.
+            multiprocessing.current_process().authkey = bytes(payload)
         elif kind == protocol.INIT:
             config = pickle.loads(payload)
             try:
@@ -213,16 +220,9 @@ def _run_task(connection: Connection, task_id: int, payload: bytes | memoryview)
 
 def _dump_error(error: BaseException) -> bytes:
     text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-    try:
-        data: bytes = cloudpickle.dumps((error, text), protocol=5)
-        return data
-    except BaseException as pickling_error:
-        stand_in = RuntimeError(
-            f"{type(error).__module__}.{type(error).__qualname__}: {error} "
-            f"(the original error could not be pickled: {pickling_error})"
-        )
-        data = cloudpickle.dumps((stand_in, text), protocol=5)
-        return data
+    # The parcel always pickles: what of the error does not pickle travels as text.
+    data: bytes = cloudpickle.dumps((pack_error(error), text), protocol=5)
+    return data
 
 
 def _describe(function: object) -> str:

@@ -680,6 +680,14 @@ class ProcessPool(Executor):
             if reports is None:
                 selector.unregister(launcher.report_fd)
                 launcher.forget_server()
+                if self._spawning:  # it died before the workers it was starting said hello
+                    self._failed_starts += 1
+                    if self._failed_starts >= _MAX_FAILED_STARTS:
+                        error = WorkerStartError(
+                            "forklift's fork server keeps exiting before its workers start "
+                            "(its own error, if it printed one, is on stderr)"
+                        )
+                        self._break(error, settled)
                 self._spawning.clear()
                 # Workers whose exit we were waiting to hear about: we never will.
                 for worker in list(self._dying.values()):

@@ -29,6 +29,7 @@ from typing import Any
 
 import cloudpickle
 
+from forklift.pool import main_classes
 from forklift.pool.shared_arrays import ArrayFiles, is_numpy_array, write_at
 
 __all__ = [
@@ -129,7 +130,8 @@ def pack_result(obj: Any) -> Definition:
         buffers.append(buffer)
         return False
 
-    data = cloudpickle.dumps(obj, protocol=5, buffer_callback=keep_large_apart)
+    # The caller's __main__ classes arrive as the caller's own (see .main_classes).
+    data = main_classes.dumps(obj, buffer_callback=keep_large_apart)
     if not buffers:
         return Definition(inline=data)
     return _to_memfd(data, [buffer.raw() for buffer in buffers])

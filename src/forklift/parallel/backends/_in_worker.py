@@ -12,6 +12,7 @@ from typing import Any
 
 from forklift.errors import TaskPicklingError
 from forklift.parallel.backends.base import Batch, BatchOutcome, describe_call, run_batch
+from forklift.pool.error_transport import pack_error
 
 __all__ = ["WORKER_MODULE", "run_batch_in_worker"]
 
@@ -65,14 +66,9 @@ def run_batch_in_worker(batch: Batch) -> BatchOutcome:
     """Runs in a worker: the batch, and errors made fit to travel back."""
     outcome = run_batch(batch, worker_of="loky")
     if outcome.error is not None:
-        try:
-            pickle.dumps(outcome.error, protocol=5)
-        except Exception as reason:
-            error = outcome.error
-            outcome.error = RuntimeError(
-                f"{type(error).__module__}.{type(error).__qualname__}: {error} (the original "
-                f"error could not be pickled: {reason})"
-            )
+        # Unpickled in the caller, the parcel is the task's exception again (its own class,
+        # attributes and chain; see forklift.pool.error_transport).
+        outcome.error = pack_error(outcome.error)
         return outcome
     return _WorkerOutcome(
         **_outcome_fields(outcome), calls=batch.calls, first_task=batch.first_task

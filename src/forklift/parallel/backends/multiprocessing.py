@@ -38,6 +38,7 @@ from forklift.parallel.backends.base import (
     describe_call,
     run_batch,
 )
+from forklift.pool.error_transport import pack_error
 from forklift.pool.shared_arrays import ArrayFiles, dumps_with_arrays
 
 __all__ = ["MultiprocessingBackend"]
@@ -178,6 +179,8 @@ def _run_pickled_batch(payload: bytes) -> bytes:
     """Runs in a worker: unpickle a batch, run it, pickle its outcome (or say what failed)."""
     batch: Batch = pickle.loads(payload)
     outcome = run_batch(batch, worker_of=MultiprocessingBackend.name)
+    if outcome.error is not None:  # its class, attributes and chain travel intact
+        outcome.error = pack_error(outcome.error)
     try:
         data: bytes = cloudpickle.dumps(outcome, protocol=5)
         return data
@@ -188,20 +191,16 @@ def _run_pickled_batch(payload: bytes) -> bytes:
                 cloudpickle.dumps(result, protocol=5)
             except Exception:
                 break
-        problem: BaseException = TaskPicklingError(
+        # The error (if any) always pickles (packed above): a result, earlier in the batch,
+        # is what did not; it is the batch's first failure.
+        problem = TaskPicklingError(
             f"the result of {describe_call(batch.calls[position])}() could not be pickled to "
             f"send it back from the worker: {reason}"
         )
-        if outcome.error is not None:
-            problem = RuntimeError(
-                f"{type(outcome.error).__qualname__}: {outcome.error} (the original error "
-                f"could not be pickled: {reason})"
-            )
-            position = outcome.error_task
         failure = BatchOutcome(
             outcome.results[:position],
             error=problem,
-            error_traceback=outcome.error_traceback or f"{problem}\n",
+            error_traceback=f"TaskPicklingError: {problem}\n",
             error_task=position,
             started=outcome.started,
             finished=outcome.finished,
