@@ -289,10 +289,10 @@ def test_task_timeout_kills_the_stuck_worker(tmp_path: Path) -> None:
     pid_file = str(tmp_path / "stuck.pid")
     started = time.monotonic()
     with pytest.raises(TaskTimeoutError, match="sleep_for"):
-        Parallel(n_jobs=2, task_timeout=1.0)(
+        Parallel(n_jobs=2, task_timeout=3.0)(
             delayed(sleep_for)(s, pid_file) for s in (0.01, 30, 0.01)
         )
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 20
     stuck = int(Path(pid_file).read_text())
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and psutil.pid_exists(stuck):
