@@ -116,7 +116,7 @@ class UnknownBackendError(ConfigurationError):
         ...     Parallel(backend="threads")
         ... except UnknownBackendError as error:
         ...     print(error)
-        unknown backend 'threads'; known backends are: ...threading... Register your own ...
+        Invalid backend: 'threads', expected one of the known backends (known backends are: ...
     """
 
 

@@ -5,7 +5,8 @@ Order of decisions:
 1. A backend passed to ``Parallel`` wins; else the innermost ``parallel_config``'s; else the
    default (``loky``, forklift's process pool), or ``threading`` when ``prefer="threads"``.
    Inside a worker, a call that names no backend uses the outer backend's nested backend, so
-   nested calls do not multiply workers.
+   nested calls do not multiply workers. A backend written for joblib is adapted; a
+   ``multiprocessing`` context means the ``multiprocessing`` backend with that context.
 2. ``require="sharedmem"`` needs workers that share memory: a backend without that capability
    is replaced by ``threading`` - unless it was passed to ``Parallel`` explicitly, which is an
    error (the two wishes contradict each other).
@@ -23,6 +24,7 @@ from forklift.config import Settings, validate_n_jobs
 from forklift.errors import ConfigurationError
 from forklift.parallel.backends import registry
 from forklift.parallel.backends.base import Backend
+from forklift.parallel.backends.joblib_style import is_multiprocessing_context
 
 __all__ = ["Selection", "select_backend"]
 
@@ -48,13 +50,10 @@ def select_backend(
     backend: Backend
     if isinstance(choice, str):
         backend = registry.create_backend(choice, params)
+    elif is_multiprocessing_context(choice):
+        backend = registry.create_backend("multiprocessing", {**params, "context": choice})
     else:
-        if not isinstance(choice, Backend):
-            raise ConfigurationError(
-                f"backend must be a backend name ({', '.join(registry.known_backend_names())}) "
-                f"or a backend instance, got {choice!r}"
-            )
-        backend = choice
+        backend = registry.as_backend(choice)
 
     if settings.require == "sharedmem" and not backend.capabilities.shares_memory:
         if explicit_backend:
