@@ -12,17 +12,24 @@ explicitly" from "left at its default" for parameters whose default is not ``Non
 returns a marked copy of the value that reads, compares and prints like the value itself.
 
 This room imports only :mod:`forklift.errors` and :mod:`forklift._support`; it knows backend
-*names*, never backend classes (those live two layers up).
+*names*, never backend classes (those live two layers up). What entering a block must also do
+with backends - refuse an unknown name or an ``inner_max_num_threads`` the backend ignores,
+route joblib (and so scikit-learn) to the configured backend - is plugged in from above:
+:data:`PLUGIN_MODULES` are imported at the first ``__enter__`` and register
+:func:`add_enter_hook` hooks. Loading them by name keeps ``import forklift`` light and this
+room free of upward imports; an entry-point-like seam, not a hidden cycle.
 """
 
 from __future__ import annotations
 
 import contextvars
 import dataclasses
+import importlib
 import numbers
 import operator
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
@@ -32,11 +39,14 @@ from forklift.errors import ConfigurationError
 __all__ = [
     "PREFER_VALUES",
     "REQUIRE_VALUES",
+    "EnterHook",
     "Settings",
+    "add_enter_hook",
     "current_settings",
     "default",
     "entered_settings",
     "is_default",
+    "load_plugins",
     "parallel_backend",
     "parallel_config",
     "resolve_settings",
@@ -60,6 +70,28 @@ class _DefaultStr(str):
 
     __slots__ = ()
 
+
+class _DefaultNone:
+    """The default of ``parallel_config(n_jobs=...)``: "inherit", told apart from an
+    explicit ``None``, which resets ``n_jobs`` to the backend's default as in joblib."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "default(None)"
+
+
+class _Reset:
+    """Passed to :func:`resolve_settings`: set this parameter back to ``None``."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "RESET"
+
+
+INHERIT_NONE: Final[Any] = _DefaultNone()
+RESET: Final[Any] = _Reset()
 
 _T = TypeVar("_T", int, str)
 
@@ -108,6 +140,7 @@ _CURRENT: contextvars.ContextVar[Settings] = contextvars.ContextVar(
     "forklift_settings",
     default=Settings(),  # noqa: B039
 )
+_PRISTINE: Final = Settings()
 # Parameters whose explicit None means "inherit" rather than "set to None".
 _NONE_MEANS_UNSET: Final = frozenset(
     {"backend", "n_jobs", "temp_folder", "prefer", "require", "inner_max_num_threads"}
@@ -133,11 +166,11 @@ def resolve_settings(base: Settings | None = None, **explicit: Any) -> Settings:
             if value:
                 changes[name] = {**settings.backend_params, **value}
             continue
-        if type(value) in (_DefaultInt, _DefaultStr):
+        if type(value) in (_DefaultInt, _DefaultStr) or value is INHERIT_NONE:
             continue
         if value is None and name in _NONE_MEANS_UNSET:
             continue
-        changes[name] = value
+        changes[name] = None if value is RESET else value
     if not changes:
         return settings
     resolved = dataclasses.replace(settings, **changes)
@@ -164,7 +197,8 @@ def validate_n_jobs(n_jobs: object) -> int | None:
         )
     if number == 0:
         raise ConfigurationError(
-            "n_jobs=0 has no meaning: use a positive number of workers, -1 for all CPUs, "
+            "n_jobs == 0 in Parallel has no meaning: use a positive number of workers, -1 for "
+            "all CPUs, "
             "-2 for all but one, or None for the configured default"
         )
     return number
@@ -174,10 +208,16 @@ def validate_settings(settings: Settings) -> None:
     """Raise ConfigurationError naming the first setting that cannot be used."""
     validate_n_jobs(settings.n_jobs)
     if settings.prefer not in PREFER_VALUES:
-        raise ConfigurationError(f"prefer must be one of {PREFER_VALUES}, got {settings.prefer!r}")
+        # "prefer=... is not a valid backend hint" is joblib's phrase; code matches on it.
+        raise ConfigurationError(
+            f"prefer={settings.prefer} is not a valid backend hint, expected one of "
+            f"{PREFER_VALUES}: 'threads' or 'processes' suggests a kind of worker, None leaves "
+            "the choice to the backend"
+        )
     if settings.require not in REQUIRE_VALUES:
         raise ConfigurationError(
-            f"require must be one of {REQUIRE_VALUES}, got {settings.require!r}"
+            f"require={settings.require} is not a valid backend constraint, expected one of "
+            f"{REQUIRE_VALUES}: 'sharedmem' asks for workers that share the caller's memory"
         )
     if settings.mmap_mode not in MMAP_MODES:
         raise ConfigurationError(
@@ -197,6 +237,41 @@ def validate_settings(settings: Settings) -> None:
         raise ConfigurationError("backend must be a backend name or instance, got ''")
 
 
+# A hook sees the settings a block is about to put in force and the names that block set
+# itself; it raises to refuse the block, or returns a context manager to hold open with it.
+EnterHook = Callable[[Settings, frozenset[str]], AbstractContextManager[object] | None]
+
+# Modules that register enter hooks, imported on the first __enter__ (see the module doc).
+PLUGIN_MODULES: Final = ("forklift.integrations.config_hooks",)
+_hooks: list[EnterHook] = []
+_plugins_lock = threading.Lock()
+_plugins_loaded = False
+
+
+def add_enter_hook(hook: EnterHook) -> None:
+    """Run ``hook`` whenever a ``parallel_config`` block is entered (once per hook)."""
+    with _plugins_lock:
+        if hook not in _hooks:
+            _hooks.append(hook)
+
+
+def load_plugins() -> None:
+    """Import :data:`PLUGIN_MODULES` once (they register hooks and name lookups)."""
+    global _plugins_loaded
+    if not _plugins_loaded:
+        with _plugins_lock:
+            loading, _plugins_loaded = not _plugins_loaded, True
+        if loading:
+            for module in PLUGIN_MODULES:
+                importlib.import_module(module)
+
+
+def _enter_hooks() -> list[EnterHook]:
+    load_plugins()
+    with _plugins_lock:
+        return list(_hooks)
+
+
 @contextmanager
 def entered_settings(settings: Settings) -> Iterator[Settings]:
     """Run a block with ``settings`` in force (used to re-enter a snapshot inside workers)."""
@@ -210,8 +285,13 @@ def entered_settings(settings: Settings) -> Iterator[Settings]:
 class parallel_config:
     """Set defaults for every ``Parallel`` call made inside a ``with`` block.
 
-    Inner blocks inherit what they do not set from outer ones. The block changes only the
+    Inner blocks inherit what they do not set from outer ones; ``n_jobs=None`` given
+    explicitly resets to the backend's default, as in joblib. The block changes only the
     current thread or asyncio task. An argument given to ``Parallel`` itself always wins.
+    Entering the block checks the backend: an unknown name, or ``inner_max_num_threads`` for
+    a backend that cannot honour it, raises there. When joblib is installed, joblib code
+    run inside a block that names a backend - scikit-learn's ``n_jobs`` - runs on that
+    forklift backend too (see :mod:`forklift.integrations.joblib`).
 
     Examples:
         >>> from forklift import Parallel, delayed, parallel_config
@@ -228,7 +308,7 @@ class parallel_config:
         self,
         backend: Any = None,
         *,
-        n_jobs: int | None = None,
+        n_jobs: int | None = INHERIT_NONE,
         verbose: int = default(0),
         temp_folder: str | None = None,
         max_nbytes: int | str | None = default("1M"),
@@ -240,7 +320,7 @@ class parallel_config:
     ) -> None:
         self._explicit: dict[str, Any] = dict(
             backend=backend,
-            n_jobs=n_jobs,
+            n_jobs=RESET if n_jobs is None else n_jobs,
             verbose=verbose,
             temp_folder=temp_folder,
             max_nbytes=max_nbytes,
@@ -252,7 +332,13 @@ class parallel_config:
         )
         # Validate now, so a bad value fails where it is written, not at first use.
         self._settings = resolve_settings(Settings(), **self._explicit)
+        self._set_here = frozenset(
+            name
+            for name, value in self._explicit.items()
+            if resolve_settings(_PRISTINE, **{name: value}) is not _PRISTINE
+        )
         self._token: contextvars.Token[Settings] | None = None
+        self._held: ExitStack | None = None
 
     @property
     def settings(self) -> Settings:
@@ -262,8 +348,20 @@ class parallel_config:
     def __enter__(self) -> parallel_config:
         if self._token is not None:
             raise ConfigurationError("this parallel_config block is already entered")
-        self._settings = resolve_settings(**self._explicit)
-        self._token = _CURRENT.set(self._settings)
+        settings = resolve_settings(**self._explicit)
+        hooks = _enter_hooks()
+        held = ExitStack()
+        token = _CURRENT.set(settings)
+        try:
+            for hook in hooks:
+                context = hook(settings, self._set_here)
+                if context is not None:
+                    held.enter_context(context)
+        except BaseException:
+            held.close()
+            _CURRENT.reset(token)
+            raise
+        self._settings, self._token, self._held = settings, token, held
         return self
 
     def __exit__(
@@ -273,8 +371,13 @@ class parallel_config:
         traceback: TracebackType | None,
     ) -> None:
         if self._token is not None:
-            _CURRENT.reset(self._token)
-            self._token = None
+            held, self._held = self._held, None
+            try:
+                if held is not None:
+                    held.close()
+            finally:
+                _CURRENT.reset(self._token)
+                self._token = None
 
 
 class parallel_backend(parallel_config):

@@ -102,7 +102,7 @@ class ConfigurationError(ForkliftError, ValueError):
         ...     Parallel(n_jobs=0)
         ... except ValueError as error:          # a ConfigurationError is a ValueError
         ...     print(error)
-        n_jobs=0 has no meaning: use a positive number of workers, -1 for all CPUs, ...
+        n_jobs == 0 in Parallel has no meaning: use a positive number of workers, -1 for all ...
     """
 
 
@@ -116,7 +116,7 @@ class UnknownBackendError(ConfigurationError):
         ...     Parallel(backend="threads")
         ... except UnknownBackendError as error:
         ...     print(error)
-        Invalid backend: 'threads', expected one of the known backends (known backends are: ...
+        Invalid backend: threads, expected one of [...'threading']: no backend is registered ...
     """
 
 

@@ -318,8 +318,10 @@ class Parallel:
     ) -> Iterator[list[Any]]:
         if not self._running.acquire(blocking=False):
             raise ParallelStateError(
-                "this Parallel is already running a call (perhaps a generator from an earlier "
-                "call that was not exhausted or closed); wait for it, or make a new Parallel"
+                # "This Parallel instance is already running" is joblib's phrase.
+                "This Parallel instance is already running a call (perhaps a generator from an "
+                "earlier call that was not exhausted or closed); wait for it, or make a new "
+                "Parallel"
             )
         try:
             self._check_usable()

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from forklift.config import load_plugins
 from forklift.errors import ConfigurationError, MissingDependencyError, UnknownBackendError
 from forklift.parallel.backends.base import Backend
 from forklift.parallel.backends.joblib_style import JoblibStyleBackend, is_joblib_style
@@ -169,6 +170,10 @@ def find_factory(name: str) -> Callable[..., Any]:
     with _lock:
         factory = _factories.get(canonical_name(name))
         lookups = list(_lookups)
+    if factory is None and not lookups:
+        load_plugins()  # they add lookups (joblib's registry)
+        with _lock:
+            lookups = list(_lookups)
     for lookup in lookups:
         if factory is not None:
             break
@@ -176,9 +181,9 @@ def find_factory(name: str) -> Callable[..., Any]:
     if factory is None:
         # "Invalid backend: ..., expected one of" is joblib's phrase; code matches on it.
         raise UnknownBackendError(
-            f"Invalid backend: {name!r}, expected one of the known backends (known backends "
-            f"are: {', '.join(known_backend_names())}). Register your own with "
-            "forklift.register_parallel_backend(name, factory)."
+            f"Invalid backend: {name}, expected one of {known_backend_names()}: no backend "
+            "is registered under that name; register your own with "
+            "forklift.register_parallel_backend(name, factory)"
         )
     return factory
 
