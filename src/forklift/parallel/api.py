@@ -109,7 +109,8 @@ class Parallel:
     """Run an iterable of delayed calls in parallel and collect their results.
 
     Parameters follow joblib's ``Parallel``: ``n_jobs`` (None: configured, else 1; -1 all
-    CPUs), ``backend`` (a name or instance), ``return_as`` ("list", "generator" or
+    CPUs), ``backend`` (a name; a backend instance, forklift's or one written for joblib; or a
+    ``multiprocessing`` context), ``return_as`` ("list", "generator" or
     "generator_unordered"), ``verbose``, ``timeout`` (seconds for the whole call),
     ``pre_dispatch`` (batches kept in flight: int, "all" or an expression in ``n_jobs``),
     ``batch_size`` ("auto" or int), ``temp_folder``, ``max_nbytes``, ``mmap_mode``,
@@ -170,7 +171,7 @@ class Parallel:
     def __init__(
         self,
         n_jobs: int | None = None,
-        backend: str | Backend | None = None,
+        backend: str | Backend | Any = None,
         return_as: ReturnAs = "list",
         verbose: int = default(0),
         timeout: float | None = None,
