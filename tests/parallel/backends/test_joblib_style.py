@@ -113,6 +113,47 @@ class DuckBackend:
         self.terminated = True
 
 
+class _Job:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+
+class FirstJobOnlyBackend:
+    """No result callbacks, results read with a timeout; runs only the first job it is given
+    and holds the others forever - as a backend whose pool an abort tore down would."""
+
+    supports_retrieve_callback = False
+    supports_timeout = True
+    uses_threads = True
+
+    def effective_n_jobs(self, n_jobs: int) -> int:
+        return max(1, n_jobs)
+
+    def configure(self, n_jobs: int = 1, parallel: Any = None, **kwargs: Any) -> int:
+        self.started = False
+        return n_jobs
+
+    def submit(self, func: Any, callback: Any = None) -> _Job:
+        job = _Job()
+        if not self.started:
+            self.started = True
+            try:
+                job.value = func()
+            except BaseException as error:  # pragma: no cover - batches report errors
+                job.error = error
+            job.done.set()
+        return job
+
+    def retrieve_result(self, job: _Job, timeout: float | None = None) -> Any:
+        if not job.done.wait(timeout):
+            raise TimeoutError
+        if job.error is not None:  # pragma: no cover
+            raise job.error
+        return job.value
+
+
 def test_a_joblib_subclass_instance_runs_the_calls() -> None:
     PoolBackend.configured_with = []
     names = Parallel(n_jobs=2, backend=PoolBackend())(delayed(thread_name)(i) for i in range(6))
@@ -182,3 +223,12 @@ def test_a_multiprocessing_context_is_a_backend_with_that_start_method() -> None
 def test_an_object_that_is_no_backend_is_refused_clearly() -> None:
     with pytest.raises(ConfigurationError, match="joblib-style backend"):
         Parallel(n_jobs=2, backend=object())
+
+
+def test_result_threads_end_when_a_run_is_aborted() -> None:
+    # The first task fails; the batches held by the backend never complete. The threads
+    # waiting for them must end anyway (the leak guard fails the test otherwise).
+    with pytest.raises(KeyError, match="three"):
+        Parallel(n_jobs=2, backend=FirstJobOnlyBackend(), batch_size=1)(
+            delayed(fail_on_three)(x) for x in [3, 0, 1, 2]
+        )

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import pickle
 import threading
 import uuid
@@ -50,6 +51,8 @@ __all__ = ["JoblibStyleBackend", "is_joblib_style", "is_multiprocessing_context"
 
 logger = logging.getLogger("forklift.parallel")
 
+# How often a result thread without callbacks looks whether its batch was given up.
+_POLL_SECONDS = 0.2
 # What joblib's Parallel itself calls on every backend; the adapter needs the same.
 _REQUIRED_METHODS = ("effective_n_jobs", "configure")
 
@@ -200,8 +203,12 @@ class JoblibStyleBackend:
             self._send(task, lambda out: self._settle(future, out))
         else:
             job = self._send(task, None)
+            # A daemon: a backend that never answers must not keep the interpreter alive.
             threading.Thread(
-                target=self._wait_for, args=(future, job), name="forklift-joblib-result"
+                target=self._wait_for,
+                args=(future, job),
+                name="forklift-joblib-result",
+                daemon=True,
             ).start()
         return future
 
@@ -271,14 +278,30 @@ class JoblibStyleBackend:
         _resolve(future, outcome)
 
     def _wait_for(self, future: Future[BatchOutcome], job: Any) -> None:
-        """For backends without result callbacks: block on ``retrieve_result`` in a thread."""
-        try:
-            retrieve = getattr(self.inner, "retrieve_result", None)
-            outcome = retrieve(job) if callable(retrieve) else job.get()
-        except BaseException as error:
-            _fail(future, error)
+        """For backends without result callbacks: wait on ``retrieve_result`` in a thread.
+
+        A backend that takes a timeout is polled, so that the thread ends once the batch was
+        given up (an abort may leave a job that never completes); one that does not is
+        waited on outright, as ``joblib.Parallel`` would.
+        """
+        retrieve: Any = getattr(self.inner, "retrieve_result", None)
+        polled = callable(retrieve) and bool(getattr(self.inner, "supports_timeout", False))
+        while True:
+            try:
+                if polled:
+                    outcome = retrieve(job, timeout=_POLL_SECONDS)
+                else:
+                    outcome = retrieve(job) if callable(retrieve) else job.get()
+            except (TimeoutError, multiprocessing.TimeoutError) as error:
+                if polled and not future.done():
+                    continue
+                _fail(future, error)
+                return
+            except BaseException as error:
+                _fail(future, error)
+                return
+            _resolve(future, outcome)
             return
-        _resolve(future, outcome)
 
     def _forget(self, future: Future[BatchOutcome]) -> None:
         with self._lock:
@@ -292,8 +315,6 @@ class JoblibStyleBackend:
 
 def _joblib_backend_kwargs(settings: Settings) -> dict[str, Any]:
     """The keyword arguments ``joblib.Parallel`` passes to ``configure``, from settings."""
-    import multiprocessing
-
     max_nbytes = settings.max_nbytes
     return {
         "max_nbytes": None if max_nbytes is None else parse_bytes(max_nbytes, name="max_nbytes"),
