@@ -185,14 +185,24 @@ def as_integer(value: object) -> int | None:
     return operator.index(value)
 
 
+def _converts_to_int(value: object) -> bool:
+    try:
+        int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def validate_n_jobs(n_jobs: object) -> int | None:
     """Check ``n_jobs`` is None or a non-zero integer; return it as ``int``."""
     if n_jobs is None:
         return None
     number = as_integer(n_jobs)
     if number is None:
+        # joblib says "n_jobs could not be converted to int" where int() fails; keep it there.
+        lead = "" if _converts_to_int(n_jobs) else "n_jobs could not be converted to int: "
         raise ConfigurationError(
-            f"n_jobs must be an integer (-1 for all CPUs) or None, got {n_jobs!r} "
+            f"{lead}n_jobs must be an integer (-1 for all CPUs) or None, got {n_jobs!r} "
             f"of type {type(n_jobs).__name__}"
         )
     if number == 0:

@@ -35,6 +35,16 @@ def test_n_jobs_zero() -> None:
         Parallel(n_jobs=0)
 
 
+def test_n_jobs_that_int_cannot_convert() -> None:
+    with pytest.raises(ValueError, match="n_jobs could not be converted to int"):
+        Parallel(n_jobs="many")  # type: ignore[arg-type]
+
+
+def test_invalid_return_as() -> None:
+    with pytest.raises(ValueError, match="Expected `return_as` parameter to be a string equal to"):
+        Parallel(return_as="lists")  # type: ignore[arg-type]
+
+
 def test_sharedmem_with_a_process_backend() -> None:
     with pytest.raises(ValueError, match="does not support shared memory"):
         Parallel(n_jobs=2, backend="loky", require="sharedmem")

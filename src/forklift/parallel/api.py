@@ -437,7 +437,12 @@ def _length(iterable: Iterable[Any]) -> int | None:
 
 def _check_return_as(value: object) -> ReturnAs:
     if value not in RETURN_AS:
-        raise ConfigurationError(f"return_as must be one of {RETURN_AS}, got {value!r}")
+        # joblib's phrase first ("Expected `return_as` parameter ..."); code matches on it.
+        raise ConfigurationError(
+            'Expected `return_as` parameter to be a string equal to "list","generator" or '
+            f'"generator_unordered", but got {value} instead: return_as must be one of '
+            f"{RETURN_AS}"
+        )
     return value
 
 
