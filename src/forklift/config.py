@@ -31,8 +31,15 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
+from forklift._support.defaults import (
+    INHERIT_NONE,
+    RESET,
+    default,
+    is_default,
+    is_default_marker,
+)
 from forklift._support.sizes import parse_bytes
 from forklift.errors import ConfigurationError
 
@@ -57,60 +64,6 @@ __all__ = [
 PREFER_VALUES: Final = (None, "processes", "threads")
 REQUIRE_VALUES: Final = (None, "sharedmem")
 MMAP_MODES: Final = (None, "r+", "r", "w+", "c")
-
-
-class _DefaultInt(int):
-    """An ``int`` default value that was not passed by the caller."""
-
-    __slots__ = ()
-
-
-class _DefaultStr(str):
-    """A ``str`` default value that was not passed by the caller."""
-
-    __slots__ = ()
-
-
-class _DefaultNone:
-    """The default of ``parallel_config(n_jobs=...)``: "inherit", told apart from an
-    explicit ``None``, which resets ``n_jobs`` to the backend's default as in joblib."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "default(None)"
-
-
-class _Reset:
-    """Passed to :func:`resolve_settings`: set this parameter back to ``None``."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "RESET"
-
-
-INHERIT_NONE: Final[Any] = _DefaultNone()
-RESET: Final[Any] = _Reset()
-
-_T = TypeVar("_T", int, str)
-
-
-def default(value: _T) -> _T:
-    """Mark ``value`` as a signature default, so explicit arguments can be told apart.
-
-    >>> v = default(0)
-    >>> v == 0, is_default(v), is_default(0)
-    (True, True, False)
-    """
-    if isinstance(value, str):
-        return _DefaultStr(value)
-    return _DefaultInt(value)
-
-
-def is_default(value: object) -> bool:
-    """True for ``None`` and for values made by :func:`default`: "not set by the caller"."""
-    return value is None or type(value) in (_DefaultInt, _DefaultStr)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,7 +119,7 @@ def resolve_settings(base: Settings | None = None, **explicit: Any) -> Settings:
             if value:
                 changes[name] = {**settings.backend_params, **value}
             continue
-        if type(value) in (_DefaultInt, _DefaultStr) or value is INHERIT_NONE:
+        if is_default_marker(value):
             continue
         if value is None and name in _NONE_MEANS_UNSET:
             continue
