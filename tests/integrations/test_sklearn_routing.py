@@ -100,3 +100,11 @@ def test_a_backend_registered_with_joblib_only_is_found_by_name() -> None:
         forklift.delayed(abs)(-i) for i in range(5)
     )
     assert results == [0, 1, 2, 3, 4]
+
+
+def test_a_joblib_style_backend_named_by_the_block_goes_to_joblib_as_it_is() -> None:
+    backend = joblib.parallel.ThreadingBackend()
+    with parallel_config(backend=backend, n_jobs=2):
+        active, n_jobs = joblib.parallel.get_active_backend()
+    assert active is backend
+    assert n_jobs == 2
