@@ -232,3 +232,31 @@ def test_result_threads_end_when_a_run_is_aborted() -> None:
         Parallel(n_jobs=2, backend=FirstJobOnlyBackend(), batch_size=1)(
             delayed(fail_on_three)(x) for x in [3, 0, 1, 2]
         )
+
+
+class SwitchedImports(forklift.ParallelBackendBase):
+    """A joblib backend whose author switched the import to forklift's base class: its own
+    configure() marks it as written for joblib's interface."""
+
+    supports_retrieve_callback = True
+    uses_threads = True
+
+    def configure(self, n_jobs: int = 1, parallel: Any = None, **kwargs: Any) -> int:
+        self._executor = ThreadPoolExecutor(n_jobs, thread_name_prefix="switched")
+        return n_jobs
+
+    def submit(self, func: Any, callback: Any = None) -> Future[Any]:  # type: ignore[override]
+        future = self._executor.submit(func)
+        future.add_done_callback(callback)
+        return future
+
+    def retrieve_result_callback(self, out: Future[Any]) -> Any:
+        return out.result()
+
+    def terminate(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
+def test_a_joblib_style_subclass_of_forklifts_base_class() -> None:
+    names = Parallel(n_jobs=2, backend=SwitchedImports())(delayed(thread_name)(i) for i in range(4))
+    assert all(name.startswith("switched") for name in names)
