@@ -161,8 +161,7 @@ def validate_n_jobs(n_jobs: object) -> int | None:
     if number == 0:
         raise ConfigurationError(
             "n_jobs == 0 in Parallel has no meaning: use a positive number of workers, -1 for "
-            "all CPUs, "
-            "-2 for all but one, or None for the configured default"
+            "all CPUs, -2 for all but one, or None for the configured default"
         )
     return number
 
@@ -208,6 +207,7 @@ EnterHook = Callable[[Settings, frozenset[str]], AbstractContextManager[object] 
 PLUGIN_MODULES: Final = ("forklift.integrations.config_hooks",)
 _hooks: list[EnterHook] = []
 _plugins_lock = threading.Lock()
+_loading_lock = threading.Lock()
 _plugins_loaded = False
 
 
@@ -221,12 +221,14 @@ def add_enter_hook(hook: EnterHook) -> None:
 def load_plugins() -> None:
     """Import :data:`PLUGIN_MODULES` once (they register hooks and name lookups)."""
     global _plugins_loaded
-    if not _plugins_loaded:
-        with _plugins_lock:
-            loading, _plugins_loaded = not _plugins_loaded, True
-        if loading:
+    if _plugins_loaded:
+        return
+    # Another thread waits here until the hooks are all in; a failed import is retried.
+    with _loading_lock:
+        if not _plugins_loaded:
             for module in PLUGIN_MODULES:
                 importlib.import_module(module)
+            _plugins_loaded = True
 
 
 def _enter_hooks() -> list[EnterHook]:

@@ -124,6 +124,10 @@ def register_parallel_backend(
 ) -> None:
     """Make ``backend=name`` use ``factory(**backend_params)``; optionally the default.
 
+    ``factory`` may be a forklift backend class, or a backend class written for joblib (a
+    subclass of joblib's ``ParallelBackendBase``, such as ray's ``RayBackend``): forklift
+    adapts the latter (see :mod:`forklift.parallel.backends.joblib_style`).
+
     Examples:
         >>> from forklift import Parallel, delayed, register_parallel_backend
         >>> from forklift.parallel.backends.threads import ThreadingBackend
