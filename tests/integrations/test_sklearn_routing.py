@@ -108,3 +108,12 @@ def test_a_joblib_style_backend_named_by_the_block_goes_to_joblib_as_it_is() -> 
         active, n_jobs = joblib.parallel.get_active_backend()
     assert active is backend
     assert n_jobs == 2
+
+
+def test_the_older_parallel_backend_spelling_routes_too() -> None:
+    # The seed tutorials' spelling: "control the backend ... using parallel_backend".
+    X, y = data()
+    with forklift.parallel_backend("counting-threads", n_jobs=2):
+        scores = cross_val_score(LogisticRegression(), X, y, cv=3)
+    assert len(scores) == 3
+    assert CountingThreads.submitted > 0
