@@ -100,8 +100,8 @@ def route_joblib(
         True
     """
     joblib = _import_joblib()
-    if joblib is None:
-        return None
+    if joblib is None or not hasattr(joblib, "parallel_config"):
+        return None  # not installed, or older than joblib 1.3: nothing to route through
     config: dict[str, Any] = {}
     if settings.n_jobs is not None or "n_jobs" in set_here:
         config["n_jobs"] = settings.n_jobs
