@@ -39,8 +39,12 @@ def local_ray() -> Iterator[None]:
     if ray.is_initialized():  # pragma: no cover - someone else's ray; do not shut it down
         pytest.skip("a ray instance is already running in this process")
     from joblib.externals.loky.backend import resource_tracker
+    from joblib.pool import PicklingPool
 
     resource_tracker.ensure_running()  # joblib's pool helper lives as long as this process
+    # ray's backend rebases joblib's PicklingPool onto ray's Pool for good (in joblib too);
+    # put it back afterwards, or joblib's own multiprocessing backend would start a ray.
+    original_bases = PicklingPool.__bases__
     ray.init(
         num_cpus=2,
         include_dashboard=False,
@@ -54,6 +58,7 @@ def local_ray() -> Iterator[None]:
         Parallel(n_jobs=2, backend="ray-joblib")(delayed(abs)(i) for i in range(4))  # warm up
         yield
     finally:
+        PicklingPool.__bases__ = original_bases
         ray.shutdown()
         time.sleep(1)  # let ray's processes go before the leak guard looks
 
