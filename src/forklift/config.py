@@ -93,7 +93,6 @@ _CURRENT: contextvars.ContextVar[Settings] = contextvars.ContextVar(
     "forklift_settings",
     default=Settings(),  # noqa: B039
 )
-_PRISTINE: Final = Settings()
 # Parameters whose explicit None means "inherit" rather than "set to None".
 _NONE_MEANS_UNSET: Final = frozenset(
     {"backend", "n_jobs", "temp_folder", "prefer", "require", "inner_max_num_threads"}
@@ -115,20 +114,26 @@ def resolve_settings(base: Settings | None = None, **explicit: Any) -> Settings:
     settings = current_settings() if base is None else base
     changes: dict[str, Any] = {}
     for name, value in explicit.items():
+        if not _is_passed(name, value):
+            continue
         if name == "backend_params":
-            if value:
-                changes[name] = {**settings.backend_params, **value}
-            continue
-        if is_default_marker(value):
-            continue
-        if value is None and name in _NONE_MEANS_UNSET:
-            continue
-        changes[name] = None if value is RESET else value
+            changes[name] = {**settings.backend_params, **value}
+        else:
+            changes[name] = None if value is RESET else value
     if not changes:
         return settings
     resolved = dataclasses.replace(settings, **changes)
     validate_settings(resolved)
     return resolved
+
+
+def _is_passed(name: str, value: object) -> bool:
+    """Whether ``value`` given for parameter ``name`` overrides what is inherited."""
+    if name == "backend_params":
+        return bool(value)
+    if is_default_marker(value):
+        return False
+    return not (value is None and name in _NONE_MEANS_UNSET)
 
 
 def as_integer(value: object) -> int | None:
@@ -298,9 +303,7 @@ class parallel_config:
         # Validate now, so a bad value fails where it is written, not at first use.
         self._settings = resolve_settings(Settings(), **self._explicit)
         self._set_here = frozenset(
-            name
-            for name, value in self._explicit.items()
-            if resolve_settings(_PRISTINE, **{name: value}) is not _PRISTINE
+            name for name, value in self._explicit.items() if _is_passed(name, value)
         )
         self._token: contextvars.Token[Settings] | None = None
         self._held: ExitStack | None = None
