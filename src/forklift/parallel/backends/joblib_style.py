@@ -23,7 +23,8 @@ What the adapter keeps of joblib's interface and what it leaves to forklift:
   stops; ``get_nested_backend`` is not consulted: nested calls follow forklift's rule (the
   adapter's ``nested_backend`` capability).
 * A batch travels to a process-based backend as cloudpickle bytes, so lambdas and functions
-  defined in ``__main__`` work there as on forklift's own backends.
+  defined in ``__main__`` work there as on forklift's own backends; large numpy arrays travel
+  inside those bytes (not as memory maps: that is forklift's pool's and joblib's pools' job).
 
 This module imports no joblib: it recognises joblib-style objects by their methods, so a
 duck-typed backend works as well as a subclass of joblib's base class.
