@@ -86,6 +86,19 @@ def test_a_block_naming_no_backend_passes_n_jobs_to_joblib_and_nothing_else() ->
     assert type(backend).__name__ == "LokyBackend"  # joblib keeps its own backends
 
 
+def test_a_block_naming_no_backend_passes_its_prefer_hint_on() -> None:
+    with parallel_config(prefer="threads"):
+        backend, _ = joblib.parallel.get_active_backend()
+    assert type(backend).__name__ == "ThreadingBackend"
+
+
+def test_a_block_naming_a_forklift_backend_instance_routes_to_it() -> None:
+    X, y = data()
+    with parallel_config(backend=CountingThreads(), n_jobs=2):
+        cross_val_score(LogisticRegression(), X, y, cv=3)
+    assert CountingThreads.submitted > 0
+
+
 def test_joblib_is_left_alone_once_the_block_ends() -> None:
     with parallel_config(backend="counting-threads", n_jobs=2):
         inside, _ = joblib.parallel.get_active_backend()

@@ -4,12 +4,12 @@ scikit-learn parallelises through joblib, not through forklift. Inside a
 ``forklift.parallel_config`` block that names a backend, joblib code runs on that forklift
 backend with nothing else to do: entering the block (see :func:`route_joblib`, hooked in by
 :mod:`forklift.integrations.config_hooks`) enters a ``joblib.parallel_config`` whose backend is
-this module's bridge. A block that names no backend passes only ``n_jobs`` on (joblib keeps its
-own backends and its ``prefer`` hints). joblib is imported then - once, about 0.2 s - if it is
-installed and not imported yet; ``import forklift`` never imports it. Backend names forklift
-does not know are looked up in joblib's registry from then on (``register_spark()`` makes
-``backend="spark"`` work in forklift), and a joblib-style backend named by a block is handed
-to joblib as it is.
+this module's bridge. A block that names no backend passes only ``n_jobs``, ``prefer``,
+``require`` and ``verbose`` on (joblib keeps its own backends). joblib is imported then - once,
+about 0.2 s - if it is installed and not imported yet; ``import forklift`` never imports it.
+Backend names forklift does not know are looked up in joblib's registry (``register_spark()``
+makes ``backend="spark"`` work in forklift), and a joblib-style backend named by a block is
+handed to joblib as it is.
 
 The bridge is also a joblib backend of its own, ``"forklift"``, for joblib code that asks
 for it by name; its batches go to a forklift backend (by default forklift's process pool,
@@ -105,6 +105,11 @@ def route_joblib(
     config: dict[str, Any] = {}
     if settings.n_jobs is not None or "n_jobs" in set_here:
         config["n_jobs"] = settings.n_jobs
+    # The settings joblib's parallel_config shares with forklift's, when a block set them.
+    for name in ("prefer", "require", "verbose"):
+        value = getattr(settings, name)
+        if value:
+            config[name] = value
     choice = settings.backend
     if choice is None and not config:
         return None
