@@ -79,7 +79,7 @@ def test_the_work_runs_in_forklifts_worker_processes() -> None:
         assert "forklift.pool" in command and "loky" not in command
 
 
-def test_a_block_naming_no_backend_passes_n_jobs_to_joblib_and_nothing_else() -> None:
+def test_a_block_naming_no_backend_passes_n_jobs_and_keeps_joblibs_backends() -> None:
     with parallel_config(n_jobs=2):
         backend, n_jobs = joblib.parallel.get_active_backend()
     assert n_jobs == 2
