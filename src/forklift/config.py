@@ -12,31 +12,48 @@ explicitly" from "left at its default" for parameters whose default is not ``Non
 returns a marked copy of the value that reads, compares and prints like the value itself.
 
 This room imports only :mod:`forklift.errors` and :mod:`forklift._support`; it knows backend
-*names*, never backend classes (those live two layers up).
+*names*, never backend classes (those live two layers up). What entering a block must also do
+with backends - refuse an unknown name or an ``inner_max_num_threads`` the backend ignores,
+route joblib (and so scikit-learn) to the configured backend - is plugged in from above:
+:data:`PLUGIN_MODULES` are imported at the first ``__enter__`` and register
+:func:`add_enter_hook` hooks. Loading them by name keeps ``import forklift`` light and this
+room free of upward imports; an entry-point-like seam, not a hidden cycle.
 """
 
 from __future__ import annotations
 
 import contextvars
 import dataclasses
+import importlib
 import numbers
 import operator
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
+from forklift._support.defaults import (
+    INHERIT_NONE,
+    RESET,
+    default,
+    is_default,
+    is_default_marker,
+)
 from forklift._support.sizes import parse_bytes
 from forklift.errors import ConfigurationError
 
 __all__ = [
     "PREFER_VALUES",
     "REQUIRE_VALUES",
+    "EnterHook",
     "Settings",
+    "add_enter_hook",
     "current_settings",
     "default",
     "entered_settings",
     "is_default",
+    "load_plugins",
     "parallel_backend",
     "parallel_config",
     "resolve_settings",
@@ -47,38 +64,6 @@ __all__ = [
 PREFER_VALUES: Final = (None, "processes", "threads")
 REQUIRE_VALUES: Final = (None, "sharedmem")
 MMAP_MODES: Final = (None, "r+", "r", "w+", "c")
-
-
-class _DefaultInt(int):
-    """An ``int`` default value that was not passed by the caller."""
-
-    __slots__ = ()
-
-
-class _DefaultStr(str):
-    """A ``str`` default value that was not passed by the caller."""
-
-    __slots__ = ()
-
-
-_T = TypeVar("_T", int, str)
-
-
-def default(value: _T) -> _T:
-    """Mark ``value`` as a signature default, so explicit arguments can be told apart.
-
-    >>> v = default(0)
-    >>> v == 0, is_default(v), is_default(0)
-    (True, True, False)
-    """
-    if isinstance(value, str):
-        return _DefaultStr(value)
-    return _DefaultInt(value)
-
-
-def is_default(value: object) -> bool:
-    """True for ``None`` and for values made by :func:`default`: "not set by the caller"."""
-    return value is None or type(value) in (_DefaultInt, _DefaultStr)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,20 +114,26 @@ def resolve_settings(base: Settings | None = None, **explicit: Any) -> Settings:
     settings = current_settings() if base is None else base
     changes: dict[str, Any] = {}
     for name, value in explicit.items():
+        if not _is_passed(name, value):
+            continue
         if name == "backend_params":
-            if value:
-                changes[name] = {**settings.backend_params, **value}
-            continue
-        if type(value) in (_DefaultInt, _DefaultStr):
-            continue
-        if value is None and name in _NONE_MEANS_UNSET:
-            continue
-        changes[name] = value
+            changes[name] = {**settings.backend_params, **value}
+        else:
+            changes[name] = None if value is RESET else value
     if not changes:
         return settings
     resolved = dataclasses.replace(settings, **changes)
     validate_settings(resolved)
     return resolved
+
+
+def _is_passed(name: str, value: object) -> bool:
+    """Whether ``value`` given for parameter ``name`` overrides what is inherited."""
+    if name == "backend_params":
+        return bool(value)
+    if is_default_marker(value):
+        return False
+    return not (value is None and name in _NONE_MEANS_UNSET)
 
 
 def as_integer(value: object) -> int | None:
@@ -152,20 +143,30 @@ def as_integer(value: object) -> int | None:
     return operator.index(value)
 
 
+def _converts_to_int(value: object) -> bool:
+    try:
+        int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def validate_n_jobs(n_jobs: object) -> int | None:
     """Check ``n_jobs`` is None or a non-zero integer; return it as ``int``."""
     if n_jobs is None:
         return None
     number = as_integer(n_jobs)
     if number is None:
+        # joblib says "n_jobs could not be converted to int" where int() fails; keep it there.
+        lead = "" if _converts_to_int(n_jobs) else "n_jobs could not be converted to int: "
         raise ConfigurationError(
-            f"n_jobs must be an integer (-1 for all CPUs) or None, got {n_jobs!r} "
+            f"{lead}n_jobs must be an integer (-1 for all CPUs) or None, got {n_jobs!r} "
             f"of type {type(n_jobs).__name__}"
         )
     if number == 0:
         raise ConfigurationError(
-            "n_jobs=0 has no meaning: use a positive number of workers, -1 for all CPUs, "
-            "-2 for all but one, or None for the configured default"
+            "n_jobs == 0 in Parallel has no meaning: use a positive number of workers, -1 for "
+            "all CPUs, -2 for all but one, or None for the configured default"
         )
     return number
 
@@ -174,10 +175,16 @@ def validate_settings(settings: Settings) -> None:
     """Raise ConfigurationError naming the first setting that cannot be used."""
     validate_n_jobs(settings.n_jobs)
     if settings.prefer not in PREFER_VALUES:
-        raise ConfigurationError(f"prefer must be one of {PREFER_VALUES}, got {settings.prefer!r}")
+        # "prefer=... is not a valid backend hint" is joblib's phrase; code matches on it.
+        raise ConfigurationError(
+            f"prefer={settings.prefer} is not a valid backend hint, expected one of "
+            f"{PREFER_VALUES}: 'threads' or 'processes' suggests a kind of worker, None leaves "
+            "the choice to the backend"
+        )
     if settings.require not in REQUIRE_VALUES:
         raise ConfigurationError(
-            f"require must be one of {REQUIRE_VALUES}, got {settings.require!r}"
+            f"require={settings.require} is not a valid backend constraint, expected one of "
+            f"{REQUIRE_VALUES}: 'sharedmem' asks for workers that share the caller's memory"
         )
     if settings.mmap_mode not in MMAP_MODES:
         raise ConfigurationError(
@@ -197,6 +204,44 @@ def validate_settings(settings: Settings) -> None:
         raise ConfigurationError("backend must be a backend name or instance, got ''")
 
 
+# A hook sees the settings a block is about to put in force and the names that block set
+# itself; it raises to refuse the block, or returns a context manager to hold open with it.
+EnterHook = Callable[[Settings, frozenset[str]], AbstractContextManager[object] | None]
+
+# Modules that register enter hooks, imported on the first __enter__ (see the module doc).
+PLUGIN_MODULES: Final = ("forklift.integrations.config_hooks",)
+_hooks: list[EnterHook] = []
+_plugins_lock = threading.Lock()
+_loading_lock = threading.Lock()
+_plugins_loaded = False
+
+
+def add_enter_hook(hook: EnterHook) -> None:
+    """Run ``hook`` whenever a ``parallel_config`` block is entered (once per hook)."""
+    with _plugins_lock:
+        if hook not in _hooks:
+            _hooks.append(hook)
+
+
+def load_plugins() -> None:
+    """Import :data:`PLUGIN_MODULES` once (they register hooks and name lookups)."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    # Another thread waits here until the hooks are all in; a failed import is retried.
+    with _loading_lock:
+        if not _plugins_loaded:
+            for module in PLUGIN_MODULES:
+                importlib.import_module(module)
+            _plugins_loaded = True
+
+
+def _enter_hooks() -> list[EnterHook]:
+    load_plugins()
+    with _plugins_lock:
+        return list(_hooks)
+
+
 @contextmanager
 def entered_settings(settings: Settings) -> Iterator[Settings]:
     """Run a block with ``settings`` in force (used to re-enter a snapshot inside workers)."""
@@ -210,8 +255,13 @@ def entered_settings(settings: Settings) -> Iterator[Settings]:
 class parallel_config:
     """Set defaults for every ``Parallel`` call made inside a ``with`` block.
 
-    Inner blocks inherit what they do not set from outer ones. The block changes only the
+    Inner blocks inherit what they do not set from outer ones; ``n_jobs=None`` given
+    explicitly resets to the backend's default, as in joblib. The block changes only the
     current thread or asyncio task. An argument given to ``Parallel`` itself always wins.
+    Entering the block checks the backend: an unknown name, or ``inner_max_num_threads`` for
+    a backend that cannot honour it, raises there. When joblib is installed, joblib code
+    run inside a block that names a backend - scikit-learn's ``n_jobs`` - runs on that
+    forklift backend too (see :mod:`forklift.integrations.joblib`).
 
     Examples:
         >>> from forklift import Parallel, delayed, parallel_config
@@ -228,7 +278,7 @@ class parallel_config:
         self,
         backend: Any = None,
         *,
-        n_jobs: int | None = None,
+        n_jobs: int | None = INHERIT_NONE,
         verbose: int = default(0),
         temp_folder: str | None = None,
         max_nbytes: int | str | None = default("1M"),
@@ -240,7 +290,7 @@ class parallel_config:
     ) -> None:
         self._explicit: dict[str, Any] = dict(
             backend=backend,
-            n_jobs=n_jobs,
+            n_jobs=RESET if n_jobs is None else n_jobs,
             verbose=verbose,
             temp_folder=temp_folder,
             max_nbytes=max_nbytes,
@@ -252,7 +302,11 @@ class parallel_config:
         )
         # Validate now, so a bad value fails where it is written, not at first use.
         self._settings = resolve_settings(Settings(), **self._explicit)
+        self._set_here = frozenset(
+            name for name, value in self._explicit.items() if _is_passed(name, value)
+        )
         self._token: contextvars.Token[Settings] | None = None
+        self._held: ExitStack | None = None
 
     @property
     def settings(self) -> Settings:
@@ -262,8 +316,20 @@ class parallel_config:
     def __enter__(self) -> parallel_config:
         if self._token is not None:
             raise ConfigurationError("this parallel_config block is already entered")
-        self._settings = resolve_settings(**self._explicit)
-        self._token = _CURRENT.set(self._settings)
+        settings = resolve_settings(**self._explicit)
+        hooks = _enter_hooks()
+        held = ExitStack()
+        token = _CURRENT.set(settings)
+        try:
+            for hook in hooks:
+                context = hook(settings, self._set_here)
+                if context is not None:
+                    held.enter_context(context)
+        except BaseException:
+            held.close()
+            _CURRENT.reset(token)
+            raise
+        self._settings, self._token, self._held = settings, token, held
         return self
 
     def __exit__(
@@ -273,8 +339,13 @@ class parallel_config:
         traceback: TracebackType | None,
     ) -> None:
         if self._token is not None:
-            _CURRENT.reset(self._token)
-            self._token = None
+            held, self._held = self._held, None
+            try:
+                if held is not None:
+                    held.close()
+            finally:
+                _CURRENT.reset(self._token)
+                self._token = None
 
 
 class parallel_backend(parallel_config):

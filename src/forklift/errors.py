@@ -106,7 +106,7 @@ class ConfigurationError(ForkliftError, ValueError):
         ...     Parallel(n_jobs=0)
         ... except ValueError as error:          # a ConfigurationError is a ValueError
         ...     print(error)
-        n_jobs=0 has no meaning: use a positive number of workers, -1 for all CPUs, ...
+        n_jobs == 0 in Parallel has no meaning: use a positive number of workers, -1 for all ...
     """
 
 
@@ -120,7 +120,7 @@ class UnknownBackendError(ConfigurationError):
         ...     Parallel(backend="threads")
         ... except UnknownBackendError as error:
         ...     print(error)
-        unknown backend 'threads'; known backends are: ...threading... Register your own ...
+        Invalid backend: threads, expected one of [...'threading']: no backend is registered ...
     """
 
 

@@ -91,12 +91,12 @@ def test_settings_are_per_asyncio_task() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"n_jobs": 0}, "n_jobs=0"),
+        ({"n_jobs": 0}, "n_jobs == 0 in Parallel has no meaning"),
         ({"n_jobs": "2"}, "n_jobs must be an integer"),
         ({"n_jobs": 1.5}, "n_jobs must be an integer"),
         ({"n_jobs": True}, "n_jobs must be an integer"),
-        ({"prefer": "gpu"}, "prefer must be one of"),
-        ({"require": "shared"}, "require must be one of"),
+        ({"prefer": "gpu"}, "prefer=gpu is not a valid backend hint"),
+        ({"require": "shared"}, "require=shared is not a valid backend constraint"),
         ({"mmap_mode": "rw"}, "mmap_mode must be one of"),
         ({"max_nbytes": "lots"}, "max_nbytes"),
         ({"verbose": "loud"}, "verbose must be an integer"),

@@ -1,8 +1,19 @@
 """Run joblib's ``Parallel`` - and so scikit-learn's ``n_jobs`` - on forklift's backends.
 
-scikit-learn parallelises through joblib, not through forklift. This module registers a
-joblib backend, ``"forklift"``, whose batches go to a forklift backend (by default forklift's
-process pool, ``"loky"``; or ``"threading"``, ``"dask"``, ``"ray"``, any registered name)::
+scikit-learn parallelises through joblib, not through forklift. Inside a
+``forklift.parallel_config`` block that names a backend, joblib code runs on that forklift
+backend with nothing else to do: entering the block (see :func:`route_joblib`, hooked in by
+:mod:`forklift.integrations.config_hooks`) enters a ``joblib.parallel_config`` whose backend is
+this module's bridge. A block that names no backend passes only ``n_jobs``, ``prefer``,
+``require`` and ``verbose`` on (joblib keeps its own backends). joblib is imported then - once,
+about 0.2 s - if it is installed and not imported yet; ``import forklift`` never imports it.
+Backend names forklift does not know are looked up in joblib's registry (``register_spark()``
+makes ``backend="spark"`` work in forklift), and a joblib-style backend named by a block is
+handed to joblib as it is.
+
+The bridge is also a joblib backend of its own, ``"forklift"``, for joblib code that asks
+for it by name; its batches go to a forklift backend (by default forklift's process pool,
+``"loky"``; or ``"threading"``, ``"dask"``, ``"ray"``, any registered name)::
 
     import forklift.integrations.joblib as forklift_joblib
     from joblib import parallel_config
@@ -18,25 +29,30 @@ How a joblib batch travels: joblib groups its calls into a batch callable and ha
 backend's protocol; the outcome's error (if any) re-raises in joblib with its own type and the
 worker's traceback chained. Batch sizes come from forklift's own estimator.
 
-joblib is imported here and only here, when :func:`register` or :func:`backend_class` runs;
-nothing else in forklift imports it.
+joblib is imported here and only here, when :func:`register`, :func:`backend_class` or
+:func:`route_joblib` runs; nothing else in forklift imports it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from contextlib import AbstractContextManager
+from types import ModuleType
 from typing import Any
 
-from forklift.config import current_settings
+from forklift.config import Settings, current_settings
 from forklift.errors import ConfigurationError, RemoteTraceback
+from forklift.parallel.backends import registry
 from forklift.parallel.backends.base import Backend, Batch, BatchOutcome
-from forklift.parallel.backends.registry import create_backend
+from forklift.parallel.backends.joblib_style import is_joblib_style, is_multiprocessing_context
 from forklift.parallel.batching import BatchSizer
 
-__all__ = ["backend_class", "register"]
+__all__ = ["backend_class", "joblib_registered", "register", "route_joblib"]
 
 _class_lock = threading.Lock()
 _backend_class: type[Any] | None = None
@@ -60,6 +76,84 @@ def register(name: str = "forklift", make_default: bool = False) -> None:
     import joblib
 
     joblib.register_parallel_backend(name, backend_class(), make_default=make_default)
+
+
+def route_joblib(
+    settings: Settings, set_here: frozenset[str]
+) -> AbstractContextManager[Any] | None:
+    """What entering a ``forklift.parallel_config`` block does for joblib (a config hook).
+
+    Returns a ``joblib.parallel_config`` to hold open with the block, or None when joblib is
+    not installed or the block leaves joblib alone.
+
+    Examples:
+        scikit-learn's ``n_jobs`` - here joblib's ``Parallel`` - runs on the forklift backend
+        the block names:
+
+        >>> import joblib, threading
+        >>> from forklift import parallel_config
+        >>> with parallel_config(backend="threading", n_jobs=2):
+        ...     names = joblib.Parallel()(
+        ...         joblib.delayed(lambda: threading.current_thread().name)() for _ in range(2)
+        ...     )
+        >>> all(name.startswith("forklift-") for name in names)
+        True
+    """
+    joblib = _import_joblib()
+    if joblib is None or not hasattr(joblib, "parallel_config"):
+        return None  # not installed, or older than joblib 1.3: nothing to route through
+    config: dict[str, Any] = {}
+    if settings.n_jobs is not None or "n_jobs" in set_here:
+        config["n_jobs"] = settings.n_jobs
+    # The settings joblib's parallel_config shares with forklift's, when a block set them.
+    for name in ("prefer", "require", "verbose"):
+        value = getattr(settings, name)
+        if value:
+            config[name] = value
+    choice = settings.backend
+    if choice is None and not config:
+        return None
+    if choice is None or is_multiprocessing_context(choice):
+        pass  # no forklift backend named: joblib keeps its own (and its prefer hints)
+    elif is_joblib_style(choice) or (isinstance(choice, str) and joblib_registered(choice)):
+        config["backend"] = choice  # joblib's own kind of backend: no need for the bridge
+    else:
+        config["backend"] = backend_class()(
+            forklift_backend=choice, **dict(settings.backend_params)
+        )
+    context: AbstractContextManager[Any] = joblib.parallel_config(**config)
+    return context
+
+
+def _import_joblib() -> ModuleType | None:
+    module = sys.modules.get("joblib")
+    if module is not None:
+        return module
+    if importlib.util.find_spec("joblib") is None:
+        return None
+    return importlib.import_module("joblib")
+
+
+def joblib_registered(name: str) -> Callable[..., Any] | None:
+    """A backend factory from joblib's registry for a name forklift's does not have (a name
+    lookup for :func:`forklift.parallel.backends.registry.add_name_lookup`).
+
+    Only a joblib already imported is asked: if it is not, nobody registered anything in it.
+
+    Examples:
+        >>> import joblib
+        >>> from forklift.integrations.joblib import joblib_registered
+        >>> joblib_registered("loky") is None  # a forklift name: forklift's own backend
+        True
+        >>> joblib.register_parallel_backend("joblib-threads", joblib.parallel.ThreadingBackend)
+        >>> joblib_registered("joblib-threads") is joblib.parallel.ThreadingBackend
+        True
+    """
+    joblib_parallel = sys.modules.get("joblib.parallel")
+    if joblib_parallel is None or name in registry.known_backend_names():
+        return None  # forklift's own names win (see forklift.parallel.backends.registry)
+    factory: Callable[..., Any] | None = getattr(joblib_parallel, "BACKENDS", {}).get(name)
+    return factory
 
 
 def backend_class() -> type[Any]:
@@ -101,13 +195,11 @@ def _build_backend_class() -> type[Any]:
         supports_retrieve_callback = True
         supports_timeout = True
         supports_inner_max_num_threads = False
-        uses_threads = False
-        supports_sharedmem = False
         default_n_jobs = 1
 
         def __init__(
             self,
-            forklift_backend: str = "loky",
+            forklift_backend: Any = "loky",
             nesting_level: int | None = None,
             inner_max_num_threads: int | None = None,
             **backend_params: Any,
@@ -115,20 +207,48 @@ def _build_backend_class() -> type[Any]:
             super().__init__(
                 nesting_level=nesting_level, inner_max_num_threads=inner_max_num_threads
             )
-            if not isinstance(forklift_backend, str):
-                raise ConfigurationError(
-                    f"forklift_backend must be a forklift backend name, got {forklift_backend!r}"
-                )
-            self._name = forklift_backend
+            self._choice = forklift_backend
             self._params = backend_params
-            self._backend: Backend = create_backend(forklift_backend, dict(backend_params))
+            self._made: Backend | None = None
             self._n_workers = 0
-            self._sizer = BatchSizer(self._backend.capabilities.batch_target_seconds)
+            self._sizer: BatchSizer | None = None
             self._n_batches = 0
+
+        @property
+        def _backend(self) -> Backend:
+            # Made on first use, not when a parallel_config block makes the bridge: entering
+            # a block must not fail (or connect to a cluster) for joblib code never run.
+            if self._made is None:
+                choice = self._choice
+                self._made = (
+                    registry.create_backend(choice, dict(self._params))
+                    if isinstance(choice, str)
+                    else registry.as_backend(choice)
+                )
+            return self._made
+
+        @property
+        def _name(self) -> str:
+            return self._backend.name
+
+        @property
+        def supports_sharedmem(self) -> bool:
+            # joblib swaps in its own threads for require="sharedmem" unless we share memory.
+            return self._backend.capabilities.shares_memory
+
+        @property
+        def uses_threads(self) -> bool:
+            return self._backend.capabilities.shares_memory
+
+        @property
+        def _batch_sizer(self) -> BatchSizer:
+            if self._sizer is None:
+                self._sizer = BatchSizer(self._backend.capabilities.batch_target_seconds)
+            return self._sizer
 
         def effective_n_jobs(self, n_jobs: int | None) -> int:
             if n_jobs == 0:
-                raise ConfigurationError("n_jobs == 0 has no meaning")
+                raise ConfigurationError("n_jobs == 0 in Parallel has no meaning")
             return max(1, self._backend.effective_n_jobs(1 if n_jobs is None else n_jobs))
 
         def configure(
@@ -140,7 +260,7 @@ def _build_backend_class() -> type[Any]:
             **backend_kwargs: Any,
         ) -> int:
             n_workers = self.effective_n_jobs(n_jobs)
-            if n_workers == 1 and self._name in ("loky", "processes", "threading"):
+            if n_workers == 1 and self._name in ("loky", "threading", "multiprocessing"):
                 raise FallbackToBackend(SequentialBackend(nesting_level=self.nesting_level))
             self.parallel = parallel
             self._n_workers = n_workers
@@ -171,10 +291,10 @@ def _build_backend_class() -> type[Any]:
             return out.result()
 
         def compute_batch_size(self) -> int:
-            return self._sizer.size
+            return self._batch_sizer.size
 
         def batch_completed(self, batch_size: int, duration: float) -> None:
-            self._sizer.observe(batch_size, duration)
+            self._batch_sizer.observe(batch_size, duration)
 
         def abort_everything(self, ensure_ready: bool = True) -> None:
             self._backend.abort()
@@ -183,7 +303,7 @@ def _build_backend_class() -> type[Any]:
 
         def terminate(self) -> None:
             self._backend.stop(wait=True)
-            self._sizer = BatchSizer(self._backend.capabilities.batch_target_seconds)
+            self._sizer = None
 
         def get_nested_backend(self) -> tuple[Any, int | None]:
             # A joblib call inside a forklift worker runs inline, as forklift's nested calls do.

@@ -109,7 +109,8 @@ class Parallel:
     """Run an iterable of delayed calls in parallel and collect their results.
 
     Parameters follow joblib's ``Parallel``: ``n_jobs`` (None: configured, else 1; -1 all
-    CPUs), ``backend`` (a name or instance), ``return_as`` ("list", "generator" or
+    CPUs), ``backend`` (a name; a backend instance, forklift's or one written for joblib; or a
+    ``multiprocessing`` context), ``return_as`` ("list", "generator" or
     "generator_unordered"), ``verbose``, ``timeout`` (seconds for the whole call),
     ``pre_dispatch`` (batches kept in flight: int, "all" or an expression in ``n_jobs``),
     ``batch_size`` ("auto" or int), ``temp_folder``, ``max_nbytes``, ``mmap_mode``,
@@ -170,7 +171,7 @@ class Parallel:
     def __init__(
         self,
         n_jobs: int | None = None,
-        backend: str | Backend | None = None,
+        backend: str | Backend | Any = None,
         return_as: ReturnAs = "list",
         verbose: int = default(0),
         timeout: float | None = None,
@@ -318,8 +319,10 @@ class Parallel:
     ) -> Iterator[list[Any]]:
         if not self._running.acquire(blocking=False):
             raise ParallelStateError(
-                "this Parallel is already running a call (perhaps a generator from an earlier "
-                "call that was not exhausted or closed); wait for it, or make a new Parallel"
+                # "This Parallel instance is already running" is joblib's phrase.
+                "This Parallel instance is already running a call (perhaps a generator from an "
+                "earlier call that was not exhausted or closed); wait for it, or make a new "
+                "Parallel"
             )
         try:
             self._check_usable()
@@ -434,7 +437,12 @@ def _length(iterable: Iterable[Any]) -> int | None:
 
 def _check_return_as(value: object) -> ReturnAs:
     if value not in RETURN_AS:
-        raise ConfigurationError(f"return_as must be one of {RETURN_AS}, got {value!r}")
+        # joblib's phrase first ("Expected `return_as` parameter ..."); code matches on it.
+        raise ConfigurationError(
+            'Expected `return_as` parameter to be a string equal to "list","generator" or '
+            f'"generator_unordered", but got {value} instead: return_as must be one of '
+            f"{RETURN_AS}"
+        )
     return value
 
 

@@ -5,7 +5,8 @@ Order of decisions:
 1. A backend passed to ``Parallel`` wins; else the innermost ``parallel_config``'s; else the
    default (``loky``, forklift's process pool), or ``threading`` when ``prefer="threads"``.
    Inside a worker, a call that names no backend uses the outer backend's nested backend, so
-   nested calls do not multiply workers.
+   nested calls do not multiply workers. A backend written for joblib is adapted; a
+   ``multiprocessing`` context means the ``multiprocessing`` backend with that context.
 2. ``require="sharedmem"`` needs workers that share memory: a backend without that capability
    is replaced by ``threading`` - unless it was passed to ``Parallel`` explicitly, which is an
    error (the two wishes contradict each other).
@@ -23,8 +24,10 @@ from forklift.config import Settings, validate_n_jobs
 from forklift.errors import ConfigurationError
 from forklift.parallel.backends import registry
 from forklift.parallel.backends.base import Backend
+from forklift.parallel.backends.joblib_style import is_multiprocessing_context
+from forklift.progress.verbose import display_name
 
-__all__ = ["Selection", "select_backend"]
+__all__ = ["Selection", "check_entered_settings", "select_backend"]
 
 _LOCAL_BACKENDS = frozenset({"sequential", "threading", "loky", "multiprocessing"})
 
@@ -37,9 +40,14 @@ class Selection:
 
 
 def select_backend(
-    settings: Settings, *, explicit_backend: bool, backend_params: dict[str, Any] | None = None
+    settings: Settings,
+    *,
+    explicit_backend: bool,
+    backend_params: dict[str, Any] | None = None,
+    count_workers: bool = True,
 ) -> Selection:
-    """Create the backend ``settings`` call for and count its workers."""
+    """Create the backend ``settings`` call for and count its workers (unless told not to:
+    a check that only looks at the backend's capabilities need not ask a cluster)."""
     params = {**settings.backend_params, **(backend_params or {})}
     choice = settings.backend
     if choice is None:
@@ -48,26 +56,43 @@ def select_backend(
     backend: Backend
     if isinstance(choice, str):
         backend = registry.create_backend(choice, params)
+    elif is_multiprocessing_context(choice):
+        backend = registry.create_backend("multiprocessing", {**params, "context": choice})
     else:
-        if not isinstance(choice, Backend):
-            raise ConfigurationError(
-                f"backend must be a backend name ({', '.join(registry.known_backend_names())}) "
-                f"or a backend instance, got {choice!r}"
-            )
-        backend = choice
+        backend = registry.as_backend(choice)
 
     if settings.require == "sharedmem" and not backend.capabilities.shares_memory:
         if explicit_backend:
             raise ConfigurationError(
-                f"require='sharedmem' needs workers that share memory, but backend "
-                f"{backend.name!r} runs them elsewhere; drop one of the two, or use "
-                "backend='threading'"
+                f"Backend {backend.name!r} does not support shared memory: require='sharedmem' "
+                "needs workers that share the caller's memory, and this backend runs them "
+                "elsewhere; drop one of the two, or use backend='threading'"
             )
         backend = registry.create_backend("threading", {})
 
     n_jobs = validate_n_jobs(settings.n_jobs)
+    if not count_workers:
+        return Selection(backend, 0, n_jobs)
     wanted = backend.capabilities.default_n_jobs if n_jobs is None else n_jobs
     n_workers = max(1, backend.effective_n_jobs(wanted))
     if n_workers == 1 and backend.name in _LOCAL_BACKENDS and backend.name != "sequential":
         backend = registry.create_backend("sequential", {})
     return Selection(backend, n_workers, n_jobs)
+
+
+def check_entered_settings(settings: Settings, set_here: frozenset[str]) -> None:
+    """Refuse a ``parallel_config`` block as it is entered, as joblib does: a backend name
+    nobody registered, or ``inner_max_num_threads`` for a backend that would ignore it."""
+    if isinstance(settings.backend, str):
+        registry.find_factory(settings.backend)
+    if "inner_max_num_threads" not in set_here or settings.inner_max_num_threads is None:
+        return
+    backend = select_backend(settings, explicit_backend=False, count_workers=False).backend
+    if backend.capabilities.limits_inner_threads:
+        return
+    # "... does not accept setting the inner_max_num_threads argument" is joblib's phrase.
+    raise ConfigurationError(
+        f"{display_name(backend.name, type(backend).__name__)} does not accept setting the "
+        f"inner_max_num_threads argument: backend {backend.name!r} cannot cap the threads of "
+        "its workers; drop inner_max_num_threads, or use backend='loky'"
+    )

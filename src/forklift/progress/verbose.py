@@ -3,7 +3,8 @@
 What a joblib user sees, and so what this reporter writes (prefix ``[Parallel(n_jobs=N)]: ``):
 
 * ``Using backend ThreadingBackend with 2 concurrent workers.`` when the run starts (not for
-  the sequential backend - ``n_jobs=1`` runs say nothing up front);
+  the sequential backend - ``n_jobs=1`` runs say nothing up front), with joblib's names for
+  the backends it has too (``LokyBackend`` for forklift's process pool, ``"loky"``);
 * ``Done  14 tasks      | elapsed:    0.0s`` while the input's length is unknown;
 * ``Done  46 out of 100 | elapsed:    0.1s`` for an input with a ``len()`` (numbers as wide as
   the total);
@@ -24,7 +25,23 @@ from typing import TextIO
 
 from forklift.progress.events import BatchCompleted, Event, RunFinished, RunStarted
 
-__all__ = ["VerboseReporter", "format_duration"]
+__all__ = ["JOBLIB_BACKEND_NAMES", "VerboseReporter", "display_name", "format_duration"]
+
+# What joblib calls the backend a forklift name stands for: a joblib user reads (and some
+# scripts grep) "Using backend LokyBackend", not forklift's class names.
+JOBLIB_BACKEND_NAMES: dict[str, str] = {
+    "loky": "LokyBackend",
+    "processes": "LokyBackend",
+    "multiprocessing": "MultiprocessingBackend",
+    "threading": "ThreadingBackend",
+    "sequential": "SequentialBackend",
+}
+
+
+def display_name(backend_name: str, class_name: str) -> str:
+    """The name joblib shows for a backend (``"LokyBackend"`` for ``"loky"``); other
+    backends keep their class name (``"DaskBackend"``)."""
+    return JOBLIB_BACKEND_NAMES.get(backend_name, class_name)
 
 
 def format_duration(seconds: float) -> str:
@@ -63,9 +80,8 @@ class VerboseReporter:
             self._last_printed = 0
             self._sized_total = event.expected_total
             if event.backend_name != "sequential":
-                self._write(
-                    f"Using backend {event.backend} with {event.n_workers} concurrent workers."
-                )
+                backend = display_name(event.backend_name, event.backend)
+                self._write(f"Using backend {backend} with {event.n_workers} concurrent workers.")
         elif isinstance(event, RunFinished) and not event.error:
             total = event.total if event.total is not None else event.n_completed
             width = len(str(total)) if self._sized_total is not None else 3

@@ -60,6 +60,8 @@ class BackendCapabilities:
             when it names no backend itself.
         default_n_jobs: what ``n_jobs=None`` (not set anywhere) means for this backend: 1 for
             local backends (as in joblib), -1 - the whole cluster - for dask and ray.
+        limits_inner_threads: the backend honours ``inner_max_num_threads`` (caps BLAS/OpenMP
+            threads in its workers); ``parallel_config`` refuses the setting otherwise.
     """
 
     shares_memory: bool = False
@@ -68,6 +70,7 @@ class BackendCapabilities:
     batch_target_seconds: float = 0.05
     nested_backend: str = "sequential"
     default_n_jobs: int = 1
+    limits_inner_threads: bool = False
 
 
 @dataclasses.dataclass

@@ -8,7 +8,9 @@ and safer in a parent that runs threads.
 Batches travel through cloudpickle (lambdas, closures and ``__main__`` functions work); each
 call gets its own pool, closed when the call ends. Large numpy arrays (``max_nbytes``) reach
 workers as memory maps of files written once per call, as on the ``"loky"`` backend.
-Backend parameters: ``initializer``, ``initargs``, ``maxtasksperchild``.
+Backend parameters: ``initializer``, ``initargs``, ``maxtasksperchild``, and ``context``: a
+``multiprocessing`` context (``Parallel(backend=mp.get_context("spawn"))`` passes it, as joblib
+accepts) choosing the start method.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.pool
 import pickle
+import warnings
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
 from typing import Any
@@ -26,6 +29,7 @@ from forklift._support.cpus import cpu_count
 from forklift._support.worker_state import run_initializer
 from forklift.errors import (
     ConfigurationError,
+    ForkliftWarning,
     ParallelStateError,
     TaskPicklingError,
     TempSpaceError,
@@ -61,13 +65,15 @@ class MultiprocessingBackend:
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),
         maxtasksperchild: int | None = None,
+        context: multiprocessing.context.BaseContext | None = None,
         **unknown: Any,
     ) -> None:
         if unknown:
             raise ConfigurationError(
                 f"the multiprocessing backend does not take {sorted(unknown)}; it takes "
-                "initializer, initargs, maxtasksperchild"
+                "initializer, initargs, maxtasksperchild, context"
             )
+        self._context = context if context is not None else multiprocessing.get_context()
         self._initializer = initializer
         self._initargs = tuple(initargs)
         self._maxtasksperchild = maxtasksperchild
@@ -75,6 +81,17 @@ class MultiprocessingBackend:
         self._arrays: ArrayFiles | None = None
 
     def effective_n_jobs(self, n_jobs: int) -> int:
+        if n_jobs != 1 and multiprocessing.current_process().daemon:
+            # A pool's workers are daemonic and may not start children; without this the
+            # nested call dies with "daemonic processes are not allowed to have children".
+            warnings.warn(
+                "Multiprocessing-backed parallel loops cannot be nested, setting n_jobs=1: "
+                "this call runs inside a multiprocessing worker, so it runs sequentially "
+                "(use backend='loky' for the outer call to nest process pools)",
+                ForkliftWarning,
+                stacklevel=2,
+            )
+            return 1
         if n_jobs < 0:
             return max(cpu_count() + 1 + n_jobs, 1)
         return n_jobs
@@ -87,9 +104,7 @@ class MultiprocessingBackend:
         if self._initializer is not None:
             initializer = _run_pickled_initializer
             initargs = (cloudpickle.dumps((self._initializer, self._initargs)),)
-        self._pool = multiprocessing.get_context().Pool(
-            n_workers, initializer, initargs, self._maxtasksperchild
-        )
+        self._pool = self._context.Pool(n_workers, initializer, initargs, self._maxtasksperchild)
 
     def submit(self, batch: Batch) -> Future[BatchOutcome]:
         if self._pool is None:
