@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import io
 import os
-import pickle
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from forklift.errors import CorruptFileError
-from forklift.persist import layout, legacy, reader, safe
+from forklift.errors import CorruptFileError, ForkliftError
+from forklift.persist import layout, legacy, legacy_safe, reader, safe
 
 __all__ = ["ArrayInfo", "FileReport", "inspect_file"]
 
@@ -159,113 +158,31 @@ def _inspect_forklift(source: reader.Source) -> FileReport:
     )
 
 
-class _Stub:
-    """What a global outside SAFE_GLOBALS becomes while inspecting: inert, accepts anything."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def __setstate__(self, state: Any) -> None:
-        pass
-
-    def __call__(self, *args: Any, **kwargs: Any) -> _Stub:
-        return _Stub()
-
-    def append(self, item: Any) -> None:
-        pass
-
-    def extend(self, items: Any) -> None:
-        pass
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        pass
-
-    def add(self, item: Any) -> None:
-        pass
-
-
-class _InspectingUnpickler(legacy._JoblibUnpickler):
-    """Walks a joblib stream: safe globals resolve for real, others become stubs, array data
-    is skipped and described."""
-
-    dispatch = legacy._JoblibUnpickler.dispatch.copy()
-
-    def __init__(self, file: IO[bytes], name: str, report: _Findings) -> None:
-        super().__init__(file, name, None, None, None)
-        self.report = report
-
-    def find_class(self, module: str, name: str) -> Any:
-        full = f"{module}.{name}"
-        self.report.globals.append(full)
-        if (module, name) in legacy._WRAPPERS or full in safe.SAFE_GLOBALS:
-            return super().find_class(module, name)
-        return type(name, (_Stub,), {"__module__": "forklift.inspect.stub"})
-
-    def load_build(self) -> None:
-        pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
-        top = self.stack[-1]
-        if isinstance(top, legacy._ArrayWrapper):
-            self._skip_array(top.__dict__)
-            self.stack[-1] = None
-        elif isinstance(top, legacy._NDArrayWrapper | legacy._ZNDArrayWrapper):
-            self.report.notes.append(f"array in companion file {top.__dict__.get('filename')}")
-            self.stack[-1] = None
-
-    def _skip_array(self, state: dict[str, Any]) -> None:
-        numpy = self.numpy()
-        dtype = numpy.dtype(state["dtype"])
-        shape = tuple(int(n) for n in state["shape"])
-        subclass = state.get("subclass")
-        kind = getattr(subclass, "__name__", "ndarray")
-        if dtype.hasobject:
-            _InspectingUnpickler(self.file, self.name, self.report).load()
-            nbytes = 0
-        else:
-            if state.get("numpy_array_alignment_bytes") is not None:
-                self.read(self.read(1)[0])
-            nbytes = dtype.itemsize * int(numpy.prod(shape, dtype=numpy.int64))
-            remaining = nbytes
-            while remaining:
-                piece = self.read(min(remaining, 1 << 22))
-                if not piece:
-                    raise EOFError("file ended inside an array")
-                remaining -= len(piece)
-        self.report.arrays.append(
-            ArrayInfo(kind, dtype.str, shape, str(state.get("order", "C")), nbytes)
-        )
-
-    dispatch[pickle.BUILD[0]] = load_build  # type: ignore[assignment]
-
-
-@dataclass
-class _Findings:
-    globals: list[str] = field(default_factory=list)
-    arrays: list[ArrayInfo] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
 def _inspect_joblib(file: IO[bytes], name: str, head: bytes) -> FileReport:
     kind = legacy.detect(head)
     if kind is None and not head.startswith(b"\x80"):
         raise CorruptFileError(f"{name}: neither a forklift file nor a joblib file")
     start = file.tell()
-    size = file.seek(0, 2) - start
+    end = file.seek(0, 2)
     file.seek(start)
-    findings = _Findings()
+    context = legacy_safe.JoblibContext(name, None, None, end if kind is None else None)
+    context.describe = True
     try:
         stream = legacy.open_stream(file, kind)
-        _InspectingUnpickler(stream, name, findings).load()
+        _, seen = legacy_safe.decode_joblib(stream, context, None)
+    except ForkliftError:
+        raise
     except Exception as exc:
         raise CorruptFileError(
             f"{name}: cannot be read as a joblib file ({type(exc).__name__}: {exc})"
-        ) from exc
+        ) from None
     return FileReport(
         name=name,
         format="joblib",
         version="numpy_pickle",
         compression=kind,
-        size=size,
-        globals=_unique(findings.globals),
-        arrays=tuple(findings.arrays),
-        notes=tuple(findings.notes),
+        size=end - start,
+        globals=_unique(seen),
+        arrays=tuple(ArrayInfo(*array) for array in context.arrays),
+        notes=tuple(context.notes),
     )

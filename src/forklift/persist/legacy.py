@@ -41,6 +41,7 @@ from forklift.errors import (
     UnsafeLoadError,
     UnsupportedFormatError,
 )
+from forklift.persist.legacy_safe import JoblibContext, decode_joblib, read_zfile
 
 __all__ = ["detect", "load_legacy", "open_stream"]
 
@@ -91,21 +92,8 @@ class _ZlibReader(io.RawIOBase):
 
 
 def _read_zfile(file: IO[bytes]) -> bytes:
-    """Decompress joblib's old ``ZF`` container: ``ZF`` + hex length + spaces + zlib data."""
-    head = file.read(32)
-    if not head.startswith(b"ZF"):
-        raise ValueError("not a ZF container")
-    position = 2
-    while position < len(head) and head[position : position + 1] in b"0123456789abcdefxL":
-        position += 1
-    length_text = head[2:position].rstrip(b"L")
-    while position < len(head) and head[position : position + 1] == b" ":
-        position += 1
-    expected = int(length_text, 16)
-    data = zlib.decompress(head[position:] + file.read())
-    if len(data) != expected:
-        raise ValueError(f"ZF container holds {len(data)} bytes, header says {expected}")
-    return data
+    """Decompress joblib's old ``ZF`` container, never past its declared length."""
+    return bytes(read_zfile(file, getattr(file, "name", "<ZF container>")))
 
 
 def open_stream(file: IO[bytes], kind: str | None) -> IO[bytes]:
@@ -341,6 +329,13 @@ def load_legacy(
         mmap_mode = None  # arrays inside a compressed stream cannot be mapped
     try:
         stream = open_stream(file, kind)
+        if allowed is not None:
+            end = None
+            if kind is None:
+                end = file.seek(0, 2)
+                file.seek(start)
+            context = JoblibContext(name, path, mmap_mode, end)
+            return decode_joblib(stream, context, allowed)[0]
         return _JoblibUnpickler(stream, name, path, mmap_mode, allowed).load()
     except ForkliftError:
         raise

@@ -32,7 +32,15 @@ from forklift.errors import CorruptFileError, UnknownCompressorError, Unsupporte
 from forklift.persist import layout, safe
 from forklift.persist.compressors import Compressor, get_compressor
 
-__all__ = ["FileIndex", "Section", "Source", "read_file", "read_index"]
+__all__ = ["MAX_CODED_CHUNK_RAW", "FileIndex", "Section", "Source", "read_file", "read_index"]
+
+#: A compressed chunk may declare at most this many raw bytes (the writer cuts compressed
+#: sections in 4 MiB chunks). A raw chunk is bounded by the file's size; a compressed one
+#: could claim anything, so this explicit limit bounds what one chunk may allocate, and each
+#: chunk is decompressed with its declared length as the output limit (no bomb expands past
+#: it). A section's block is allocated untouched: its pages cost memory only as chunks that
+#: really decompress fill them, so a false claim fails at its first chunk.
+MAX_CODED_CHUNK_RAW = 64 << 20
 
 
 class Source:
@@ -139,7 +147,7 @@ def _section(raw: Any, source: Source) -> Section:
             or type(check) is not int
             or offset < layout.HEADER_SIZE
             or stored < 0
-            or not 0 <= raw_length <= layout.MAX_CHUNK_RAW
+            or not 0 <= raw_length <= (MAX_CODED_CHUNK_RAW if coded else layout.MAX_CHUNK_RAW)
             or offset + stored > size
             or coded not in (0, 1)
             or (not coded and stored != raw_length)
@@ -205,7 +213,15 @@ def read_index(source: Source) -> FileIndex:
         )
     except CorruptFileError:
         raise
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+    except (
+        KeyError,
+        TypeError,
+        ValueError,
+        IndexError,
+        AttributeError,
+        OverflowError,
+        RecursionError,  # JSON nested thousands deep
+    ) as exc:
         raise source.corrupt(f"damaged index ({type(exc).__name__}: {exc})") from None
 
 
@@ -289,7 +305,12 @@ class _SectionReader:
             first = section.chunks[0][0]
             last = section.chunks[-1]
             self._source.will_need(first, last[0] + last[1] - first)
-        block = _allocate(section.length)
+        try:
+            block = _allocate(section.length)
+        except MemoryError:
+            raise self._source.corrupt(
+                f"a section claims {section.length} bytes, more than this machine can allocate"
+            ) from None
         view = memoryview(block).cast("B")
         pending: collections.deque[Future[None]] = collections.deque()
         position = 0
@@ -376,6 +397,22 @@ def _mark_writable_mapped(path: str, flags: int) -> None:
         handle.write((flags | layout.FLAG_WRITABLE_MAPPED).to_bytes(4, "little"))
 
 
+def _verify_raw_buffers(index: FileIndex, verify: bool, source: Source) -> bool:
+    """Whether raw buffer chunks get their checksum checked while read.
+
+    In a compressed file always: a raw chunk there is incompressible data stored as is, and
+    its CRC costs little next to decompressing the others. In an uncompressed file only with
+    ``verify=True`` and when the header's "writable mapped" flag is clear (after a writable
+    mapping the stored checksums may be stale). Writable mapping is impossible for a
+    compressed file, so the flag set on one is damage, never a reason to skip a check.
+    """
+    if index.codec is not None:
+        if index.flags & layout.FLAG_WRITABLE_MAPPED:
+            raise source.corrupt("damaged header (writable-mapped flag on a compressed file)")
+        return True
+    return verify and not index.flags & layout.FLAG_WRITABLE_MAPPED
+
+
 def read_file(
     source: Source,
     index: FileIndex,
@@ -403,8 +440,7 @@ def read_file(
             if buffers and mmap_mode in ("r+", "w+"):
                 _mark_writable_mapped(path, index.flags)
         if not buffers:
-            # After a writable mapping the stored checksums of raw buffers may be stale.
-            sections.verify_raw = verify and not index.flags & layout.FLAG_WRITABLE_MAPPED
+            sections.verify_raw = _verify_raw_buffers(index, verify, source)
             buffers = [sections.read(section) for section in index.buffers]
     finally:
         sections.close()
