@@ -19,7 +19,7 @@ from typing import IO, Any
 from forklift.errors import CorruptFileError, ForkliftError
 from forklift.persist import layout, legacy, legacy_safe, reader, safe
 
-__all__ = ["ArrayInfo", "FileReport", "inspect_file"]
+__all__ = ["ArrayInfo", "FileReport", "inspect_file", "printable"]
 
 
 @dataclass(frozen=True)
@@ -64,23 +64,38 @@ class FileReport:
         return tuple(name for name in self.globals if name not in allowed)
 
     def summary(self) -> str:
-        """A few human-readable lines (what ``forklift inspect`` prints)."""
+        """A few human-readable lines (what ``forklift inspect`` prints).
+
+        Names come from the file: control characters in them are shown escaped, so a
+        crafted name cannot move the cursor or erase the warning line.
+        """
+        names = [printable(name) for name in self.globals]
         lines = [
-            f"{self.name}: {self.format} {self.version}, {self.size} bytes, "
-            f"compression: {self.compression or 'none'}",
-            f"globals ({len(self.globals)}): {', '.join(self.globals) or '-'}",
+            f"{printable(self.name)}: {self.format} {self.version}, {self.size} bytes, "
+            f"compression: {printable(self.compression or 'none')}",
+            f"globals ({len(names)}): {', '.join(names) or '-'}",
         ]
         unsafe = self.unsafe_globals()
         if unsafe:
-            lines.append(f"outside SAFE_GLOBALS: {', '.join(unsafe)}")
+            lines.append(f"outside SAFE_GLOBALS: {', '.join(map(printable, unsafe))}")
         for array in self.arrays:
             shape = "x".join(str(n) for n in array.shape) or "()"
             lines.append(
-                f"  {array.type} {array.dtype} shape {shape} order {array.order}, "
-                f"{array.nbytes} bytes"
+                f"  {printable(array.type)} {printable(array.dtype)} shape {shape} "
+                f"order {printable(array.order)}, {array.nbytes} bytes"
             )
-        lines.extend(f"note: {note}" for note in self.notes)
+        lines.extend(f"note: {printable(note)}" for note in self.notes)
         return "\n".join(lines)
+
+
+def printable(text: str) -> str:
+    """``text`` with every non-printable character escaped (``\\x1b``, ``\\r``...)."""
+    if text.isprintable():
+        return text
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
 
 
 def inspect_file(filename: str | os.PathLike[str] | IO[bytes]) -> FileReport:
@@ -119,9 +134,14 @@ def _inspect(file: IO[bytes], name: str) -> FileReport:
     start = file.tell()
     head = file.read(len(layout.MAGIC))
     file.seek(start)
-    if head == layout.MAGIC:
+    if head != layout.MAGIC:
+        return _inspect_joblib(file, name, head)
+    try:
         return _inspect_forklift(reader.Source(file, name))
-    return _inspect_joblib(file, name, head)
+    except ForkliftError:
+        raise
+    except Exception as exc:  # a crafted index entry (array shapes, sizes) of the wrong type
+        raise CorruptFileError(f"{name}: damaged index ({type(exc).__name__}: {exc})") from None
 
 
 def _inspect_forklift(source: reader.Source) -> FileReport:

@@ -28,6 +28,7 @@ from typing import Any, cast
 
 from forklift.errors import CorruptFileError, ForkliftError, UnsafeLoadError
 from forklift.persist.decoding import decode_bytes
+from forklift.persist.decoding.machine import python3_name
 
 __all__ = [
     "SAFE_GLOBALS",
@@ -170,6 +171,10 @@ def scan_globals(data: bytes, name: str = "<stream>") -> list[str]:
     found: list[str] = []
     stack: list[Any] = []
     memo: dict[int, Any] = {}
+    protocol = 0
+
+    def named(module: str, qualname: str) -> str:
+        return ".".join(python3_name(module, qualname, protocol))
 
     def pop() -> Any:
         if not stack or stack[-1] is _MARK:
@@ -185,13 +190,15 @@ def scan_globals(data: bytes, name: str = "<stream>") -> list[str]:
     try:
         for opcode, argument, _ in pickletools.genops(io.BytesIO(data)):
             code = opcode.name
-            if code in _STRINGS:
+            if code == "PROTO":
+                protocol = cast(int, argument)
+            elif code in _STRINGS:
                 # Python 2 strings: a latin-1 load (joblib files) makes them str too
                 text = argument.decode("latin-1") if isinstance(argument, bytes) else argument
                 stack.append(text if isinstance(text, str) else _UNKNOWN)
             elif code in ("GLOBAL", "INST"):
                 module, _, qualname = str(argument).partition(" ")
-                found.append(f"{module}.{qualname}")
+                found.append(named(module, qualname))
                 if code == "INST":
                     pop_to_mark()
                     stack.pop()
@@ -199,7 +206,7 @@ def scan_globals(data: bytes, name: str = "<stream>") -> list[str]:
             elif code == "STACK_GLOBAL":
                 qualname_value, module_name = pop(), pop()
                 if isinstance(module_name, str) and isinstance(qualname_value, str):
-                    found.append(f"{module_name}.{qualname_value}")
+                    found.append(named(module_name, qualname_value))
                 else:
                     found.append(COMPUTED)
                 stack.append(_UNKNOWN)

@@ -12,12 +12,13 @@ Imports only :mod:`forklift.errors`.
 
 from __future__ import annotations
 
+import _compat_pickle
 from collections.abc import Callable
 from typing import IO, Any, Protocol
 
 from forklift.errors import CorruptFileError, ForkliftError, UnsafeLoadError
 
-__all__ = ["MARK", "Decoder", "Handler", "Pending", "Rule", "Token", "decode"]
+__all__ = ["MARK", "Decoder", "Handler", "Pending", "Rule", "Token", "decode", "python3_name"]
 
 #: Text lines (protocol 0 opcodes) longer than this are refused: no writer makes them.
 _MAX_LINE = 16 << 20
@@ -25,15 +26,23 @@ _MAX_LINE = 16 << 20
 _PIECE = 1 << 20
 
 
+def python3_name(module: str, qualname: str, protocol: int) -> tuple[str, str]:
+    """The name pickle really imports: protocols 0-2 use Python 2 names (``__builtin__``)."""
+    if protocol < 3:
+        if (module, qualname) in _compat_pickle.NAME_MAPPING:
+            return _compat_pickle.NAME_MAPPING[module, qualname]
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+    return module, qualname
+
+
 class Token:
     """A global named by the stream: ``module.qualname``, resolved only when needed."""
 
     __slots__ = ("module", "name", "qualname")
 
-    def __init__(self, module: str, qualname: str) -> None:
-        self.module = module
-        self.qualname = qualname
-        self.name = f"{module}.{qualname}"
+    def __init__(self, module: str, qualname: str, protocol: int = 5) -> None:
+        self.module, self.qualname = python3_name(module, qualname, protocol)
+        self.name = f"{self.module}.{self.qualname}"
 
     def __repr__(self) -> str:
         return f"<global {self.name}>"
@@ -104,6 +113,7 @@ class Decoder:
         self.memo: dict[int, Any] = {}
         self.trusted: dict[int, Any] = {}  # objects made by caller-allowed globals (kept alive)
         self.consumed = 0
+        self.protocol = 0  # until a PROTO opcode says otherwise, as in pickle
         self.spent = 0
         self._budget_base = budget_base
 

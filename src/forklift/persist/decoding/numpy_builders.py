@@ -211,7 +211,7 @@ class _PendingDtype(Pending):
             base = _flexible(base, elsize)
         if base.kind in "mM" and len(state) == 9:
             base = _datetime(d, base, state[8])
-        if endian in ("<", ">") and base.byteorder not in ("|", endian):
+        if endian in ("<", ">") and base.str[0] not in ("|", endian):
             base = base.newbyteorder(endian)
         return base
 
@@ -257,12 +257,15 @@ class _PendingMasked(Pending):
         values = array_from_bytes(d, data, dtype, shape, order, copy=True)
         mask_type = numpy.ma.make_mask_descr(dtype)
         hidden = array_from_bytes(d, mask, mask_type, shape, order, copy=True)
+        # numpy writes the fill value as a 0-d array (made by a builder here) or a scalar
         if fill is not None and not isinstance(
-            fill, bool | int | float | complex | str | bytes | numpy.generic
+            fill, bool | int | float | complex | str | bytes | numpy.generic | numpy.ndarray
         ):
             raise d.corrupt(f"a masked array whose fill value is a {type(fill).__name__}")
-        if isinstance(fill, numpy.generic) and fill.dtype.hasobject:
-            raise d.corrupt("a masked array with an object fill value")
+        if isinstance(fill, numpy.generic | numpy.ndarray) and (
+            fill.dtype.hasobject or fill.size != 1
+        ):
+            raise d.corrupt("a masked array whose fill value is not one plain item")
         result = numpy.ma.MaskedArray(values, mask=hidden, fill_value=fill)
         return result if self._cls is numpy.ma.MaskedArray else result.view(self._cls)
 

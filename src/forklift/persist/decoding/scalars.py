@@ -82,7 +82,8 @@ def _string(d: Decoder) -> None:
 
 
 def _proto(d: Decoder) -> None:
-    if d.read(1)[0] > 5:
+    d.protocol = d.read(1)[0]
+    if d.protocol > 5:
         raise d.corrupt("unknown pickle protocol")
 
 

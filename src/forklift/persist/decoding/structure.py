@@ -219,7 +219,7 @@ def _put(d: Decoder, index: int) -> None:
 def _token(d: Decoder, module: Any, qualname: Any) -> Token:
     if not isinstance(module, str) or not isinstance(qualname, str):
         raise d.corrupt("STACK_GLOBAL on something other than two strings")
-    token = Token(module, qualname)
+    token = Token(module, qualname, d.protocol)
     d.resolve(d, token)  # refuses a name outside the allow-list before anything else
     return token
 
