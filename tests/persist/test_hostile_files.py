@@ -10,6 +10,7 @@ import collections
 import datetime
 import decimal
 import fractions
+import json
 import os
 import subprocess
 import sys
@@ -395,5 +396,27 @@ def test_json_index_nested_deep_is_a_corrupt_file(tmp_path: Path) -> None:
         offset, len(index), layout.checksum("crc32", index), layout.TRAILER_MAGIC
     )
     path.write_bytes(body + trailer)
+    with pytest.raises(CorruptFileError, match=str(path)):
+        load(path)
+
+
+@pytest.mark.parametrize("flag", [0, layout.FLAG_WRITABLE_MAPPED])
+def test_raw_chunks_of_compressed_files_are_always_verified(tmp_path: Path, flag: int) -> None:
+    # random bytes do not compress: the writer stores their chunks raw inside a .zst file
+    data = np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8)
+    path = tmp_path / "random.fkl"
+    dump({"data": data}, path, compress="zstd")
+    damaged = bytearray(path.read_bytes())
+    damaged[12:16] = flag.to_bytes(4, "little")  # a damaged flag must not silence checks
+    offset, length, _, _ = layout.TRAILER.unpack(bytes(damaged[-layout.TRAILER.size :]))
+    raw_chunks = [
+        chunk
+        for section in json.loads(damaged[offset : offset + length])["buffers"]
+        for chunk in section["chunks"]
+        if not chunk[3]
+    ]
+    assert raw_chunks, "expected incompressible chunks stored raw"
+    damaged[raw_chunks[0][0] + 1000] ^= 0x01
+    path.write_bytes(bytes(damaged))
     with pytest.raises(CorruptFileError, match=str(path)):
         load(path)

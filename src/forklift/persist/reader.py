@@ -28,7 +28,12 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from forklift._support.cpus import cpu_count
-from forklift.errors import CorruptFileError, UnknownCompressorError, UnsupportedFormatError
+from forklift.errors import (
+    CorruptFileError,
+    ForkliftError,
+    UnknownCompressorError,
+    UnsupportedFormatError,
+)
 from forklift.persist import layout, safe
 from forklift.persist.compressors import Compressor, get_compressor
 
@@ -264,22 +269,12 @@ class _SectionReader:
         assert self._compressor is not None
         try:
             data = self._compressor.decompress(stored, raw)
-        except (ValueError, OSError, EOFError, RuntimeError, MemoryError) as exc:
-            raise self._source.corrupt(f"damaged compressed data ({exc})") from None
-        except Exception as exc:  # codecs raise their own error types (lzma.LZMAError, ...)
-            if type(exc).__module__ in (
-                "zlib",
-                "_lzma",
-                "lzma",
-                "_bz2",
-                "zstd",
-                "zstandard",
-                "lz4",
-                "lz4.block",
-                "_block",
-            ):
-                raise self._source.corrupt(f"damaged compressed data ({exc})") from None
+        except ForkliftError:  # e.g. the codec's package is missing
             raise
+        except Exception as exc:  # each codec has its own error types (zlib.error, ...)
+            raise self._source.corrupt(
+                f"damaged compressed data ({type(exc).__name__}: {exc})"
+            ) from None
         if len(data) != raw:
             raise self._source.corrupt("damaged compressed data (wrong length)")
         if width and raw % width == 0:
