@@ -420,3 +420,18 @@ def test_raw_chunks_of_compressed_files_are_always_verified(tmp_path: Path, flag
     path.write_bytes(bytes(damaged))
     with pytest.raises(CorruptFileError, match=str(path)):
         load(path)
+
+
+def test_every_safe_global_has_a_rule_of_its_own() -> None:
+    # a SAFE_GLOBALS name without a builder would fall back to pickle's semantics
+    from forklift.persist.decoding import safe_rules
+
+    assert set(SAFE_GLOBALS) <= set(safe_rules())
+
+
+def test_joblib_wrappers_are_refused_outside_joblib_files(tmp_path: Path) -> None:
+    ops = Ops().global_("joblib.numpy_pickle", "NumpyArrayWrapper").raw(b")\x81")
+    path = tmp_path / "w.fkl"
+    path.write_bytes(forklift_file(ops.raw(b"}").build().stop()))
+    with pytest.raises(UnsafeLoadError, match="joblib"):
+        load(path, allowed_globals=SAFE_GLOBALS)

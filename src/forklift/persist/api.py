@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import IO, Any
 
 from forklift._support.atomic import atomic_write
-from forklift.errors import ConfigurationError, PersistWarning
+from forklift.errors import ConfigurationError, CorruptFileError, ForkliftError, PersistWarning
 from forklift.persist import layout, legacy, reader, safe, writer
 from forklift.persist.compressors import resolve_compression
 
@@ -198,6 +198,27 @@ def _seekable(file: IO[bytes]) -> bool:
 
 
 def _load(
+    file: IO[bytes],
+    name: str,
+    path: str | None,
+    *,
+    mmap_mode: str | None,
+    allowed: frozenset[str] | None,
+    verify: bool,
+) -> Any:
+    try:
+        return _read(file, name, path, mmap_mode=mmap_mode, allowed=allowed, verify=verify)
+    except ForkliftError:
+        raise
+    except OSError as exc:
+        if exc.errno is not None:  # the disk or the system failed, not the file's content
+            raise
+        raise CorruptFileError(f"{name}: cannot be read ({type(exc).__name__}: {exc})") from exc
+    except Exception as exc:  # a file must never surface another error
+        raise CorruptFileError(f"{name}: cannot be read ({type(exc).__name__}: {exc})") from exc
+
+
+def _read(
     file: IO[bytes],
     name: str,
     path: str | None,

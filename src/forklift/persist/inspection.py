@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from forklift.errors import CorruptFileError, ForkliftError
-from forklift.persist import layout, legacy, legacy_safe, reader, safe
+from forklift.persist import layout, legacy, legacy_safe, reader, safe, sections
 
 __all__ = ["ArrayInfo", "FileReport", "inspect_file", "printable"]
 
@@ -147,11 +147,11 @@ def _inspect(file: IO[bytes], name: str) -> FileReport:
 def _inspect_forklift(source: reader.Source) -> FileReport:
     index = reader.read_index(source)
     compressor = reader.codec_of(index, source)
-    sections = reader._SectionReader(source, compressor, index.pickle.length)
+    chunks = sections.SectionReader(source, compressor, index.pickle.length)
     try:
-        pickled = bytes(memoryview(sections.read(index.pickle)).cast("B"))
+        pickled = bytes(memoryview(chunks.read(index.pickle)).cast("B"))
     finally:
-        sections.close()
+        chunks.close()
     arrays = []
     for section in index.buffers:
         meta: dict[str, Any] | None = section.array

@@ -271,7 +271,7 @@ def unpickle(data: Any, buffers: list[Any], allowed: frozenset[str] | None, name
         raise
     except MemoryError:
         raise CorruptFileError(f"{name}: its pickle asks for more memory than there is") from None
-    except (Exception, RecursionError) as exc:
+    except Exception as exc:
         raise CorruptFileError(
             f"{name}: cannot be unpickled ({type(exc).__name__}: {exc})"
         ) from exc

@@ -13,10 +13,11 @@ import io
 from collections.abc import Mapping
 from typing import IO, Any
 
+from forklift.errors import UnsafeLoadError
 from forklift.persist.decoding.builtin_builders import BUILTIN_RULES
 from forklift.persist.decoding.machine import Decoder, Handler, Rule, decode
 from forklift.persist.decoding.numpy_builders import NUMPY_RULES
-from forklift.persist.decoding.rules import Resolver
+from forklift.persist.decoding.rules import ClassOnly, Resolver
 from forklift.persist.decoding.scalars import SCALAR_OPCODES
 from forklift.persist.decoding.structure import STRUCTURE_OPCODES
 
@@ -27,9 +28,27 @@ __all__ = ["OPCODES", "decode_bytes", "decode_stream", "safe_rules"]
 OPCODES: dict[int, Handler] = {**SCALAR_OPCODES, **STRUCTURE_OPCODES}
 
 
+class _JoblibOnly(ClassOnly):
+    """joblib's array wrappers mean something only inside a joblib file (legacy_safe)."""
+
+    def call(
+        self, decoder: Decoder, args: tuple[Any, ...], kwargs: dict[str, Any], *, new: bool
+    ) -> Any:
+        raise UnsafeLoadError(
+            f"{decoder.name}: refused to load: joblib's array wrappers only appear in files "
+            "written by joblib"
+        )
+
+
+_JOBLIB_WRAPPERS = {
+    f"joblib.numpy_pickle.{name}": _JoblibOnly()
+    for name in ("NumpyArrayWrapper", "NDArrayWrapper", "ZNDArrayWrapper")
+}
+
+
 def safe_rules(extra: Mapping[str, Rule] | None = None) -> dict[str, Rule]:
-    """The builders of every ``SAFE_GLOBALS`` name, plus ``extra``."""
-    return {**BUILTIN_RULES, **NUMPY_RULES, **(extra or {})}
+    """The rule of every ``SAFE_GLOBALS`` name (none falls back to pickle), plus ``extra``."""
+    return {**BUILTIN_RULES, **NUMPY_RULES, **_JOBLIB_WRAPPERS, **(extra or {})}
 
 
 def decode_stream(

@@ -216,5 +216,5 @@ def decode(decoder: Decoder, table: dict[int, Handler]) -> Any:
         raise
     except MemoryError:
         raise decoder.corrupt("it asks for more memory than this machine has") from None
-    except (Exception, RecursionError) as exc:
+    except Exception as exc:
         raise decoder.corrupt(f"{type(exc).__name__}: {exc}") from None
