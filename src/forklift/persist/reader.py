@@ -296,8 +296,6 @@ def read_file(
     sections = SectionReader(source, compressor, total)
     try:
         pickled = sections.read(index.pickle)
-        if allowed is not None:
-            safe.check_stream(bytes(pickled), allowed, source.name)
         buffers: list[Any] = []
         if mmap_mode is not None and path is not None and index.codec is None and index.buffers:
             buffers = _map_buffers(path, mmap_mode, index.buffers)
@@ -305,6 +303,11 @@ def read_file(
                 _mark_writable_mapped(path, index.flags)
         if not buffers:
             sections.verify_raw = _verify_raw_buffers(index, verify, source)
+            if allowed is not None:
+                # read each buffer when the stream asks for it: a refused file is refused
+                # before its large sections are read
+                wanted = (sections.read(section) for section in index.buffers)
+                return safe.unpickle(pickled, wanted, allowed, source.name)
             buffers = [sections.read(section) for section in index.buffers]
     finally:
         sections.close()

@@ -32,7 +32,7 @@ from forklift.persist.decoding.machine import python3_name
 
 __all__ = [
     "SAFE_GLOBALS",
-    "check_stream",
+    "refused_globals",
     "normalize_allowed",
     "scan_globals",
     "unpickle",
@@ -246,17 +246,12 @@ def _apply_stack_effect(opcode: Any, stack: list[Any], pop: Any, pop_to_mark: An
     stack.extend(_UNKNOWN for _ in opcode.stack_after)
 
 
-def check_stream(data: bytes, allowed: frozenset[str], name: str) -> None:
-    """Raise UnsafeLoadError naming every global of ``data`` outside ``allowed``."""
-    refused = sorted({item for item in scan_globals(data, name) if item not in allowed})
-    if refused:
-        raise UnsafeLoadError(
-            f"{name}: refused to load: it imports {', '.join(refused)}, not in allowed_globals",
-            tuple(refused),
-        )
+def refused_globals(data: Any, allowed: frozenset[str], name: str) -> tuple[str, ...]:
+    """Every global of the pickle ``data`` outside ``allowed``, sorted (nothing is run)."""
+    return tuple(sorted({item for item in scan_globals(data, name) if item not in allowed}))
 
 
-def unpickle(data: Any, buffers: list[Any], allowed: frozenset[str] | None, name: str) -> Any:
+def unpickle(data: Any, buffers: Iterable[Any], allowed: frozenset[str] | None, name: str) -> Any:
     """Unpickle ``data`` with out-of-band ``buffers``; every failure becomes ours.
 
     ``allowed`` None trusts the stream: pickle runs it (reading in place, no copy). Otherwise
@@ -264,7 +259,20 @@ def unpickle(data: Any, buffers: list[Any], allowed: frozenset[str] | None, name
     """
     view = memoryview(data).cast("B")
     if allowed is not None:
-        return decode_bytes(view, name=name, allowed=allowed, buffers=buffers)
+        try:
+            return decode_bytes(view, name=name, allowed=allowed, buffers=buffers)
+        except UnsafeLoadError as error:
+            # name every refused global, not only the first one met (the scan runs nothing)
+            try:
+                refused = refused_globals(view, allowed, name)
+            except CorruptFileError:
+                refused = ()
+            if not refused or set(refused) <= set(error.refused):
+                raise
+            raise UnsafeLoadError(
+                f"{name}: refused to load: it imports {', '.join(refused)}, not in allowed_globals",
+                refused,
+            ) from None
     try:
         return pickle.loads(view, buffers=buffers)
     except ForkliftError:

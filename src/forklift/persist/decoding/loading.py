@@ -10,7 +10,7 @@ Imports only :mod:`forklift.errors`.
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import IO, Any
 
 from forklift.errors import UnsafeLoadError
@@ -56,7 +56,7 @@ def decode_stream(
     *,
     name: str,
     resolver: Resolver,
-    buffers: list[Any] | None = None,
+    buffers: Iterable[Any] | None = None,
     encoding: str = "ASCII",
 ) -> Any:
     """Decode one pickle from ``file`` (left just after its STOP opcode)."""
@@ -69,7 +69,7 @@ def decode_bytes(
     *,
     name: str,
     allowed: frozenset[str],
-    buffers: list[Any] | None = None,
+    buffers: Iterable[Any] | None = None,
 ) -> Any:
     """Decode the in-memory pickle ``data`` with the allow-list ``allowed``."""
     stream = io.BytesIO(memoryview(data).cast("B"))

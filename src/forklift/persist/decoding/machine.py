@@ -13,7 +13,7 @@ Imports only :mod:`forklift.errors`.
 from __future__ import annotations
 
 import _compat_pickle
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import IO, Any, Protocol
 
 from forklift.errors import CorruptFileError, ForkliftError, UnsafeLoadError
@@ -99,13 +99,13 @@ class Decoder:
         *,
         name: str,
         resolve: Callable[[Decoder, Token], Rule],
-        buffers: list[Any] | None = None,
+        buffers: Iterable[Any] | None = None,
         encoding: str = "ASCII",
         budget_base: int = 1 << 20,
     ) -> None:
         self.file = file
         self.name = name
-        self.buffers = iter(buffers or ())
+        self.buffers = iter(buffers if buffers is not None else ())
         self.encoding = encoding
         self.resolve = resolve
         self.stack: list[Any] = []
