@@ -122,16 +122,19 @@ def load(
             the listed globals (``"module.qualname"`` strings, classes or functions) may be
             imported; :data:`~forklift.persist.SAFE_GLOBALS` covers builtin containers and
             numbers and numpy arrays. Anything else raises
-            :class:`~forklift.errors.UnsafeLoadError` naming it, before anything is built.
+            :class:`~forklift.errors.UnsafeLoadError` naming it, before it is imported. Pickle
+            does not run: forklift's decoder builds the allowed values itself (see
+            ``docs/persistence.md`` for what this guarantees and what it does not).
         verify: also check the checksums of uncompressed array buffers while reading them.
             Off by default because it can double the time of a large load (see
             ``docs/format.md``); the file's header, trailer and index, its pickle stream and
-            every compressed chunk are checked in any case, so truncation and damage outside
-            raw array bytes are always detected. Memory-mapped arrays are never read at load
-            time, so they are not verified.
+            every chunk of a compressed file are checked in any case, so truncation and
+            damage outside the raw array bytes of an uncompressed file are always detected.
+            Memory-mapped arrays are never read at load time, so they are not verified.
 
     Raises:
-        CorruptFileError: the file is truncated or damaged (the message names it).
+        CorruptFileError: the file is truncated, damaged or cannot be unpickled (the message
+            names it; any other error while reading is chained to it).
         UnsafeLoadError: ``allowed_globals`` refused a global.
 
     Examples:
