@@ -1,10 +1,11 @@
 """``inspect_file``: what a file would construct, found without executing it.
 
 For forklift files the index (JSON) lists every out-of-band array (dtype, shape, order, size)
-and the pickle stream is scanned opcode by opcode for the globals it imports. For joblib
-files the compression is detected from the magic bytes and the readable pickle stream is
-scanned the same way (array data interleaved in joblib's stream ends the scan early, which
-the report says).
+and the pickle stream is scanned opcode by opcode, tracking the real pickle stack, for the
+globals it imports (:func:`forklift.persist.safe.scan_globals`). For joblib files the
+compression is detected from the magic bytes and the stream is walked by forklift's safe
+decoder with every global an inert stub (:mod:`forklift.persist.legacy_safe`): array bytes
+are skipped and described, nothing from the file runs. Any failure is a forklift error.
 
 Imports only :mod:`forklift.errors` and :mod:`forklift._support`.
 """

@@ -15,9 +15,11 @@ Layouts understood (see ``docs/format.md``, "Files written by joblib"):
 Python 2 pickles are read with ``encoding="latin1"``, as numpy requires; a Python 2 byte
 string therefore loads as a ``str`` of the same code points.
 
-This module uses :class:`pickle._Unpickler` (the pure-Python unpickler) because the array
-bytes sit inside the pickle stream: its BUILD step is extended to read them. It is kept on
-its own so that it can be deleted when joblib files no longer matter.
+Plain loads use :class:`pickle._Unpickler` (the pure-Python unpickler) because the array
+bytes sit inside the pickle stream: its BUILD step is extended to read them. Restricted loads
+(``allowed_globals``) never run pickle: :mod:`forklift.persist.legacy_safe` reads the same
+layouts with forklift's safe decoder. Both are kept on their own so that they can be deleted
+when joblib files no longer matter.
 
 Imports only :mod:`forklift.errors`.
 """

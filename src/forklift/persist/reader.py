@@ -4,9 +4,10 @@ Data flow::
 
     trailer -> index (CRC-32 checked, JSON) -> pickle section (read, checksummed)
             -> buffer sections: mmap_mode and uncompressed: slices of one np.memmap (no read)
-                                otherwise: read chunk by chunk into one preallocated block;
-                                worker threads checksum (and decompress) chunks meanwhile
-            -> restricted or plain unpickling with the buffers
+                                otherwise: read chunk by chunk into one block
+                                (persist/sections.py: checksums, bounded decompression)
+            -> plain unpickling with the buffers, or forklift's safe decoder
+               (``allowed_globals``), which reads each buffer when the stream asks for it
 
 Every inconsistency (truncation, bad magic, checksum mismatch, impossible offsets) raises
 :class:`~forklift.errors.CorruptFileError` naming the file, before anything is unpickled.
