@@ -435,3 +435,24 @@ def test_joblib_wrappers_are_refused_outside_joblib_files(tmp_path: Path) -> Non
     path.write_bytes(forklift_file(ops.raw(b"}").build().stop()))
     with pytest.raises(UnsafeLoadError, match="joblib"):
         load(path, allowed_globals=SAFE_GLOBALS)
+
+
+def test_extension_registry_objects_are_flagged(tmp_path: Path) -> None:
+    # EXT1 fetches an object from copyreg's extension registry: a global by number
+    pickled = Ops().raw(b"\x82\x07").stop()
+    assert scan_globals(pickled) == ["<extension 7>"]
+    path = tmp_path / "ext.fkl"
+    path.write_bytes(forklift_file(pickled))
+    assert inspect_file(path).unsafe_globals() == ("<extension 7>",)
+    with pytest.raises(ForkliftError, match=str(path)):
+        load(path, allowed_globals=SAFE_GLOBALS)
+
+
+def test_pops_never_cross_a_mark(tmp_path: Path) -> None:
+    # REDUCE's operands may not come from below an open MARK (pickle refuses this too)
+    pickled = Ops().global_("builtins", "int").mark().raw(b")R").stop()
+    path = tmp_path / "mark.fkl"
+    path.write_bytes(forklift_file(pickled))
+    for allowed in (None, SAFE_GLOBALS):
+        with pytest.raises(CorruptFileError, match=str(path)):
+            load(path, allowed_globals=allowed)

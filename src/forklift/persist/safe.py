@@ -225,6 +225,9 @@ def scan_globals(data: bytes, name: str = "<stream>") -> list[str]:
                     stack.pop()  # a MARK too, as pickle does on an empty frame
             elif code == "STOP":
                 break
+            elif code.startswith("EXT"):  # an object from copyreg's extension registry
+                found.append(f"<extension {argument}>")
+                stack.append(_UNKNOWN)
             else:
                 _apply_stack_effect(opcode, stack, pop, pop_to_mark)
     except (ValueError, EOFError, KeyError, IndexError, TypeError) as exc:

@@ -170,8 +170,8 @@ class Decoder:
         return value
 
     def pop(self) -> Any:
-        if not self.stack:
-            raise self.corrupt("stack underflow")
+        if len(self.stack) <= (self.marks[-1] if self.marks else 0):
+            raise self.corrupt("stack underflow")  # as pickle: never across a MARK
         return self.stack.pop()
 
     def pop_mark(self) -> list[Any]:
@@ -183,7 +183,7 @@ class Decoder:
         return items
 
     def top(self) -> Any:
-        if not self.stack:
+        if len(self.stack) <= (self.marks[-1] if self.marks else 0):
             raise self.corrupt("stack underflow")
         return self.stack[-1]
 
