@@ -33,6 +33,7 @@ __all__ = ["BUILTIN_RULES"]
 
 _NUMBER = (int, float)
 _SEQUENCES = (list, tuple, set, frozenset, str, bytes, bytearray, dict, collections.deque)
+_LATIN1 = ("latin1", "latin-1")  # the only encoding pickle names (protocols 0-2 bytes)
 _FRACTION = re.compile(r"\s*[-+]?\d{1,4300}(/\d{1,4300})?\s*")
 
 
@@ -77,7 +78,7 @@ def _bytes_like(name: str, make: Callable[..., Any]) -> Builder:
         if len(args) == 1 and isinstance(first, bytes | bytearray | list | tuple):
             d.charge(len(first))
             return make(first)
-        if len(args) == 2 and isinstance(first, str) and isinstance(args[1], str):
+        if len(args) == 2 and isinstance(first, str) and args[1] in _LATIN1:
             d.charge(len(first))
             return make(first, args[1])  # protocol 2: (latin-1 text, "latin-1")
         return _refuse(d, name, args)
@@ -104,7 +105,7 @@ def _mapping(name: str, make: Callable[..., Any]) -> Builder:
 
 def _encode(d: Decoder, args: tuple[Any, ...]) -> Any:
     # how protocols 0-2 spell bytes: _codecs.encode(latin-1 text, "latin1")
-    if len(args) == 2 and isinstance(args[0], str) and args[1] in ("latin1", "latin-1"):
+    if len(args) == 2 and isinstance(args[0], str) and args[1] in _LATIN1:
         d.charge(len(args[0]))
         return args[0].encode("latin-1")
     return _refuse(d, "_codecs.encode", args)
@@ -157,17 +158,9 @@ BUILTIN_RULES: dict[str, Rule] = {
     "builtins.complex": _simple(
         "complex", complex, lambda args: _numbers(2)(args) or _numbers(1, str)(args)
     ),
+    # no encoding argument: a codec name would make Python import encodings.<name>
     "builtins.str": _simple(
-        "str",
-        str,
-        lambda args: (
-            (len(args) <= 1 and all(isinstance(a, str) for a in args))
-            or (
-                2 <= len(args) <= 3
-                and isinstance(args[0], bytes | bytearray)
-                and all(isinstance(a, str) for a in args[1:])
-            )
-        ),
+        "str", str, lambda args: len(args) <= 1 and all(isinstance(a, str) for a in args)
     ),
     "builtins.bytes": _bytes_like("bytes", bytes),
     "builtins.bytearray": _bytes_like("bytearray", bytearray),
