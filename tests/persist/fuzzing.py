@@ -1,7 +1,8 @@
 """Seeded fuzzing of load and inspect_file: ``python -m tests.persist.fuzzing --count N``.
 
 Small files of every codec (forklift's, and joblib's when joblib is installed) are mutated:
-bit flips, random bytes, truncations, insertions, deletions; for half of the forklift
+bit flips, random bytes, truncations, insertions, deletions (for 30% of the uncompressed
+forklift mutants, flips and bytes inside the pickle stream only); for half of the forklift
 mutants every checksum is then recomputed, so the damage passes the integrity checks and
 reaches the decoder. Each mutant is loaded and inspected; the outcome must be
 
@@ -31,6 +32,7 @@ from tests.persist.crafting import CODECS, refresh_checksums
 
 from forklift import SAFE_GLOBALS, dump, inspect_file, load
 from forklift.errors import ForkliftError
+from forklift.persist import layout
 
 
 def _value() -> dict[str, Any]:
@@ -102,6 +104,25 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
     return bytes(damaged)
 
 
+def pickle_span(data: bytes) -> tuple[int, int] | None:
+    """Where the (first chunk of the) pickle section of a forklift file lies."""
+    offset, length, _, _ = layout.TRAILER.unpack(data[-layout.TRAILER.size :])
+    chunk = json.loads(data[offset : offset + length])["pickle"]["chunks"][0]
+    return (chunk[0], chunk[0] + chunk[1]) if not chunk[3] else None
+
+
+def mutate_inside(data: bytes, span: tuple[int, int], rng: random.Random) -> bytes:
+    """Flip or replace bytes of the pickle stream only (its length stays the same)."""
+    damaged = bytearray(data)
+    for _ in range(rng.choice((1, 1, 2, 3))):
+        position = rng.randrange(*span)
+        if rng.random() < 0.5:
+            damaged[position] ^= 1 << rng.randrange(8)
+        else:
+            damaged[position] = rng.randrange(256)
+    return bytes(damaged)
+
+
 class _Named(io.BytesIO):
     name = "mutant.fkl"
 
@@ -144,7 +165,11 @@ def run(seed: int, count: int) -> dict[str, Any]:
     started = time.perf_counter()
     for index in range(count):
         label, data, checked = files[index % len(files)]
-        mutant = mutate(data, rng)
+        span = pickle_span(data) if checked else None
+        if span is not None and rng.random() < 0.3:
+            mutant = mutate_inside(data, span, rng)  # aimed at the decoder itself
+        else:
+            mutant = mutate(data, rng)
         refreshed = checked and rng.random() < 0.5
         if refreshed:
             mutant = refresh_checksums(mutant)
