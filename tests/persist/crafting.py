@@ -10,11 +10,17 @@ from __future__ import annotations
 import bz2
 import json
 import lzma
+import os
 import struct
+import subprocess
+import sys
+import textwrap
 import zlib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+import forklift
 from forklift.persist import layout
 
 #: (stored bytes, declared raw length, 1 if compressed else 0)
@@ -190,3 +196,16 @@ class Ops:
                     self.int_(item)
             self.tuple_().build()
         return self
+
+
+def run_child(code: str, *paths: Path, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter (argv: ``paths``), forklift importable."""
+    source = str(Path(forklift.__file__).parents[1])
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([source, *sys.path])}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=environment,
+    )

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.persist.crafting import CODECS, Ops, forklift_file
-from tests.persist.test_hostile_files import _run_child
+from tests.persist.crafting import CODECS, Ops, forklift_file, run_child
 
 np = pytest.importorskip("numpy")
 
@@ -124,7 +123,7 @@ def _huge_claims(folder: Path) -> list[Path]:
 
 def test_bombs_and_false_sizes_stay_bounded(bombs: list[Path], tmp_path: Path) -> None:
     paths = bombs + _huge_claims(tmp_path)
-    result = _run_child(_MEASURE, tmp_path / "warm.fkl", *paths, timeout=300)
+    result = run_child(_MEASURE, tmp_path / "warm.fkl", *paths, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout)
     for name, outcome in report["results"].items():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.persist.test_hostile_files import _run_child
+from tests.persist.crafting import run_child
 
 pytest.importorskip("numpy")
 
@@ -21,7 +21,7 @@ sys.exit(main(["--seed", "0", "--count", "2000"]))
 
 
 def test_two_thousand_mutants_give_forklift_errors_or_right_values() -> None:
-    result = _run_child(_FUZZ, timeout=110)
+    result = run_child(_FUZZ, timeout=110)
     assert result.returncode in (0, 1), f"the fuzz run died: {result.stderr[-2000:]}"
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["mutants"] == 2000

@@ -11,17 +11,12 @@ import datetime
 import decimal
 import fractions
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.persist.crafting import Ops, forklift_file
+from tests.persist.crafting import Ops, forklift_file, run_child
 
-import forklift
 from forklift.errors import CorruptFileError, ForkliftError, UnsafeLoadError
 from forklift.persist import SAFE_GLOBALS, dump, inspect_file, layout, load
 from forklift.persist.safe import scan_globals
@@ -29,18 +24,6 @@ from forklift.persist.safe import scan_globals
 np = pytest.importorskip("numpy")
 
 _LYING_OBJECT_STATE = (3, "|", None, None, None, -1, -1, 0)  # "no objects" for an 'O8'
-
-
-def _run_child(code: str, *paths: Path, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    source = str(Path(forklift.__file__).parents[1])
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([source, *sys.path])}
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code), *map(str, paths)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=environment,
-    )
 
 
 _LOAD_AND_TOUCH = """
@@ -142,7 +125,7 @@ def test_memory_corruption_payloads_are_refused(
     pickled = MEMORY_PAYLOADS[payload]()
     path = tmp_path / "evil.bin"
     path.write_bytes(forklift_file(pickled) if container == "forklift" else pickled)
-    result = _run_child(_LOAD_AND_TOUCH, path)
+    result = run_child(_LOAD_AND_TOUCH, path)
     assert result.returncode == 0, f"child died ({result.returncode}): {result.stderr[-800:]}"
     assert result.stdout.startswith("refused"), result.stdout
     assert str(path) in result.stdout
@@ -277,7 +260,7 @@ def test_deep_nesting_loads_or_fails_cleanly(tmp_path: Path) -> None:
         except CorruptFileError as error:
             print("refused", error)
     """
-    result = _run_child(code, deep_list, deep_key)
+    result = run_child(code, deep_list, deep_key)
     assert result.returncode == 0, f"child died ({result.returncode}): {result.stderr[-800:]}"
     assert result.stdout.splitlines()[0] == "list"
     assert "nested more than" in result.stdout
@@ -373,13 +356,13 @@ def test_inspect_cli_prints_one_escaped_line(tmp_path: Path) -> None:
     pickled = Ops().global_("os", hidden).stop()
     path = tmp_path / "esc.fkl"
     path.write_bytes(forklift_file(pickled))
-    result = _run_child(_INSPECT, path)
+    result = run_child(_INSPECT, path)
     assert result.returncode == 0
     assert "\x1b" not in result.stdout and "\r" not in result.stdout
     assert "outside SAFE_GLOBALS" in result.stdout
     broken = tmp_path / "broken.fkl"
     broken.write_bytes(forklift_file(b"\x80\x04\xff."))
-    result = _run_child(_INSPECT, broken)
+    result = run_child(_INSPECT, broken)
     assert result.returncode == 3
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "Traceback" not in result.stderr
