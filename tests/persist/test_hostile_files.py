@@ -439,3 +439,19 @@ def test_pops_never_cross_a_mark(tmp_path: Path) -> None:
     for allowed in (None, SAFE_GLOBALS):
         with pytest.raises(CorruptFileError, match=str(path)):
             load(path, allowed_globals=allowed)
+
+
+def test_joblib_arrays_larger_than_their_file_are_refused(tmp_path: Path) -> None:
+    # a 300-byte joblib-format file declaring a 64 GiB array: refused before allocating
+    ops = Ops(2).global_("joblib.numpy_pickle", "NumpyArrayWrapper").raw(b")\x81")
+    ops.raw(b"}").mark()
+    ops.text("subclass").global_("numpy", "ndarray")
+    ops.text("shape").int_(1 << 33).raw(b"\x85")
+    ops.text("order").text("C")
+    ops.text("dtype").dtype("f8", (3, "<", None, None, None, -1, -1, 0))
+    ops.text("allow_mmap").raw(b"\x89")
+    path = tmp_path / "huge.pkl"
+    path.write_bytes(ops.raw(b"u").build().raw(bytes(64)).stop())
+    for allowed in (None, SAFE_GLOBALS):
+        with pytest.raises(CorruptFileError, match="more than the file holds"):
+            load(path, allowed_globals=allowed)

@@ -143,6 +143,9 @@ class _ArrayWrapper:
             for n in shape:
                 count *= n
             nbytes = count * dtype.itemsize
+            end = unpickler.file_size
+            if end is not None and unpickler.file.tell() + nbytes > end:
+                raise EOFError(f"an array of {nbytes} bytes, more than the file holds")
             if unpickler.mmap_mode is not None and state.get("allow_mmap") and unpickler.path:
                 array = unpickler.map_array(dtype, shape, order, nbytes)
             else:
@@ -233,6 +236,7 @@ class _JoblibUnpickler(pickle._Unpickler):
     """Pure-Python unpickler whose BUILD step turns joblib's wrappers into arrays."""
 
     dispatch = pickle._Unpickler.dispatch.copy()
+    file_size: int | None = None  # absolute end of an uncompressed file, else None
     # Set by pickle._Unpickler.load(); declared for the type checker.
     read: Callable[[int], bytes]
     stack: list[Any]
@@ -329,16 +333,18 @@ def load_legacy(
         raise CorruptFileError(f"{name}: neither a forklift file nor a joblib file")
     if kind is not None:
         mmap_mode = None  # arrays inside a compressed stream cannot be mapped
+    end = None  # an uncompressed file bounds the arrays it can hold
+    if kind is None:
+        end = file.seek(0, 2)
+        file.seek(start)
     try:
         stream = open_stream(file, kind)
         if allowed is not None:
-            end = None
-            if kind is None:
-                end = file.seek(0, 2)
-                file.seek(start)
             context = JoblibContext(name, path, mmap_mode, end)
             return decode_joblib(stream, context, allowed)[0]
-        return _JoblibUnpickler(stream, name, path, mmap_mode, allowed).load()
+        unpickler = _JoblibUnpickler(stream, name, path, mmap_mode, allowed)
+        unpickler.file_size = end
+        return unpickler.load()
     except ForkliftError:
         raise
     except Exception as exc:
