@@ -58,9 +58,13 @@ def decode_stream(
     resolver: Resolver,
     buffers: Iterable[Any] | None = None,
     encoding: str = "ASCII",
+    size: int | None = None,
 ) -> Any:
-    """Decode one pickle from ``file`` (left just after its STOP opcode)."""
-    decoder = Decoder(file, name=name, resolve=resolver, buffers=buffers, encoding=encoding)
+    """Decode one pickle from ``file`` (left just after its STOP opcode); ``size``: the
+    length of an in-memory ``file``, if known."""
+    decoder = Decoder(
+        file, name=name, resolve=resolver, buffers=buffers, encoding=encoding, size=size
+    )
     return decode(decoder, OPCODES)
 
 
@@ -72,6 +76,8 @@ def decode_bytes(
     buffers: Iterable[Any] | None = None,
 ) -> Any:
     """Decode the in-memory pickle ``data`` with the allow-list ``allowed``."""
-    stream = io.BytesIO(memoryview(data).cast("B"))
+    view = memoryview(data).cast("B")
     resolver = Resolver(allowed, safe_rules())
-    return decode_stream(stream, name=name, resolver=resolver, buffers=buffers)
+    return decode_stream(
+        io.BytesIO(view), name=name, resolver=resolver, buffers=buffers, size=view.nbytes
+    )

@@ -102,8 +102,10 @@ class Decoder:
         buffers: Iterable[Any] | None = None,
         encoding: str = "ASCII",
         budget_base: int = 1 << 20,
+        size: int | None = None,
     ) -> None:
         self.file = file
+        self.size = size  # the stream's length when known (in memory): one read per value
         self.name = name
         self.buffers = iter(buffers if buffers is not None else ())
         self.encoding = encoding
@@ -123,7 +125,7 @@ class Decoder:
 
     def read(self, length: int) -> bytes:
         """Exactly ``length`` bytes; read in pieces so a false length cannot allocate."""
-        if length <= _PIECE:
+        if length <= _PIECE or (self.size is not None and self.file.tell() + length <= self.size):
             data = self.file.read(length)
         else:
             pieces = []
