@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Reinstall when the project's dependencies change.
 INSTALLED := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test lint types imports pytest bench docs clean
+.PHONY: demo test lint types imports pytest bench docs clean fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ pytest: $(INSTALLED)
 
 docs: $(INSTALLED)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir build/site
+
+# Seeded fuzzing of load and inspect_file (a short run is part of `make test`).
+FUZZ_SEED ?= 1
+FUZZ_COUNT ?= 100000
+fuzz: $(INSTALLED)
+	$(BIN)/python -W ignore -m tests.persist.fuzzing --seed $(FUZZ_SEED) --count $(FUZZ_COUNT)
 
 bench: $(INSTALLED)
 	$(BIN)/python -m benchmarks

@@ -9,6 +9,7 @@ from typing import Any
 from forklift.cli.output import NotFoundError, emit
 from forklift.errors import PersistError
 from forklift.persist import inspect_file
+from forklift.persist.inspection import printable
 
 __all__ = ["add_inspect_command"]
 
@@ -20,9 +21,11 @@ def _inspect(arguments: argparse.Namespace) -> int:
         raise NotFoundError(f"{arguments.file}: no such file") from None
     except IsADirectoryError:
         raise NotFoundError(f"{arguments.file}: is a folder, not a dump file") from None
-    except PersistError as error:
+    except (PersistError, OSError) as error:
+        # one line, whatever the file holds: names from it may carry terminal escapes
+        message = " ".join(str(error).split("\n"))
         raise NotFoundError(
-            f"{arguments.file}: not a readable forklift or joblib file: {error}"
+            printable(f"{arguments.file}: not a readable forklift or joblib file: {message}")
         ) from None
     payload = dataclasses.asdict(report)
     payload["unsafe_globals"] = list(report.unsafe_globals())

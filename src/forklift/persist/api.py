@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import IO, Any
 
 from forklift._support.atomic import atomic_write
-from forklift.errors import ConfigurationError, PersistWarning
+from forklift.errors import ConfigurationError, CorruptFileError, ForkliftError, PersistWarning
 from forklift.persist import layout, legacy, reader, safe, writer
 from forklift.persist.compressors import resolve_compression
 
@@ -122,16 +122,19 @@ def load(
             the listed globals (``"module.qualname"`` strings, classes or functions) may be
             imported; :data:`~forklift.persist.SAFE_GLOBALS` covers builtin containers and
             numbers and numpy arrays. Anything else raises
-            :class:`~forklift.errors.UnsafeLoadError` naming it, before anything is built.
+            :class:`~forklift.errors.UnsafeLoadError` naming it, before it is imported. Pickle
+            does not run: forklift's decoder builds the allowed values itself (see
+            ``docs/persistence.md`` for what this guarantees and what it does not).
         verify: also check the checksums of uncompressed array buffers while reading them.
             Off by default because it can double the time of a large load (see
             ``docs/format.md``); the file's header, trailer and index, its pickle stream and
-            every compressed chunk are checked in any case, so truncation and damage outside
-            raw array bytes are always detected. Memory-mapped arrays are never read at load
-            time, so they are not verified.
+            every chunk of a compressed file are checked in any case, so truncation and
+            damage outside the raw array bytes of an uncompressed file are always detected.
+            Memory-mapped arrays are never read at load time, so they are not verified.
 
     Raises:
-        CorruptFileError: the file is truncated or damaged (the message names it).
+        CorruptFileError: the file is truncated, damaged or cannot be unpickled (the message
+            names it; any other error while reading is chained to it).
         UnsafeLoadError: ``allowed_globals`` refused a global.
 
     Examples:
@@ -198,6 +201,27 @@ def _seekable(file: IO[bytes]) -> bool:
 
 
 def _load(
+    file: IO[bytes],
+    name: str,
+    path: str | None,
+    *,
+    mmap_mode: str | None,
+    allowed: frozenset[str] | None,
+    verify: bool,
+) -> Any:
+    try:
+        return _read(file, name, path, mmap_mode=mmap_mode, allowed=allowed, verify=verify)
+    except ForkliftError:
+        raise
+    except OSError as exc:
+        if exc.errno is not None:  # the disk or the system failed, not the file's content
+            raise
+        raise CorruptFileError(f"{name}: cannot be read ({type(exc).__name__}: {exc})") from exc
+    except Exception as exc:  # a file must never surface another error
+        raise CorruptFileError(f"{name}: cannot be read ({type(exc).__name__}: {exc})") from exc
+
+
+def _read(
     file: IO[bytes],
     name: str,
     path: str | None,

@@ -82,7 +82,13 @@ class _Zlib:
         return compressor.compress(data) + compressor.flush()
 
     def decompress(self, data: bytes, raw_length: int) -> bytes:
-        return zlib.decompress(data, self.wbits, max(raw_length, 1))
+        # zlib.decompress's bufsize is only a first guess: a decompressobj with max_length
+        # stops at the declared length, so a bomb cannot expand past it.
+        decompressor = zlib.decompressobj(self.wbits)
+        result = decompressor.decompress(data, raw_length + 1)
+        if len(result) > raw_length or not decompressor.eof:
+            raise ValueError(f"chunk decompresses past its declared {raw_length} bytes")
+        return result
 
 
 @dataclass(frozen=True)
@@ -94,7 +100,7 @@ class _Bz2:
         return bz2.compress(data, max(1, min(level, 9)))
 
     def decompress(self, data: bytes, raw_length: int) -> bytes:
-        return bz2.decompress(data)
+        return _bounded(bz2.BZ2Decompressor(), data, raw_length)
 
 
 @dataclass(frozen=True)
@@ -107,7 +113,15 @@ class _Lzma:
         return lzma.compress(data, format=self.format, preset=max(0, min(level, 9)))
 
     def decompress(self, data: bytes, raw_length: int) -> bytes:
-        return lzma.decompress(data, format=self.format)
+        return _bounded(lzma.LZMADecompressor(format=self.format), data, raw_length)
+
+
+def _bounded(decompressor: Any, data: bytes, raw_length: int) -> bytes:
+    """Decompress one whole stream, never producing more than ``raw_length`` + 1 bytes."""
+    result = decompressor.decompress(data, max_length=raw_length + 1)
+    if len(result) > raw_length or not decompressor.eof:
+        raise ValueError(f"chunk decompresses past its declared {raw_length} bytes")
+    return bytes(result)
 
 
 def _import_extra(module: str, extra: str) -> Any:
@@ -162,7 +176,13 @@ class _Zstd:
         if decompressor is None:
             zstandard = _import_extra("zstandard", "zstd")
             decompressor = self._local.decompressor = zstandard.ZstdDecompressor()
-        return bytes(decompressor.decompress(data, max_output_size=raw_length))
+        # max_output_size is ignored when the frame header states a content size, and a
+        # crafted header may state any size: check it against the declared length first.
+        zstandard = _import_extra("zstandard", "zstd")
+        declared = zstandard.frame_content_size(data)
+        if declared not in (-1, raw_length):
+            raise ValueError(f"zstd frame claims {declared} bytes, the index {raw_length}")
+        return bytes(decompressor.decompress(data, max_output_size=max(raw_length, 1)))
 
 
 _REGISTRY: dict[str, Compressor] = {

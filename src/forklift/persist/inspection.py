@@ -1,10 +1,11 @@
 """``inspect_file``: what a file would construct, found without executing it.
 
 For forklift files the index (JSON) lists every out-of-band array (dtype, shape, order, size)
-and the pickle stream is scanned opcode by opcode for the globals it imports. For joblib
-files the compression is detected from the magic bytes and the readable pickle stream is
-scanned the same way (array data interleaved in joblib's stream ends the scan early, which
-the report says).
+and the pickle stream is scanned opcode by opcode, tracking the real pickle stack, for the
+globals it imports (:func:`forklift.persist.safe.scan_globals`). For joblib files the
+compression is detected from the magic bytes and the stream is walked by forklift's safe
+decoder with every global an inert stub (:mod:`forklift.persist.legacy_safe`): array bytes
+are skipped and described, nothing from the file runs. Any failure is a forklift error.
 
 Imports only :mod:`forklift.errors` and :mod:`forklift._support`.
 """
@@ -13,14 +14,13 @@ from __future__ import annotations
 
 import io
 import os
-import pickle
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from forklift.errors import CorruptFileError
-from forklift.persist import layout, legacy, reader, safe
+from forklift.errors import CorruptFileError, ForkliftError
+from forklift.persist import layout, legacy, legacy_safe, reader, safe, sections
 
-__all__ = ["ArrayInfo", "FileReport", "inspect_file"]
+__all__ = ["ArrayInfo", "FileReport", "inspect_file", "printable"]
 
 
 @dataclass(frozen=True)
@@ -65,23 +65,38 @@ class FileReport:
         return tuple(name for name in self.globals if name not in allowed)
 
     def summary(self) -> str:
-        """A few human-readable lines (what ``forklift inspect`` prints)."""
+        """A few human-readable lines (what ``forklift inspect`` prints).
+
+        Names come from the file: control characters in them are shown escaped, so a
+        crafted name cannot move the cursor or erase the warning line.
+        """
+        names = [printable(name) for name in self.globals]
         lines = [
-            f"{self.name}: {self.format} {self.version}, {self.size} bytes, "
-            f"compression: {self.compression or 'none'}",
-            f"globals ({len(self.globals)}): {', '.join(self.globals) or '-'}",
+            f"{printable(self.name)}: {self.format} {self.version}, {self.size} bytes, "
+            f"compression: {printable(self.compression or 'none')}",
+            f"globals ({len(names)}): {', '.join(names) or '-'}",
         ]
         unsafe = self.unsafe_globals()
         if unsafe:
-            lines.append(f"outside SAFE_GLOBALS: {', '.join(unsafe)}")
+            lines.append(f"outside SAFE_GLOBALS: {', '.join(map(printable, unsafe))}")
         for array in self.arrays:
             shape = "x".join(str(n) for n in array.shape) or "()"
             lines.append(
-                f"  {array.type} {array.dtype} shape {shape} order {array.order}, "
-                f"{array.nbytes} bytes"
+                f"  {printable(array.type)} {printable(array.dtype)} shape {shape} "
+                f"order {printable(array.order)}, {array.nbytes} bytes"
             )
-        lines.extend(f"note: {note}" for note in self.notes)
+        lines.extend(f"note: {printable(note)}" for note in self.notes)
         return "\n".join(lines)
+
+
+def printable(text: str) -> str:
+    """``text`` with every non-printable character escaped (``\\x1b``, ``\\r``...)."""
+    if text.isprintable():
+        return text
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
 
 
 def inspect_file(filename: str | os.PathLike[str] | IO[bytes]) -> FileReport:
@@ -120,19 +135,24 @@ def _inspect(file: IO[bytes], name: str) -> FileReport:
     start = file.tell()
     head = file.read(len(layout.MAGIC))
     file.seek(start)
-    if head == layout.MAGIC:
+    if head != layout.MAGIC:
+        return _inspect_joblib(file, name, head)
+    try:
         return _inspect_forklift(reader.Source(file, name))
-    return _inspect_joblib(file, name, head)
+    except ForkliftError:
+        raise
+    except Exception as exc:  # a crafted index entry (array shapes, sizes) of the wrong type
+        raise CorruptFileError(f"{name}: damaged index ({type(exc).__name__}: {exc})") from None
 
 
 def _inspect_forklift(source: reader.Source) -> FileReport:
     index = reader.read_index(source)
     compressor = reader.codec_of(index, source)
-    sections = reader._SectionReader(source, compressor, index.pickle.length)
+    chunks = sections.SectionReader(source, compressor, index.pickle.length)
     try:
-        pickled = bytes(memoryview(sections.read(index.pickle)).cast("B"))
+        pickled = bytes(memoryview(chunks.read(index.pickle)).cast("B"))
     finally:
-        sections.close()
+        chunks.close()
     arrays = []
     for section in index.buffers:
         meta: dict[str, Any] | None = section.array
@@ -159,113 +179,31 @@ def _inspect_forklift(source: reader.Source) -> FileReport:
     )
 
 
-class _Stub:
-    """What a global outside SAFE_GLOBALS becomes while inspecting: inert, accepts anything."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def __setstate__(self, state: Any) -> None:
-        pass
-
-    def __call__(self, *args: Any, **kwargs: Any) -> _Stub:
-        return _Stub()
-
-    def append(self, item: Any) -> None:
-        pass
-
-    def extend(self, items: Any) -> None:
-        pass
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        pass
-
-    def add(self, item: Any) -> None:
-        pass
-
-
-class _InspectingUnpickler(legacy._JoblibUnpickler):
-    """Walks a joblib stream: safe globals resolve for real, others become stubs, array data
-    is skipped and described."""
-
-    dispatch = legacy._JoblibUnpickler.dispatch.copy()
-
-    def __init__(self, file: IO[bytes], name: str, report: _Findings) -> None:
-        super().__init__(file, name, None, None, None)
-        self.report = report
-
-    def find_class(self, module: str, name: str) -> Any:
-        full = f"{module}.{name}"
-        self.report.globals.append(full)
-        if (module, name) in legacy._WRAPPERS or full in safe.SAFE_GLOBALS:
-            return super().find_class(module, name)
-        return type(name, (_Stub,), {"__module__": "forklift.inspect.stub"})
-
-    def load_build(self) -> None:
-        pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
-        top = self.stack[-1]
-        if isinstance(top, legacy._ArrayWrapper):
-            self._skip_array(top.__dict__)
-            self.stack[-1] = None
-        elif isinstance(top, legacy._NDArrayWrapper | legacy._ZNDArrayWrapper):
-            self.report.notes.append(f"array in companion file {top.__dict__.get('filename')}")
-            self.stack[-1] = None
-
-    def _skip_array(self, state: dict[str, Any]) -> None:
-        numpy = self.numpy()
-        dtype = numpy.dtype(state["dtype"])
-        shape = tuple(int(n) for n in state["shape"])
-        subclass = state.get("subclass")
-        kind = getattr(subclass, "__name__", "ndarray")
-        if dtype.hasobject:
-            _InspectingUnpickler(self.file, self.name, self.report).load()
-            nbytes = 0
-        else:
-            if state.get("numpy_array_alignment_bytes") is not None:
-                self.read(self.read(1)[0])
-            nbytes = dtype.itemsize * int(numpy.prod(shape, dtype=numpy.int64))
-            remaining = nbytes
-            while remaining:
-                piece = self.read(min(remaining, 1 << 22))
-                if not piece:
-                    raise EOFError("file ended inside an array")
-                remaining -= len(piece)
-        self.report.arrays.append(
-            ArrayInfo(kind, dtype.str, shape, str(state.get("order", "C")), nbytes)
-        )
-
-    dispatch[pickle.BUILD[0]] = load_build  # type: ignore[assignment]
-
-
-@dataclass
-class _Findings:
-    globals: list[str] = field(default_factory=list)
-    arrays: list[ArrayInfo] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
 def _inspect_joblib(file: IO[bytes], name: str, head: bytes) -> FileReport:
     kind = legacy.detect(head)
     if kind is None and not head.startswith(b"\x80"):
         raise CorruptFileError(f"{name}: neither a forklift file nor a joblib file")
     start = file.tell()
-    size = file.seek(0, 2) - start
+    end = file.seek(0, 2)
     file.seek(start)
-    findings = _Findings()
+    context = legacy_safe.JoblibContext(name, None, None, end if kind is None else None)
+    context.describe = True
     try:
         stream = legacy.open_stream(file, kind)
-        _InspectingUnpickler(stream, name, findings).load()
+        _, seen = legacy_safe.decode_joblib(stream, context, None)
+    except ForkliftError:
+        raise
     except Exception as exc:
         raise CorruptFileError(
             f"{name}: cannot be read as a joblib file ({type(exc).__name__}: {exc})"
-        ) from exc
+        ) from None
     return FileReport(
         name=name,
         format="joblib",
         version="numpy_pickle",
         compression=kind,
-        size=size,
-        globals=_unique(findings.globals),
-        arrays=tuple(findings.arrays),
-        notes=tuple(findings.notes),
+        size=end - start,
+        globals=_unique(seen),
+        arrays=tuple(ArrayInfo(*array) for array in context.arrays),
+        notes=tuple(context.notes),
     )

@@ -15,9 +15,11 @@ Layouts understood (see ``docs/format.md``, "Files written by joblib"):
 Python 2 pickles are read with ``encoding="latin1"``, as numpy requires; a Python 2 byte
 string therefore loads as a ``str`` of the same code points.
 
-This module uses :class:`pickle._Unpickler` (the pure-Python unpickler) because the array
-bytes sit inside the pickle stream: its BUILD step is extended to read them. It is kept on
-its own so that it can be deleted when joblib files no longer matter.
+Plain loads use :class:`pickle._Unpickler` (the pure-Python unpickler) because the array
+bytes sit inside the pickle stream: its BUILD step is extended to read them. Restricted loads
+(``allowed_globals``) never run pickle: :mod:`forklift.persist.legacy_safe` reads the same
+layouts with forklift's safe decoder. Both are kept on their own so that they can be deleted
+when joblib files no longer matter.
 
 Imports only :mod:`forklift.errors`.
 """
@@ -41,6 +43,7 @@ from forklift.errors import (
     UnsafeLoadError,
     UnsupportedFormatError,
 )
+from forklift.persist.legacy_safe import JoblibContext, decode_joblib, read_zfile
 
 __all__ = ["detect", "load_legacy", "open_stream"]
 
@@ -91,21 +94,8 @@ class _ZlibReader(io.RawIOBase):
 
 
 def _read_zfile(file: IO[bytes]) -> bytes:
-    """Decompress joblib's old ``ZF`` container: ``ZF`` + hex length + spaces + zlib data."""
-    head = file.read(32)
-    if not head.startswith(b"ZF"):
-        raise ValueError("not a ZF container")
-    position = 2
-    while position < len(head) and head[position : position + 1] in b"0123456789abcdefxL":
-        position += 1
-    length_text = head[2:position].rstrip(b"L")
-    while position < len(head) and head[position : position + 1] == b" ":
-        position += 1
-    expected = int(length_text, 16)
-    data = zlib.decompress(head[position:] + file.read())
-    if len(data) != expected:
-        raise ValueError(f"ZF container holds {len(data)} bytes, header says {expected}")
-    return data
+    """Decompress joblib's old ``ZF`` container, never past its declared length."""
+    return bytes(read_zfile(file, getattr(file, "name", "<ZF container>")))
 
 
 def open_stream(file: IO[bytes], kind: str | None) -> IO[bytes]:
@@ -153,6 +143,9 @@ class _ArrayWrapper:
             for n in shape:
                 count *= n
             nbytes = count * dtype.itemsize
+            end = unpickler.file_size
+            if end is not None and unpickler.file.tell() + nbytes > end:
+                raise EOFError(f"an array of {nbytes} bytes, more than the file holds")
             if unpickler.mmap_mode is not None and state.get("allow_mmap") and unpickler.path:
                 array = unpickler.map_array(dtype, shape, order, nbytes)
             else:
@@ -243,6 +236,7 @@ class _JoblibUnpickler(pickle._Unpickler):
     """Pure-Python unpickler whose BUILD step turns joblib's wrappers into arrays."""
 
     dispatch = pickle._Unpickler.dispatch.copy()
+    file_size: int | None = None  # absolute end of an uncompressed file, else None
     # Set by pickle._Unpickler.load(); declared for the type checker.
     read: Callable[[int], bytes]
     stack: list[Any]
@@ -339,9 +333,18 @@ def load_legacy(
         raise CorruptFileError(f"{name}: neither a forklift file nor a joblib file")
     if kind is not None:
         mmap_mode = None  # arrays inside a compressed stream cannot be mapped
+    end = None  # an uncompressed file bounds the arrays it can hold
+    if kind is None:
+        end = file.seek(0, 2)
+        file.seek(start)
     try:
         stream = open_stream(file, kind)
-        return _JoblibUnpickler(stream, name, path, mmap_mode, allowed).load()
+        if allowed is not None:
+            context = JoblibContext(name, path, mmap_mode, end)
+            return decode_joblib(stream, context, allowed)[0]
+        unpickler = _JoblibUnpickler(stream, name, path, mmap_mode, allowed)
+        unpickler.file_size = end
+        return unpickler.load()
     except ForkliftError:
         raise
     except Exception as exc:

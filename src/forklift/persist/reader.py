@@ -4,9 +4,10 @@ Data flow::
 
     trailer -> index (CRC-32 checked, JSON) -> pickle section (read, checksummed)
             -> buffer sections: mmap_mode and uncompressed: slices of one np.memmap (no read)
-                                otherwise: read chunk by chunk into one preallocated block;
-                                worker threads checksum (and decompress) chunks meanwhile
-            -> restricted or plain unpickling with the buffers
+                                otherwise: read chunk by chunk into one block
+                                (persist/sections.py: checksums, bounded decompression)
+            -> plain unpickling with the buffers, or forklift's safe decoder
+               (``allowed_globals``), which reads each buffer when the stream asks for it
 
 Every inconsistency (truncation, bad magic, checksum mismatch, impossible offsets) raises
 :class:`~forklift.errors.CorruptFileError` naming the file, before anything is unpickled.
@@ -16,23 +17,31 @@ Imports only :mod:`forklift.errors` and :mod:`forklift._support`.
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import functools
 import io
 import json
 import os
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any
 
-from forklift._support.cpus import cpu_count
-from forklift.errors import CorruptFileError, UnknownCompressorError, UnsupportedFormatError
+from forklift.errors import (
+    CorruptFileError,
+    UnknownCompressorError,
+    UnsupportedFormatError,
+)
 from forklift.persist import layout, safe
 from forklift.persist.compressors import Compressor, get_compressor
+from forklift.persist.sections import SectionReader
 
-__all__ = ["FileIndex", "Section", "Source", "read_file", "read_index"]
+__all__ = ["MAX_CODED_CHUNK_RAW", "FileIndex", "Section", "Source", "read_file", "read_index"]
+
+#: A compressed chunk may declare at most this many raw bytes (the writer cuts compressed
+#: sections in 4 MiB chunks). A raw chunk is bounded by the file's size; a compressed one
+#: could claim anything, so this explicit limit bounds what one chunk may allocate, and each
+#: chunk is decompressed with its declared length as the output limit (no bomb expands past
+#: it). A section's block is allocated untouched: its pages cost memory only as chunks that
+#: really decompress fill them, so a false claim fails at its first chunk.
+MAX_CODED_CHUNK_RAW = 64 << 20
 
 
 class Source:
@@ -139,7 +148,7 @@ def _section(raw: Any, source: Source) -> Section:
             or type(check) is not int
             or offset < layout.HEADER_SIZE
             or stored < 0
-            or not 0 <= raw_length <= layout.MAX_CHUNK_RAW
+            or not 0 <= raw_length <= (MAX_CODED_CHUNK_RAW if coded else layout.MAX_CHUNK_RAW)
             or offset + stored > size
             or coded not in (0, 1)
             or (not coded and stored != raw_length)
@@ -205,127 +214,16 @@ def read_index(source: Source) -> FileIndex:
         )
     except CorruptFileError:
         raise
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+    except (
+        KeyError,
+        TypeError,
+        ValueError,
+        IndexError,
+        AttributeError,
+        OverflowError,
+        RecursionError,  # JSON nested thousands deep
+    ) as exc:
         raise source.corrupt(f"damaged index ({type(exc).__name__}: {exc})") from None
-
-
-def _allocate(length: int) -> Any:
-    """An uninitialised writable block (numpy, when present, skips bytearray's zero fill)."""
-    numpy = __import__("sys").modules.get("numpy")
-    if numpy is None:
-        try:
-            import numpy
-        except ImportError:
-            return bytearray(length)
-    return numpy.empty(length, dtype=numpy.uint8)
-
-
-class _SectionReader:
-    def __init__(self, source: Source, compressor: Compressor | None, total: int) -> None:
-        self.verify_raw = True  # the pickle section is always verified
-        self._source = source
-        self._compressor = compressor
-        self._workers = 1
-        self._pool: ThreadPoolExecutor | None = None
-        if compressor is not None and compressor.parallel and total > layout.CHUNK_SIZE:
-            # cpu_count reads cgroup files: only when it matters
-            self._workers = min(cpu_count(), layout.MAX_WORKERS)
-            if self._workers > 1:
-                self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="forklift-load")
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-
-    def _check(self, name: str, data: memoryview | bytes, expected: int) -> None:
-        if layout.checksum(name, data) != expected:
-            raise self._source.corrupt("damaged data (checksum mismatch)")
-
-    def _decode(
-        self, name: str, stored: bytes, raw: int, check: int, target: memoryview, *, width: int
-    ) -> None:
-        self._check(name, stored, check)
-        assert self._compressor is not None
-        try:
-            data = self._compressor.decompress(stored, raw)
-        except (ValueError, OSError, EOFError, RuntimeError, MemoryError) as exc:
-            raise self._source.corrupt(f"damaged compressed data ({exc})") from None
-        except Exception as exc:  # codecs raise their own error types (lzma.LZMAError, ...)
-            if type(exc).__module__ in (
-                "zlib",
-                "_lzma",
-                "lzma",
-                "_bz2",
-                "zstd",
-                "zstandard",
-                "lz4",
-                "lz4.block",
-                "_block",
-            ):
-                raise self._source.corrupt(f"damaged compressed data ({exc})") from None
-            raise
-        if len(data) != raw:
-            raise self._source.corrupt("damaged compressed data (wrong length)")
-        if width and raw % width == 0:
-            _unshuffle(data, width, target)
-        else:
-            target[:] = data
-
-    def _read_raw(self, name: str, offset: int, target: memoryview, expected: int) -> None:
-        """Read a raw chunk piece by piece, checksumming each piece while it is cache-hot."""
-        if not self.verify_raw:
-            self._source.readinto(offset, target)
-            return
-        check = 0
-        for start in range(0, len(target), layout.PIECE_SIZE):
-            piece = target[start : start + layout.PIECE_SIZE]
-            self._source.readinto(offset + start, piece)
-            check = layout.checksum(name, piece, check)
-        if check != expected:
-            raise self._source.corrupt("damaged data (checksum mismatch)")
-
-    def read(self, section: Section) -> Any:
-        if section.chunks:
-            first = section.chunks[0][0]
-            last = section.chunks[-1]
-            self._source.will_need(first, last[0] + last[1] - first)
-        block = _allocate(section.length)
-        view = memoryview(block).cast("B")
-        pending: collections.deque[Future[None]] = collections.deque()
-        position = 0
-        try:
-            for offset, stored, raw, coded, check in section.chunks:
-                target = view[position : position + raw]
-                position += raw
-                job: Callable[[], None]
-                if coded:
-                    if self._compressor is None:
-                        raise self._source.corrupt("compressed chunk in an uncompressed file")
-                    data = self._source.read(offset, stored)
-                    job = functools.partial(
-                        self._decode,
-                        section.checksum,
-                        data,
-                        raw,
-                        check,
-                        target,
-                        width=section.shuffle,
-                    )
-                else:
-                    self._read_raw(section.checksum, offset, target, check)
-                    continue
-                if self._pool is None:
-                    job()
-                    continue
-                pending.append(self._pool.submit(job))
-                if len(pending) >= 2 * self._workers:
-                    pending.popleft().result()
-            while pending:
-                pending.popleft().result()
-        finally:
-            for future in pending:
-                future.cancel()
-        return block
 
 
 def codec_of(index: FileIndex, source: Source) -> Compressor | None:
@@ -338,18 +236,6 @@ def codec_of(index: FileIndex, source: Source) -> Compressor | None:
         raise UnsupportedFormatError(
             f"{source.name}: {exc}; register it to read this file"
         ) from None
-
-
-def _unshuffle(data: bytes, width: int, target: memoryview) -> None:
-    """Undo the writer's byte shuffle: ``data`` holds byte planes, ``target`` gets items."""
-    import numpy
-
-    planes = numpy.frombuffer(data, dtype=numpy.uint8).reshape(width, -1)
-    numpy.copyto(numpy.frombuffer(target, dtype=numpy.uint8).reshape(-1, width), planes.T)
-
-
-def _bind(function: Callable[..., None], *args: Any) -> Callable[[], None]:
-    return lambda: function(*args)
 
 
 def _map_buffers(path: str, mode: str, sections: tuple[Section, ...]) -> list[Any]:
@@ -376,6 +262,22 @@ def _mark_writable_mapped(path: str, flags: int) -> None:
         handle.write((flags | layout.FLAG_WRITABLE_MAPPED).to_bytes(4, "little"))
 
 
+def _verify_raw_buffers(index: FileIndex, verify: bool, source: Source) -> bool:
+    """Whether raw buffer chunks get their checksum checked while read.
+
+    In a compressed file always: a raw chunk there is incompressible data stored as is, and
+    its CRC costs little next to decompressing the others. In an uncompressed file only with
+    ``verify=True`` and when the header's "writable mapped" flag is clear (after a writable
+    mapping the stored checksums may be stale). Writable mapping is impossible for a
+    compressed file, so the flag set on one is damage, never a reason to skip a check.
+    """
+    if index.codec is not None:
+        if index.flags & layout.FLAG_WRITABLE_MAPPED:
+            raise source.corrupt("damaged header (writable-mapped flag on a compressed file)")
+        return True
+    return verify and not index.flags & layout.FLAG_WRITABLE_MAPPED
+
+
 def read_file(
     source: Source,
     index: FileIndex,
@@ -392,19 +294,21 @@ def read_file(
     """
     compressor = codec_of(index, source)
     total = index.pickle.length + sum(section.length for section in index.buffers)
-    sections = _SectionReader(source, compressor, total)
+    sections = SectionReader(source, compressor, total)
     try:
         pickled = sections.read(index.pickle)
-        if allowed is not None:
-            safe.check_stream(bytes(pickled), allowed, source.name)
         buffers: list[Any] = []
         if mmap_mode is not None and path is not None and index.codec is None and index.buffers:
             buffers = _map_buffers(path, mmap_mode, index.buffers)
             if buffers and mmap_mode in ("r+", "w+"):
                 _mark_writable_mapped(path, index.flags)
         if not buffers:
-            # After a writable mapping the stored checksums of raw buffers may be stale.
-            sections.verify_raw = verify and not index.flags & layout.FLAG_WRITABLE_MAPPED
+            sections.verify_raw = _verify_raw_buffers(index, verify, source)
+            if allowed is not None:
+                # read each buffer when the stream asks for it: a refused file is refused
+                # before its large sections are read
+                wanted = (sections.read(section) for section in index.buffers)
+                return safe.unpickle(pickled, wanted, allowed, source.name)
             buffers = [sections.read(section) for section in index.buffers]
     finally:
         sections.close()

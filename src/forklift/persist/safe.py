@@ -1,14 +1,19 @@
-"""Safe loading: allow-listed globals, and a scan of what a pickle would import.
+"""Safe loading: allow-listed globals, a scan of what a pickle would import, and a decoder.
 
-A pickle can import and call any global (``os.system`` included). ``load(...,
-allowed_globals=...)`` defends in two steps:
+A pickle can import and call any global (``os.system`` included), and even allowed
+classes can be abused: numpy's unpickling trusts the state it is given. ``load(...,
+allowed_globals=...)`` therefore defends in two steps:
 
-1. :func:`scan_globals` walks the opcodes with :mod:`pickletools` (nothing is executed)
-   and lists every global the stream names; any name outside the allow-list is refused
-   with :class:`~forklift.errors.UnsafeLoadError` before a single object is built.
-2. The unpickler's ``find_class`` checks the allow-list again, so a stream crafted to hide a
-   name from the scan (computed with stack tricks) is still refused when it is resolved,
-   before the global is fetched.
+1. :func:`scan_globals` walks the opcodes with :mod:`pickletools` (nothing is executed),
+   tracking the real pickle stack, and lists every global the stream names; any name
+   outside the allow-list (including ``"<computed>"``, a name built by stack tricks) is
+   refused with :class:`~forklift.errors.UnsafeLoadError` before a single object is built.
+2. The stream is then decoded by :mod:`forklift.persist.decoding`, not by pickle: it
+   constructs each allowed value itself from checked arguments (numpy arrays only from a
+   validated dtype, shape and buffer), refuses state (BUILD) on anything but its own
+   pending objects, and checks every name again as it is resolved.
+
+A plain load (``allowed_globals=None``) trusts the file and runs pickle, as joblib does.
 
 Imports only :mod:`forklift.errors`.
 """
@@ -21,12 +26,13 @@ import pickletools
 from collections.abc import Iterable
 from typing import Any, cast
 
-from forklift.errors import CorruptFileError, UnsafeLoadError
+from forklift.errors import CorruptFileError, ForkliftError, UnsafeLoadError
+from forklift.persist.decoding import decode_bytes
+from forklift.persist.decoding.machine import python3_name
 
 __all__ = [
     "SAFE_GLOBALS",
-    "RestrictedUnpickler",
-    "check_stream",
+    "refused_globals",
     "normalize_allowed",
     "scan_globals",
     "unpickle",
@@ -137,86 +143,146 @@ def normalize_allowed(allowed: Iterable[str | object] | None) -> frozenset[str] 
     return frozenset(names)
 
 
+#: What the scan pushes for a value it cannot know (anything but a string or a global).
+_UNKNOWN = object()
+_MARK = object()
+_STRINGS = frozenset(
+    [
+        "SHORT_BINUNICODE",
+        "BINUNICODE",
+        "BINUNICODE8",
+        "UNICODE",
+        "STRING",
+        "BINSTRING",
+        "SHORT_BINSTRING",
+    ]
+)
+COMPUTED = "<computed>"
+
+
 def scan_globals(data: bytes, name: str = "<stream>") -> list[str]:
     """Every ``module.qualname`` the pickle ``data`` would import, in order, without running it.
 
-    Names a ``STACK_GLOBAL`` computes from something other than plain strings are reported as
-    ``"<computed>"``.
+    The scan keeps the real pickle stack (MARK, memo, POP, DUP and every opcode's stack
+    effect), holding strings and globals and a placeholder for anything else. A
+    ``STACK_GLOBAL`` whose operands are not two known strings is reported as
+    ``"<computed>"``, which no allow-list contains, so a restricted load refuses it.
     """
     found: list[str] = []
-    pushed: list[str | None] = []  # most recent pushes, strings kept, others as None
-    memo: dict[int, str | None] = {}
+    stack: list[Any] = []
+    memo: dict[int, Any] = {}
+    protocol = 0
+
+    def named(module: str, qualname: str) -> str:
+        return ".".join(python3_name(module, qualname, protocol))
+
+    def pop() -> Any:
+        if not stack or stack[-1] is _MARK:
+            raise ValueError("stack underflow")
+        return stack.pop()
+
+    def pop_to_mark() -> None:
+        while stack and stack[-1] is not _MARK:
+            stack.pop()
+        if not stack:
+            raise ValueError("no MARK to pop to")
+
     try:
         for opcode, argument, _ in pickletools.genops(io.BytesIO(data)):
             code = opcode.name
-            if code in ("GLOBAL", "INST"):
+            if code == "PROTO":
+                protocol = cast(int, argument)
+            elif code in _STRINGS:
+                # Python 2 strings: a latin-1 load (joblib files) makes them str too
+                text = argument.decode("latin-1") if isinstance(argument, bytes) else argument
+                stack.append(text if isinstance(text, str) else _UNKNOWN)
+            elif code in ("GLOBAL", "INST"):
                 module, _, qualname = str(argument).partition(" ")
-                found.append(f"{module}.{qualname}")
-                pushed.append(None)
+                found.append(named(module, qualname))
+                if code == "INST":
+                    pop_to_mark()
+                    stack.pop()
+                stack.append(_UNKNOWN)
             elif code == "STACK_GLOBAL":
-                module_name = pushed[-2] if len(pushed) >= 2 else None
-                qualname_value = pushed[-1] if pushed else None
+                qualname_value, module_name = pop(), pop()
                 if isinstance(module_name, str) and isinstance(qualname_value, str):
-                    found.append(f"{module_name}.{qualname_value}")
+                    found.append(named(module_name, qualname_value))
                 else:
-                    found.append("<computed>")
-                del pushed[-2:]
-                pushed.append(None)
-            elif code in ("SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE"):
-                pushed.append(str(argument))
+                    found.append(COMPUTED)
+                stack.append(_UNKNOWN)
             elif code == "MEMOIZE":
-                memo[len(memo)] = pushed[-1] if pushed else None
+                memo[len(memo)] = stack[-1] if stack else _UNKNOWN
             elif code in ("PUT", "BINPUT", "LONG_BINPUT"):
-                memo[cast(int, argument)] = pushed[-1] if pushed else None
+                memo[cast(int, argument)] = stack[-1] if stack else _UNKNOWN
             elif code in ("GET", "BINGET", "LONG_BINGET"):
-                pushed.append(memo.get(cast(int, argument)))
+                stack.append(memo.get(cast(int, argument), _UNKNOWN))
+            elif code == "DUP":
+                stack.append(stack[-1] if stack else _UNKNOWN)
+            elif code == "MARK":
+                stack.append(_MARK)
+            elif code == "POP":
+                if stack:
+                    stack.pop()  # a MARK too, as pickle does on an empty frame
             elif code == "STOP":
                 break
-            elif opcode.stack_after:
-                pushed.append(None)
-            del pushed[:-8]
-    except (ValueError, EOFError, KeyError, IndexError) as exc:
+            elif code.startswith("EXT"):  # an object from copyreg's extension registry
+                found.append(f"<extension {argument}>")
+                stack.append(_UNKNOWN)
+            else:
+                _apply_stack_effect(opcode, stack, pop, pop_to_mark)
+    except (ValueError, EOFError, KeyError, IndexError, TypeError) as exc:
         raise CorruptFileError(f"{name}: damaged pickle stream ({exc})") from None
     return found
 
 
-def check_stream(data: bytes, allowed: frozenset[str], name: str) -> None:
-    """Raise UnsafeLoadError naming every global of ``data`` outside ``allowed``."""
-    refused = sorted({item for item in scan_globals(data, name) if item not in allowed})
-    if refused:
-        raise UnsafeLoadError(
-            f"{name}: refused to load: it imports {', '.join(refused)}, not in allowed_globals",
-            tuple(refused),
-        )
+def _apply_stack_effect(opcode: Any, stack: list[Any], pop: Any, pop_to_mark: Any) -> None:
+    """Pop what ``opcode`` consumes (per pickletools' description), push placeholders."""
+    for item in reversed(opcode.stack_before):
+        if item is pickletools.stackslice:
+            pop_to_mark()
+        elif item is pickletools.markobject:
+            if not stack or stack[-1] is not _MARK:
+                raise ValueError(f"{opcode.name} without a MARK")
+            stack.pop()
+        else:
+            pop()
+    stack.extend(_UNKNOWN for _ in opcode.stack_after)
 
 
-class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler whose ``find_class`` only resolves allow-listed globals."""
-
-    def __init__(self, file: Any, *, allowed: frozenset[str], name: str, **kwargs: Any) -> None:
-        super().__init__(file, **kwargs)
-        self._allowed = allowed
-        self._name = name
-
-    def find_class(self, module: str, name: str) -> Any:
-        full = f"{module}.{name}"
-        if full not in self._allowed:
-            raise UnsafeLoadError(
-                f"{self._name}: refused to load: it imports {full}, not in allowed_globals",
-                (full,),
-            )
-        return super().find_class(module, name)
+def refused_globals(data: Any, allowed: frozenset[str], name: str) -> tuple[str, ...]:
+    """Every global of the pickle ``data`` outside ``allowed``, sorted (nothing is run)."""
+    return tuple(sorted({item for item in scan_globals(data, name) if item not in allowed}))
 
 
-def unpickle(data: Any, buffers: list[Any], allowed: frozenset[str] | None, name: str) -> Any:
-    """Unpickle ``data`` with out-of-band ``buffers``; pickle-level damage becomes ours."""
+def unpickle(data: Any, buffers: Iterable[Any], allowed: frozenset[str] | None, name: str) -> Any:
+    """Unpickle ``data`` with out-of-band ``buffers``; every failure becomes ours.
+
+    ``allowed`` None trusts the stream: pickle runs it (reading in place, no copy). Otherwise
+    :mod:`forklift.persist.decoding` builds the allowed subset itself; pickle never runs.
+    """
     view = memoryview(data).cast("B")
+    if allowed is not None:
+        try:
+            return decode_bytes(view, name=name, allowed=allowed, buffers=buffers)
+        except UnsafeLoadError as error:
+            # name every refused global, not only the first one met (the scan runs nothing)
+            try:
+                refused = refused_globals(view, allowed, name)
+            except CorruptFileError:
+                refused = ()
+            if not refused or set(refused) <= set(error.refused):
+                raise
+            raise UnsafeLoadError(
+                f"{name}: refused to load: it imports {', '.join(refused)}, not in allowed_globals",
+                refused,
+            ) from None
     try:
-        if allowed is None:
-            return pickle.loads(view, buffers=buffers)  # reads in place: no copy of the stream
-        stream = io.BytesIO(view)
-        return RestrictedUnpickler(stream, allowed=allowed, name=name, buffers=buffers).load()
-    except (UnsafeLoadError, CorruptFileError):
+        return pickle.loads(view, buffers=buffers)
+    except ForkliftError:
         raise
-    except (pickle.UnpicklingError, EOFError) as exc:
-        raise CorruptFileError(f"{name}: damaged pickle stream ({exc})") from exc
+    except MemoryError:
+        raise CorruptFileError(f"{name}: its pickle asks for more memory than there is") from None
+    except Exception as exc:
+        raise CorruptFileError(
+            f"{name}: cannot be unpickled ({type(exc).__name__}: {exc})"
+        ) from exc
