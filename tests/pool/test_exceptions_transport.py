@@ -4,6 +4,7 @@ that says so and still matches ``except TheClass``."""
 
 from __future__ import annotations
 
+import copyreg
 import errno
 import json
 import os
@@ -23,8 +24,9 @@ SCRIPT = Path(__file__).parent / "scripts" / "raise_main_errors.py"
 
 def _run_script(backend: str, tmp_path: Path) -> dict[str, dict[str, Any]]:
     env = dict(os.environ)
+    # An empty entry would put the current directory on the path: join only real ones.
     env["PYTHONPATH"] = os.pathsep.join(
-        [str(Path(__file__).parents[2] / "src"), env.get("PYTHONPATH", "")]
+        filter(None, [str(Path(__file__).parents[2] / "src"), env.get("PYTHONPATH")])
     )
     finished = subprocess.run(
         [sys.executable, str(SCRIPT), backend, str(tmp_path / "attempted")],
@@ -169,6 +171,26 @@ def test_a_cause_that_is_also_the_context_stays_one_object() -> None:
     assert type(rebuilt.__cause__) is KeyError
     assert rebuilt.__context__ is rebuilt.__cause__
     assert rebuilt.__suppress_context__ is True
+
+
+def test_the_chain_survives_a_reducer_registered_for_every_exception_class() -> None:
+    # dask.distributed installs tblib's pickling support, which registers a reducer for every
+    # exception class there is at that moment (the parcel class included).
+    from tblib import pickling_support
+
+    pickling_support.install(ErrorParcel)
+    try:
+        try:
+            try:
+                raise KeyError("inner")
+            except KeyError as inner:
+                raise ValueError("outer") from inner
+        except ValueError as outer:
+            rebuilt = _round_trip(outer)
+    finally:
+        copyreg.dispatch_table.pop(ErrorParcel, None)
+    assert type(rebuilt.__cause__) is KeyError
+    assert rebuilt.__context__ is rebuilt.__cause__
 
 
 def test_an_unpicklable_argument_travels_as_its_repr() -> None:

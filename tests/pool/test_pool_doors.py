@@ -23,7 +23,8 @@ SRC = str(Path(__file__).parents[2] / "src")
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([SRC, env.get("PYTHONPATH", "")])
+    # An empty entry would put the current directory on the path: join only real ones.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, env.get("PYTHONPATH")]))
     return env
 
 

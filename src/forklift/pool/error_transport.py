@@ -37,6 +37,7 @@ Imports only the standard library and :mod:`.main_classes` (a worker loads it).
 from __future__ import annotations
 
 import builtins
+import copyreg
 import pickle
 from typing import Any
 
@@ -65,6 +66,11 @@ class ErrorParcel(BaseException):
 
 def pack_error(error: BaseException) -> ErrorParcel:
     """Pack a task's exception (and its ``__cause__``/``__context__`` chain) to send it."""
+    # A reducer registered for every exception class (tblib's ``install()``, which importing
+    # dask.distributed runs) would take precedence over the parcel's own ``__reduce__`` and
+    # reset the rebuilt exception's chain to the parcel's (empty) one: the parcel pickles
+    # only its own way.
+    copyreg.dispatch_table.pop(ErrorParcel, None)
     return _pack(error, {id(error): None}, 0)
 
 
