@@ -12,7 +12,8 @@ same situation, so ``except ValueError`` keeps working after switching imports::
     │                                             says which ``pip install forklift[...]``
     ├── InvalidTaskError (TypeError)              an item that is not a delayed call
     ├── ParallelStateError (RuntimeError)         calling a closed or running Parallel
-    ├── ParallelTimeoutError (TimeoutError)       the whole call ran past ``timeout``
+    ├── ParallelTimeoutError (TimeoutError,       the whole call ran past ``timeout``; also
+    │        multiprocessing.TimeoutError)        what joblib raises, so its users' except works
     ├── TaskTimeoutError (TimeoutError)           one task ran past ``task_timeout``
     ├── TerminatedWorkerError (BrokenProcessPool) a worker process died under a task
     ├── TaskPicklingError (PicklingError)         a task's arguments or result do not pickle
@@ -43,6 +44,7 @@ This module imports nothing from forklift; every other room may import it.
 
 from __future__ import annotations
 
+import multiprocessing
 import pickle
 from concurrent.futures.process import BrokenProcessPool
 from pickle import PicklingError
@@ -150,8 +152,11 @@ class ParallelStateError(ForkliftError, RuntimeError):
     """
 
 
-class ParallelTimeoutError(ForkliftError, TimeoutError):
+class ParallelTimeoutError(ForkliftError, TimeoutError, multiprocessing.TimeoutError):
     """A :class:`~forklift.Parallel` call did not finish within its ``timeout``.
+
+    It is both the builtin ``TimeoutError`` and ``multiprocessing.TimeoutError``, the class
+    joblib raises here, so code written for either keeps catching it.
 
     Examples:
         >>> import threading
@@ -165,6 +170,9 @@ class ParallelTimeoutError(ForkliftError, TimeoutError):
         ...     print(type(error).__name__)
         ParallelTimeoutError
         >>> release.set()                        # let the abandoned tasks end
+        >>> import multiprocessing               # joblib raises multiprocessing's: caught too
+        >>> issubclass(ParallelTimeoutError, multiprocessing.TimeoutError)
+        True
     """
 
 
