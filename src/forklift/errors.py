@@ -37,7 +37,8 @@ same situation, so ``except ValueError`` keeps working after switching imports::
 
     ForkliftWarning (UserWarning)
     ├── CacheWarning                              Memory worked around a cache problem
-    └── PersistWarning                            e.g. mmap_mode ignored on a compressed file
+    ├── PersistWarning                            e.g. mmap_mode ignored on a compressed file
+    └── TasksCancelledWarning                     an abandoned call's sent tasks were cancelled
 
 This module imports nothing from forklift; every other room may import it.
 """
@@ -71,6 +72,7 @@ __all__ = [
     "RemoteTraceback",
     "TaskPicklingError",
     "TaskTimeoutError",
+    "TasksCancelledWarning",
     "TempSpaceError",
     "TerminatedWorkerError",
     "UnknownBackendError",
@@ -430,6 +432,32 @@ class PersistWarning(ForkliftWarning):
         ...         value = load(path, mmap_mode="r")      # compressed: read, not mapped
         ...     value, caught[0].category.__name__
         ([1, 2, 3], 'PersistWarning')
+    """
+
+
+class TasksCancelledWarning(ForkliftWarning):
+    """A call's results were abandoned (its generator closed or deleted, its ``with`` block
+    ended) while tasks it had sent were queued or running: those were cancelled.
+
+    The message says how many, as joblib's warning does; nothing is said when nothing was
+    cancelled. Pulling fewer tasks ahead (``pre_dispatch``) wastes less work.
+
+    Examples:
+        >>> import threading, warnings
+        >>> from forklift import Parallel, delayed
+        >>> from forklift.errors import TasksCancelledWarning
+        >>> release = threading.Event()
+        >>> results = Parallel(
+        ...     n_jobs=2, backend="threading", return_as="generator", batch_size=1, pre_dispatch=2
+        ... )(delayed(release.wait)(10) for _ in range(5))
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     results.close()                  # two tasks were sent; they are given up on
+        >>> release.set()                        # (threads cannot be killed: let them end)
+        >>> caught[0].category is TasksCancelledWarning
+        True
+        >>> print(caught[0].message)
+        2 tasks sent to workers were cancelled: the call's results were abandoned ...
     """
 
 

@@ -40,10 +40,12 @@ from __future__ import annotations
 import atexit
 import collections
 import contextlib
+import functools
 import itertools
 import logging
 import os
 import pickle
+import queue
 import selectors
 import sys
 import threading
@@ -64,6 +66,7 @@ from forklift.errors import (
     WorkerStartError,
 )
 from forklift.pool import _protocol as protocol
+from forklift.pool._abandon import Drains
 from forklift.pool._launcher import Launcher, describe_exit_status
 from forklift.pool._records import (
     SharedPayload,
@@ -91,6 +94,10 @@ _EXIT_GRACE_SECONDS = 5.0
 _MAX_FAILED_STARTS = 3
 
 _live_pools: weakref.WeakSet[ProcessPool] = weakref.WeakSet()
+
+# A request left for whoever next holds the pool's lock; returns the tasks whose futures to
+# cancel (error None) or fail (with the error), which is done outside the lock.
+_Request = Callable[[], list[tuple[Task, BaseException | None]]]
 
 
 class ProcessPool(Executor):
@@ -166,6 +173,9 @@ class ProcessPool(Executor):
         self._dying: dict[int, Worker] = {}  # pid -> worker whose socket closed
         self._statuses: dict[int, int] = {}  # pid -> exit status reported early
         self._closing_scopes: list[SharingScope] = []
+        # Requests from callers that must not wait for the lock (see _serve_requests).
+        self._requests: queue.SimpleQueue[_Request] = queue.SimpleQueue()
+        self._drains = Drains()
         self._scope_counts: dict[int, int] = {}
         self._task_ids = itertools.count()
         self._worker_ids = itertools.count(1)
@@ -252,8 +262,10 @@ class ProcessPool(Executor):
                 self._scope_counts[id(scope)] = self._scope_counts.get(id(scope), 0) + 1
             self._pending.append(task)
             self._ensure_started()
+            outcome = self._apply_requests() if not self._requests.empty() else []
             self._dispatch()
             self._spawn()
+        _resolve(outcome)
         return future
 
     def map(
@@ -346,10 +358,8 @@ class ProcessPool(Executor):
                             continue
                         del worker.in_flight[position]
                         self._forget_task(task)
-                        if position == 0 and not worker.killed:
-                            worker.killed = True
-                            worker.retiring = True
-                            kill_group(worker.pid)
+                        if position == 0:
+                            self._kill(worker)
                         break
                     else:
                         continue
@@ -358,75 +368,138 @@ class ProcessPool(Executor):
         if not future.cancel():
             fail(future, CancelledError())
 
-    def cancel_scope(self, scope: SharingScope, *, kill_running: bool = True) -> None:
-        """Cancel the queued tasks of ``scope``; with ``kill_running``, kill the workers
-        running its tasks now (their other queued tasks move to other workers)."""
-        killed_failures: list[Task] = []
-        with self._lock:
-            for task in [task for task in self._pending if task.scope is scope]:
-                self._pending.remove(task)
-                self._forget_task(task)
-                if not task.future.cancel():
-                    killed_failures.append(task)
-            if kill_running:
-                for worker in self._workers.values():
-                    mine = [task for task in worker.in_flight if task.scope is scope]
-                    if not mine:
-                        continue
-                    if not worker.killed:
-                        worker.killed = True
-                        worker.retiring = True
-                        kill_group(worker.pid)
-                    for task in mine:
-                        worker.in_flight.remove(task)
-                        self._forget_task(task)
-                        killed_failures.append(task)
-            self._spawn()
-        for task in killed_failures:
-            fail(task.future, CancelledError())
+    def cancel_scope(
+        self, scope: SharingScope, *, kill_running: bool = True, grace: float = 0.0
+    ) -> None:
+        """Give up on the tasks of ``scope``: queued ones are cancelled; with
+        ``kill_running``, so are those workers hold, and those workers are killed (their
+        other tasks move to other workers) - at once, or, with ``grace`` seconds, only if
+        they have not finished them by then (see :mod:`._abandon`).
+
+        Never waits for the pool's lock, so it is safe in a finalizer, even one the garbage
+        collector runs on a thread inside the pool: when the lock is taken, the manager
+        thread applies the cancellation moments later.
+        """
+        self._requests.put(functools.partial(self._cancel_scope_locked, scope, kill_running, grace))
+        self._serve_requests()
 
     def release_scope(self, scope: SharingScope) -> None:
-        """``scope`` is done: workers drop its definitions once its tasks are finished."""
-        with self._lock:
-            self._closing_scopes.append(scope)
-            self._release_finished_scopes()
+        """``scope`` is done: workers drop its definitions once its tasks are finished.
+        Never waits for the pool's lock (as :meth:`cancel_scope`)."""
+        self._requests.put(functools.partial(self._release_scope_locked, scope))
+        self._serve_requests()
 
     def shutdown(
         self, wait: bool = True, *, cancel_futures: bool = False, kill_workers: bool = False
     ) -> None:
         """Stop the pool: queued tasks still run unless ``cancel_futures``; ``kill_workers``
         kills the workers (and everything they started) at once instead of letting them
-        finish."""
-        cancelled: list[Task] = []
-        killed: list[Task] = []
-        with self._lock:
-            self._shutdown = True
-            if cancel_futures or kill_workers:
-                cancelled = list(self._pending)
-                self._pending.clear()
-                for task in cancelled:
-                    self._forget_task(task)
-            if kill_workers:
-                for worker in self._workers.values():
-                    worker.killed = True
-                    killed.extend(worker.in_flight)
-                    kill_group(worker.pid)
-            thread = self._thread
-        for task in cancelled:
-            if not task.future.cancel():
-                fail(task.future, CancelledError())
-        for task in killed:
-            fail(
-                task.future,
-                TerminatedWorkerError(
-                    f"the pool was shut down with kill_workers=True while {task.label} ran"
-                ),
-            )
+        finish. With ``wait=False`` it never waits for the pool's lock (as
+        :meth:`cancel_scope`)."""
+        self._shutdown = True
+        self._requests.put(functools.partial(self._shutdown_locked, cancel_futures, kill_workers))
+        if wait:
+            with self._lock:
+                outcome = self._apply_requests()
+            _resolve(outcome)
+        else:
+            self._serve_requests()
         self._wake()
+        thread = self._thread
         if thread is None:
             _live_pools.discard(self)
         elif wait and thread is not threading.current_thread():
             thread.join()
+
+    # -- requests: applied by whoever holds the lock next ------------------------------------
+    def _serve_requests(self) -> None:
+        """Apply waiting requests now if the lock is free, else leave them to the manager.
+
+        Only a non-blocking attempt: the caller may be a finalizer run by the garbage
+        collector on a thread that holds the lock already (the manager thread in the middle
+        of dispatching, or a caller in :meth:`submit_task`) - waiting would deadlock it.
+        """
+        if not self._lock.acquire(blocking=False):
+            self._wake()
+            return
+        try:
+            outcome = self._apply_requests()
+            if outcome and self._thread is not None:
+                self._dispatch()
+                self._spawn()
+        finally:
+            self._lock.release()
+        _resolve(outcome)
+
+    def _apply_requests(self) -> list[tuple[Task, BaseException | None]]:
+        outcome: list[tuple[Task, BaseException | None]] = []
+        while True:
+            try:
+                request = self._requests.get_nowait()
+            except queue.Empty:
+                return outcome
+            outcome.extend(request())
+
+    def _cancel_scope_locked(
+        self, scope: SharingScope, kill_running: bool, grace: float
+    ) -> list[tuple[Task, BaseException | None]]:
+        outcome: list[tuple[Task, BaseException | None]] = []
+        for task in [task for task in self._pending if task.scope is scope]:
+            self._pending.remove(task)
+            self._forget_task(task)
+            outcome.append((task, None))
+        if not kill_running:
+            return outcome
+        deadline = time.monotonic() + grace
+        for worker in list(self._workers.values()):
+            mine = [
+                task
+                for task in worker.in_flight
+                if task.scope is scope and not self._drains.is_abandoned(task)
+            ]
+            if not mine:
+                continue
+            for task in mine:
+                self._forget_task(task)
+                outcome.append((task, None))
+            if grace > 0 and not worker.killed and worker.dead_since is None:
+                # Kept in its books, in order, until they end or the worker is killed.
+                self._drains.begin(worker, mine, deadline)
+                continue
+            for task in mine:
+                worker.in_flight.remove(task)
+            self._kill(worker)
+        return outcome
+
+    def _release_scope_locked(self, scope: SharingScope) -> list[tuple[Task, BaseException | None]]:
+        self._closing_scopes.append(scope)
+        self._release_finished_scopes()
+        return []
+
+    def _shutdown_locked(
+        self, cancel_futures: bool, kill_workers: bool
+    ) -> list[tuple[Task, BaseException | None]]:
+        outcome: list[tuple[Task, BaseException | None]] = []
+        if cancel_futures or kill_workers:
+            for task in self._pending:
+                self._forget_task(task)
+                outcome.append((task, None))
+            self._pending.clear()
+        if kill_workers:
+            for worker in self._workers.values():
+                worker.killed = True
+                kill_group(worker.pid)
+                for task in worker.in_flight:
+                    outcome.append(
+                        (
+                            task,
+                            TerminatedWorkerError(
+                                f"the pool was shut down with kill_workers=True while "
+                                f"{task.label} ran"
+                            ),
+                        )
+                    )
+        return outcome
 
     # -- internals: called with self._lock held ---------------------------------------------
     def _check_usable(self) -> None:
@@ -558,8 +631,17 @@ class ProcessPool(Executor):
                 with contextlib.suppress(OSError):
                     protocol.send(worker.connection, protocol.EXIT)
 
+    def _kill(self, worker: Worker) -> None:
+        """Kill a worker on purpose: its death is no crash; a replacement starts for the
+        work waiting, and tasks of others that it held go back to the queue."""
+        if not worker.killed:
+            worker.killed = True
+            worker.retiring = True
+            kill_group(worker.pid)
+
     def _forget_task(self, task: Task) -> None:
-        self._tasks.pop(task.task_id, None)
+        if self._tasks.pop(task.task_id, None) is None:
+            return  # forgotten already (given up on, then its worker died or answered)
         if task.scope is not None:
             key = id(task.scope)
             left = self._scope_counts.get(key, 1) - 1
@@ -611,10 +693,12 @@ class ProcessPool(Executor):
                     else:
                         self._read_worker(key.data, selector, settled)
                 with self._lock:
+                    requested = self._apply_requests()
                     self._check_timers(selector, settled)
                     self._dispatch()
                     self._spawn()
                     finished = self._wind_down(launcher)
+                _resolve(requested)
                 settle(settled)
                 if finished:
                     break
@@ -636,6 +720,9 @@ class ProcessPool(Executor):
         deadlines: list[float] = []
         if self._dying or self._shutdown:
             deadlines.append(0.05)
+        drained_by = self._drains.next_deadline()
+        if drained_by is not None:
+            deadlines.append(max(0.0, drained_by - time.monotonic()))
         if self.idle_worker_timeout is not None and self._workers:
             deadlines.append(min(self.idle_worker_timeout, 1.0))
         return min(deadlines) if deadlines else None
@@ -775,10 +862,13 @@ class ProcessPool(Executor):
             worker.idle_since = time.monotonic()
         if task is None:
             return None
+        abandoned = self._drains.is_abandoned(task)
+        if self._drains.task_ended(worker, task) and self._count_ready() > self._max_workers:
+            worker.retiring = True  # done in time, but its replacement took its place
         self._forget_task(task)
         if worker.retiring and not worker.in_flight:
             self._retire_idle()
-        return task
+        return None if abandoned else task  # nobody wants an abandoned task's result
 
     def _socket_closed(
         self,
@@ -812,6 +902,7 @@ class ProcessPool(Executor):
         """A worker died with tasks: fail the one it was running, requeue the others."""
         self._dying.pop(worker.pid, None)
         self._workers.pop(worker.worker_id, None)
+        self._drains.forget(worker)
         tasks = list(worker.in_flight)
         worker.in_flight.clear()
         if tasks and not worker.killed:
@@ -852,6 +943,10 @@ class ProcessPool(Executor):
         for worker in list(self._dying.values()):
             if worker.dead_since is not None and now - worker.dead_since > _STATUS_WAIT_SECONDS:
                 self._bury(worker, None, selector, settled)
+        for worker_id in self._drains.expired(now):
+            late = self._workers.get(worker_id)
+            if late is not None:
+                self._kill(late)  # still busy with abandoned work past its grace
         self._retire_idle()
 
     def _wind_down(self, launcher: Launcher) -> bool:
@@ -873,8 +968,10 @@ class ProcessPool(Executor):
 
     def _close_everything(self, selector: selectors.BaseSelector, launcher: Launcher) -> None:
         with self._lock:
+            requested = self._apply_requests()
             workers = list(self._workers.values())
             self._workers.clear()
+        _resolve(requested)
         for worker in workers:
             with contextlib.suppress(OSError):
                 worker.connection.close()
@@ -888,9 +985,36 @@ class ProcessPool(Executor):
         with self._lock:
             self._changed.notify_all()
 
+    def _kill_at_exit(self) -> None:
+        """Last resort at interpreter exit: kill the workers, even if the lock is stuck (a
+        bug elsewhere must not turn into a process that never exits)."""
+        if self._lock.acquire(timeout=_STATUS_WAIT_SECONDS):
+            try:
+                self._shutdown_locked(cancel_futures=True, kill_workers=True)
+            finally:
+                self._lock.release()
+        else:
+            logger.warning("the forklift pool's lock is stuck at exit; killing its workers")
+            for worker in list(self._workers.values()):
+                kill_group(worker.pid)
+        self._wake()
+        thread = self._thread
+        if thread is not None:
+            thread.join(_STATUS_WAIT_SECONDS)
+
     def __repr__(self) -> str:
         state = "broken" if self._broken else "shut down" if self._shutdown else "running"
         return f"ProcessPool(max_workers={self._max_workers}, {state})"
+
+
+def _resolve(outcome: list[tuple[Task, BaseException | None]]) -> None:
+    """Cancel or fail the futures of tasks given up on (outside the lock: their callbacks
+    may submit more work)."""
+    for task, error in outcome:
+        if error is not None:
+            fail(task.future, error)
+        elif not task.future.cancel():
+            fail(task.future, CancelledError())  # a worker had it: it cannot be "cancelled"
 
 
 @atexit.register
@@ -909,4 +1033,4 @@ def _shutdown_all_pools() -> None:
             thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
                 with contextlib.suppress(Exception):
-                    pool.shutdown(wait=True, kill_workers=True)
+                    pool._kill_at_exit()
