@@ -44,7 +44,7 @@ from forklift.parallel.abandonment import (
     warn_cancelled,
 )
 from forklift.parallel.backends.base import Backend, Batch, BatchOutcome, Call, describe_call
-from forklift.parallel.batching import BatchSizer
+from forklift.parallel.batching import BatchSizer, batches_in_flight
 from forklift.parallel.failures import summarise
 from forklift.parallel.resilience import CheckpointedCalls, Decision, FailureTracker, Resilience
 from forklift.parallel.run_events import failure_event, task_ends, task_error, task_names
@@ -187,6 +187,10 @@ class _Run:
 
     def _has_room(self) -> bool:
         limit = self.plan.max_in_flight
+        if self.plan.batch_size is None:  # automatic batches: queue ahead only when it pays
+            limit = batches_in_flight(
+                limit, self.plan.n_workers, self.sizer.seconds_per_task, self.sizer.target_seconds
+            )
         return limit is None or len(self.in_flight) < limit
 
     def fill(self) -> None:

@@ -92,6 +92,11 @@ _STATUS_WAIT_SECONDS = 1.0
 _EXIT_GRACE_SECONDS = 5.0
 # Workers that die before saying hello this many times in a row mean starting is broken.
 _MAX_FAILED_STARTS = 3
+# A task queued in a worker behind a running one saves only the hand-off (~0.1 ms); that
+# pays for tiny tasks. One running longer than this is no tiny task and may be a slow one:
+# nothing is queued behind it (a fast task would wait for it); the manager hands the next
+# task to whichever worker frees first.
+_PREFETCH_HORIZON_SECONDS = 0.02
 
 _live_pools: weakref.WeakSet[ProcessPool] = weakref.WeakSet()
 
@@ -176,6 +181,7 @@ class ProcessPool(Executor):
         # Requests from callers that must not wait for the lock (see _serve_requests).
         self._requests: queue.SimpleQueue[_Request] = queue.SimpleQueue()
         self._drains = Drains()
+        self._busy_since: dict[int, float] = {}  # worker id -> when its current task began
         self._scope_counts: dict[int, int] = {}
         self._task_ids = itertools.count()
         self._worker_ids = itertools.count(1)
@@ -565,6 +571,8 @@ class ProcessPool(Executor):
                 worker.dead_since = time.monotonic()
                 continue
             worker.in_flight.append(task)
+            if len(worker.in_flight) == 1:
+                self._busy_since[worker.worker_id] = time.monotonic()
             worker.n_sent += 1
             if self.max_tasks_per_child is not None and worker.n_sent >= self.max_tasks_per_child:
                 worker.retiring = True
@@ -573,13 +581,20 @@ class ProcessPool(Executor):
         best: Worker | None = None
         # While workers are starting, queue nothing behind a busy worker: a new one takes it.
         limit = 1 if self._spawning else self._prefetch
+        now = time.monotonic()
         for worker in self._workers.values():
             load = len(worker.in_flight)
             if load >= limit or not worker.accepts_tasks:
                 continue
             if load == 0:
                 return worker
+            if now - self._busy_since.get(worker.worker_id, now) > _PREFETCH_HORIZON_SECONDS:
+                continue
             if best is None or load < len(best.in_flight):
+                best = worker
+            elif load == len(best.in_flight) and _newest(worker) > _newest(best):
+                # Equally busy: queue behind the one that got its work last. The one busy
+                # longest is the likelier to be stuck on a slow task.
                 best = worker
         return best
 
@@ -858,7 +873,9 @@ class ProcessPool(Executor):
                 task = candidate
                 del worker.in_flight[position]
                 break
-        if not worker.in_flight:
+        if worker.in_flight:
+            self._busy_since[worker.worker_id] = time.monotonic()  # the next one begins
+        else:
             worker.idle_since = time.monotonic()
         if task is None:
             return None
@@ -883,6 +900,7 @@ class ProcessPool(Executor):
             worker.dead_since = time.monotonic()
         if worker.exit_sent and not worker.in_flight:
             self._workers.pop(worker.worker_id, None)
+            self._busy_since.pop(worker.worker_id, None)
             self._statuses.pop(worker.pid, None)
             self._changed.notify_all()
             return
@@ -902,6 +920,7 @@ class ProcessPool(Executor):
         """A worker died with tasks: fail the one it was running, requeue the others."""
         self._dying.pop(worker.pid, None)
         self._workers.pop(worker.worker_id, None)
+        self._busy_since.pop(worker.worker_id, None)
         self._drains.forget(worker)
         tasks = list(worker.in_flight)
         worker.in_flight.clear()
@@ -1005,6 +1024,10 @@ class ProcessPool(Executor):
     def __repr__(self) -> str:
         state = "broken" if self._broken else "shut down" if self._shutdown else "running"
         return f"ProcessPool(max_workers={self._max_workers}, {state})"
+
+
+def _newest(worker: Worker) -> int:
+    return worker.in_flight[-1].task_id
 
 
 def _resolve(outcome: list[tuple[Task, BaseException | None]]) -> None:
