@@ -3,6 +3,9 @@ is killed; a cancel never waits for the pool's lock. Real workers, real sleeps."
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable
@@ -92,3 +95,65 @@ def test_cancel_from_a_thread_holding_the_pool_lock_does_not_deadlock(
     assert _wait_until(lambda: queued.cancelled() and blocker.done())
     with pytest.raises(CancelledError):
         blocker.result(timeout=0)
+
+
+def test_giving_the_shared_pool_back_inside_its_own_section_does_not_deadlock() -> None:
+    """A call's generator finalized by the garbage collector while its thread is inside
+    the shared pool's registry (e.g. starting a pool) gives the pool back afterwards."""
+    from forklift.pool import reusable
+
+    pool = reusable.acquire_executor(1)
+    returned = threading.Event()
+
+    def finalizer_inside_the_registry() -> None:
+        with reusable._lock:
+            reusable.release_executor(pool, 1)
+            returned.set()
+
+    thread = threading.Thread(target=finalizer_inside_the_registry, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert returned.is_set(), "release_executor waited for a lock its own thread held"
+    assert pool not in reusable._leases  # applied as the section ended
+
+
+STUCK_LOCK_AT_EXIT = textwrap.dedent(
+    """
+    import threading, time
+    from forklift.pool import ProcessPool
+    from tests.pool.pool_helpers import sleep_then_pid
+
+    pool = ProcessPool(1)
+    pool.submit(sleep_then_pid, 0.0).result(timeout=60)
+    print(pool.worker_pids()[0], flush=True)
+    pool.submit(sleep_then_pid, 600)      # a task that would outlive any patience
+
+    def hold_forever():                   # stands for any bug that leaves the lock taken
+        pool._lock.acquire()
+        time.sleep(3600)
+
+    threading.Thread(target=hold_forever, daemon=True).start()
+    time.sleep(0.5)
+    print("exiting", flush=True)
+    """
+)
+
+
+def test_exit_never_hangs_even_with_the_pool_lock_stuck() -> None:
+    with subprocess.Popen(
+        [sys.executable, "-c", STUCK_LOCK_AT_EXIT],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as child:
+        try:
+            output, errors = child.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            for process in psutil.Process(child.pid).children(recursive=True):
+                process.kill()
+            child.kill()
+            output, errors = child.communicate()
+            pytest.fail(f"the interpreter did not exit: {output!r} {errors!r}")
+    worker_pid, last = output.split()
+    assert last == "exiting", errors
+    assert _wait_until(lambda: not psutil.pid_exists(int(worker_pid)), 10)  # killed at exit
