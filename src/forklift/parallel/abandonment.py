@@ -47,7 +47,8 @@ def warn_cancelled(n_cancelled: int, n_unused: int) -> None:
         "its with-block ended) before they were all consumed"
     )
     if n_unused:
-        message += f"; {_tasks(n_unused)} had finished but their results were not used"
+        results = "its result was" if n_unused == 1 else "their results were"
+        message += f"; {_tasks(n_unused)} had finished but {results} not used"
     message += ". Consume the results to the end, or pull fewer tasks ahead (pre_dispatch)."
     warnings.warn(TasksCancelledWarning(message), stacklevel=_first_frame_outside_forklift())
 

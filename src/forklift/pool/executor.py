@@ -31,6 +31,12 @@ Both the caller threads and the manager thread dispatch (under one lock) so a ta
 idle worker without waiting for the manager to wake up. Futures are resolved outside the lock,
 because their callbacks may submit more work.
 
+Giving up work (:meth:`ProcessPool.cancel_scope`, :meth:`~ProcessPool.release_scope`,
+``shutdown(wait=False)``) never waits for the lock: it may come from a finalizer that the
+garbage collector runs on a thread holding the lock already - the manager thread included -
+so it is queued as a request that whoever holds the lock next applies. Abandoned running tasks
+get a grace (see :mod:`._abandon`).
+
 This room uses explicit arguments only (it never reads :mod:`forklift.config`); it imports
 only :mod:`forklift.errors`, :mod:`forklift._support` and the standard library + cloudpickle.
 """
@@ -45,7 +51,6 @@ import itertools
 import logging
 import os
 import pickle
-import queue
 import selectors
 import sys
 import threading
@@ -79,6 +84,7 @@ from forklift.pool._records import (
     run_chunk,
     settle,
 )
+from forklift.pool._requests import Outcome, Requests, resolve
 from forklift.pool._worker import THREAD_LIMIT_VARIABLES, WorkerConfig
 from forklift.pool.sharing import SharingScope, dumps_scoped
 
@@ -99,10 +105,6 @@ _MAX_FAILED_STARTS = 3
 _PREFETCH_HORIZON_SECONDS = 0.02
 
 _live_pools: weakref.WeakSet[ProcessPool] = weakref.WeakSet()
-
-# A request left for whoever next holds the pool's lock; returns the tasks whose futures to
-# cancel (error None) or fail (with the error), which is done outside the lock.
-_Request = Callable[[], list[tuple[Task, BaseException | None]]]
 
 
 class ProcessPool(Executor):
@@ -126,7 +128,8 @@ class ProcessPool(Executor):
             with them loaded (numpy is also imported, while the server is idle, when the
             caller has imported it).
             (numpy is added when the caller has imported it).
-        prefetch: tasks handed to a worker ahead of time (1 = only when idle).
+        prefetch: tasks handed to a worker ahead of time (1 = only when idle); never
+            behind a task that has run over 20 ms (it may be a slow one).
     """
 
     def __init__(
@@ -178,8 +181,8 @@ class ProcessPool(Executor):
         self._dying: dict[int, Worker] = {}  # pid -> worker whose socket closed
         self._statuses: dict[int, int] = {}  # pid -> exit status reported early
         self._closing_scopes: list[SharingScope] = []
-        # Requests from callers that must not wait for the lock (see _serve_requests).
-        self._requests: queue.SimpleQueue[_Request] = queue.SimpleQueue()
+        # Requests from callers that must not wait for the lock (see _requests.py).
+        self._requests = Requests(self._lock, self._wake)
         self._drains = Drains()
         self._busy_since: dict[int, float] = {}  # worker id -> when its current task began
         self._scope_counts: dict[int, int] = {}
@@ -268,10 +271,10 @@ class ProcessPool(Executor):
                 self._scope_counts[id(scope)] = self._scope_counts.get(id(scope), 0) + 1
             self._pending.append(task)
             self._ensure_started()
-            outcome = self._apply_requests() if not self._requests.empty() else []
+            outcome = self._requests.apply()
             self._dispatch()
             self._spawn()
-        _resolve(outcome)
+        resolve(outcome)
         return future
 
     def map(
@@ -386,14 +389,14 @@ class ProcessPool(Executor):
         collector runs on a thread inside the pool: when the lock is taken, the manager
         thread applies the cancellation moments later.
         """
-        self._requests.put(functools.partial(self._cancel_scope_locked, scope, kill_running, grace))
-        self._serve_requests()
+        request = functools.partial(self._cancel_scope_locked, scope, kill_running, grace)
+        self._requests.ask(request, then=self._dispatch_and_spawn)
 
     def release_scope(self, scope: SharingScope) -> None:
         """``scope`` is done: workers drop its definitions once its tasks are finished.
         Never waits for the pool's lock (as :meth:`cancel_scope`)."""
-        self._requests.put(functools.partial(self._release_scope_locked, scope))
-        self._serve_requests()
+        request = functools.partial(self._release_scope_locked, scope)
+        self._requests.ask(request, then=self._dispatch_and_spawn)
 
     def shutdown(
         self, wait: bool = True, *, cancel_futures: bool = False, kill_workers: bool = False
@@ -403,13 +406,14 @@ class ProcessPool(Executor):
         finish. With ``wait=False`` it never waits for the pool's lock (as
         :meth:`cancel_scope`)."""
         self._shutdown = True
-        self._requests.put(functools.partial(self._shutdown_locked, cancel_futures, kill_workers))
+        request = functools.partial(self._shutdown_locked, cancel_futures, kill_workers)
         if wait:
+            self._requests.put(request)
             with self._lock:
-                outcome = self._apply_requests()
-            _resolve(outcome)
+                outcome = self._requests.apply()
+            resolve(outcome)
         else:
-            self._serve_requests()
+            self._requests.ask(request, then=self._dispatch_and_spawn)
         self._wake()
         thread = self._thread
         if thread is None:
@@ -417,39 +421,16 @@ class ProcessPool(Executor):
         elif wait and thread is not threading.current_thread():
             thread.join()
 
-    # -- requests: applied by whoever holds the lock next ------------------------------------
-    def _serve_requests(self) -> None:
-        """Apply waiting requests now if the lock is free, else leave them to the manager.
-
-        Only a non-blocking attempt: the caller may be a finalizer run by the garbage
-        collector on a thread that holds the lock already (the manager thread in the middle
-        of dispatching, or a caller in :meth:`submit_task`) - waiting would deadlock it.
-        """
-        if not self._lock.acquire(blocking=False):
-            self._wake()
-            return
-        try:
-            outcome = self._apply_requests()
-            if outcome and self._thread is not None:
-                self._dispatch()
-                self._spawn()
-        finally:
-            self._lock.release()
-        _resolve(outcome)
-
-    def _apply_requests(self) -> list[tuple[Task, BaseException | None]]:
-        outcome: list[tuple[Task, BaseException | None]] = []
-        while True:
-            try:
-                request = self._requests.get_nowait()
-            except queue.Empty:
-                return outcome
-            outcome.extend(request())
+    # -- requests (see _requests.py): run by whoever holds the lock ------------------------
+    def _dispatch_and_spawn(self) -> None:
+        if self._thread is not None:
+            self._dispatch()
+            self._spawn()
 
     def _cancel_scope_locked(
         self, scope: SharingScope, kill_running: bool, grace: float
-    ) -> list[tuple[Task, BaseException | None]]:
-        outcome: list[tuple[Task, BaseException | None]] = []
+    ) -> Outcome:
+        outcome: Outcome = []
         for task in [task for task in self._pending if task.scope is scope]:
             self._pending.remove(task)
             self._forget_task(task)
@@ -477,15 +458,13 @@ class ProcessPool(Executor):
             self._kill(worker)
         return outcome
 
-    def _release_scope_locked(self, scope: SharingScope) -> list[tuple[Task, BaseException | None]]:
+    def _release_scope_locked(self, scope: SharingScope) -> Outcome:
         self._closing_scopes.append(scope)
         self._release_finished_scopes()
         return []
 
-    def _shutdown_locked(
-        self, cancel_futures: bool, kill_workers: bool
-    ) -> list[tuple[Task, BaseException | None]]:
-        outcome: list[tuple[Task, BaseException | None]] = []
+    def _shutdown_locked(self, cancel_futures: bool, kill_workers: bool) -> Outcome:
+        outcome: Outcome = []
         if cancel_futures or kill_workers:
             for task in self._pending:
                 self._forget_task(task)
@@ -708,12 +687,12 @@ class ProcessPool(Executor):
                     else:
                         self._read_worker(key.data, selector, settled)
                 with self._lock:
-                    requested = self._apply_requests()
+                    requested = self._requests.apply()
                     self._check_timers(selector, settled)
                     self._dispatch()
                     self._spawn()
                     finished = self._wind_down(launcher)
-                _resolve(requested)
+                resolve(requested)
                 settle(settled)
                 if finished:
                     break
@@ -987,10 +966,10 @@ class ProcessPool(Executor):
 
     def _close_everything(self, selector: selectors.BaseSelector, launcher: Launcher) -> None:
         with self._lock:
-            requested = self._apply_requests()
+            requested = self._requests.apply()
             workers = list(self._workers.values())
             self._workers.clear()
-        _resolve(requested)
+        resolve(requested)
         for worker in workers:
             with contextlib.suppress(OSError):
                 worker.connection.close()
@@ -1028,16 +1007,6 @@ class ProcessPool(Executor):
 
 def _newest(worker: Worker) -> int:
     return worker.in_flight[-1].task_id
-
-
-def _resolve(outcome: list[tuple[Task, BaseException | None]]) -> None:
-    """Cancel or fail the futures of tasks given up on (outside the lock: their callbacks
-    may submit more work)."""
-    for task, error in outcome:
-        if error is not None:
-            fail(task.future, error)
-        elif not task.future.cancel():
-            fail(task.future, CancelledError())  # a worker had it: it cannot be "cancelled"
 
 
 @atexit.register
