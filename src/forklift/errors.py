@@ -13,7 +13,8 @@ same situation, so ``except ValueError`` keeps working after switching imports::
     │                                             says which ``pip install forklift[...]``
     ├── InvalidTaskError (TypeError)              an item that is not a delayed call
     ├── ParallelStateError (RuntimeError)         calling a closed or running Parallel
-    ├── ParallelTimeoutError (TimeoutError)       the whole call ran past ``timeout``
+    ├── ParallelTimeoutError (TimeoutError,       the whole call ran past ``timeout``; also
+    │        multiprocessing.TimeoutError)        what joblib raises, so its users' except works
     ├── TaskTimeoutError (TimeoutError)           one task ran past ``task_timeout``
     ├── TerminatedWorkerError (BrokenProcessPool) a worker process died under a task
     ├── TaskPicklingError (PicklingError)         a task's arguments or result do not pickle
@@ -38,13 +39,15 @@ same situation, so ``except ValueError`` keeps working after switching imports::
 
     ForkliftWarning (UserWarning)
     ├── CacheWarning                              Memory worked around a cache problem
-    └── PersistWarning                            e.g. mmap_mode ignored on a compressed file
+    ├── PersistWarning                            e.g. mmap_mode ignored on a compressed file
+    └── TasksCancelledWarning                     an abandoned call's sent tasks were cancelled
 
 This module imports nothing from forklift; every other room may import it.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import pickle
 from concurrent.futures.process import BrokenProcessPool
 from pickle import PicklingError
@@ -72,6 +75,7 @@ __all__ = [
     "RemoteTraceback",
     "TaskPicklingError",
     "TaskTimeoutError",
+    "TasksCancelledWarning",
     "TempSpaceError",
     "TerminatedWorkerError",
     "UnknownBackendError",
@@ -154,8 +158,11 @@ class ParallelStateError(ForkliftError, RuntimeError):
     """
 
 
-class ParallelTimeoutError(ForkliftError, TimeoutError):
+class ParallelTimeoutError(ForkliftError, TimeoutError, multiprocessing.TimeoutError):
     """A :class:`~forklift.Parallel` call did not finish within its ``timeout``.
+
+    It is both the builtin ``TimeoutError`` and ``multiprocessing.TimeoutError``, the class
+    joblib raises here, so code written for either keeps catching it.
 
     Examples:
         >>> import threading
@@ -169,6 +176,9 @@ class ParallelTimeoutError(ForkliftError, TimeoutError):
         ...     print(type(error).__name__)
         ParallelTimeoutError
         >>> release.set()                        # let the abandoned tasks end
+        >>> import multiprocessing               # joblib raises multiprocessing's: caught too
+        >>> issubclass(ParallelTimeoutError, multiprocessing.TimeoutError)
+        True
     """
 
 
@@ -465,6 +475,32 @@ class PersistWarning(ForkliftWarning):
         ...         value = load(path, mmap_mode="r")      # compressed: read, not mapped
         ...     value, caught[0].category.__name__
         ([1, 2, 3], 'PersistWarning')
+    """
+
+
+class TasksCancelledWarning(ForkliftWarning):
+    """A call's results were abandoned (its generator closed or deleted, its ``with`` block
+    ended) while tasks it had sent were queued or running: those were cancelled.
+
+    The message says how many, as joblib's warning does; nothing is said when nothing was
+    cancelled. Pulling fewer tasks ahead (``pre_dispatch``) wastes less work.
+
+    Examples:
+        >>> import threading, warnings
+        >>> from forklift import Parallel, delayed
+        >>> from forklift.errors import TasksCancelledWarning
+        >>> release = threading.Event()
+        >>> results = Parallel(
+        ...     n_jobs=2, backend="threading", return_as="generator", batch_size=1, pre_dispatch=2
+        ... )(delayed(release.wait)(10) for _ in range(5))
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     results.close()                  # two tasks were sent; they are given up on
+        >>> release.set()                        # (threads cannot be killed: let them end)
+        >>> caught[0].category is TasksCancelledWarning
+        True
+        >>> print(caught[0].message)
+        2 tasks sent to workers were cancelled: the call's results were abandoned ...
     """
 
 

@@ -15,7 +15,12 @@ from tests.cluster import tasks
 from tests.cluster.conftest import check_shared_cache, start_dask_cluster, stop_dask_cluster
 
 from forklift import Parallel, delayed, parallel_config
-from forklift.errors import ClusterConnectionError, ClusterWorkerLostError, TerminatedWorkerError
+from forklift.errors import (
+    ClusterConnectionError,
+    ClusterWorkerLostError,
+    TasksCancelledWarning,
+    TerminatedWorkerError,
+)
 
 pytestmark = pytest.mark.cluster
 distributed = pytest.importorskip("distributed")
@@ -140,7 +145,8 @@ def test_abandoned_generator_cancels_the_rest(dask_client: Any, marker_dir: Path
         delayed(tasks.fail_first_else_slow)(x, 0.5, str(marker_dir)) for x in range(1, 20)
     )
     assert next(results) == 1
-    results.close()
+    with pytest.warns(TasksCancelledWarning, match="cancelled"):
+        results.close()
     time.sleep(1.5)
     assert len(list(marker_dir.iterdir())) < 8
 

@@ -29,7 +29,7 @@ import logging
 import queue
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from functools import partial
 from typing import Any
 
@@ -38,8 +38,13 @@ from forklift.errors import (
     ParallelTimeoutError,
     TaskTimeoutError,
 )
+from forklift.parallel.abandonment import (
+    count_unfinished,
+    stopped_under_the_run,
+    warn_cancelled,
+)
 from forklift.parallel.backends.base import Backend, Batch, BatchOutcome, Call, describe_call
-from forklift.parallel.batching import BatchSizer
+from forklift.parallel.batching import BatchSizer, batches_in_flight
 from forklift.parallel.failures import summarise
 from forklift.parallel.resilience import CheckpointedCalls, Decision, FailureTracker, Resilience
 from forklift.parallel.run_events import failure_event, task_ends, task_error, task_names
@@ -91,10 +96,11 @@ def execute(plan: RunPlan, tasks: Iterable[Any]) -> Iterator[list[Any]]:
 
     The first item is always an empty list, yielded once the first batches are dispatched:
     taking it starts the work without waiting for any result. Closing the generator early
-    (the consumer stopped) aborts what is in flight.
+    (the consumer stopped) aborts what is in flight and warns how many tasks that cancelled.
     """
     run = _Run(plan, tasks)
     failed = True
+    abandoned = False
     reason = "closed early"
     try:
         run.start()
@@ -114,13 +120,14 @@ def execute(plan: RunPlan, tasks: Iterable[Any]) -> Iterator[list[Any]]:
         failed = False
         reason = ""
     except GeneratorExit:
+        abandoned = True
         raise
     except BaseException as error:
         message = str(error)
         reason = f"{type(error).__name__}: {message}" if message else type(error).__name__
         raise
     finally:
-        run.close(failed, reason)
+        run.close(failed, reason, abandoned)
 
 
 @dataclasses.dataclass
@@ -180,6 +187,10 @@ class _Run:
 
     def _has_room(self) -> bool:
         limit = self.plan.max_in_flight
+        if self.plan.batch_size is None:  # automatic batches: queue ahead only when it pays
+            limit = batches_in_flight(
+                limit, self.plan.n_workers, self.sizer.seconds_per_task, self.sizer.target_seconds
+            )
         return limit is None or len(self.in_flight) < limit
 
     def fill(self) -> None:
@@ -330,6 +341,9 @@ class _Run:
         batch, future, _ = entry
         try:
             outcome = future.result()
+        except CancelledError:
+            # Only the backend's stop cancels under a live run: its with-block ended.
+            raise stopped_under_the_run(self.n_completed) from None
         except Exception as lost:  # the backend lost the batch (a worker died, ...)
             self._batch_lost(batch, lost)
             return
@@ -435,8 +449,15 @@ class _Run:
             )
 
     # -- the end ---------------------------------------------------------------------------------
-    def close(self, failed: bool, reason: str) -> None:
+    def close(self, failed: bool, reason: str, abandoned: bool = False) -> None:
+        """End the run: abort what is in flight; when the consumer abandoned the run, warn
+        how many sent tasks that cancelled (last, as warnings may be errors)."""
+        cancelled = unused = 0
         if self.in_flight:
+            if abandoned:
+                cancelled, unused = count_unfinished(
+                    (batch, future) for batch, future, _ in self.in_flight.values()
+                )
             for _, pending, _ in self.in_flight.values():
                 pending.cancel()
             self.backend.abort()
@@ -460,6 +481,8 @@ class _Run:
                     retried=self.tracker.retried,
                 )
             )
+
+        warn_cancelled(cancelled, unused)
 
 
 def _earliest(first: float | None, second: float) -> float:

@@ -80,6 +80,7 @@ class Worker:
     __slots__ = (
         "connection",
         "dead_since",
+        "draining",
         "exit_sent",
         "exit_status",
         "idle_since",
@@ -102,13 +103,14 @@ class Worker:
         self.retiring = False  # takes no new task; asked to exit once it holds none
         self.exit_sent = False
         self.killed = False  # killed on purpose: its death is not a crash to report
+        self.draining = False  # finishing abandoned tasks: no new task until then
         self.idle_since = time.monotonic()
         self.dead_since: float | None = None
         self.exit_status: int | None = None
 
     @property
     def accepts_tasks(self) -> bool:
-        return not (self.retiring or self.exit_sent or self.dead_since is not None)
+        return not (self.retiring or self.draining or self.exit_sent or self.dead_since is not None)
 
 
 def settle(settled: list[tuple[Task, bool, Any]]) -> None:

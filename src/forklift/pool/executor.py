@@ -31,6 +31,12 @@ Both the caller threads and the manager thread dispatch (under one lock) so a ta
 idle worker without waiting for the manager to wake up. Futures are resolved outside the lock,
 because their callbacks may submit more work.
 
+Giving up work (:meth:`ProcessPool.cancel_scope`, :meth:`~ProcessPool.release_scope`,
+``shutdown(wait=False)``) never waits for the lock: it may come from a finalizer that the
+garbage collector runs on a thread holding the lock already - the manager thread included -
+so it is queued as a request that whoever holds the lock next applies. Abandoned running tasks
+get a grace (see :mod:`._abandon`).
+
 This room uses explicit arguments only (it never reads :mod:`forklift.config`); it imports
 only :mod:`forklift.errors`, :mod:`forklift._support` and the standard library + cloudpickle.
 """
@@ -40,6 +46,7 @@ from __future__ import annotations
 import atexit
 import collections
 import contextlib
+import functools
 import itertools
 import logging
 import os
@@ -64,6 +71,7 @@ from forklift.errors import (
     WorkerStartError,
 )
 from forklift.pool import _protocol as protocol
+from forklift.pool._abandon import Drains
 from forklift.pool._launcher import Launcher, describe_exit_status
 from forklift.pool._records import (
     SharedPayload,
@@ -76,6 +84,7 @@ from forklift.pool._records import (
     run_chunk,
     settle,
 )
+from forklift.pool._requests import Outcome, Requests, resolve
 from forklift.pool._worker import THREAD_LIMIT_VARIABLES, WorkerConfig
 from forklift.pool.sharing import SharingScope, dumps_scoped
 
@@ -89,6 +98,11 @@ _STATUS_WAIT_SECONDS = 1.0
 _EXIT_GRACE_SECONDS = 5.0
 # Workers that die before saying hello this many times in a row mean starting is broken.
 _MAX_FAILED_STARTS = 3
+# A task queued in a worker behind a running one saves only the hand-off (~0.1 ms); that
+# pays for tiny tasks. One running longer than this is no tiny task and may be a slow one:
+# nothing is queued behind it (a fast task would wait for it); the manager hands the next
+# task to whichever worker frees first.
+_PREFETCH_HORIZON_SECONDS = 0.02
 
 _live_pools: weakref.WeakSet[ProcessPool] = weakref.WeakSet()
 
@@ -114,7 +128,8 @@ class ProcessPool(Executor):
             with them loaded (numpy is also imported, while the server is idle, when the
             caller has imported it).
             (numpy is added when the caller has imported it).
-        prefetch: tasks handed to a worker ahead of time (1 = only when idle).
+        prefetch: tasks handed to a worker ahead of time (1 = only when idle); never
+            behind a task that has run over 20 ms (it may be a slow one).
     """
 
     def __init__(
@@ -166,6 +181,10 @@ class ProcessPool(Executor):
         self._dying: dict[int, Worker] = {}  # pid -> worker whose socket closed
         self._statuses: dict[int, int] = {}  # pid -> exit status reported early
         self._closing_scopes: list[SharingScope] = []
+        # Requests from callers that must not wait for the lock (see _requests.py).
+        self._requests = Requests(self._lock, self._wake)
+        self._drains = Drains()
+        self._busy_since: dict[int, float] = {}  # worker id -> when its current task began
         self._scope_counts: dict[int, int] = {}
         self._task_ids = itertools.count()
         self._worker_ids = itertools.count(1)
@@ -252,8 +271,10 @@ class ProcessPool(Executor):
                 self._scope_counts[id(scope)] = self._scope_counts.get(id(scope), 0) + 1
             self._pending.append(task)
             self._ensure_started()
+            outcome = self._requests.apply()
             self._dispatch()
             self._spawn()
+        resolve(outcome)
         return future
 
     def map(
@@ -346,10 +367,8 @@ class ProcessPool(Executor):
                             continue
                         del worker.in_flight[position]
                         self._forget_task(task)
-                        if position == 0 and not worker.killed:
-                            worker.killed = True
-                            worker.retiring = True
-                            kill_group(worker.pid)
+                        if position == 0:
+                            self._kill(worker)
                         break
                     else:
                         continue
@@ -358,75 +377,114 @@ class ProcessPool(Executor):
         if not future.cancel():
             fail(future, CancelledError())
 
-    def cancel_scope(self, scope: SharingScope, *, kill_running: bool = True) -> None:
-        """Cancel the queued tasks of ``scope``; with ``kill_running``, kill the workers
-        running its tasks now (their other queued tasks move to other workers)."""
-        killed_failures: list[Task] = []
-        with self._lock:
-            for task in [task for task in self._pending if task.scope is scope]:
-                self._pending.remove(task)
-                self._forget_task(task)
-                if not task.future.cancel():
-                    killed_failures.append(task)
-            if kill_running:
-                for worker in self._workers.values():
-                    mine = [task for task in worker.in_flight if task.scope is scope]
-                    if not mine:
-                        continue
-                    if not worker.killed:
-                        worker.killed = True
-                        worker.retiring = True
-                        kill_group(worker.pid)
-                    for task in mine:
-                        worker.in_flight.remove(task)
-                        self._forget_task(task)
-                        killed_failures.append(task)
-            self._spawn()
-        for task in killed_failures:
-            fail(task.future, CancelledError())
+    def cancel_scope(
+        self, scope: SharingScope, *, kill_running: bool = True, grace: float = 0.0
+    ) -> None:
+        """Give up on the tasks of ``scope``: queued ones are cancelled; with
+        ``kill_running``, so are those workers hold, and those workers are killed (their
+        other tasks move to other workers) - at once, or, with ``grace`` seconds, only if
+        they have not finished them by then (see :mod:`._abandon`).
+
+        Never waits for the pool's lock, so it is safe in a finalizer, even one the garbage
+        collector runs on a thread inside the pool: when the lock is taken, the manager
+        thread applies the cancellation moments later.
+        """
+        request = functools.partial(self._cancel_scope_locked, scope, kill_running, grace)
+        self._requests.ask(request, then=self._dispatch_and_spawn)
 
     def release_scope(self, scope: SharingScope) -> None:
-        """``scope`` is done: workers drop its definitions once its tasks are finished."""
-        with self._lock:
-            self._closing_scopes.append(scope)
-            self._release_finished_scopes()
+        """``scope`` is done: workers drop its definitions once its tasks are finished.
+        Never waits for the pool's lock (as :meth:`cancel_scope`)."""
+        request = functools.partial(self._release_scope_locked, scope)
+        self._requests.ask(request, then=self._dispatch_and_spawn)
 
     def shutdown(
         self, wait: bool = True, *, cancel_futures: bool = False, kill_workers: bool = False
     ) -> None:
         """Stop the pool: queued tasks still run unless ``cancel_futures``; ``kill_workers``
         kills the workers (and everything they started) at once instead of letting them
-        finish."""
-        cancelled: list[Task] = []
-        killed: list[Task] = []
-        with self._lock:
-            self._shutdown = True
-            if cancel_futures or kill_workers:
-                cancelled = list(self._pending)
-                self._pending.clear()
-                for task in cancelled:
-                    self._forget_task(task)
-            if kill_workers:
-                for worker in self._workers.values():
-                    worker.killed = True
-                    killed.extend(worker.in_flight)
-                    kill_group(worker.pid)
-            thread = self._thread
-        for task in cancelled:
-            if not task.future.cancel():
-                fail(task.future, CancelledError())
-        for task in killed:
-            fail(
-                task.future,
-                TerminatedWorkerError(
-                    f"the pool was shut down with kill_workers=True while {task.label} ran"
-                ),
-            )
+        finish. With ``wait=False`` it never waits for the pool's lock (as
+        :meth:`cancel_scope`)."""
+        self._shutdown = True
+        request = functools.partial(self._shutdown_locked, cancel_futures, kill_workers)
+        if wait:
+            self._requests.put(request)
+            with self._lock:
+                outcome = self._requests.apply()
+            resolve(outcome)
+        else:
+            self._requests.ask(request, then=self._dispatch_and_spawn)
         self._wake()
+        thread = self._thread
         if thread is None:
             _live_pools.discard(self)
         elif wait and thread is not threading.current_thread():
             thread.join()
+
+    # -- requests (see _requests.py): run by whoever holds the lock ------------------------
+    def _dispatch_and_spawn(self) -> None:
+        if self._thread is not None:
+            self._dispatch()
+            self._spawn()
+
+    def _cancel_scope_locked(
+        self, scope: SharingScope, kill_running: bool, grace: float
+    ) -> Outcome:
+        outcome: Outcome = []
+        for task in [task for task in self._pending if task.scope is scope]:
+            self._pending.remove(task)
+            self._forget_task(task)
+            outcome.append((task, None))
+        if not kill_running:
+            return outcome
+        deadline = time.monotonic() + grace
+        for worker in list(self._workers.values()):
+            mine = [
+                task
+                for task in worker.in_flight
+                if task.scope is scope and not self._drains.is_abandoned(task)
+            ]
+            if not mine:
+                continue
+            for task in mine:
+                self._forget_task(task)
+                outcome.append((task, None))
+            if grace > 0 and not worker.killed and worker.dead_since is None:
+                # Kept in its books, in order, until they end or the worker is killed.
+                self._drains.begin(worker, mine, deadline)
+                continue
+            for task in mine:
+                worker.in_flight.remove(task)
+            self._kill(worker)
+        return outcome
+
+    def _release_scope_locked(self, scope: SharingScope) -> Outcome:
+        self._closing_scopes.append(scope)
+        self._release_finished_scopes()
+        return []
+
+    def _shutdown_locked(self, cancel_futures: bool, kill_workers: bool) -> Outcome:
+        outcome: Outcome = []
+        if cancel_futures or kill_workers:
+            for task in self._pending:
+                self._forget_task(task)
+                outcome.append((task, None))
+            self._pending.clear()
+        if kill_workers:
+            for worker in self._workers.values():
+                worker.killed = True
+                kill_group(worker.pid)
+                for task in worker.in_flight:
+                    outcome.append(
+                        (
+                            task,
+                            TerminatedWorkerError(
+                                f"the pool was shut down with kill_workers=True while "
+                                f"{task.label} ran"
+                            ),
+                        )
+                    )
+        return outcome
 
     # -- internals: called with self._lock held ---------------------------------------------
     def _check_usable(self) -> None:
@@ -492,6 +550,8 @@ class ProcessPool(Executor):
                 worker.dead_since = time.monotonic()
                 continue
             worker.in_flight.append(task)
+            if len(worker.in_flight) == 1:
+                self._busy_since[worker.worker_id] = time.monotonic()
             worker.n_sent += 1
             if self.max_tasks_per_child is not None and worker.n_sent >= self.max_tasks_per_child:
                 worker.retiring = True
@@ -500,13 +560,20 @@ class ProcessPool(Executor):
         best: Worker | None = None
         # While workers are starting, queue nothing behind a busy worker: a new one takes it.
         limit = 1 if self._spawning else self._prefetch
+        now = time.monotonic()
         for worker in self._workers.values():
             load = len(worker.in_flight)
             if load >= limit or not worker.accepts_tasks:
                 continue
             if load == 0:
                 return worker
+            if now - self._busy_since.get(worker.worker_id, now) > _PREFETCH_HORIZON_SECONDS:
+                continue
             if best is None or load < len(best.in_flight):
+                best = worker
+            elif load == len(best.in_flight) and _newest(worker) > _newest(best):
+                # Equally busy: queue behind the one that got its work last. The one busy
+                # longest is the likelier to be stuck on a slow task.
                 best = worker
         return best
 
@@ -558,8 +625,17 @@ class ProcessPool(Executor):
                 with contextlib.suppress(OSError):
                     protocol.send(worker.connection, protocol.EXIT)
 
+    def _kill(self, worker: Worker) -> None:
+        """Kill a worker on purpose: its death is no crash; a replacement starts for the
+        work waiting, and tasks of others that it held go back to the queue."""
+        if not worker.killed:
+            worker.killed = True
+            worker.retiring = True
+            kill_group(worker.pid)
+
     def _forget_task(self, task: Task) -> None:
-        self._tasks.pop(task.task_id, None)
+        if self._tasks.pop(task.task_id, None) is None:
+            return  # forgotten already (given up on, then its worker died or answered)
         if task.scope is not None:
             key = id(task.scope)
             left = self._scope_counts.get(key, 1) - 1
@@ -611,10 +687,12 @@ class ProcessPool(Executor):
                     else:
                         self._read_worker(key.data, selector, settled)
                 with self._lock:
+                    requested = self._requests.apply()
                     self._check_timers(selector, settled)
                     self._dispatch()
                     self._spawn()
                     finished = self._wind_down(launcher)
+                resolve(requested)
                 settle(settled)
                 if finished:
                     break
@@ -636,6 +714,9 @@ class ProcessPool(Executor):
         deadlines: list[float] = []
         if self._dying or self._shutdown:
             deadlines.append(0.05)
+        drained_by = self._drains.next_deadline()
+        if drained_by is not None:
+            deadlines.append(max(0.0, drained_by - time.monotonic()))
         if self.idle_worker_timeout is not None and self._workers:
             deadlines.append(min(self.idle_worker_timeout, 1.0))
         return min(deadlines) if deadlines else None
@@ -779,14 +860,19 @@ class ProcessPool(Executor):
                 task = candidate
                 del worker.in_flight[position]
                 break
-        if not worker.in_flight:
+        if worker.in_flight:
+            self._busy_since[worker.worker_id] = time.monotonic()  # the next one begins
+        else:
             worker.idle_since = time.monotonic()
         if task is None:
             return None
+        abandoned = self._drains.is_abandoned(task)
+        if self._drains.task_ended(worker, task) and self._count_ready() > self._max_workers:
+            worker.retiring = True  # done in time, but its replacement took its place
         self._forget_task(task)
         if worker.retiring and not worker.in_flight:
             self._retire_idle()
-        return task
+        return None if abandoned else task  # nobody wants an abandoned task's result
 
     def _socket_closed(
         self,
@@ -801,6 +887,7 @@ class ProcessPool(Executor):
             worker.dead_since = time.monotonic()
         if worker.exit_sent and not worker.in_flight:
             self._workers.pop(worker.worker_id, None)
+            self._busy_since.pop(worker.worker_id, None)
             self._statuses.pop(worker.pid, None)
             self._changed.notify_all()
             return
@@ -820,6 +907,8 @@ class ProcessPool(Executor):
         """A worker died with tasks: fail the one it was running, requeue the others."""
         self._dying.pop(worker.pid, None)
         self._workers.pop(worker.worker_id, None)
+        self._busy_since.pop(worker.worker_id, None)
+        self._drains.forget(worker)
         tasks = list(worker.in_flight)
         worker.in_flight.clear()
         if tasks and not worker.killed:
@@ -860,6 +949,10 @@ class ProcessPool(Executor):
         for worker in list(self._dying.values()):
             if worker.dead_since is not None and now - worker.dead_since > _STATUS_WAIT_SECONDS:
                 self._bury(worker, None, selector, settled)
+        for worker_id in self._drains.expired(now):
+            late = self._workers.get(worker_id)
+            if late is not None:
+                self._kill(late)  # still busy with abandoned work past its grace
         self._retire_idle()
 
     def _wind_down(self, launcher: Launcher) -> bool:
@@ -881,8 +974,10 @@ class ProcessPool(Executor):
 
     def _close_everything(self, selector: selectors.BaseSelector, launcher: Launcher) -> None:
         with self._lock:
+            requested = self._requests.apply()
             workers = list(self._workers.values())
             self._workers.clear()
+        resolve(requested)
         for worker in workers:
             with contextlib.suppress(OSError):
                 worker.connection.close()
@@ -896,9 +991,30 @@ class ProcessPool(Executor):
         with self._lock:
             self._changed.notify_all()
 
+    def _kill_at_exit(self) -> None:
+        """Last resort at interpreter exit: kill the workers, even if the lock is stuck (a
+        bug elsewhere must not turn into a process that never exits)."""
+        if self._lock.acquire(timeout=_STATUS_WAIT_SECONDS):
+            try:
+                self._shutdown_locked(cancel_futures=True, kill_workers=True)
+            finally:
+                self._lock.release()
+        else:
+            logger.warning("the forklift pool's lock is stuck at exit; killing its workers")
+            for worker in list(self._workers.values()):
+                kill_group(worker.pid)
+        self._wake()
+        thread = self._thread
+        if thread is not None:
+            thread.join(_STATUS_WAIT_SECONDS)
+
     def __repr__(self) -> str:
         state = "broken" if self._broken else "shut down" if self._shutdown else "running"
         return f"ProcessPool(max_workers={self._max_workers}, {state})"
+
+
+def _newest(worker: Worker) -> int:
+    return worker.in_flight[-1].task_id
 
 
 @atexit.register
@@ -917,4 +1033,4 @@ def _shutdown_all_pools() -> None:
             thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
                 with contextlib.suppress(Exception):
-                    pool.shutdown(wait=True, kill_workers=True)
+                    pool._kill_at_exit()

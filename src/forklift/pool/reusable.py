@@ -11,6 +11,10 @@ Backends take the pool with :func:`acquire_executor` and give it back with
 shrinks it below what that call asked for: a request with other options gets a new shared
 pool, and the old one is shut down when its last call gives it back. So two threads running
 ``Parallel`` at once never break each other's pool.
+
+A call gives its pool back when it ends, which may be in a finalizer that the garbage
+collector runs on a thread that is inside this module already: such a give-back is deferred
+to the end of that thread's section instead of waiting for a lock it holds itself.
 """
 
 from __future__ import annotations
@@ -30,7 +34,32 @@ __all__ = [
     "warm_up",
 ]
 
-_lock = threading.Lock()
+
+class _Guard:
+    """This module's lock, knowing which thread holds it (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owner: int | None = None
+        self.deferred: list[tuple[ProcessPool, int]] = []
+
+    def held_here(self) -> bool:
+        return self._owner == threading.get_ident()
+
+    def __enter__(self) -> _Guard:
+        self._lock.acquire()
+        self._owner = threading.get_ident()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        deferred, self.deferred = self.deferred, []
+        self._owner = None
+        self._lock.release()
+        for pool, max_workers in deferred:
+            release_executor(pool, max_workers)
+
+
+_lock = _Guard()
 _executor: ProcessPool | None = None
 _options: dict[str, Any] = {}
 # Pools lent to running calls: pool -> the worker counts those calls asked for.
@@ -97,7 +126,11 @@ def acquire_executor(
 
 
 def release_executor(pool: ProcessPool, max_workers: int) -> None:
-    """Give back a pool taken with :func:`acquire_executor`."""
+    """Give back a pool taken with :func:`acquire_executor`. Never waits for a lock its own
+    thread holds (see the module docstring)."""
+    if _lock.held_here():
+        _lock.deferred.append((pool, max_workers))
+        return
     with _lock:
         counts = _leases.get(pool)
         if counts is None:

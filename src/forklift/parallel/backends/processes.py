@@ -22,6 +22,12 @@ a file in the temp folder and reach workers as memory maps (see
 :mod:`forklift.pool.shared_arrays`); the files go when the call ends (in a ``with Parallel``
 block: when the next call starts or the block ends).
 
+An abandoned call (its generator closed or deleted, its ``with`` block ended, an error) gives
+up its tasks at once: queued ones are dropped; workers running them get a short grace to
+finish and are killed and replaced after it, so later calls and other live generators start
+without waiting. These requests never wait for the pool's lock, because they may come from a
+finalizer that the garbage collector runs on any thread - the pool's own included.
+
 A ``Parallel`` nested in a task uses threads (its ``n_jobs=-1`` means the worker's share of
 the CPUs, because workers see ``cpu_count()`` capped to that share).
 """
@@ -34,7 +40,7 @@ from typing import Any
 
 from forklift._support.cpus import cpu_count
 from forklift.config import current_settings
-from forklift.errors import ConfigurationError
+from forklift.errors import ConfigurationError, ParallelStateError
 from forklift.parallel.backends._in_worker import WORKER_MODULE, run_batch_in_worker
 from forklift.parallel.backends._large_arrays import array_files_for
 from forklift.parallel.backends.base import (
@@ -47,6 +53,12 @@ from forklift.pool import ProcessPool, SharingScope
 from forklift.pool.reusable import acquire_executor, release_executor
 
 __all__ = ["ProcessBackend"]
+
+# How long a worker running an abandoned task may go on before it is killed and replaced.
+# A replacement worker starts at once (for the work waiting); meanwhile the two share the
+# cores. Starting one costs ~20 ms here, but a killed worker also loses what it imported
+# (seconds, for scikit-learn), so a task that is about to end is let end.
+ABANDON_GRACE_SECONDS = 1.0
 
 _PARAMETERS = frozenset(
     {
@@ -105,6 +117,7 @@ class ProcessBackend:
         self._pool: ProcessPool | None = None
         self._scope = SharingScope()
         self._scope_used = False
+        self._stopped = False
         self.n_workers = 0
 
     def effective_n_jobs(self, n_jobs: int) -> int:
@@ -120,6 +133,7 @@ class ProcessBackend:
         )
         if self._pool is not None:
             release_executor(self._pool, self.n_workers)
+        self._stopped = False
         self._pool = acquire_executor(
             n_workers, thread_limit=threads, preload=[WORKER_MODULE], **self._options
         )
@@ -131,6 +145,11 @@ class ProcessBackend:
     def submit(self, batch: Batch) -> Future[BatchOutcome]:
         pool = self._pool
         if pool is None:
+            if self._stopped:
+                raise ParallelStateError(
+                    "the loky backend of this call was stopped (its Parallel's with-block "
+                    "ended); consume a generator inside the with-block that made it"
+                )
             self.start(self.n_workers or cpu_count())
             pool = self._pool
             assert pool is not None
@@ -159,13 +178,19 @@ class ProcessBackend:
             future.cancel()
 
     def abort(self) -> None:
+        """Give up the current call's tasks (see the module docstring); never blocks."""
         if self._pool is not None:
-            self._pool.cancel_scope(self._scope, kill_running=True)
+            self._pool.cancel_scope(self._scope, grace=ABANDON_GRACE_SECONDS)
             self._new_scope(self._pool)
 
     def stop(self, wait: bool = True) -> None:
+        """Give the pool back. Work still in flight was abandoned (a generator left
+        unconsumed when its with-block ended): it is given up as by :meth:`abort`."""
         pool, self._pool = self._pool, None
+        self._stopped = True
         if pool is not None:
+            if self._scope_used:
+                pool.cancel_scope(self._scope, grace=ABANDON_GRACE_SECONDS)
             self._new_scope(pool)
             release_executor(pool, self.n_workers)
 
