@@ -14,11 +14,11 @@ from __future__ import annotations
 import io
 import os
 import pickle
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
 from forklift.errors import CorruptFileError
-from forklift.persist import layout, legacy, reader, safe
+from forklift.persist import layout, legacy, reader, safe, stream_input
 
 __all__ = ["ArrayInfo", "FileReport", "inspect_file"]
 
@@ -122,6 +122,10 @@ def _inspect(file: IO[bytes], name: str) -> FileReport:
     file.seek(start)
     if head == layout.MAGIC:
         return _inspect_forklift(reader.Source(file, name))
+    content = stream_input.open_content(file, name)  # a compressed forklift file
+    if content is not None:
+        size = file.seek(0, io.SEEK_END) - start
+        return replace(_inspect_forklift(content[0]), compression=content[1], size=size)
     return _inspect_joblib(file, name, head)
 
 

@@ -99,7 +99,7 @@ class Section:
 
     def contiguous_raw_offset(self) -> int | None:
         """File offset of the section if it is stored raw in one run (mappable), else None."""
-        if not self.chunks:
+        if not self.chunks or self.shuffle:  # shuffled bytes must be unshuffled: not mappable
             return None
         position = self.chunks[0][0]
         for offset, stored, raw, coded, _ in self.chunks:
@@ -313,6 +313,8 @@ class _SectionReader:
                     )
                 else:
                     self._read_raw(section.checksum, offset, target, check)
+                    if section.shuffle and raw % section.shuffle == 0:
+                        _unshuffle(bytes(target), section.shuffle, target)  # see streams.py
                     continue
                 if self._pool is None:
                     job()
@@ -356,13 +358,19 @@ def _map_buffers(path: str, mode: str, sections: tuple[Section, ...]) -> list[An
     import numpy
 
     whole: Any = numpy.memmap(path, dtype="u1", mode="r+" if mode == "w+" else mode)  # type: ignore[call-overload]
+    return _slice_buffers(whole, sections)
+
+
+def _slice_buffers(whole: Any, sections: tuple[Section, ...]) -> list[Any]:
+    """Views of ``whole`` (the file mapped, or decompressed in memory) for each section."""
     mapped: list[Any] = []
     for section in sections:
         offset = section.contiguous_raw_offset()
         if offset is None:
             return []  # not mappable after all (chunks stored apart): caller reads instead
         piece = whole[offset : offset + section.length]
-        piece.offset = offset
+        if hasattr(piece, "offset"):  # np.memmap: where the array starts in the file
+            piece.offset = offset
         mapped.append(piece)
     return mapped
 
@@ -384,11 +392,14 @@ def read_file(
     mmap_mode: str | None,
     allowed: frozenset[str] | None,
     verify: bool = False,
+    memory: Any = None,
 ) -> Any:
     """Load the value stored in the forklift file behind ``source`` (``index``: its index).
 
     ``verify=True`` also checks the checksums of raw (uncompressed) buffers; the frame, the
-    index, the pickle stream and compressed chunks are always checked.
+    index, the pickle stream and compressed chunks are always checked. ``memory``: the
+    whole file as a writable uint8 block (a decompressed stream): raw buffers become views
+    of it instead of copies.
     """
     compressor = codec_of(index, source)
     total = index.pickle.length + sum(section.length for section in index.buffers)
@@ -398,7 +409,9 @@ def read_file(
         if allowed is not None:
             safe.check_stream(bytes(pickled), allowed, source.name)
         buffers: list[Any] = []
-        if mmap_mode is not None and path is not None and index.codec is None and index.buffers:
+        if memory is not None:
+            buffers = _slice_buffers(memory, index.buffers)
+        elif mmap_mode is not None and path is not None and index.codec is None and index.buffers:
             buffers = _map_buffers(path, mmap_mode, index.buffers)
             if buffers and mmap_mode in ("r+", "w+"):
                 _mark_writable_mapped(path, index.flags)

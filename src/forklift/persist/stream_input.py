@@ -1,0 +1,234 @@
+"""Loading a compressed forklift file: decompress the codec stream, then read its content.
+
+Data flow::
+
+    codec stream --(members with recorded sizes: worker threads; otherwise in order)-->
+        one block in memory = an uncompressed forklift file
+        --> index (checked) --> byte-shuffled chunks unshuffled in place
+        --> arrays are views of the block (no second copy), the pickle stream is unpickled
+
+The codec's own checksum (gzip CRC-32, xz CRC-64, zstd/lz4 content checksums, bzip2's)
+proves the content intact; ``verify=True`` checks forklift's chunk checksums as well.
+
+Imports only :mod:`forklift.errors`, :mod:`forklift._support` and this package.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import io
+import json
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
+from typing import IO, Any, cast
+
+from forklift._support.cpus import cpu_count
+from forklift.errors import CompressorUnavailableError, CorruptFileError
+from forklift.persist import arrays, layout, reader, streams
+from forklift.persist.compressors import import_extra
+
+__all__ = ["MemoryFile", "decompress", "holds_forklift", "open_content", "read_stream"]
+
+_READ_SIZE = 4 << 20
+
+
+class MemoryFile(io.RawIOBase):
+    """A read-only, seekable file over a buffer, without copying it (unlike BytesIO)."""
+
+    def __init__(self, data: memoryview) -> None:
+        self._data = data
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: len(self._data)}
+        self._position = max(0, base[whence] + offset)
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        target = memoryview(buffer).cast("B")
+        piece = self._data[self._position : self._position + len(target)]
+        target[: len(piece)] = piece
+        self._position += len(piece)
+        return len(piece)
+
+
+def _peek(file: IO[bytes], codec: str, count: int) -> bytes:
+    """The first ``count`` decompressed bytes (fewer if the stream is shorter)."""
+    data = file.read(1 << 16)
+    if codec == "zstd":
+        zstandard = import_extra("zstandard", "zstd")
+        with zstandard.ZstdDecompressor().stream_reader(
+            io.BytesIO(data + file.read(1 << 20)), read_across_frames=True
+        ) as stream:
+            return bytes(stream.read(count))
+    decompressor = streams.member_decompressor(codec)
+    out = b""
+    while len(out) < count and data:
+        if codec in ("gzip", "zlib"):
+            out += decompressor.decompress(data, count - len(out))
+            data = decompressor.unconsumed_tail
+        else:
+            out += decompressor.decompress(data, max_length=count - len(out))
+            data = b""
+        if decompressor.eof:
+            if codec in ("lz4", "zstd") and not out:  # a skippable frame: the next one
+                data = decompressor.unused_data
+                decompressor = streams.member_decompressor(codec)
+                continue
+            break
+        if not data and getattr(decompressor, "needs_input", True):
+            data = file.read(1 << 18)
+    return out
+
+
+def holds_forklift(file: IO[bytes], codec: str) -> bool:
+    """Whether the ``codec`` stream at ``file``'s position holds a forklift file (else joblib's
+    pickle, or damage the caller reports). ``file`` is left where it was."""
+    start = file.tell()
+    try:
+        return _peek(file, codec, len(layout.MAGIC)) == layout.MAGIC
+    except CompressorUnavailableError:
+        raise
+    except Exception:  # damaged or foreign: the joblib reader then says what is wrong
+        return False
+    finally:
+        file.seek(start)
+
+
+def _allocate(length: int) -> Any:
+    try:
+        import numpy
+    except ImportError:
+        return bytearray(length)
+    return numpy.empty(length, dtype=numpy.uint8)
+
+
+def _parallel(
+    file: IO[bytes], name: str, codec: str, start: int, table: list[tuple[int, int, int]]
+) -> Any:
+    block = _allocate(sum(raw for _, _, raw in table))
+    view = memoryview(block).cast("B")
+    workers = min(cpu_count(), layout.MAX_WORKERS)
+
+    def decode(data: bytes, raw: int, target: memoryview) -> None:
+        target[:] = streams.decompress_member(codec, data, raw)
+
+    position = 0
+    pending: collections.deque[Future[None]] = collections.deque()
+    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="forklift-load") as pool:
+        try:
+            for offset, length, raw in table:
+                file.seek(start + offset)
+                data = file.read(length)
+                if len(data) != length:
+                    raise CorruptFileError(f"{name}: truncated {codec} stream")
+                target = view[position : position + raw]
+                position += raw
+                pending.append(pool.submit(decode, data, raw, target))
+                while len(pending) >= 2 * workers:
+                    pending.popleft().result()
+            while pending:
+                pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+    return block
+
+
+def _sequential(file: IO[bytes], name: str, codec: str) -> Any:
+    decompressor = streams.new_decompressor(codec)
+    content = bytearray()
+    while True:
+        data = file.read(_READ_SIZE)
+        if not data:
+            break
+        for piece in decompressor.feed(data):
+            content += piece
+    if not decompressor.finished:
+        raise CorruptFileError(f"{name}: truncated {codec} stream (it ends inside a member)")
+    try:
+        import numpy
+    except ImportError:
+        return content
+    return numpy.frombuffer(content, dtype=numpy.uint8)  # writable, shares the bytearray
+
+
+def decompress(file: IO[bytes], name: str, codec: str) -> Any:
+    """The whole decompressed content of the ``codec`` stream at ``file``'s position, as a
+    writable uint8 block; CorruptFileError names ``name`` if the stream is damaged."""
+    start = file.tell()
+    size = file.seek(0, io.SEEK_END) - start
+    file.seek(start)
+    try:
+        table = streams.member_table(file, start, size, codec)
+        if table is not None:
+            return _parallel(file, name, codec, start, table)
+        file.seek(start)
+        return _sequential(file, name, codec)
+    except (CorruptFileError, CompressorUnavailableError):
+        raise
+    except Exception as exc:  # zlib.error, lzma.LZMAError, OSError, zstd/lz4 errors...
+        raise CorruptFileError(
+            f"{name}: damaged {codec} stream ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def read_stream(
+    file: IO[bytes], name: str, codec: str, *, allowed: frozenset[str] | None, verify: bool
+) -> Any:
+    """Load the value stored in the compressed forklift file at ``file``'s position."""
+    block = decompress(file, name, codec)
+    whole = memoryview(block).cast("B")
+    source = reader.Source(cast(IO[bytes], MemoryFile(whole)), name)
+    index = reader.read_index(source)
+    sections = []
+    for stored_section in index.buffers:
+        section = stored_section
+        if section.shuffle and not any(chunk[3] for chunk in section.chunks):
+            for offset, stored, _, _, check in section.chunks:
+                target = whole[offset : offset + stored]
+                if verify and layout.checksum(section.checksum, target) != check:
+                    raise source.corrupt("damaged data (checksum mismatch)")
+                if stored % section.shuffle == 0:
+                    arrays.unshuffle_in_place(target, section.shuffle)
+            section = replace(section, shuffle=0)
+        elif verify:
+            for offset, stored, _, coded, check in section.chunks:
+                piece = whole[offset : offset + stored]
+                if not coded and layout.checksum(section.checksum, piece) != check:
+                    raise source.corrupt("damaged data (checksum mismatch)")
+        sections.append(section)
+    index = replace(index, buffers=tuple(sections))
+    return reader.read_file(
+        source, index, path=None, mmap_mode=None, allowed=allowed, verify=False, memory=block
+    )
+
+
+def open_content(file: IO[bytes], name: str) -> tuple[reader.Source, str] | None:
+    """For ``inspect_file``: the decompressed content of a compressed forklift file as a
+    Source, and its compression (``"gzip level 3"``); None if ``file`` is not one."""
+    start = file.tell()
+    head = file.read(32)
+    file.seek(start)
+    codec = streams.detect(head)
+    if codec is None or not holds_forklift(file, codec):
+        return None
+    whole = memoryview(decompress(file, name, codec)).cast("B")
+    label = codec
+    trailer = layout.TRAILER.size
+    if len(whole) >= layout.HEADER_SIZE + trailer:
+        offset, length, _, _ = layout.TRAILER.unpack(bytes(whole[-trailer:]))
+        with contextlib.suppress(ValueError, TypeError, KeyError, IndexError):
+            recorded = json.loads(bytes(whole[offset : offset + length]))["stream"]
+            label = f"{recorded[0]} level {int(recorded[1])}"
+    return reader.Source(cast(IO[bytes], MemoryFile(whole)), name), label

@@ -1,0 +1,304 @@
+"""dump/load files behave like joblib's: real codec streams, file objects, memmaps, errors."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import os
+import pickle
+import shutil
+import socket
+import subprocess
+import threading
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from forklift import hash
+from forklift.errors import ConfigurationError, CorruptFileError, UnknownHashError
+from forklift.persist import dump, load, streams
+from forklift.persist.layout import MAGIC
+
+np = pytest.importorskip("numpy")
+
+DATA = Path(__file__).parent / "data"
+
+# extension -> (command-line tool and its options, Python's own decompressor or None)
+CODEC_FILES: dict[str, tuple[list[str] | None, Callable[[bytes], bytes] | None]] = {
+    ".gz": (["gzip"], gzip.decompress),
+    ".z": (None, zlib.decompress),
+    ".bz2": (["bzip2"], bz2.decompress),
+    ".xz": (["xz"], lzma.decompress),
+    ".lzma": (["xz", "--format=lzma"], lzma.decompress),
+    ".lz4": (["lz4"], None),
+    ".zst": (["zstd"], None),
+}
+
+
+def _value() -> dict[str, Any]:
+    rng = np.random.default_rng(3)
+    return {
+        # 9.6 MB: several 4 MiB chunks, so several members compressed on several threads
+        "smooth": np.round(np.sin(np.arange(1_200_000) / 500.0), 3),
+        "noise": rng.integers(0, 256, size=1 << 20, dtype=np.uint8),
+        "small": np.arange(5),
+        "text": "forklift " * 200,
+    }
+
+
+def _same(loaded: dict[str, Any], value: dict[str, Any]) -> None:
+    assert loaded.keys() == value.keys()
+    for key, item in value.items():
+        if isinstance(item, np.ndarray):
+            assert loaded[key].dtype == item.dtype
+            assert np.array_equal(loaded[key], item), key
+        else:
+            assert loaded[key] == item
+
+
+@pytest.mark.parametrize("extension", sorted(CODEC_FILES))
+def test_named_file_is_a_stream_that_standard_tools_read(tmp_path: Path, extension: str) -> None:
+    tool, python_decompress = CODEC_FILES[extension]
+    value = _value()
+    path = tmp_path / f"value.pkl{extension}"
+    dump(value, path)
+    contents = []
+    if python_decompress is not None:
+        contents.append(python_decompress(path.read_bytes()))
+    if tool is not None and shutil.which(tool[0]):
+        subprocess.run([*tool, "-t", str(path)], check=True, capture_output=True)
+        done = subprocess.run([*tool, "-dc", str(path)], check=True, capture_output=True)
+        contents.append(done.stdout)
+    if not contents:
+        pytest.skip(f"neither Python nor a {extension} tool can decompress here")
+    for content in contents:
+        # what the codec holds is a plain (uncompressed) forklift file: it loads as such
+        assert content.startswith(MAGIC)
+        _same(load(io.BytesIO(content)), value)
+    _same(load(path), value)
+
+
+def test_integer_compress_writes_one_zlib_stream_like_joblib(tmp_path: Path) -> None:
+    value = _value()
+    path = tmp_path / "value.pkl"
+    dump(value, path, compress=3)
+    decompressor = zlib.decompressobj()
+    content = decompressor.decompress(path.read_bytes())
+    assert decompressor.eof and not decompressor.unused_data  # one stream, nothing after
+    _same(load(io.BytesIO(content)), value)
+
+
+@pytest.mark.parametrize("codec", ["gzip", "bz2", "xz", "lz4", "zstd"])
+def test_large_dump_is_compressed_in_independent_members(tmp_path: Path, codec: str) -> None:
+    """The chunks are still compressed separately (on all cores), as members of one stream."""
+    path = tmp_path / "value.bin"
+    dump(_value(), path, compress=(codec, 1))
+    data = path.read_bytes()
+    if codec in ("gzip", "lz4", "zstd"):
+        with open(path, "rb") as handle:
+            table = streams.member_table(handle, 0, len(data), codec)
+        assert table is not None and len(table) >= 3
+    elif codec == "xz":
+        assert data.count(b"\xfd7zXZ\x00") >= 3
+    else:
+        assert data.count(b"1AY&SY") >= 3  # bzip2 block magic: one stream per chunk at least
+
+
+def test_damaged_stream_is_reported_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "value.gz"
+    dump(_value(), path)
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(CorruptFileError, match=r"value\.gz"):
+        load(path)
+
+
+@pytest.mark.parametrize("codec", ["raw", "zlib", "gzip", "bz2", "lzma", "xz", "lz4", "zstd"])
+def test_files_written_before_codec_streams_still_load(codec: str) -> None:
+    # Written by forklift before this change (compressed chunks inside forklift's container).
+    loaded = load(DATA / f"pre-stream-{codec}.fkl", ensure_native_byte_order=False)
+    assert np.array_equal(loaded["smooth"], np.arange(6000.0))
+    assert np.array_equal(loaded["small"], np.arange(5))
+    assert loaded["be"].dtype == np.dtype(">i8")
+    assert np.array_equal(loaded["be"], np.arange(3000))
+    assert loaded["text"] == "forklift" * 10
+
+
+@pytest.mark.parametrize("compress", [0, 3, "zstd", "bz2"])
+def test_load_reads_a_file_object_from_its_start_right_after_dump(compress: Any) -> None:
+    value = _value()
+    buffer = io.BytesIO()
+    dump(value, buffer, compress=compress)
+    _same(load(buffer), value)  # no seek(0) needed, as with joblib
+
+
+@pytest.mark.parametrize("opener", [gzip.GzipFile, bz2.BZ2File, lzma.LZMAFile])
+def test_file_written_through_a_codec_file_object_loads_from_a_plain_handle(
+    tmp_path: Path, opener: Any
+) -> None:
+    value = _value()
+    path = tmp_path / "value.bin"
+    with opener(path, "wb") as handle:
+        dump(value, handle)
+    with open(path, "rb") as plain:
+        _same(load(plain), value)
+    _same(load(path), value)
+
+
+def test_file_object_name_never_picks_a_codec(tmp_path: Path) -> None:
+    path = tmp_path / "value.gz"
+    with gzip.GzipFile(path, "wb") as handle:  # its name ends in .gz, and it compresses
+        dump([1, 2, 3], handle)
+    assert gzip.decompress(path.read_bytes()).startswith(MAGIC)  # not gzip inside gzip
+
+
+@pytest.mark.parametrize("compress", [0, "gzip"])
+def test_dump_and_load_through_socket_files(compress: Any) -> None:
+    value = _value()
+    sender, receiver = socket.socketpair()
+    errors: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            with sender, sender.makefile("wb") as stream:
+                dump(value, stream, compress=compress)
+        except BaseException as error:  # reported by the main thread
+            errors.append(error)
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    try:
+        with receiver, receiver.makefile("rb") as stream:
+            loaded = load(stream)
+    finally:
+        thread.join(60)
+    assert not errors
+    _same(loaded, value)
+
+
+def test_load_converts_byte_order_like_joblib(tmp_path: Path) -> None:
+    value = {"big": np.arange(20_000, dtype=">f8"), "small": np.arange(3, dtype=">i4")}
+    path = tmp_path / "be.pkl"
+    dump(value, path)
+    native = load(path)  # "auto" without mmap_mode: converted
+    assert all(native[key].dtype.isnative for key in value)
+    assert all(np.array_equal(native[key], value[key]) for key in value)
+    kept = load(path, ensure_native_byte_order=False)
+    assert kept["big"].dtype == np.dtype(">f8") and kept["small"].dtype == np.dtype(">i4")
+    assert load(path, mmap_mode="r")["big"].dtype == np.dtype(">f8")  # "auto" keeps maps
+    assert load(path, None, True)["big"].dtype.isnative  # joblib's positional order
+    dump(value, tmp_path / "be.gz")
+    assert load(tmp_path / "be.gz")["big"].dtype.isnative
+
+
+def test_native_byte_order_with_mmap_is_refused_in_joblibs_words(tmp_path: Path) -> None:
+    dump(np.arange(3.0), tmp_path / "a.pkl")
+    with pytest.raises(ConfigurationError, match="Native byte ordering can only be enforced"):
+        load(tmp_path / "a.pkl", mmap_mode="r", ensure_native_byte_order=True)
+    with pytest.raises(ConfigurationError, match="ensure_native_byte_order='yes'"):
+        load(tmp_path / "a.pkl", ensure_native_byte_order="yes")
+
+
+def test_joblib_files_get_native_byte_order_too(tmp_path: Path) -> None:
+    joblib = pytest.importorskip("joblib")
+    path = tmp_path / "joblib.pkl"
+    joblib.dump({"be": np.arange(1000, dtype=">f8")}, path)
+    assert load(path)["be"].dtype.isnative
+    assert load(path, ensure_native_byte_order=False)["be"].dtype == np.dtype(">f8")
+
+
+def test_mmap_loads_every_array_as_a_memmap_with_its_offset_and_filename(
+    tmp_path: Path,
+) -> None:
+    value = {
+        "first": np.ones(70 << 17),  # 70 MiB: what follows is stored past 64 MiB
+        "small": np.arange(5, dtype=np.int16),
+        "fortran": np.asfortranarray(np.arange(600.0).reshape(20, 30)),
+        "big_endian": np.arange(1000, dtype=">i4"),
+    }
+    path = tmp_path / "arrays.pkl"
+    dump(value, path)
+    loaded = load(path, mmap_mode="r")
+    with open(path, "rb") as handle:
+        for key, array in value.items():
+            mapped = loaded[key]
+            assert isinstance(mapped, np.memmap), key
+            assert mapped.filename == os.path.abspath(path)
+            assert mapped.dtype == array.dtype
+            handle.seek(mapped.offset)
+            assert handle.read(array.nbytes) == array.tobytes(order="A"), key
+            again = np.memmap(
+                mapped.filename,
+                dtype=mapped.dtype,
+                mode="r",
+                offset=mapped.offset,
+                shape=mapped.shape,
+                order="F" if key == "fortran" else "C",
+            )
+            assert np.array_equal(again, array)
+            del again, mapped
+    assert loaded["big_endian"].offset > 64 << 20
+    del loaded
+
+
+@pytest.mark.parametrize(
+    "unpicklable",
+    [
+        pytest.param(lambda: (n for n in range(3)), id="generator"),
+        pytest.param(lambda: {"lock": threading.Lock()}, id="lock-in-dict"),
+        pytest.param(lambda: [1, threading.Event()], id="event-in-list"),
+    ],
+)
+def test_hash_of_unpicklable_object_raises_pickling_error(unpicklable: Any) -> None:
+    with pytest.raises(pickle.PicklingError):
+        hash(unpicklable())
+
+
+@pytest.mark.parametrize(
+    ("compress", "phrase"),
+    [
+        (("zlib", 3, 4), "Compress argument tuple should contain exactly 2 elements"),
+        (("zlib",), "Compress argument tuple should contain exactly 2 elements"),
+        (("snappy", 3), 'Non valid compression method given: "snappy"'),
+        ("snappy", 'Non valid compression method given: "snappy"'),
+        ((None, 3), 'Non valid compression method given: "None"'),
+        (10, 'Non valid compress level given: "10"'),
+        (-1, 'Non valid compress level given: "-1"'),
+        (3.5, 'Non valid compress level given: "3.5"'),
+        (("zlib", 10), 'Non valid compress level given: "10"'),
+        (("zlib", "3"), 'Non valid compress level given: "3"'),
+        ({"a": 1}, "Non valid compress level given"),
+    ],
+)
+def test_compress_errors_use_joblibs_wording(tmp_path: Path, compress: Any, phrase: str) -> None:
+    with pytest.raises(ValueError, match=phrase):
+        dump(1, tmp_path / "a.pkl", compress=compress)
+    assert not os.listdir(tmp_path)
+
+
+def test_compress_none_and_level_zero_mean_no_compression(tmp_path: Path) -> None:
+    dump([1], tmp_path / "a.pkl", compress=None)
+    dump([1], tmp_path / "b.gz", compress=("gzip", 0))  # joblib: an explicit 0 wins
+    for name in ("a.pkl", "b.gz"):
+        assert (tmp_path / name).read_bytes().startswith(MAGIC)
+
+
+def test_unknown_hash_name_uses_joblibs_wording() -> None:
+    with pytest.raises(UnknownHashError, match="Valid options for 'hash_name' are"):
+        hash(1, hash_name="crc32")
+
+
+def test_dump_into_a_missing_folder_names_the_users_file(tmp_path: Path) -> None:
+    target = tmp_path / "missing" / "model.pkl"
+    with pytest.raises(FileNotFoundError) as info:
+        dump([1], target)
+    assert info.value.filename == str(target)
+    assert ".tmp" not in str(info.value) and str(target) in str(info.value)
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(NotADirectoryError) as not_folder:
+        dump([1], tmp_path / "file" / "model.pkl")
+    assert not_folder.value.filename == str(tmp_path / "file" / "model.pkl")
