@@ -302,3 +302,33 @@ def test_dump_into_a_missing_folder_names_the_users_file(tmp_path: Path) -> None
     with pytest.raises(NotADirectoryError) as not_folder:
         dump([1], tmp_path / "file" / "model.pkl")
     assert not_folder.value.filename == str(tmp_path / "file" / "model.pkl")
+
+
+@pytest.mark.parametrize("size", [10, 1_000_000])  # pickled, and shared as a memmap
+def test_non_native_byte_order_survives_parallel(size: int) -> None:
+    from forklift import Parallel, delayed
+
+    array = np.arange(size, dtype=">f8")
+    results = Parallel(n_jobs=2, backend="loky")(delayed(_same_array)(array) for _ in range(2))
+    for result in results:
+        assert result.dtype == np.dtype(">f8")
+        assert np.array_equal(result, array)
+
+
+def _same_array(array: Any) -> Any:
+    return array
+
+
+def test_member_claiming_fewer_bytes_than_it_holds_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "value.gz"
+    dump(_value(), path)
+    data = bytearray(path.read_bytes())
+    with open(path, "rb") as handle:
+        table = streams.member_table(handle, 0, len(data), "gzip")
+    assert table is not None
+    offset, _, raw = table[1]
+    # the FK subfield's raw size: the last 4 bytes of the 24-byte member header
+    data[offset + 20 : offset + 24] = (raw // 2).to_bytes(4, "little")
+    path.write_bytes(data)
+    with pytest.raises(CorruptFileError, match="value"):
+        load(path)

@@ -116,7 +116,12 @@ def _allocate(length: int) -> Any:
 def _parallel(
     file: IO[bytes], name: str, codec: str, start: int, table: list[tuple[int, int, int]]
 ) -> Any:
-    block = _allocate(sum(raw for _, _, raw in table))
+    try:
+        block = _allocate(sum(raw for _, _, raw in table))
+    except MemoryError:
+        raise CorruptFileError(
+            f"{name}: the {codec} stream's members claim more bytes than this machine has"
+        ) from None
     view = memoryview(block).cast("B")
     workers = min(cpu_count(), layout.MAX_WORKERS)
 

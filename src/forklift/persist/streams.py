@@ -268,20 +268,25 @@ def member_table(
 
 
 def decompress_member(codec: str, data: bytes, raw_length: int) -> bytes:
-    """Decompress one member listed by :func:`member_table` (checks its own checksum)."""
-    if codec == "gzip":
-        decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16)
-        result = decompressor.decompress(data)
-        if not decompressor.eof or decompressor.unused_data:
-            raise ValueError("a gzip member does not end where its recorded size says")
-    elif codec == "lz4":
-        result = import_extra("lz4.frame", "lz4").decompress(data)
+    """Decompress one member listed by :func:`member_table` (checks its own checksum).
+
+    Never produces more than ``raw_length + 1`` bytes: a crafted member cannot expand past
+    the size recorded for it (no decompression bomb through this path).
+    """
+    if codec == "zstd":
+        zstandard = import_extra("zstandard", "zstd")
+        # max_output_size is ignored when the frame states its content size: check that first
+        if zstandard.frame_content_size(data) != raw_length:
+            raise ValueError("a zstd frame's content size differs from its recorded size")
+        result = zstandard.ZstdDecompressor().decompress(data, max_output_size=raw_length)
+        complete = True
     else:
-        result = (
-            import_extra("zstandard", "zstd")
-            .ZstdDecompressor()
-            .decompress(data, max_output_size=raw_length)
-        )
-    if len(result) != raw_length:
-        raise ValueError(f"a member holds {len(result)} bytes, its header says {raw_length}")
+        decompressor = member_decompressor(codec)
+        if codec == "gzip":
+            result = decompressor.decompress(data, raw_length + 1)
+        else:
+            result = decompressor.decompress(data, max_length=raw_length + 1)
+        complete = decompressor.eof and not decompressor.unused_data
+    if len(result) != raw_length or not complete:
+        raise ValueError(f"a member does not hold the {raw_length} bytes its header records")
     return bytes(result)
