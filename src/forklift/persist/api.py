@@ -47,9 +47,12 @@ def dump(
         filename: a path (str or :class:`os.PathLike`) or a binary file object open for
             writing. Paths are written atomically: a temporary file in the same directory is
             renamed into place only when the dump succeeded.
-        compress: 0-9 (zlib at that level; 0 = none), a bool (True = zlib 3), a compressor
-            name (``zlib gzip bz2 lzma xz lz4 zstd`` or registered) or ``(name, level)``.
-            When no name is given the extension (``.z .gz .bz2 .lzma .xz .lz4 .zst``) picks one.
+        compress: 0-9 (zlib at that level; 0 = none), a bool (True = zlib 3), None (none),
+            a compressor name (``zlib gzip bz2 lzma xz lz4 zstd`` or registered) or
+            ``(name, level)`` (level 0: none). When no name is given a path's extension
+            (``.z .gz .bz2 .lzma .xz .lz4 .zst``) picks one; a file object's name never does.
+            A built-in codec writes a standard stream of that codec (``gzip -d`` and the
+            like give an uncompressed forklift file), compressed in chunks on every core.
         protocol: pickle protocol; default (None) is 5, which stores arrays out of band.
 
     Returns:
@@ -124,7 +127,10 @@ def load(
     """Load the object stored by :func:`dump` (or by joblib's ``dump``) in ``filename``.
 
     Args:
-        filename: a path or a binary file object open for reading.
+        filename: a path or a binary file object open for reading, read from its position
+            (from its start if nothing follows, as right after ``dump`` wrote to it; a
+            non-seekable one to its end). Compressed files may come through any file object,
+            e.g. one written through a :class:`gzip.GzipFile`, read back with ``open(path)``.
         mmap_mode: None, ``"r+"``, ``"r"``, ``"w+"`` (treated as ``"r+"``) or ``"c"``: map
             the arrays of an uncompressed file from disk instead of reading them (they load as
             :class:`numpy.memmap`). Ignored, with a :class:`~forklift.errors.PersistWarning`,
