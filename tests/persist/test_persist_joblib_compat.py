@@ -180,6 +180,46 @@ def test_dump_and_load_through_socket_files(compress: Any) -> None:
     _same(loaded, value)
 
 
+def test_objects_follow_each_other_on_an_open_socket_as_with_joblib() -> None:
+    """load() returns each object as soon as it arrived; the sender keeps its socket open."""
+    first, second = _value(), {"next": np.arange(7), "text": "second"}
+    sender, receiver = socket.socketpair()
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            with sender.makefile("wb") as stream:
+                dump(first, stream)
+                dump(second, stream)
+                stream.flush()
+                done.wait(60)  # still open while the receiver loads both
+        except BaseException as error:  # reported by the main thread
+            errors.append(error)
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    try:
+        with receiver.makefile("rb") as stream:
+            _same(load(stream), first)
+            _same(load(stream), second)
+    finally:
+        done.set()
+        thread.join(60)
+        sender.close()
+        receiver.close()
+    assert not errors
+
+
+def test_objects_follow_each_other_in_one_file_object() -> None:
+    buffer = io.BytesIO()
+    dump([1], buffer)
+    dump({"a": np.arange(3.0)}, buffer)
+    buffer.seek(0)
+    assert load(buffer) == [1]
+    assert np.array_equal(load(buffer)["a"], np.arange(3.0))
+
+
 def test_load_converts_byte_order_like_joblib(tmp_path: Path) -> None:
     value = {"big": np.arange(20_000, dtype=">f8"), "small": np.arange(3, dtype=">i4")}
     path = tmp_path / "be.pkl"

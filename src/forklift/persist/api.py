@@ -102,7 +102,8 @@ def dump(
     # As in joblib, a file object's name never picks a codec: a gzip.GzipFile named "x.gz"
     # already compresses what it is given.
     choice = resolve_compression(compress, None)
-    writer.write_file(filename, value, choice, protocol)  # type: ignore[arg-type]
+    # sized: the header records the length, so load() of a socket or pipe stops at the end
+    writer.write_file(filename, value, choice, protocol, sized=True)  # type: ignore[arg-type]
     return []
 
 
@@ -233,14 +234,25 @@ def _load_any(
     file: IO[bytes] = filename  # type: ignore[assignment]
     name = getattr(file, "name", None)
     label = name if isinstance(name, str) else f"<{type(file).__name__}>"
-    if not _seekable(file):
-        file = io.BytesIO(file.read())
-    elif file.read(1) == b"":
-        # Nothing after the position, e.g. right after dump() wrote to this object: read it
-        # from its start, as joblib's load always does.
-        file.seek(0)
+    seekable = _seekable(file)
+    if seekable:
+        if file.read(1) == b"":
+            # Nothing after the position, e.g. right after dump() wrote to this object: read
+            # it from its start, as joblib's load does.
+            file.seek(0)
+        else:
+            file.seek(-1, io.SEEK_CUR)
+    head = file.read(layout.HEADER_SIZE) or b""
+    length = layout.sized_length(head)
+    if length is not None:
+        # dump() recorded the length: read exactly this file, so a socket need not be closed
+        # and whatever follows (another dump) stays for the next load, as with joblib.
+        block = stream_input.read_exactly(file, head, length, label)
+        return stream_input.read_content(block, label, allowed=allowed, verify=verify)
+    if seekable:
+        file.seek(-len(head), io.SEEK_CUR)
     else:
-        file.seek(-1, io.SEEK_CUR)
+        file = io.BytesIO(head + file.read())
     return _load(file, label, None, mmap_mode=None, allowed=allowed, verify=verify)
 
 

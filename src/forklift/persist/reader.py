@@ -168,8 +168,11 @@ def read_index(source: Source) -> FileIndex:
         raise source.corrupt(f"truncated: {source.size} bytes is shorter than any forklift file")
     header = source.read(0, layout.HEADER_SIZE)
     magic, major, minor, flags = layout.HEADER.unpack(header)
-    if magic != layout.MAGIC or any(header[16:]) or flags & ~layout.KNOWN_FLAGS:
+    padding = header[24:] if flags & layout.FLAG_SIZED else header[16:]  # 16-23: its length
+    if magic != layout.MAGIC or any(padding) or flags & ~layout.KNOWN_FLAGS:
         raise source.corrupt("damaged header")
+    if flags & layout.FLAG_SIZED and layout.sized_length(header) != source.size:
+        raise source.corrupt(f"truncated: {source.size} bytes of {layout.sized_length(header)}")
     if major != layout.FORMAT_VERSION[0]:
         raise UnsupportedFormatError(
             f"{source.name}: written in forklift format {major}.{minor}; this forklift reads "

@@ -28,7 +28,15 @@ from forklift.errors import CompressorUnavailableError, CorruptFileError
 from forklift.persist import arrays, layout, reader, streams
 from forklift.persist.compressors import import_extra
 
-__all__ = ["MemoryFile", "decompress", "holds_forklift", "open_content", "read_stream"]
+__all__ = [
+    "MemoryFile",
+    "decompress",
+    "holds_forklift",
+    "open_content",
+    "read_content",
+    "read_exactly",
+    "read_stream",
+]
 
 _READ_SIZE = 4 << 20
 
@@ -192,7 +200,32 @@ def read_stream(
     file: IO[bytes], name: str, codec: str, *, allowed: frozenset[str] | None, verify: bool
 ) -> Any:
     """Load the value stored in the compressed forklift file at ``file``'s position."""
-    block = decompress(file, name, codec)
+    return read_content(decompress(file, name, codec), name, allowed=allowed, verify=verify)
+
+
+def read_exactly(file: IO[bytes], head: bytes, length: int, name: str) -> Any:
+    """A block of the ``length`` bytes of a file whose first bytes ``head`` were read
+    already, read from ``file`` without reading past them (a socket stays usable)."""
+    if length < layout.HEADER_SIZE + layout.TRAILER.size:
+        raise CorruptFileError(f"{name}: damaged header (a length of {length} bytes)")
+    try:
+        block = _allocate(length)
+    except MemoryError:
+        raise CorruptFileError(f"{name}: its header claims {length} bytes") from None
+    view = memoryview(block).cast("B")
+    view[: len(head)] = head
+    done = len(head)
+    while done < length:
+        piece = file.read(min(length - done, _READ_SIZE))
+        if not piece:
+            raise CorruptFileError(f"{name}: truncated: {done} bytes of {length}")
+        view[done : done + len(piece)] = piece
+        done += len(piece)
+    return block
+
+
+def read_content(block: Any, name: str, *, allowed: frozenset[str] | None, verify: bool) -> Any:
+    """Load the value stored in ``block``, a whole forklift file in memory (writable)."""
     whole = memoryview(block).cast("B")
     source = reader.Source(cast(IO[bytes], MemoryFile(whole)), name)
     index = reader.read_index(source)

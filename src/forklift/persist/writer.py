@@ -231,13 +231,40 @@ class _StreamedSections:
         self._out.drain()
 
 
-def write_file(file: IO[bytes], value: Any, choice: CompressionChoice, protocol: int) -> None:
+class _Discard:
+    """A file that keeps nothing: the measuring pass of a sized write."""
+
+    def write(self, data: memoryview | bytes) -> int:
+        return memoryview(data).nbytes
+
+
+def write_file(
+    file: IO[bytes], value: Any, choice: CompressionChoice, protocol: int, *, sized: bool = False
+) -> None:
     """Write ``value`` to the binary ``file`` in forklift's format.
 
     With a built-in codec the file is that codec's standard stream of an uncompressed
     forklift file (:mod:`.streams`); a registered codec compresses chunks inside the file.
+    ``sized``: record the total length in the header (uncompressed files only). The length
+    depends on the index, which holds checksums, so a first pass writes nothing but
+    measures: it costs the checksums once more (memory speed), never a second write.
     """
     pickled, buffers, metas = _pickle(value, protocol)
+    length = 0
+    if sized and choice.name is None:
+        length = _write(_Discard(), pickled, buffers, metas, choice, protocol, 0)  # type: ignore[arg-type]
+    _write(file, pickled, buffers, metas, choice, protocol, length)
+
+
+def _write(
+    file: IO[bytes],
+    pickled: memoryview,
+    buffers: list[pickle.PickleBuffer],
+    metas: list[Any],
+    choice: CompressionChoice,
+    protocol: int,
+    length: int,
+) -> int:
     streamed = choice.name in STREAM_CODECS
     # sum64 runs at memory speed with numpy; without numpy crc32 is the faster choice.
     checksum_name = (
@@ -253,17 +280,16 @@ def write_file(file: IO[bytes], value: Any, choice: CompressionChoice, protocol:
         out = _Output(file)
         sections = _SectionWriter(out, choice, checksum_name)
     try:
-        out.write(layout.header_bytes())
+        out.write(layout.header_bytes(length))
         pickle_entry = sections.write(pickled)
         pickle_entry["protocol"] = protocol
-        del pickled
         buffer_entries = []
         for buffer, meta in zip(buffers, metas, strict=True):
             raw = buffer.raw()
-            entry = sections.write(raw, meta.pop("_shuffle", 0) if meta else 0)
+            entry = sections.write(raw, meta.get("_shuffle", 0) if meta else 0)
             entry["readonly"] = raw.readonly
             if meta is not None:
-                entry["array"] = meta
+                entry["array"] = {k: v for k, v in meta.items() if k != "_shuffle"}
             buffer_entries.append(entry)
         sections.close()
         index: dict[str, Any] = {
@@ -286,6 +312,7 @@ def write_file(file: IO[bytes], value: Any, choice: CompressionChoice, protocol:
         )
         if isinstance(out, StreamOutput):
             out.close()
+        return out.position
     finally:  # stop the worker threads, also when the dump failed
         if isinstance(out, StreamOutput):
             out.abort()
