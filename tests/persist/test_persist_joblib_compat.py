@@ -83,6 +83,39 @@ def test_named_file_is_a_stream_that_standard_tools_read(tmp_path: Path, extensi
     _same(load(path), value)
 
 
+def _zlib_with_shared_history(content: bytes) -> bytes:
+    # sync flushes (the writer's piece markers) between pieces that refer back across them
+    packer = zlib.compressobj(6)
+    parts = [
+        packer.compress(content[start : start + (1 << 20)]) + packer.flush(zlib.Z_SYNC_FLUSH)
+        for start in range(0, len(content), 1 << 20)
+    ]
+    return b"".join(parts) + packer.flush()
+
+
+@pytest.mark.parametrize(
+    ("extension", "compress"),
+    [
+        (".gz", gzip.compress),
+        (".z", _zlib_with_shared_history),
+        (".bz2", bz2.compress),
+        (".xz", lzma.compress),
+        (".lzma", lambda data: lzma.compress(data, format=lzma.FORMAT_ALONE)),
+    ],
+)
+def test_forklift_file_recompressed_by_another_tool_loads(
+    tmp_path: Path, extension: str, compress: Callable[[bytes], bytes]
+) -> None:
+    value = _value()
+    plain = tmp_path / "plain.pkl"
+    dump(value, plain)
+    path = tmp_path / f"value{extension}"
+    path.write_bytes(compress(plain.read_bytes()))
+    _same(load(path), value)
+    with open(path, "rb") as handle:
+        _same(load(handle), value)
+
+
 def test_integer_compress_writes_one_zlib_stream_like_joblib(tmp_path: Path) -> None:
     value = _value()
     path = tmp_path / "value.pkl"

@@ -160,5 +160,6 @@ def unshuffle_in_place(target: memoryview, width: int) -> None:
     """Undo :func:`shuffle_bytes` on ``target`` (one shuffled chunk), in place."""
     import numpy
 
-    planes = numpy.frombuffer(bytes(target), dtype=numpy.uint8).reshape(width, -1)
-    numpy.copyto(numpy.frombuffer(target, dtype=numpy.uint8).reshape(-1, width), planes.T)
+    items = numpy.frombuffer(target, dtype=numpy.uint8)
+    planes = items.copy().reshape(width, -1)  # numpy copies release the GIL: chunks in threads
+    numpy.copyto(items.reshape(-1, width), planes.T)

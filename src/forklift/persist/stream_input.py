@@ -158,6 +158,40 @@ def _parallel(
     return block
 
 
+def _in_pieces(data: memoryview, codec: str) -> Any:
+    """Decode the pieces :func:`streams.split_pieces` finds on threads; None (decode in
+    order instead) unless every piece decodes whole and, for zlib, the Adler-32 matches."""
+    pieces = streams.split_pieces(data, codec)
+    if pieces is None:
+        return None
+    workers = max(1, min(cpu_count(), layout.MAX_WORKERS))
+    outputs: list[bytes] = []
+    total = 1  # Adler-32 of nothing
+    with ThreadPoolExecutor(workers, thread_name_prefix="forklift-load") as pool:
+        jobs = [
+            pool.submit(streams.decode_piece, codec, piece, number == len(pieces) - 1)
+            for number, piece in enumerate(pieces)
+        ]
+        try:
+            for job in jobs:
+                output, value = job.result()
+                outputs.append(output)
+                total = streams.adler32_combine(total, value, len(output))
+        except Exception:  # a marker that was chance, not a boundary: decode in order
+            for job in jobs:
+                job.cancel()
+            return None
+    if codec == "zlib" and total != int.from_bytes(bytes(data[-4:]), "big"):
+        return None
+    content = bytearray().join(outputs)
+    del outputs
+    try:
+        import numpy
+    except ImportError:
+        return content
+    return numpy.frombuffer(content, dtype=numpy.uint8)
+
+
 def _sequential(file: IO[bytes], name: str, codec: str) -> Any:
     decompressor = streams.new_decompressor(codec)
     content = bytearray()
@@ -187,6 +221,10 @@ def decompress(file: IO[bytes], name: str, codec: str) -> Any:
         if table is not None:
             return _parallel(file, name, codec, start, table)
         file.seek(start)
+        if codec in ("zlib", "bz2", "xz"):
+            data = memoryview(file.read())
+            block = _in_pieces(data, codec)
+            return block if block is not None else _sequential(io.BytesIO(data), name, codec)
         return _sequential(file, name, codec)
     except (CorruptFileError, CompressorUnavailableError):
         raise
@@ -224,28 +262,44 @@ def read_exactly(file: IO[bytes], head: bytes, length: int, name: str) -> Any:
     return block
 
 
+def _prepare_chunks(
+    chunks: list[tuple[memoryview, int, str, int]], verify: bool, source: reader.Source
+) -> None:
+    """Check (``verify``) and unshuffle stored chunks in place, on threads when several."""
+
+    def prepare(target: memoryview, width: int, checksum: str, check: int) -> None:
+        if verify and layout.checksum(checksum, target) != check:
+            raise source.corrupt("damaged data (checksum mismatch)")
+        if width:
+            arrays.unshuffle_in_place(target, width)
+
+    workers = min(cpu_count(), layout.MAX_WORKERS) if len(chunks) > 1 else 1
+    if workers < 2:
+        for chunk in chunks:
+            prepare(*chunk)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="forklift-load") as pool:
+        for job in [pool.submit(prepare, *chunk) for chunk in chunks]:
+            job.result()
+
+
 def read_content(block: Any, name: str, *, allowed: frozenset[str] | None, verify: bool) -> Any:
     """Load the value stored in ``block``, a whole forklift file in memory (writable)."""
     whole = memoryview(block).cast("B")
     source = reader.Source(cast(IO[bytes], MemoryFile(whole)), name)
     index = reader.read_index(source)
     sections = []
+    chunks: list[tuple[memoryview, int, str, int]] = []  # to check and/or unshuffle
     for stored_section in index.buffers:
         section = stored_section
-        if section.shuffle and not any(chunk[3] for chunk in section.chunks):
+        raw = not any(chunk[3] for chunk in section.chunks)
+        if raw and (section.shuffle or verify):
             for offset, stored, _, _, check in section.chunks:
-                target = whole[offset : offset + stored]
-                if verify and layout.checksum(section.checksum, target) != check:
-                    raise source.corrupt("damaged data (checksum mismatch)")
-                if stored % section.shuffle == 0:
-                    arrays.unshuffle_in_place(target, section.shuffle)
+                width = section.shuffle if section.shuffle and stored % section.shuffle == 0 else 0
+                chunks.append((whole[offset : offset + stored], width, section.checksum, check))
             section = replace(section, shuffle=0)
-        elif verify:
-            for offset, stored, _, coded, check in section.chunks:
-                piece = whole[offset : offset + stored]
-                if not coded and layout.checksum(section.checksum, piece) != check:
-                    raise source.corrupt("damaged data (checksum mismatch)")
         sections.append(section)
+    _prepare_chunks(chunks, verify, source)
     index = replace(index, buffers=tuple(sections))
     return reader.read_file(
         source, index, path=None, mmap_mode=None, allowed=allowed, verify=False, memory=block

@@ -41,10 +41,12 @@ __all__ = [
     "STREAM_CODECS",
     "StreamCodec",
     "adler32_combine",
+    "decode_piece",
     "detect",
     "member_decompressor",
     "member_table",
     "new_decompressor",
+    "split_pieces",
 ]
 
 _ADLER_BASE = 65521
@@ -290,3 +292,60 @@ def decompress_member(codec: str, data: bytes, raw_length: int) -> bytes:
     if len(result) != raw_length or not complete:
         raise ValueError(f"a member does not hold the {raw_length} bytes its header records")
     return bytes(result)
+
+
+#: Where an independently decodable piece may start, per codec without recorded sizes: the
+#: bytes that end one of the writer's chunks (zlib's sync flush: an empty stored block) or
+#: start one (a bzip2 stream header and its first block's magic; an xz stream header).
+_PIECE_MARKS = {"zlib": b"\x00\x00\xff\xff", "bz2": b"1AY&SY", "xz": b"\xfd7zXZ\x00"}
+
+
+def split_pieces(data: memoryview, codec: str) -> list[memoryview] | None:
+    """Cut a whole ``codec`` stream in memory where independent pieces may start.
+
+    Candidates are found by their marker bytes, which can also occur by chance inside
+    compressed data: the caller must decode each piece completely and check the result
+    (:func:`decode_piece`, and zlib's Adler-32 over all), and fall back to decoding in order
+    when anything does not fit. None when there is nothing to split.
+    """
+    mark = _PIECE_MARKS.get(codec)
+    if mark is None:
+        return None
+    raw = data.obj if isinstance(data.obj, bytes) else bytes(data)
+    if codec == "zlib":
+        body_start, body_end = 2, len(raw) - 4  # zlib header, Adler-32 trailer
+    else:
+        body_start, body_end = 0, len(raw)
+    starts = [body_start]
+    position = raw.find(mark, body_start + 1, body_end)
+    while position != -1:
+        start = position + len(mark) if codec == "zlib" else position
+        if codec == "bz2":
+            start -= 4  # "BZh" and the level digit come before the block magic
+            if raw[start : start + 3] != b"BZh":
+                start = -1
+        if body_start < start < body_end and start != starts[-1]:
+            starts.append(start)
+        position = raw.find(mark, position + 1, body_end)
+    if len(starts) < 2:
+        return None
+    ends = [*starts[1:], body_end]
+    return [data[start:end] for start, end in zip(starts, ends, strict=True)]
+
+
+def decode_piece(codec: str, piece: memoryview, last: bool) -> tuple[bytes, int]:
+    """Decode one piece of :func:`split_pieces` completely; returns the bytes and their
+    Adler-32 (zlib; 0 otherwise). ValueError if the piece is not exactly what it should be."""
+    if codec == "zlib":
+        decompressor = zlib.decompressobj(-zlib.MAX_WBITS)
+        result = decompressor.decompress(piece)
+        if decompressor.eof != last or decompressor.unconsumed_tail:
+            raise ValueError("not a piece of the writer's zlib stream")
+        if last and decompressor.unused_data:
+            raise ValueError("bytes after the final deflate block")
+        return result, zlib.adler32(result)
+    decompressor = member_decompressor(codec)
+    result = decompressor.decompress(piece)
+    if not decompressor.eof or decompressor.unused_data:
+        raise ValueError(f"not one whole {codec} stream")
+    return result, 0
