@@ -399,9 +399,41 @@ def test_member_claiming_fewer_bytes_than_it_holds_is_refused(tmp_path: Path) ->
     with open(path, "rb") as handle:
         table = streams.member_table(handle, 0, len(data), "gzip")
     assert table is not None
-    offset, _, raw = table[1]
-    # the FK subfield's raw size: the last 4 bytes of the 24-byte member header
+    offset, _, raw, _ = table[1]
+    # the FK subfield's raw size: bytes 20-23 of the member header
     data[offset + 20 : offset + 24] = (raw // 2).to_bytes(4, "little")
     path.write_bytes(data)
     with pytest.raises(CorruptFileError, match="value"):
+        load(path)
+
+
+@pytest.mark.parametrize("codec", ["gzip", "lz4", "zstd"])
+def test_shuffled_members_load_the_same_with_and_without_verify(tmp_path: Path, codec: str) -> None:
+    # without verify, members recorded as shuffled are unshuffled while decompressed;
+    # with it, after forklift's checksums of the stored (shuffled) bytes are checked
+    value = _value()
+    path = tmp_path / "value.bin"
+    dump(value, path, compress=(codec, 1))
+    with open(path, "rb") as handle:
+        table = streams.member_table(handle, 0, path.stat().st_size, codec)
+    assert table is not None and any(width == 8 for *_, width in table)
+    _same(load(path), value)
+    _same(load(path, verify=True), value)
+
+
+@pytest.mark.parametrize(("recorded", "width", "phrase"), [(8, 4, "differs"), (0, 8, "recorded")])
+def test_member_shuffle_width_must_match_the_index(
+    tmp_path: Path, recorded: int, width: int, phrase: str
+) -> None:
+    path = tmp_path / "value.gz"
+    dump(_value(), path)
+    data = bytearray(path.read_bytes())
+    with open(path, "rb") as handle:
+        table = streams.member_table(handle, 0, len(data), "gzip")
+    assert table is not None
+    # a chunk of "smooth" (float64, shuffled by 8), or "noise" (uint8, 1 MiB, not shuffled)
+    offset = next(entry[0] for entry in table if entry[3] == recorded and entry[2] >= 1 << 20)
+    data[offset + 24 : offset + 28] = width.to_bytes(4, "little")  # the FK shuffle width
+    path.write_bytes(data)
+    with pytest.raises(CorruptFileError, match=phrase):
         load(path)

@@ -29,6 +29,7 @@ __all__ = [
     "reduce_small_array",
     "shuffle_bytes",
     "unshuffle_in_place",
+    "unshuffle_into",
 ]
 
 
@@ -154,6 +155,14 @@ def shuffle_bytes(chunk: memoryview, width: int) -> memoryview:
 
     planes = numpy.frombuffer(chunk, dtype=numpy.uint8).reshape(-1, width).T.copy()
     return memoryview(planes).cast("B")
+
+
+def unshuffle_into(data: bytes | memoryview, width: int, target: memoryview) -> None:
+    """Write the items of ``data`` (one chunk shuffled by :func:`shuffle_bytes`) to ``target``."""
+    import numpy
+
+    planes = numpy.frombuffer(data, dtype=numpy.uint8).reshape(width, -1)
+    numpy.copyto(numpy.frombuffer(target, dtype=numpy.uint8).reshape(-1, width), planes.T)
 
 
 def unshuffle_in_place(target: memoryview, width: int) -> None:

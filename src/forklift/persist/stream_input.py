@@ -122,10 +122,15 @@ def _allocate(length: int) -> Any:
 
 
 def _parallel(
-    file: IO[bytes], name: str, codec: str, start: int, table: list[tuple[int, int, int]]
+    file: IO[bytes],
+    name: str,
+    codec: str,
+    start: int,
+    table: list[tuple[int, int, int, int]],
+    unshuffled: dict[int, int] | None,
 ) -> Any:
     try:
-        block = _allocate(sum(raw for _, _, raw in table))
+        block = _allocate(sum(entry[2] for entry in table))
     except MemoryError:
         raise CorruptFileError(
             f"{name}: the {codec} stream's members claim more bytes than this machine has"
@@ -133,21 +138,30 @@ def _parallel(
     view = memoryview(block).cast("B")
     workers = min(cpu_count(), layout.MAX_WORKERS)
 
-    def decode(data: bytes, raw: int, target: memoryview) -> None:
-        target[:] = streams.decompress_member(codec, data, raw)
+    def decode(data: bytes, raw: int, width: int, target: memoryview) -> None:
+        content = streams.decompress_member(codec, data, raw)
+        if width:  # unshuffled while copied: one pass instead of a copy and an unshuffle
+            arrays.unshuffle_into(content, width, target)
+        else:
+            target[:] = content
 
     position = 0
     pending: collections.deque[Future[None]] = collections.deque()
     with ThreadPoolExecutor(max(1, workers), thread_name_prefix="forklift-load") as pool:
         try:
-            for offset, length, raw in table:
+            for offset, length, raw, recorded in table:
                 file.seek(start + offset)
                 data = file.read(length)
                 if len(data) != length:
                     raise CorruptFileError(f"{name}: truncated {codec} stream")
                 target = view[position : position + raw]
+                width = recorded if unshuffled is not None and recorded in (2, 4, 8, 16) else 0
+                if width and raw % width == 0:
+                    unshuffled[position] = width  # type: ignore[index]
+                else:
+                    width = 0
                 position += raw
-                pending.append(pool.submit(decode, data, raw, target))
+                pending.append(pool.submit(decode, data, raw, width, target))
                 while len(pending) >= 2 * workers:
                     pending.popleft().result()
             while pending:
@@ -210,16 +224,22 @@ def _sequential(file: IO[bytes], name: str, codec: str) -> Any:
     return numpy.frombuffer(content, dtype=numpy.uint8)  # writable, shares the bytearray
 
 
-def decompress(file: IO[bytes], name: str, codec: str) -> Any:
+def decompress(
+    file: IO[bytes], name: str, codec: str, unshuffled: dict[int, int] | None = None
+) -> Any:
     """The whole decompressed content of the ``codec`` stream at ``file``'s position, as a
-    writable uint8 block; CorruptFileError names ``name`` if the stream is damaged."""
+    writable uint8 block; CorruptFileError names ``name`` if the stream is damaged.
+
+    ``unshuffled``: a dict to unshuffle members the writer recorded as byte-shuffled while
+    they are copied; it receives their content offsets and widths (see :func:`read_content`).
+    """
     start = file.tell()
     size = file.seek(0, io.SEEK_END) - start
     file.seek(start)
     try:
         table = streams.member_table(file, start, size, codec)
         if table is not None:
-            return _parallel(file, name, codec, start, table)
+            return _parallel(file, name, codec, start, table, unshuffled)
         file.seek(start)
         if codec in ("zlib", "bz2", "xz"):
             data = memoryview(file.read())
@@ -238,7 +258,10 @@ def read_stream(
     file: IO[bytes], name: str, codec: str, *, allowed: frozenset[str] | None, verify: bool
 ) -> Any:
     """Load the value stored in the compressed forklift file at ``file``'s position."""
-    return read_content(decompress(file, name, codec), name, allowed=allowed, verify=verify)
+    # verify: forklift's checksums cover the stored (shuffled) bytes, so keep them as stored
+    unshuffled: dict[int, int] | None = None if verify else {}
+    block = decompress(file, name, codec, unshuffled)
+    return read_content(block, name, allowed=allowed, verify=verify, unshuffled=unshuffled)
 
 
 def read_exactly(file: IO[bytes], head: bytes, length: int, name: str) -> Any:
@@ -283,8 +306,20 @@ def _prepare_chunks(
             job.result()
 
 
-def read_content(block: Any, name: str, *, allowed: frozenset[str] | None, verify: bool) -> Any:
-    """Load the value stored in ``block``, a whole forklift file in memory (writable)."""
+def read_content(
+    block: Any,
+    name: str,
+    *,
+    allowed: frozenset[str] | None,
+    verify: bool,
+    unshuffled: dict[int, int] | None = None,
+) -> Any:
+    """Load the value stored in ``block``, a whole forklift file in memory (writable).
+
+    ``unshuffled``: chunks (content offset: width) already unshuffled while decompressed;
+    each must be a shuffled chunk of the index with that width, or the file is damaged.
+    """
+    done = dict(unshuffled or {})
     whole = memoryview(block).cast("B")
     source = reader.Source(cast(IO[bytes], MemoryFile(whole)), name)
     index = reader.read_index(source)
@@ -296,9 +331,15 @@ def read_content(block: Any, name: str, *, allowed: frozenset[str] | None, verif
         if raw and (section.shuffle or verify):
             for offset, stored, _, _, check in section.chunks:
                 width = section.shuffle if section.shuffle and stored % section.shuffle == 0 else 0
+                if width and offset in done:
+                    if done.pop(offset) != width:
+                        raise source.corrupt("a member's shuffle width differs from the index")
+                    continue
                 chunks.append((whole[offset : offset + stored], width, section.checksum, check))
             section = replace(section, shuffle=0)
         sections.append(section)
+    if done:
+        raise source.corrupt("a member was recorded as shuffled where the index has no array")
     _prepare_chunks(chunks, verify, source)
     index = replace(index, buffers=tuple(sections))
     return reader.read_file(

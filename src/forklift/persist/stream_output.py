@@ -143,7 +143,7 @@ class StreamOutput:
             entry[4] = layout.checksum(checksum, stored)
         if self._alone is not None:
             return self._alone.compress(stored), 0, len(stored)
-        member, value = self._codec.member(stored, self._level)
+        member, value = self._codec.member(stored, self._level, width)
         return member, value, len(stored)
 
     def _write_member(self, item: Future[_Member] | _Member) -> None:

@@ -51,9 +51,11 @@ __all__ = [
 
 _ADLER_BASE = 65521
 #: A skippable frame (zstd and lz4 share the range 0x184D2A50-5F) carrying ``FK`` sizes.
-_SKIPPABLE = struct.Struct("<II4sII")  # magic, payload size, b"FKLM", member size, raw size
+#: magic, payload size, b"FKLM", member size, raw size, byte-shuffle width of the content
+_SKIPPABLE = struct.Struct("<II4sIII")
 _SKIPPABLE_MAGIC = 0x184D2A5F
-_GZIP_HEADER = struct.Struct("<4sIBBH2sHII")  # magic+CM+FLG, mtime, XFL, OS, XLEN, SI, LEN, ...
+#: magic+CM+FLG, mtime, XFL, OS, XLEN, then subfield FK: member size, raw size, shuffle width
+_GZIP_HEADER = struct.Struct("<4sIBBH2sHIII")
 _GZIP_FEXTRA = 0x04
 
 
@@ -74,13 +76,15 @@ def adler32_combine(first: int, second: int, second_length: int) -> int:
 class StreamCodec:
     """How one codec frames independently compressed chunks as one standard stream.
 
-    ``member(data, level)`` runs on worker threads and returns the chunk's bytes and a
+    ``member(data, level, width)`` runs on worker threads (``width``: the item size the
+    chunk's content is byte-shuffled by, recorded where the format has room, so a reader
+    can unshuffle while it copies) and returns the chunk's bytes and a
     value the stream's footer needs (zlib's Adler-32; 0 otherwise); ``combine`` folds those
     values in file order and ``footer`` turns the result into the stream's last bytes.
     """
 
     name: str
-    member: Callable[[memoryview, int], tuple[bytes, int]]
+    member: Callable[[memoryview, int, int], tuple[bytes, int]]
     concatenable: bool = True
     header: Callable[[int], bytes] = lambda level: b""
     combine: Callable[[int, int, int], int] = lambda total, value, length: 0
@@ -92,19 +96,28 @@ def _deflate(data: memoryview, level: int) -> bytes:
     return packer.compress(data) + packer.flush(zlib.Z_SYNC_FLUSH)
 
 
-def _gzip_member(data: memoryview, level: int) -> tuple[bytes, int]:
+def _gzip_member(data: memoryview, level: int, width: int) -> tuple[bytes, int]:
     packer = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
     body = packer.compress(data) + packer.flush()
     size = _GZIP_HEADER.size + len(body) + 8
     extra_flags = 2 if level >= 9 else 4 if level <= 1 else 0
     header = _GZIP_HEADER.pack(
-        b"\x1f\x8b\x08" + bytes([_GZIP_FEXTRA]), 0, extra_flags, 255, 12, b"FK", 8, size, len(data)
+        b"\x1f\x8b\x08" + bytes([_GZIP_FEXTRA]),
+        0,
+        extra_flags,
+        255,
+        16,
+        b"FK",
+        12,
+        size,
+        len(data),
+        width,
     )
     trailer = struct.pack("<II", zlib.crc32(data), len(data) & 0xFFFFFFFF)
     return header + body + trailer, 0
 
 
-def _zlib_member(data: memoryview, level: int) -> tuple[bytes, int]:
+def _zlib_member(data: memoryview, level: int, width: int) -> tuple[bytes, int]:
     return _deflate(data, level), zlib.adler32(data)
 
 
@@ -117,30 +130,30 @@ def _zlib_footer(total: int) -> bytes:
     return b"\x03\x00" + struct.pack(">I", total)
 
 
-def _skippable(frame: bytes, raw_length: int) -> bytes:
-    return _SKIPPABLE.pack(_SKIPPABLE_MAGIC, 12, b"FKLM", len(frame), raw_length) + frame
+def _skippable(frame: bytes, raw_length: int, width: int) -> bytes:
+    return _SKIPPABLE.pack(_SKIPPABLE_MAGIC, 16, b"FKLM", len(frame), raw_length, width) + frame
 
 
-def _lz4_member(data: memoryview, level: int) -> tuple[bytes, int]:
+def _lz4_member(data: memoryview, level: int, width: int) -> tuple[bytes, int]:
     frame = import_extra("lz4.frame", "lz4")
     # Block checksums too: the content checksum alone misses flips lz4 decodes identically.
     packed = frame.compress(
         data, compression_level=level, content_checksum=True, block_checksum=True, store_size=True
     )
-    return _skippable(bytes(packed), len(data)), 0
+    return _skippable(bytes(packed), len(data), width), 0
 
 
 _ZSTD_LOCAL = threading.local()
 
 
-def _zstd_member(data: memoryview, level: int) -> tuple[bytes, int]:
+def _zstd_member(data: memoryview, level: int, width: int) -> tuple[bytes, int]:
     cache: dict[int, Any] = _ZSTD_LOCAL.__dict__.setdefault("compressors", {})
     if level not in cache:  # zstandard's compressors must not be shared between threads
         zstandard = import_extra("zstandard", "zstd")
         cache[level] = zstandard.ZstdCompressor(
             level=level, write_checksum=True, write_content_size=True
         )
-    return _skippable(bytes(cache[level].compress(data)), len(data)), 0
+    return _skippable(bytes(cache[level].compress(data)), len(data), width), 0
 
 
 STREAM_CODECS: dict[str, StreamCodec] = {
@@ -148,11 +161,11 @@ STREAM_CODECS: dict[str, StreamCodec] = {
     "zlib": StreamCodec(
         "zlib", _zlib_member, header=_zlib_header, combine=adler32_combine, footer=_zlib_footer
     ),
-    "bz2": StreamCodec("bz2", lambda data, level: (bz2.compress(data, max(1, level)), 0)),
+    "bz2": StreamCodec("bz2", lambda data, level, width: (bz2.compress(data, max(1, level)), 0)),
     "xz": StreamCodec(
-        "xz", lambda data, level: (lzma.compress(data, lzma.FORMAT_XZ, preset=level), 0)
+        "xz", lambda data, level, width: (lzma.compress(data, lzma.FORMAT_XZ, preset=level), 0)
     ),
-    "lzma": StreamCodec("lzma", lambda data, level: (b"", 0), concatenable=False),
+    "lzma": StreamCodec("lzma", lambda data, level, width: (b"", 0), concatenable=False),
     "lz4": StreamCodec("lz4", _lz4_member),
     "zstd": StreamCodec("zstd", _zstd_member),
 }
@@ -172,7 +185,7 @@ def detect(head: bytes) -> str | None:
         return "zstd"
     if head.startswith(b"\x04\x22\x4d\x18"):
         return "lz4"
-    if len(head) >= _SKIPPABLE.size + 4 and head[4:12] == b"\x0c\x00\x00\x00FKLM":
+    if len(head) >= _SKIPPABLE.size + 4 and head[4:12] == b"\x10\x00\x00\x00FKLM":
         return detect(head[_SKIPPABLE.size :])
     if len(head) >= 2 and head[0] & 0x0F == 8 and (head[0] << 8 | head[1]) % 31 == 0:
         return "zlib"
@@ -233,8 +246,8 @@ def new_decompressor(codec: str) -> _Sequential:
 
 def member_table(
     file: IO[bytes], start: int, size: int, codec: str
-) -> list[tuple[int, int, int]] | None:
-    """``(offset, length, raw length)`` of every member, from the sizes forklift recorded.
+) -> list[tuple[int, int, int, int]] | None:
+    """``(offset, length, raw length, shuffle width)`` of every member, as forklift recorded.
 
     Offsets count from ``start`` (where the stream begins in ``file``; ``size`` bytes).
     None when the stream has no such sizes (written by another tool, or a codec without a
@@ -242,7 +255,7 @@ def member_table(
     """
     if codec not in ("gzip", "lz4", "zstd"):
         return None
-    table: list[tuple[int, int, int]] = []
+    table: list[tuple[int, int, int, int]] = []
     position = 0
     while position < size:
         file.seek(start + position)
@@ -250,18 +263,18 @@ def member_table(
             head = file.read(_GZIP_HEADER.size)
             if len(head) != _GZIP_HEADER.size:
                 return None
-            magic, _, _, _, xlen, subfield, length, member, raw = _GZIP_HEADER.unpack(head)
-            if magic != b"\x1f\x8b\x08\x04" or (xlen, subfield, length) != (12, b"FK", 8):
+            magic, _, _, _, xlen, subfield, length, member, raw, width = _GZIP_HEADER.unpack(head)
+            if magic != b"\x1f\x8b\x08\x04" or (xlen, subfield, length) != (16, b"FK", 12):
                 return None
-            table.append((position, member, raw))
+            table.append((position, member, raw, width))
         else:
             head = file.read(_SKIPPABLE.size)
             if len(head) != _SKIPPABLE.size:
                 return None
-            magic, payload, mark, member, raw = _SKIPPABLE.unpack(head)
-            if (magic, payload, mark) != (_SKIPPABLE_MAGIC, 12, b"FKLM"):
+            magic, payload, mark, member, raw, width = _SKIPPABLE.unpack(head)
+            if (magic, payload, mark) != (_SKIPPABLE_MAGIC, 16, b"FKLM"):
                 return None
-            table.append((position + _SKIPPABLE.size, member, raw))
+            table.append((position + _SKIPPABLE.size, member, raw, width))
             member += _SKIPPABLE.size
         if member <= 0:
             return None
