@@ -437,3 +437,16 @@ def test_member_shuffle_width_must_match_the_index(
     path.write_bytes(data)
     with pytest.raises(CorruptFileError, match=phrase):
         load(path)
+
+
+def test_a_sized_file_cut_short_or_extended_is_damaged(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    dump({"a": np.arange(1000.0)}, buffer)  # a file object: the header records the length
+    data = buffer.getvalue()
+    assert MAGIC in data[:8]
+    with pytest.raises(CorruptFileError, match="truncated"):
+        load(io.BytesIO(data[:-10]))
+    path = tmp_path / "longer.pkl"
+    path.write_bytes(data + b"more")
+    with pytest.raises(CorruptFileError, match="header records"):
+        load(path)

@@ -171,8 +171,11 @@ def read_index(source: Source) -> FileIndex:
     padding = header[24:] if flags & layout.FLAG_SIZED else header[16:]  # 16-23: its length
     if magic != layout.MAGIC or any(padding) or flags & ~layout.KNOWN_FLAGS:
         raise source.corrupt("damaged header")
-    if flags & layout.FLAG_SIZED and layout.sized_length(header) != source.size:
-        raise source.corrupt(f"truncated: {source.size} bytes of {layout.sized_length(header)}")
+    recorded = layout.sized_length(header)
+    if recorded is not None and recorded != source.size:
+        raise source.corrupt(
+            f"truncated or damaged: {source.size} bytes, its header records {recorded}"
+        )
     if major != layout.FORMAT_VERSION[0]:
         raise UnsupportedFormatError(
             f"{source.name}: written in forklift format {major}.{minor}; this forklift reads "
