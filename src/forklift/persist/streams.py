@@ -21,7 +21,7 @@ lzma      ``.lzma`` (LZMA-alone) cannot be concatenated: one stream, compressed 
 Rejected: forklift's own container with compressed chunks inside (what files written
 before forklift 0.x used, still read by :mod:`.reader`): no standard tool could open it.
 
-Imports only :mod:`forklift.errors` and :mod:`forklift.persist.compressors`.
+Imports only :mod:`forklift.persist.compressors` (for the optional lz4 and zstandard).
 """
 
 from __future__ import annotations
