@@ -43,6 +43,7 @@ from forklift.errors import (
     UnsafeLoadError,
     UnsupportedFormatError,
 )
+from forklift.persist import arrays
 from forklift.persist.legacy_safe import JoblibContext, decode_joblib, read_zfile
 
 __all__ = ["detect", "load_legacy", "open_stream"]
@@ -157,7 +158,8 @@ class _ArrayWrapper:
                         raise EOFError("file ended inside an array")
                     target[start : start + len(piece)] = piece
                 array = array.reshape(shape, order="F" if order == "F" else "C")
-        return _as_subclass(numpy, array, state.get("subclass"))
+        # load(ensure_native_byte_order=...) converts here, as joblib's reader does
+        return arrays.as_native(_as_subclass(numpy, array, state.get("subclass")))
 
 
 def _as_subclass(numpy: Any, array: Any, subclass: Any) -> Any:
