@@ -105,7 +105,10 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
 
 
 def pickle_span(data: bytes) -> tuple[int, int] | None:
-    """Where the (first chunk of the) pickle section of a forklift file lies."""
+    """Where the (first chunk of the) pickle section of a forklift file lies (None for a
+    codec stream: its content is compressed)."""
+    if not data.startswith(layout.MAGIC):
+        return None
     offset, length, _, _ = layout.TRAILER.unpack(data[-layout.TRAILER.size :])
     chunk = json.loads(data[offset : offset + length])["pickle"]["chunks"][0]
     return (chunk[0], chunk[0] + chunk[1]) if not chunk[3] else None
@@ -170,7 +173,8 @@ def run(seed: int, count: int) -> dict[str, Any]:
             mutant = mutate_inside(data, span, rng)  # aimed at the decoder itself
         else:
             mutant = mutate(data, rng)
-        refreshed = checked and rng.random() < 0.5
+        # a codec stream's own checksum is not forklift's: only containers are refreshed
+        refreshed = checked and data.startswith(layout.MAGIC) and rng.random() < 0.5
         if refreshed:
             mutant = refresh_checksums(mutant)
         strict = checked and not refreshed

@@ -119,7 +119,7 @@ def _to_memfd(data: bytes, raws: list[memoryview]) -> Definition:
     return Definition(fd=fd, layout=pickle.dumps((size, (0, len(data)), spans)))
 
 
-class _ResultPickler(main_classes.MainClassPickler):  # type: ignore[misc]
+class _ResultPickler(main_classes.MainClassPickler):
     """Sends a ``numpy.memmap`` result back as a plain array of the same dtype: numpy's own
     pickling of a memmap drops a non-native byte order (``>f8`` came back as ``<f8``), and
     joblib returns memmaps from workers as arrays too."""
