@@ -19,7 +19,17 @@ from typing import IO, Any
 
 from forklift._support.atomic import atomic_write
 from forklift.errors import ConfigurationError, CorruptFileError, ForkliftError, PersistWarning
-from forklift.persist import arrays, layout, legacy, reader, safe, stream_input, streams, writer
+from forklift.persist import (
+    arrays,
+    layout,
+    legacy,
+    reader,
+    safe,
+    stream_input,
+    stream_limits,
+    streams,
+    writer,
+)
 from forklift.persist.compressors import resolve_compression
 
 __all__ = ["dump", "load"]
@@ -124,6 +134,7 @@ def load(
     *,
     allowed_globals: Iterable[str | object] | None = None,
     verify: bool = False,
+    max_expansion: float | None = None,
 ) -> Any:
     """Load the object stored by :func:`dump` (or by joblib's ``dump``) in ``filename``.
 
@@ -154,6 +165,12 @@ def load(
             every chunk of a compressed file are checked in any case, so truncation and
             damage outside the raw array bytes of an uncompressed file are always detected.
             Memory-mapped arrays are never read at load time, so they are not verified.
+        max_expansion: for a compressed file (a codec stream), the most its content may be,
+            as a multiple of the file's size (files whose content is at most 64 MiB always
+            pass). None (default): 200 with ``allowed_globals``, no limit without. Nothing is
+            ever decompressed past the length the content declares; this bounds that
+            length, so that a small untrusted file cannot claim gigabytes. ``math.inf``:
+            no limit.
 
     Raises:
         CorruptFileError: the file is truncated, damaged or cannot be unpickled (the message
@@ -192,9 +209,10 @@ def load(
             f"mmap_mode={mmap_mode!r}: expected one of None, 'r+', 'r', 'w+', 'c'"
         )
     allowed = safe.normalize_allowed(allowed_globals)
+    expansion = stream_limits.resolve_max_expansion(max_expansion, allowed is not None)
     native = _native_byte_order(ensure_native_byte_order, mmap_mode)
     with arrays.native_byte_order(native):
-        return _load_any(filename, mmap_mode, allowed, verify)
+        return _load_any(filename, mmap_mode, allowed, verify, expansion)
 
 
 def _native_byte_order(choice: object, mmap_mode: str | None) -> bool:
@@ -217,12 +235,19 @@ def _load_any(
     mmap_mode: str | None,
     allowed: frozenset[str] | None,
     verify: bool,
+    expansion: float | None,
 ) -> Any:
     if _is_path(filename):
         path = os.fspath(filename)  # type: ignore[arg-type]
         with open(path, "rb") as handle:
             return _load(
-                handle, str(path), str(path), mmap_mode=mmap_mode, allowed=allowed, verify=verify
+                handle,
+                str(path),
+                str(path),
+                mmap_mode=mmap_mode,
+                allowed=allowed,
+                verify=verify,
+                expansion=expansion,
             )
     if not hasattr(filename, "read"):
         raise ConfigurationError(
@@ -256,7 +281,9 @@ def _load_any(
         file.seek(-len(head), io.SEEK_CUR)
     else:
         file = io.BytesIO(head + file.read())
-    return _load(file, label, None, mmap_mode=None, allowed=allowed, verify=verify)
+    return _load(
+        file, label, None, mmap_mode=None, allowed=allowed, verify=verify, expansion=expansion
+    )
 
 
 def _seekable(file: IO[bytes]) -> bool:
@@ -274,9 +301,18 @@ def _load(
     mmap_mode: str | None,
     allowed: frozenset[str] | None,
     verify: bool,
+    expansion: float | None,
 ) -> Any:
     try:
-        return _read(file, name, path, mmap_mode=mmap_mode, allowed=allowed, verify=verify)
+        return _read(
+            file,
+            name,
+            path,
+            mmap_mode=mmap_mode,
+            allowed=allowed,
+            verify=verify,
+            expansion=expansion,
+        )
     except ForkliftError:
         raise
     except OSError as exc:
@@ -295,6 +331,7 @@ def _read(
     mmap_mode: str | None,
     allowed: frozenset[str] | None,
     verify: bool,
+    expansion: float | None,
 ) -> Any:
     start = file.tell()
     head = file.read(32)
@@ -304,7 +341,9 @@ def _read(
         if codec is None or not stream_input.holds_forklift(file, codec):
             return legacy.load_legacy(file, name, path, mmap_mode, allowed)
         _warn_not_mapped(name, mmap_mode, codec)
-        return stream_input.read_stream(file, name, codec, allowed=allowed, verify=verify)
+        return stream_input.read_stream(
+            file, name, codec, allowed=allowed, verify=verify, max_expansion=expansion
+        )
     source = reader.Source(file, name)
     index = reader.read_index(source)
     if index.codec is not None:

@@ -9,6 +9,8 @@ Data flow::
 
 The codec's own checksum (gzip CRC-32, xz CRC-64, zstd/lz4 content checksums, bzip2's)
 proves the content intact; ``verify=True`` checks forklift's chunk checksums as well.
+Nothing decompresses past the length the content's header declares, and that length is
+bounded first (:mod:`.stream_limits`).
 
 Imports only :mod:`forklift.errors`, :mod:`forklift._support` and this package.
 """
@@ -25,7 +27,7 @@ from typing import IO, Any, cast
 
 from forklift._support.cpus import cpu_count
 from forklift.errors import CompressorUnavailableError, CorruptFileError
-from forklift.persist import arrays, layout, reader, streams
+from forklift.persist import arrays, layout, reader, stream_limits, streams
 from forklift.persist.compressors import import_extra
 
 __all__ = [
@@ -39,6 +41,9 @@ __all__ = [
 ]
 
 _READ_SIZE = 4 << 20
+#: The most one piece of a zlib/bz2/xz stream cut at its markers may decode to (the
+#: writer's pieces are one CHUNK_SIZE chunk); a larger one is decoded in order instead.
+_PIECE_LIMIT = 2 * layout.CHUNK_SIZE
 
 
 class MemoryFile(io.RawIOBase):
@@ -172,29 +177,40 @@ def _parallel(
     return block
 
 
-def _in_pieces(data: memoryview, codec: str) -> Any:
+def _in_pieces(data: memoryview, codec: str, limit: int | None) -> Any:
     """Decode the pieces :func:`streams.split_pieces` finds on threads; None (decode in
-    order instead) unless every piece decodes whole and, for zlib, the Adler-32 matches."""
+    order instead) unless every piece decodes whole and, for zlib, the Adler-32 matches.
+
+    A piece may give at most :data:`_PIECE_LIMIT` bytes (the writer's are one chunk), at
+    most ``2 * workers`` are in flight, and all together at most ``limit``: a bomb cut in
+    pieces costs no more memory than one decoded in order.
+    """
     pieces = streams.split_pieces(data, codec)
     if pieces is None:
         return None
     workers = max(1, min(cpu_count(), layout.MAX_WORKERS))
+    cap = _PIECE_LIMIT if limit is None else min(limit, _PIECE_LIMIT)
     outputs: list[bytes] = []
+    produced = 0
     total = 1  # Adler-32 of nothing
+    pending: collections.deque[Future[tuple[bytes, int]]] = collections.deque()
     with ThreadPoolExecutor(workers, thread_name_prefix="forklift-load") as pool:
-        jobs = [
-            pool.submit(streams.decode_piece, codec, piece, number == len(pieces) - 1)
-            for number, piece in enumerate(pieces)
-        ]
         try:
-            for job in jobs:
-                output, value = job.result()
-                outputs.append(output)
-                total = streams.adler32_combine(total, value, len(output))
+            for number, piece in enumerate(pieces):
+                last = number == len(pieces) - 1
+                pending.append(pool.submit(streams.decode_piece, codec, piece, last, cap))
+                while pending and (len(pending) >= 2 * workers or last):
+                    output, value = pending.popleft().result()
+                    produced += len(output)
+                    if limit is not None and produced > limit:
+                        return None  # in order, the error says what is wrong
+                    outputs.append(output)
+                    total = streams.adler32_combine(total, value, len(output))
         except Exception:  # a marker that was chance, not a boundary: decode in order
-            for job in jobs:
-                job.cancel()
             return None
+        finally:
+            for job in pending:
+                job.cancel()
     if codec == "zlib" and total != int.from_bytes(bytes(data[-4:]), "big"):
         return None
     content = bytearray().join(outputs)
@@ -206,17 +222,8 @@ def _in_pieces(data: memoryview, codec: str) -> Any:
     return numpy.frombuffer(content, dtype=numpy.uint8)
 
 
-def _sequential(file: IO[bytes], name: str, codec: str) -> Any:
-    decompressor = streams.new_decompressor(codec)
-    content = bytearray()
-    while True:
-        data = file.read(_READ_SIZE)
-        if not data:
-            break
-        for piece in decompressor.feed(data):
-            content += piece
-    if not decompressor.finished:
-        raise CorruptFileError(f"{name}: truncated {codec} stream (it ends inside a member)")
+def _sequential(file: IO[bytes], codec: str, limit: int | None) -> Any:
+    content = stream_limits.read_all(file, codec, limit)
     try:
         import numpy
     except ImportError:
@@ -225,29 +232,44 @@ def _sequential(file: IO[bytes], name: str, codec: str) -> Any:
 
 
 def decompress(
-    file: IO[bytes], name: str, codec: str, unshuffled: dict[int, int] | None = None
+    file: IO[bytes],
+    name: str,
+    codec: str,
+    unshuffled: dict[int, int] | None = None,
+    *,
+    max_expansion: float | None = None,
 ) -> Any:
     """The whole decompressed content of the ``codec`` stream at ``file``'s position, as a
     writable uint8 block; CorruptFileError names ``name`` if the stream is damaged.
 
     ``unshuffled``: a dict to unshuffle members the writer recorded as byte-shuffled while
     they are copied; it receives their content offsets and widths (see :func:`read_content`).
+    ``max_expansion``: the largest ratio of content to stream size allowed (None: none; see
+    :mod:`.stream_limits`); never more than the content's header declares is decompressed.
     """
     start = file.tell()
     size = file.seek(0, io.SEEK_END) - start
     file.seek(start)
     try:
+        declared = layout.sized_length(_peek(file, codec, layout.HEADER_SIZE))
+        file.seek(start)
+        limit = stream_limits.content_limit(declared, size, name, codec, max_expansion)
         table = streams.member_table(file, start, size, codec)
         if table is not None:
+            stream_limits.check_members(table, declared, limit, name)
             return _parallel(file, name, codec, start, table, unshuffled)
         file.seek(start)
         if codec in ("zlib", "bz2", "xz"):
             data = memoryview(file.read())
-            block = _in_pieces(data, codec)
-            return block if block is not None else _sequential(io.BytesIO(data), name, codec)
-        return _sequential(file, name, codec)
+            block = _in_pieces(data, codec, limit)
+            return block if block is not None else _sequential(io.BytesIO(data), codec, limit)
+        return _sequential(file, codec, limit)
     except (CorruptFileError, CompressorUnavailableError):
         raise
+    except MemoryError:
+        raise CorruptFileError(
+            f"{name}: its {codec} stream needs more memory than is free"
+        ) from None
     except Exception as exc:  # zlib.error, lzma.LZMAError, OSError, zstd/lz4 errors...
         raise CorruptFileError(
             f"{name}: damaged {codec} stream ({type(exc).__name__}: {exc})"
@@ -255,12 +277,18 @@ def decompress(
 
 
 def read_stream(
-    file: IO[bytes], name: str, codec: str, *, allowed: frozenset[str] | None, verify: bool
+    file: IO[bytes],
+    name: str,
+    codec: str,
+    *,
+    allowed: frozenset[str] | None,
+    verify: bool,
+    max_expansion: float | None = None,
 ) -> Any:
     """Load the value stored in the compressed forklift file at ``file``'s position."""
     # verify: forklift's checksums cover the stored (shuffled) bytes, so keep them as stored
     unshuffled: dict[int, int] | None = None if verify else {}
-    block = decompress(file, name, codec, unshuffled)
+    block = decompress(file, name, codec, unshuffled, max_expansion=max_expansion)
     return read_content(block, name, allowed=allowed, verify=verify, unshuffled=unshuffled)
 
 
@@ -356,7 +384,9 @@ def open_content(file: IO[bytes], name: str) -> tuple[reader.Source, str] | None
     codec = streams.detect(head)
     if codec is None or not holds_forklift(file, codec):
         return None
-    whole = memoryview(decompress(file, name, codec)).cast("B")
+    # the inspector reads untrusted files: the safe mode's expansion limit applies
+    limit = stream_limits.DEFAULT_MAX_EXPANSION
+    whole = memoryview(decompress(file, name, codec, max_expansion=limit)).cast("B")
     label = codec
     trailer = layout.TRAILER.size
     if len(whole) >= layout.HEADER_SIZE + trailer:

@@ -36,9 +36,13 @@ class StreamOutput:
     """A write-only file whose content is compressed into a :mod:`.streams` codec stream.
 
     ``position`` counts content (uncompressed) bytes, like the writer's plain output.
+    ``measure``: compress nothing, only fill in the checksums and count (the writer's first
+    pass, which learns the content's length so that the header can record it).
     """
 
-    def __init__(self, file: IO[bytes], codec_name: str, level: int) -> None:
+    def __init__(
+        self, file: IO[bytes], codec_name: str, level: int, *, measure: bool = False
+    ) -> None:
         self._file = file
         self._codec: StreamCodec = STREAM_CODECS[codec_name]
         self._level = level
@@ -48,11 +52,13 @@ class StreamOutput:
         self._total = 0  # the codec's running footer value (zlib: Adler-32 so far)
         self._total_length = 0
         self._started = False
-        self._workers = min(cpu_count(), layout.MAX_WORKERS) if self._codec.concatenable else 1
+        self._measure = measure
+        parallel = self._codec.concatenable and not measure
+        self._workers = min(cpu_count(), layout.MAX_WORKERS) if parallel else 1
         self._pool: ThreadPoolExecutor | None = None
         self._alone = (
             lzma.LZMACompressor(lzma.FORMAT_ALONE, preset=level)
-            if not self._codec.concatenable
+            if not self._codec.concatenable and not measure
             else None
         )
         if codec_name == "zlib":
@@ -141,6 +147,8 @@ class StreamOutput:
         stored = arrays.shuffle_bytes(chunk, width) if width else chunk
         if entry is not None and checksum is not None:
             entry[4] = layout.checksum(checksum, stored)
+        if self._measure:
+            return b"", 0, len(stored)
         if self._alone is not None:
             return self._alone.compress(stored), 0, len(stored)
         member, value = self._codec.member(stored, self._level, width)

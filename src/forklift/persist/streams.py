@@ -45,7 +45,6 @@ __all__ = [
     "detect",
     "member_decompressor",
     "member_table",
-    "new_decompressor",
     "split_pieces",
 ]
 
@@ -210,40 +209,6 @@ def member_decompressor(codec: str) -> Any:
     return import_extra("zstandard", "zstd").ZstdDecompressor().decompressobj()
 
 
-class _Sequential:
-    """Decompresses a whole stream of concatenated members/streams/frames, in order."""
-
-    def __init__(self, codec: str) -> None:
-        self._codec = codec
-        self._current: Any = None
-        self.finished = False  # the last member/stream ended exactly at the data's end
-
-    def feed(self, data: bytes) -> list[bytes]:
-        """Decompress ``data`` (the next compressed bytes); returns the raw bytes it gave."""
-        out: list[bytes] = []
-        while data:
-            if self._current is None:
-                # lz4's and zstd's decoders take a skippable frame as an empty frame.
-                self._current = member_decompressor(self._codec)
-                self.finished = False
-            out.append(bytes(self._current.decompress(data)))
-            if not self._current.eof:
-                return out
-            data = self._current.unused_data
-            self._current = None
-            self.finished = True
-            if self._codec in {"zlib", "lzma"}:
-                if data:  # neither format has a second stream: trailing bytes are damage
-                    raise ValueError(f"{len(data)} unexpected bytes after the {self._codec} stream")
-                return out
-        return out
-
-
-def new_decompressor(codec: str) -> _Sequential:
-    """A decompressor for a whole ``codec`` stream fed in pieces (``feed``, ``finished``)."""
-    return _Sequential(codec)
-
-
 def member_table(
     file: IO[bytes], start: int, size: int, codec: str
 ) -> list[tuple[int, int, int, int]] | None:
@@ -346,19 +311,24 @@ def split_pieces(data: memoryview, codec: str) -> list[memoryview] | None:
     return [data[start:end] for start, end in zip(starts, ends, strict=True)]
 
 
-def decode_piece(codec: str, piece: memoryview, last: bool) -> tuple[bytes, int]:
-    """Decode one piece of :func:`split_pieces` completely; returns the bytes and their
-    Adler-32 (zlib; 0 otherwise). ValueError if the piece is not exactly what it should be."""
+def decode_piece(codec: str, piece: memoryview, last: bool, limit: int) -> tuple[bytes, int]:
+    """Decode one piece of :func:`split_pieces` completely, to at most ``limit`` bytes;
+    returns the bytes and their Adler-32 (zlib; 0 otherwise). ValueError if the piece is not
+    exactly what it should be (or would give more)."""
     if codec == "zlib":
         decompressor = zlib.decompressobj(-zlib.MAX_WBITS)
-        result = decompressor.decompress(piece)
+        result = decompressor.decompress(piece, limit + 1)
+        if len(result) > limit:
+            raise ValueError(f"a piece gives more than {limit} bytes")
         if decompressor.eof != last or decompressor.unconsumed_tail:
             raise ValueError("not a piece of the writer's zlib stream")
         if last and decompressor.unused_data:
             raise ValueError("bytes after the final deflate block")
         return result, zlib.adler32(result)
     decompressor = member_decompressor(codec)
-    result = decompressor.decompress(piece)
+    result = decompressor.decompress(piece, max_length=limit + 1)
+    if len(result) > limit:
+        raise ValueError(f"a piece gives more than {limit} bytes")
     if not decompressor.eof or decompressor.unused_data:
         raise ValueError(f"not one whole {codec} stream")
     return result, 0

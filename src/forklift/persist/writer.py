@@ -245,14 +245,16 @@ def write_file(
 
     With a built-in codec the file is that codec's standard stream of an uncompressed
     forklift file (:mod:`.streams`); a registered codec compresses chunks inside the file.
-    ``sized``: record the total length in the header (uncompressed files only). The length
+    ``sized``: record the total length in the header (uncompressed files; the content of a
+    codec stream always records it: the reader never decompresses past it). The length
     depends on the index, which holds checksums, so a first pass writes nothing but
-    measures: it costs the checksums once more (memory speed), never a second write.
+    measures: it costs the checksums once more (memory speed), never a second write or
+    compression.
     """
     pickled, buffers, metas = _pickle(value, protocol)
     length = 0
-    if sized and choice.name is None:
-        length = _write(_Discard(), pickled, buffers, metas, choice, protocol, 0)  # type: ignore[arg-type]
+    if (sized and choice.name is None) or choice.name in STREAM_CODECS:
+        length = _write(_Discard(), pickled, buffers, metas, choice, protocol, 0, measure=True)  # type: ignore[arg-type]
     _write(file, pickled, buffers, metas, choice, protocol, length)
 
 
@@ -264,6 +266,8 @@ def _write(
     choice: CompressionChoice,
     protocol: int,
     length: int,
+    *,
+    measure: bool = False,
 ) -> int:
     streamed = choice.name in STREAM_CODECS
     # sum64 runs at memory speed with numpy; without numpy crc32 is the faster choice.
@@ -274,7 +278,7 @@ def _write(
     sections: _SectionWriter | _StreamedSections
     if streamed:
         assert choice.name is not None
-        out = StreamOutput(file, choice.name, choice.level)
+        out = StreamOutput(file, choice.name, choice.level, measure=measure)
         sections = _StreamedSections(out, checksum_name)
     else:
         out = _Output(file)

@@ -1,0 +1,152 @@
+"""How far a codec stream may expand: bounds taken before anything is decompressed.
+
+The content of a compressed forklift file is an uncompressed forklift file whose header
+records its length (forklift's writer always records it there). The reader decompresses the
+first bytes, takes that declared length as the limit, and never decompresses past it: a
+stream that goes on (a decompression bomb) is damage, found after at most one byte more.
+
+The declared length itself is bounded by what the file can hold. Compressed data has no
+natural bound, so the limit is explicit: with ``max_expansion`` set (by default in safe mode,
+``allowed_globals``), the content may be at most that many times the compressed size
+(:data:`DEFAULT_MAX_EXPANSION`), or :data:`EXPANSION_FLOOR` bytes for small files. Content
+that records no length (an old forklift file compressed by another tool) is decompressed up
+to that same limit; in plain mode (the file is trusted, as pickle trusts it) without one.
+Member sizes recorded by forklift's writer (gzip ``FK`` fields, zstd/lz4 skippable frames)
+are bounded like compressed chunks (:data:`~forklift.persist.reader.MAX_CODED_CHUNK_RAW`)
+and must add up to the declared length.
+
+Imports only :mod:`forklift.errors` and this package's layout, reader and streams.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import IO, Any
+
+from forklift.errors import ConfigurationError, CorruptFileError
+from forklift.persist import layout, reader, streams
+from forklift.persist.compressors import import_extra
+
+__all__ = [
+    "DEFAULT_MAX_EXPANSION",
+    "EXPANSION_FLOOR",
+    "check_members",
+    "content_limit",
+    "read_all",
+    "resolve_max_expansion",
+]
+
+#: In safe mode a codec stream's content may be at most this many times its compressed size
+#: (real data rarely exceeds 20; all-zero arrays reach ~1000 with gzip and more with xz/zstd:
+#: load those with a larger ``max_expansion``).
+DEFAULT_MAX_EXPANSION = 200.0
+#: ... unless it is at most this long: small files are never refused for their ratio.
+EXPANSION_FLOOR = 64 << 20
+_READ_SIZE = 4 << 20
+
+
+def resolve_max_expansion(value: object, safe: bool) -> float | None:
+    """``load``'s ``max_expansion`` as a ratio (None: no ratio limit); checks its type."""
+    if value is None:
+        return DEFAULT_MAX_EXPANSION if safe else None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigurationError(
+            f"max_expansion={value!r}: expected a positive number (a ratio of decompressed "
+            "to compressed size), math.inf for no limit, or None for the default"
+        )
+    return None if math.isinf(value) else float(value)
+
+
+def content_limit(
+    declared: int | None, compressed: int, name: str, codec: str, max_expansion: float | None
+) -> int | None:
+    """The most bytes the content of a ``compressed``-byte stream may decompress to (None:
+    unbounded, a trusted file without a declared length); CorruptFileError if the declared
+    length is impossible or over the ``max_expansion`` limit."""
+    smallest = layout.HEADER_SIZE + layout.TRAILER.size
+    if declared is not None and declared < smallest:
+        raise CorruptFileError(f"{name}: damaged header (a length of {declared} bytes)")
+    if max_expansion is None:
+        return declared
+    allowed = max(EXPANSION_FLOOR, int(compressed * max_expansion))
+    if declared is None or declared <= allowed:
+        return declared if declared is not None else allowed
+    needed = math.ceil(declared / max(compressed, 1))
+    raise CorruptFileError(
+        f"{name}: its {compressed}-byte {codec} stream declares {declared} bytes of content, "
+        f"{needed} times its size, over the limit of max_expansion={max_expansion:g} for "
+        f"untrusted files; if you trust this file, pass max_expansion={needed} (or math.inf) "
+        "to load"
+    )
+
+
+def check_members(
+    table: list[tuple[int, int, int, int]], declared: int | None, limit: int | None, name: str
+) -> None:
+    """Bound the raw sizes forklift's writer recorded for each member before allocating."""
+    total = 0
+    for _, _, raw, _ in table:
+        if not 0 <= raw <= reader.MAX_CODED_CHUNK_RAW:
+            raise CorruptFileError(
+                f"{name}: a member records {raw} bytes (at most {reader.MAX_CODED_CHUNK_RAW})"
+            )
+        total += raw
+    if declared is not None and total != declared:
+        raise CorruptFileError(
+            f"{name}: its members record {total} bytes, its header declares {declared}"
+        )
+    if limit is not None and total > limit:
+        raise CorruptFileError(f"{name}: its members record {total} bytes, over {limit}")
+
+
+def _past(limit: int) -> ValueError:
+    return ValueError(f"the content goes on past the {limit} bytes it may have")
+
+
+def _read_zstd(file: IO[bytes], limit: int | None) -> bytearray:
+    zstandard = import_extra("zstandard", "zstd")
+    out = bytearray()
+    # the stream reader skips skippable frames and never produces more than it is asked for
+    with zstandard.ZstdDecompressor().stream_reader(
+        file, read_across_frames=True, closefd=False
+    ) as stream:
+        while True:
+            want = _READ_SIZE if limit is None else min(_READ_SIZE, limit + 1 - len(out))
+            piece = stream.read(want)
+            if not piece:
+                return out
+            out += piece
+            if limit is not None and len(out) > limit:
+                raise _past(limit)
+
+
+def read_all(file: IO[bytes], codec: str, limit: int | None) -> bytearray:
+    """Decompress the whole ``codec`` stream at ``file``'s position in order, never past
+    ``limit`` bytes (ValueError, as for any damage, when it would go on)."""
+    if codec == "zstd":
+        return _read_zstd(file, limit)
+    out = bytearray()
+    current: Any = None
+    finished = False  # the last member ended exactly where the data ends
+    while data := file.read(_READ_SIZE):
+        while data:
+            if current is None:
+                current = streams.member_decompressor(codec)
+                finished = False
+            room = 0 if limit is None else limit + 1 - len(out)  # zlib: 0 is no limit
+            if codec in ("gzip", "zlib"):
+                out += current.decompress(data, room)
+            else:
+                out += current.decompress(data, max_length=room or -1)
+            if limit is not None and len(out) > limit:
+                raise _past(limit)
+            if not current.eof:
+                break
+            data = current.unused_data
+            current = None
+            finished = True
+            if codec in ("zlib", "lzma") and (data or file.read(1)):
+                raise ValueError(f"unexpected bytes after the {codec} stream")
+    if not finished:
+        raise ValueError("truncated: it ends inside a member")
+    return out
