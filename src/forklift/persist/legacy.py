@@ -343,10 +343,16 @@ def load_legacy(
         stream = open_stream(file, kind)
         if allowed is not None:
             context = JoblibContext(name, path, mmap_mode, end)
-            return decode_joblib(stream, context, allowed)[0]
-        unpickler = _JoblibUnpickler(stream, name, path, mmap_mode, allowed)
-        unpickler.file_size = end
-        return unpickler.load()
+            value = decode_joblib(stream, context, allowed)[0]
+        else:
+            unpickler = _JoblibUnpickler(stream, name, path, mmap_mode, allowed)
+            unpickler.file_size = end
+            value = unpickler.load()
+        # joblib's stream ends with its pickle: reading on makes the codec check its own
+        # checksum (else a damaged stream whose first bytes still unpickle loads silently)
+        if kind is not None and stream.read(1):
+            raise CorruptFileError(f"{name}: damaged: data goes on after the pickle's end")
+        return value
     except ForkliftError:
         raise
     except Exception as exc:

@@ -177,21 +177,20 @@ def _parallel(
     return block
 
 
-def _in_pieces(data: memoryview, codec: str, limit: int | None) -> Any:
+def _in_pieces(data: memoryview, codec: str, declared: int | None, limit: int | None) -> Any:
     """Decode the pieces :func:`streams.split_pieces` finds on threads; None (decode in
     order instead) unless every piece decodes whole and, for zlib, the Adler-32 matches.
 
     A piece may give at most :data:`_PIECE_LIMIT` bytes (the writer's are one chunk), at
-    most ``2 * workers`` are in flight, and all together at most ``limit``: a bomb cut in
-    pieces costs no more memory than one decoded in order.
+    most ``2 * workers`` are in flight, each is copied into place as it comes, and all
+    together give at most ``limit``: a bomb cut in pieces costs no more than one in order.
     """
     pieces = streams.split_pieces(data, codec)
     if pieces is None:
         return None
     workers = max(1, min(cpu_count(), layout.MAX_WORKERS))
     cap = _PIECE_LIMIT if limit is None else min(limit, _PIECE_LIMIT)
-    outputs: list[bytes] = []
-    produced = 0
+    out = stream_limits.ContentBlock(declared, limit)
     total = 1  # Adler-32 of nothing
     pending: collections.deque[Future[tuple[bytes, int]]] = collections.deque()
     with ThreadPoolExecutor(workers, thread_name_prefix="forklift-load") as pool:
@@ -201,10 +200,7 @@ def _in_pieces(data: memoryview, codec: str, limit: int | None) -> Any:
                 pending.append(pool.submit(streams.decode_piece, codec, piece, last, cap))
                 while pending and (len(pending) >= 2 * workers or last):
                     output, value = pending.popleft().result()
-                    produced += len(output)
-                    if limit is not None and produced > limit:
-                        return None  # in order, the error says what is wrong
-                    outputs.append(output)
+                    out.append(output)  # past the limit: in order, the error says so
                     total = streams.adler32_combine(total, value, len(output))
         except Exception:  # a marker that was chance, not a boundary: decode in order
             return None
@@ -213,22 +209,7 @@ def _in_pieces(data: memoryview, codec: str, limit: int | None) -> Any:
                 job.cancel()
     if codec == "zlib" and total != int.from_bytes(bytes(data[-4:]), "big"):
         return None
-    content = bytearray().join(outputs)
-    del outputs
-    try:
-        import numpy
-    except ImportError:
-        return content
-    return numpy.frombuffer(content, dtype=numpy.uint8)
-
-
-def _sequential(file: IO[bytes], codec: str, limit: int | None) -> Any:
-    content = stream_limits.read_all(file, codec, limit)
-    try:
-        import numpy
-    except ImportError:
-        return content
-    return numpy.frombuffer(content, dtype=numpy.uint8)  # writable, shares the bytearray
+    return out.result()
 
 
 def decompress(
@@ -261,9 +242,11 @@ def decompress(
         file.seek(start)
         if codec in ("zlib", "bz2", "xz"):
             data = memoryview(file.read())
-            block = _in_pieces(data, codec, limit)
-            return block if block is not None else _sequential(io.BytesIO(data), codec, limit)
-        return _sequential(file, codec, limit)
+            block = _in_pieces(data, codec, declared, limit)
+            if block is not None:
+                return block
+            return stream_limits.read_all(io.BytesIO(data), codec, declared, limit)
+        return stream_limits.read_all(file, codec, declared, limit)
     except (CorruptFileError, CompressorUnavailableError):
         raise
     except MemoryError:

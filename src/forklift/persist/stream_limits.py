@@ -30,6 +30,7 @@ from forklift.persist.compressors import import_extra
 __all__ = [
     "DEFAULT_MAX_EXPANSION",
     "EXPANSION_FLOOR",
+    "ContentBlock",
     "check_members",
     "content_limit",
     "read_all",
@@ -103,29 +104,69 @@ def _past(limit: int) -> ValueError:
     return ValueError(f"the content goes on past the {limit} bytes it may have")
 
 
-def _read_zstd(file: IO[bytes], limit: int | None) -> bytearray:
+class ContentBlock:
+    """The content, appended in order: into one block of the declared length, allocated
+    untouched (a false claim costs only what really arrives; no copy when it grows), or,
+    with no declared length, a bytearray of at most ``limit`` bytes (None: unbounded)."""
+
+    def __init__(self, declared: int | None, limit: int | None) -> None:
+        self.length = 0
+        self._limit = declared if declared is not None else limit
+        self._data: Any = bytearray()
+        self._view: memoryview | None = None
+        if declared is not None:
+            try:
+                import numpy
+            except ImportError:  # bytearray zero-fills: grow it instead
+                return
+            self._data = numpy.empty(declared, dtype=numpy.uint8)
+            self._view = memoryview(self._data).cast("B")
+
+    def room(self) -> int:
+        """How many more bytes may come, plus one (0: no limit)."""
+        return 0 if self._limit is None else self._limit + 1 - self.length
+
+    def append(self, data: bytes | memoryview) -> None:
+        end = self.length + len(data)
+        if self._limit is not None and end > self._limit:
+            raise _past(self._limit)
+        if self._view is not None:
+            self._view[self.length : end] = data
+        else:
+            self._data += data
+        self.length = end
+
+    def result(self) -> Any:
+        """The content as a writable uint8 block (numpy when present)."""
+        if self._view is not None:
+            return self._data[: self.length]
+        try:
+            import numpy
+        except ImportError:
+            return self._data
+        return numpy.frombuffer(self._data, dtype=numpy.uint8)  # writable, shares the bytes
+
+
+def _read_zstd(file: IO[bytes], out: ContentBlock) -> Any:
     zstandard = import_extra("zstandard", "zstd")
-    out = bytearray()
     # the stream reader skips skippable frames and never produces more than it is asked for
     with zstandard.ZstdDecompressor().stream_reader(
         file, read_across_frames=True, closefd=False
     ) as stream:
         while True:
-            want = _READ_SIZE if limit is None else min(_READ_SIZE, limit + 1 - len(out))
-            piece = stream.read(want)
+            room = out.room()
+            piece = stream.read(_READ_SIZE if not room else min(_READ_SIZE, room))
             if not piece:
-                return out
-            out += piece
-            if limit is not None and len(out) > limit:
-                raise _past(limit)
+                return out.result()
+            out.append(piece)
 
 
-def read_all(file: IO[bytes], codec: str, limit: int | None) -> bytearray:
-    """Decompress the whole ``codec`` stream at ``file``'s position in order, never past
-    ``limit`` bytes (ValueError, as for any damage, when it would go on)."""
+def read_all(file: IO[bytes], codec: str, declared: int | None, limit: int | None) -> Any:
+    """Decompress the whole ``codec`` stream at ``file``'s position in order into a uint8
+    block, never past ``limit`` bytes (ValueError, as for any damage, when it would go on)."""
+    out = ContentBlock(declared, limit)
     if codec == "zstd":
-        return _read_zstd(file, limit)
-    out = bytearray()
+        return _read_zstd(file, out)
     current: Any = None
     finished = False  # the last member ended exactly where the data ends
     while data := file.read(_READ_SIZE):
@@ -133,13 +174,11 @@ def read_all(file: IO[bytes], codec: str, limit: int | None) -> bytearray:
             if current is None:
                 current = streams.member_decompressor(codec)
                 finished = False
-            room = 0 if limit is None else limit + 1 - len(out)  # zlib: 0 is no limit
+            room = out.room()  # at most one byte past the limit: then it raises
             if codec in ("gzip", "zlib"):
-                out += current.decompress(data, room)
+                out.append(current.decompress(data, room))  # 0: no limit
             else:
-                out += current.decompress(data, max_length=room or -1)
-            if limit is not None and len(out) > limit:
-                raise _past(limit)
+                out.append(current.decompress(data, max_length=room or -1))
             if not current.eof:
                 break
             data = current.unused_data
@@ -149,4 +188,4 @@ def read_all(file: IO[bytes], codec: str, limit: int | None) -> bytearray:
                 raise ValueError(f"unexpected bytes after the {codec} stream")
     if not finished:
         raise ValueError("truncated: it ends inside a member")
-    return out
+    return out.result()
