@@ -231,6 +231,13 @@ def test_safe_loads_refuse_codec_streams_claiming_too_much(tmp_path: Path) -> No
     assert report["growth"] < _BOUND, f"peak RSS grew {report['growth'] >> 20} MiB"
     with pytest.raises(CorruptFileError, match=r"pass max_expansion=\d+ \(or math.inf\)"):
         load(paths[0], allowed_globals=SAFE_GLOBALS)
+    # a plain load trusts the claim: it costs the declared length once, not twice
+    plain_only = _MEASURE.replace(both, '(("plain", None),)')
+    result = run_child(plain_only, tmp_path / "warm.fkl", *paths[:3], timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    assert set(report["results"].values()) == {"CorruptFileError: names the file"}
+    assert report["growth"] < _ZEROS + (40 << 20), f"peak RSS grew {report['growth'] >> 20} MiB"
 
 
 def test_member_records_are_bounded_before_allocating(tmp_path: Path) -> None:

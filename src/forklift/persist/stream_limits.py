@@ -161,6 +161,26 @@ def _read_zstd(file: IO[bytes], out: ContentBlock) -> Any:
             out.append(piece)
 
 
+def _feed(current: Any, codec: str, data: bytes, out: ContentBlock) -> bytes | None:
+    """Decompress ``data`` into ``out`` in pieces of at most :data:`_READ_SIZE` (no output
+    larger than that is ever held twice); the bytes after the member's end, or None if the
+    member goes on in the next data."""
+    zlib_like = codec in ("gzip", "zlib")
+    while True:
+        room = out.room()  # at most one byte past the limit: then ``append`` raises
+        step = min(room, _READ_SIZE) if room else _READ_SIZE
+        if zlib_like:
+            out.append(current.decompress(data, step))
+            data = current.unconsumed_tail
+        else:
+            out.append(current.decompress(data, max_length=step))
+            data = b""
+        if current.eof:
+            return bytes(current.unused_data)
+        if (zlib_like and not data) or (not zlib_like and current.needs_input):
+            return None
+
+
 def read_all(file: IO[bytes], codec: str, declared: int | None, limit: int | None) -> Any:
     """Decompress the whole ``codec`` stream at ``file``'s position in order into a uint8
     block, never past ``limit`` bytes (ValueError, as for any damage, when it would go on)."""
@@ -174,16 +194,10 @@ def read_all(file: IO[bytes], codec: str, declared: int | None, limit: int | Non
             if current is None:
                 current = streams.member_decompressor(codec)
                 finished = False
-            room = out.room()  # at most one byte past the limit: then it raises
-            if codec in ("gzip", "zlib"):
-                out.append(current.decompress(data, room))  # 0: no limit
-            else:
-                out.append(current.decompress(data, max_length=room or -1))
-            if not current.eof:
+            rest = _feed(current, codec, data, out)
+            if rest is None:
                 break
-            data = current.unused_data
-            current = None
-            finished = True
+            data, current, finished = rest, None, True
             if codec in ("zlib", "lzma") and (data or file.read(1)):
                 raise ValueError(f"unexpected bytes after the {codec} stream")
     if not finished:
