@@ -334,7 +334,7 @@ class UnknownHashError(ConfigurationError):
         ...     hash([1, 2], hash_name="crc32")
         ... except ValueError as error:
         ...     print(error)
-        unknown hash_name 'crc32'; valid names are 'xxh3_128', 'blake3', 'blake2b', 'sha256', ...
+        Valid options for 'hash_name' are ('xxh3_128', 'blake3', ...). Got hash_name='crc32' ...
     """
 
 
@@ -445,7 +445,7 @@ class UnknownCompressorError(ConfigurationError):
         ...     dump([1, 2], io.BytesIO(), compress="rar")
         ... except ValueError as error:          # a ConfigurationError, so a ValueError
         ...     print(type(error).__name__, error)
-        UnknownCompressorError unknown compressor 'rar'; known: bz2, ..., zlib, ...
+        UnknownCompressorError Non valid compression method given: "rar". Possible values are ...
     """
 
 

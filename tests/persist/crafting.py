@@ -105,7 +105,8 @@ def forklift_file(
 
 
 def refresh_checksums(data: bytes) -> bytes:
-    """Recompute every chunk checksum and the index CRC of a (mutated) forklift file.
+    """Recompute every chunk checksum and the index CRC (and a recorded length) of a
+    (mutated) forklift file.
 
     Returns ``data`` unchanged when its frame is too damaged to parse.
     """
@@ -119,14 +120,17 @@ def refresh_checksums(data: bytes) -> bytes:
             for chunk in section["chunks"]:
                 start, stored = chunk[0], chunk[1]
                 chunk[4] = layout.checksum(section["checksum"], bytes(body[start : start + stored]))
-        encoded = json.dumps(index).encode()
-        return bytes(
+        encoded = json.dumps(index, separators=(",", ":")).encode()
+        refreshed = bytearray(
             body
             + encoded
             + layout.TRAILER.pack(
                 offset, len(encoded), layout.checksum("crc32", encoded), layout.TRAILER_MAGIC
             )
         )
+        if layout.sized_length(data[: layout.HEADER_SIZE]) is not None:  # keep it true
+            layout.SIZE_FIELD.pack_into(refreshed, layout.SIZE_OFFSET, len(refreshed))
+        return bytes(refreshed)
     except Exception:
         return data
 

@@ -1,30 +1,41 @@
 """Seeded fuzzing of load and inspect_file: ``python -m tests.persist.fuzzing --count N``.
 
-Small files of every codec (forklift's, and joblib's when joblib is installed) are mutated:
-bit flips, random bytes, truncations, insertions, deletions (for 30% of the uncompressed
-forklift mutants, flips and bytes inside the pickle stream only); for half of the forklift
-mutants every checksum is then recomputed, so the damage passes the integrity checks and
-reaches the decoder. Each mutant is loaded and inspected; the outcome must be
+Small files of every codec (forklift's own: uncompressed, and the codec streams its writer
+frames; the same content compressed by other tools; joblib's when joblib is installed) are
+mutated: bit flips, random bytes, truncations, insertions, deletions. For 30% of the
+forklift mutants only bytes inside the pickle stream change; half of the other codec-stream
+mutants damage the content and compress it again intact, so the damage passes the codec's
+own checksum. For half of the mutants whose forklift content was damaged, every forklift
+checksum is then recomputed, so the damage passes the integrity checks and reaches the
+decoder. Each mutant is loaded and inspected; the outcome must be
 
 * a forklift error naming the file, or
 * for damage that was not re-checksummed: a value equal to the original (``verify=True``),
 * for re-checksummed or joblib mutants (valid files by another name): any value.
 
 Anything else (another exception, a crash, a hang) is a failure. Plain loads (which trust
-the file, as pickle does) run on forklift mutants only: a joblib file has no checksums, so
-a damaged one is as trusted as any pickle. The report is one JSON line; run it in a child
-process so that a crash is a failure, not the end of the test session.
+the file, as pickle does) run only on forklift mutants whose checksums were not recomputed,
+where the checksums must catch the damage: a re-checksummed file, or a joblib file (no
+checksums), is a valid file with a crafted pickle, which plain loads trust as pickle does
+(numpy's own unpickling can crash on one; safe loads must not). The report is one JSON
+line; run it in a child process so that a crash is a failure, not the end of the session.
 """
 
 from __future__ import annotations
 
 import argparse
+import bz2
+import gzip
 import io
 import json
+import lzma
 import random
 import sys
 import time
+import zlib
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,6 +44,7 @@ from tests.persist.crafting import CODECS, refresh_checksums
 from forklift import SAFE_GLOBALS, dump, inspect_file, load
 from forklift.errors import ForkliftError
 from forklift.persist import layout
+from forklift.persist.stream_output import StreamOutput
 
 
 def _value() -> dict[str, Any]:
@@ -67,14 +79,65 @@ def _same(loaded: Any, expected: Any) -> bool:
     return bool(loaded == expected)
 
 
-def base_files() -> list[tuple[str, bytes, bool]]:
-    """(label, bytes, has checksums) for every codec."""
+@dataclass(frozen=True)
+class Seed:
+    """One file to mutate. ``content``/``wrap``: for a codec stream, its decompressed
+    content and how to compress a (mutated) content again the same way."""
+
+    label: str
+    data: bytes
+    checked: bool  # has forklift's checksums
+    content: bytes | None = None
+    wrap: Callable[[bytes], bytes] | None = None
+
+
+def _writer_wrap(codec: str) -> Callable[[bytes], bytes]:
+    """Frame content as forklift's writer does (members with recorded sizes)."""
+
+    def wrap(content: bytes) -> bytes:
+        buffer = io.BytesIO()
+        out = StreamOutput(buffer, codec, 1)
+        out.write(content)
+        out.close()
+        return buffer.getvalue()
+
+    return wrap
+
+
+def _foreign_wraps() -> dict[str, Callable[[bytes], bytes]]:
+    """Compress content as other tools do (one stream, no recorded sizes)."""
+    import lz4.frame
+    import zstandard
+
+    return {
+        "gzip": gzip.compress,
+        "zlib": zlib.compress,
+        "bz2": bz2.compress,
+        "xz": lambda data: lzma.compress(data, lzma.FORMAT_XZ),
+        "lzma": lambda data: lzma.compress(data, lzma.FORMAT_ALONE),
+        "lz4": lambda data: bytes(lz4.frame.compress(data)),
+        "zstd": zstandard.ZstdCompressor().compress,
+    }
+
+
+def base_files() -> list[Seed]:
+    """Seeds for every codec: forklift's own files (uncompressed, and codec streams from its
+    writer), the same content compressed by other tools, and joblib's files."""
     value = _value()
     files = []
+    content = b""
     for codec in (0, *CODECS):
         buffer = io.BytesIO()
         dump(value, buffer, compress=codec)
-        files.append((f"forklift-{codec or 'raw'}", buffer.getvalue(), True))
+        if not codec:
+            content = buffer.getvalue()
+            files.append(Seed("forklift-raw", content, True))
+        else:
+            files.append(
+                Seed(f"forklift-{codec}", buffer.getvalue(), True, content, _writer_wrap(codec))
+            )
+    for codec, wrap in _foreign_wraps().items():
+        files.append(Seed(f"foreign-{codec}", wrap(content), True, content, wrap))
     try:
         import joblib
     except ImportError:
@@ -82,7 +145,7 @@ def base_files() -> list[tuple[str, bytes, bool]]:
     for codec in (0, "zlib", "gzip", "bz2", "lzma", "xz", "lz4"):
         buffer = io.BytesIO()
         joblib.dump(value, buffer, compress=codec)
-        files.append((f"joblib-{codec or 'raw'}", buffer.getvalue(), False))
+        files.append(Seed(f"joblib-{codec or 'raw'}", buffer.getvalue(), False))
     return files
 
 
@@ -105,7 +168,10 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
 
 
 def pickle_span(data: bytes) -> tuple[int, int] | None:
-    """Where the (first chunk of the) pickle section of a forklift file lies."""
+    """Where the (first chunk of the) pickle section of a forklift file lies (None for a
+    codec stream: its content is compressed)."""
+    if not data.startswith(layout.MAGIC):
+        return None
     offset, length, _, _ = layout.TRAILER.unpack(data[-layout.TRAILER.size :])
     chunk = json.loads(data[offset : offset + length])["pickle"]["chunks"][0]
     return (chunk[0], chunk[0] + chunk[1]) if not chunk[3] else None
@@ -164,18 +230,26 @@ def run(seed: int, count: int) -> dict[str, Any]:
     good = ("error", "same", "other valid value", "report")
     started = time.perf_counter()
     for index in range(count):
-        label, data, checked = files[index % len(files)]
-        span = pickle_span(data) if checked else None
-        if span is not None and rng.random() < 0.3:
-            mutant = mutate_inside(data, span, rng)  # aimed at the decoder itself
+        base = files[index % len(files)]
+        content = base.data if base.content is None else base.content
+        span = pickle_span(content) if base.checked else None
+        aimed = span is not None and rng.random() < 0.3  # at the decoder itself
+        if base.wrap is not None and not aimed and rng.random() < 0.5:
+            aimed = True  # anywhere in the content of a codec stream, compressed intact
+            damaged = mutate(content, rng)
+        elif aimed and span is not None:
+            damaged = mutate_inside(content, span, rng)
         else:
-            mutant = mutate(data, rng)
-        refreshed = checked and rng.random() < 0.5
+            damaged = mutate(base.data, rng)
+        # forklift's checksums recomputed: the damage reaches the decoder
+        refreshed = base.checked and (aimed or base.content is None) and rng.random() < 0.5
         if refreshed:
-            mutant = refresh_checksums(mutant)
-        strict = checked and not refreshed
+            damaged = refresh_checksums(damaged)
+        mutant = base.wrap(damaged) if aimed and base.wrap is not None else damaged
+        strict = base.checked and not refreshed
+        label = base.label
         results = [_attempt(mutant, expected, SAFE_GLOBALS, strict), _inspect(mutant)]
-        if checked:
+        if strict:  # re-checksummed, a file is a valid one with a crafted pickle: trusted
             results.append(_attempt(mutant, expected, None, strict))
         for outcome in results:
             outcomes[outcome] += 1

@@ -11,6 +11,7 @@ import datetime
 import decimal
 import fractions
 import json
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,14 @@ import pytest
 from tests.persist.crafting import Ops, forklift_file, run_child
 
 from forklift.errors import CorruptFileError, ForkliftError, UnsafeLoadError
-from forklift.persist import SAFE_GLOBALS, dump, inspect_file, layout, load
+from forklift.persist import (
+    SAFE_GLOBALS,
+    dump,
+    inspect_file,
+    layout,
+    load,
+    register_compressor,
+)
 from forklift.persist.safe import scan_globals
 
 np = pytest.importorskip("numpy")
@@ -301,7 +309,9 @@ def test_every_safe_value_still_loads(tmp_path: Path) -> None:
     for protocol in (2, 3, 4, 5):
         path = tmp_path / f"ok{protocol}.fkl"
         dump(value, path, protocol=protocol)
-        _assert_same(load(path, allowed_globals=SAFE_GLOBALS), value)
+        # kept as stored: the default converts ">i2" to the machine's order, as joblib does
+        loaded = load(path, allowed_globals=SAFE_GLOBALS, ensure_native_byte_order=False)
+        _assert_same(loaded, value)
 
 
 def _assert_same(loaded: Any, expected: Any) -> None:
@@ -383,13 +393,28 @@ def test_json_index_nested_deep_is_a_corrupt_file(tmp_path: Path) -> None:
         load(path)
 
 
+class _Deflate:
+    """A registered codec: compressed chunks inside forklift's own container."""
+
+    extensions = (".deflate-hostile",)
+    parallel = True
+
+    def compress(self, data: memoryview, level: int) -> bytes:
+        return zlib.compress(data, level)
+
+    def decompress(self, data: bytes, raw_length: int) -> bytes:
+        return zlib.decompress(data)
+
+
 @pytest.mark.parametrize("flag", [0, layout.FLAG_WRITABLE_MAPPED])
 def test_raw_chunks_of_compressed_files_are_always_verified(tmp_path: Path, flag: int) -> None:
-    # random bytes do not compress: the writer stores their chunks raw inside a .zst file
+    # random bytes do not compress: a registered codec's container stores their chunks raw
+    register_compressor("deflate-hostile", _Deflate(), force=True)
     data = np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8)
     path = tmp_path / "random.fkl"
-    dump({"data": data}, path, compress="zstd")
+    dump({"data": data}, path, compress=("deflate-hostile", 3))
     damaged = bytearray(path.read_bytes())
+    assert damaged.startswith(layout.MAGIC), "expected forklift's container"
     damaged[12:16] = flag.to_bytes(4, "little")  # a damaged flag must not silence checks
     offset, length, _, _ = layout.TRAILER.unpack(bytes(damaged[-layout.TRAILER.size :]))
     raw_chunks = [
@@ -400,6 +425,18 @@ def test_raw_chunks_of_compressed_files_are_always_verified(tmp_path: Path, flag
     ]
     assert raw_chunks, "expected incompressible chunks stored raw"
     damaged[raw_chunks[0][0] + 1000] ^= 0x01
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(CorruptFileError, match=str(path)):
+        load(path)
+
+
+def test_raw_blocks_of_codec_streams_are_always_verified(tmp_path: Path) -> None:
+    # random bytes stay raw blocks inside a .zst stream: zstd's content checksum covers them
+    data = np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8)
+    path = tmp_path / "random.fkl"
+    dump({"data": data}, path, compress="zstd")
+    damaged = bytearray(path.read_bytes())
+    damaged[len(damaged) // 2] ^= 0x01
     path.write_bytes(bytes(damaged))
     with pytest.raises(CorruptFileError, match=str(path)):
         load(path)

@@ -98,7 +98,8 @@ def test_flip_inside_compressed_data_is_always_detected(tmp_path: Path, compress
     data = bytearray(path.read_bytes())
     data[len(data) // 3] ^= 0x10
     path.write_bytes(data)
-    with pytest.raises(CorruptFileError, match="checksum"):
+    # caught by forklift's checksum or by the codec stream's own check
+    with pytest.raises(CorruptFileError, match=r"checksum|damaged"):
         load(path)
 
 

@@ -97,7 +97,8 @@ def test_files_written_by_installed_joblib(
     value = _varied()
     path = tmp_path / "joblib.pkl"
     joblib_module.dump(value, path, compress=compress)
-    loaded = load(path)
+    # exactly as stored (by default arrays are converted to native byte order, as in joblib)
+    loaded = load(path, ensure_native_byte_order=False)
     assert loaded.keys() == value.keys()
     for key, expected in value.items():
         if isinstance(expected, np.ndarray):
@@ -128,3 +129,28 @@ def test_forklift_files_are_not_mistaken_for_joblib(tmp_path: Path) -> None:
     (tmp_path / "text.txt").write_text("hello")
     with pytest.raises(CorruptFileError, match="neither a forklift file nor a joblib file"):
         load(tmp_path / "text.txt")
+
+
+@pytest.mark.parametrize("codec", ["gzip", "xz", "trailing"])
+def test_a_compressed_stream_is_checked_past_the_pickle_end(tmp_path: Path, codec: str) -> None:
+    # joblib's reader stops at the pickle's STOP: a stream damaged after it loaded silently
+    import gzip
+    import lzma
+    import pickle
+
+    from forklift import SAFE_GLOBALS
+
+    pickled = pickle.dumps({"x": [1, 2]}, protocol=2)
+    if codec == "gzip":
+        data = bytearray(gzip.compress(pickled))
+        data[-8] ^= 0xFF  # the CRC-32 of the content
+    elif codec == "xz":
+        data = bytearray(lzma.compress(pickled, lzma.FORMAT_XZ))
+        data[-1] ^= 0xFF  # the stream footer's magic
+    else:  # a damaged forklift codec stream can decode to bytes that unpickle, then go on
+        data = bytearray(gzip.compress(pickled + b"garbage"))
+    path = tmp_path / f"damaged.{codec}"
+    path.write_bytes(bytes(data))
+    for allowed in (None, SAFE_GLOBALS):
+        with pytest.raises(CorruptFileError, match=str(path)):
+            load(path, allowed_globals=allowed)

@@ -45,7 +45,8 @@ def assert_same(loaded: Any, original: Any) -> None:
 def roundtrip(tmp_path: Path, value: Any, **kwargs: Any) -> Any:
     path = tmp_path / "value.fl"
     assert dump(value, path, **kwargs) == [str(path)]
-    return load(path)
+    # Exactly as stored: load() converts byte orders by default, as joblib's does.
+    return load(path, ensure_native_byte_order=False)
 
 
 LARGE = 50_000  # elements: large enough for every dtype to be stored out of band

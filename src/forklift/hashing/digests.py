@@ -108,7 +108,9 @@ def get_digest(name: str) -> Digest:
     if digest is None:
         factory = _FACTORIES.get(name) if isinstance(name, str) else None
         if factory is None:
-            valid = ", ".join(repr(n) for n in HASH_NAMES)
-            raise UnknownHashError(f"unknown hash_name {name!r}; valid names are {valid}")
+            # joblib's wording, so code and searches written for joblib's error still match.
+            raise UnknownHashError(
+                f"Valid options for 'hash_name' are {HASH_NAMES}. Got hash_name={name!r} instead."
+            )
         digest = _CACHE[name] = factory()
     return digest

@@ -13,11 +13,24 @@ Imports nothing from forklift.
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import sys
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["numpy_if_loaded", "rebuild_array", "reduce_array", "reduce_small_array"]
+__all__ = [
+    "as_native",
+    "native_byte_order",
+    "numpy_if_loaded",
+    "rebuild_array",
+    "reduce_array",
+    "reduce_small_array",
+    "shuffle_bytes",
+    "unshuffle_in_place",
+    "unshuffle_into",
+]
 
 
 def numpy_if_loaded() -> Any:
@@ -104,4 +117,58 @@ def rebuild_array(
         if not (isinstance(subclass, type) and issubclass(subclass, numpy.ndarray)):
             raise TypeError(f"{subclass!r} is not an ndarray subclass")
         result = result.view(subclass)
-    return result
+    return as_native(result)
+
+
+#: Set by ``load(..., ensure_native_byte_order=...)`` while it unpickles: arrays rebuilt then
+#: are converted to the machine's byte order. A ContextVar, so concurrent loads in other
+#: threads keep their own choice.
+_NATIVE_BYTE_ORDER: ContextVar[bool] = ContextVar("forklift_native_byte_order", default=False)
+
+
+@contextlib.contextmanager
+def native_byte_order(enabled: bool) -> Iterator[None]:
+    """While the block runs, :func:`as_native` converts (``enabled``) or keeps byte orders."""
+    token = _NATIVE_BYTE_ORDER.set(enabled)
+    try:
+        yield
+    finally:
+        _NATIVE_BYTE_ORDER.reset(token)
+
+
+def as_native(array: Any) -> Any:
+    """``array`` in the machine's byte order if a load asked for it (joblib's default), else
+    ``array`` itself. Memory-mapped loads never ask: converting would copy the map."""
+    dtype = getattr(array, "dtype", None)
+    if not _NATIVE_BYTE_ORDER.get() or dtype is None or dtype.isnative:
+        return array
+    return array.astype(dtype.newbyteorder("="))
+
+
+def shuffle_bytes(chunk: memoryview, width: int) -> memoryview:
+    """Group byte k of every item together (all first bytes, then all second bytes, ...).
+
+    Numbers of one array share their high bytes (exponents, small integers), so a codec
+    sees long runs; measured on float64, zlib-3 gets 10-25% smaller and twice as fast.
+    """
+    import numpy
+
+    planes = numpy.frombuffer(chunk, dtype=numpy.uint8).reshape(-1, width).T.copy()
+    return memoryview(planes).cast("B")
+
+
+def unshuffle_into(data: bytes | memoryview, width: int, target: memoryview) -> None:
+    """Write the items of ``data`` (one chunk shuffled by :func:`shuffle_bytes`) to ``target``."""
+    import numpy
+
+    planes = numpy.frombuffer(data, dtype=numpy.uint8).reshape(width, -1)
+    numpy.copyto(numpy.frombuffer(target, dtype=numpy.uint8).reshape(-1, width), planes.T)
+
+
+def unshuffle_in_place(target: memoryview, width: int) -> None:
+    """Undo :func:`shuffle_bytes` on ``target`` (one shuffled chunk), in place."""
+    import numpy
+
+    items = numpy.frombuffer(target, dtype=numpy.uint8)
+    planes = items.copy().reshape(width, -1)  # numpy copies release the GIL: chunks in threads
+    numpy.copyto(items.reshape(-1, width), planes.T)

@@ -34,6 +34,7 @@ __all__ = [
     "CompressionChoice",
     "compressor_names",
     "get_compressor",
+    "import_extra",
     "register_compressor",
     "resolve_compression",
 ]
@@ -132,6 +133,10 @@ def _import_extra(module: str, extra: str) -> Any:
             f"the {extra!r} compressor needs the {module.split('.', maxsplit=1)[0]!r} package: "
             f"pip install 'forklift[{extra}]'"
         ) from exc
+
+
+#: Public for :mod:`.streams`, which frames lz4 and zstd streams with the same packages.
+import_extra = _import_extra
 
 
 @dataclass(frozen=True)
@@ -261,41 +266,69 @@ class CompressionChoice:
     level: int
 
 
+#: Builtin codecs accept joblib's levels 0-9, zstd its own 1-22; registered codecs any int.
+_LEVELS: dict[str, range] = {
+    **dict.fromkeys(("zlib", "gzip", "bz2", "lzma", "xz", "lz4"), range(10)),
+    "zstd": range(23),
+}
+
+
+def _bad_level(level: object, name: str | None) -> ConfigurationError:
+    levels = list(_LEVELS.get(name or "zlib", range(10)))
+    # joblib's wording, so code and searches written for joblib's error still match.
+    return ConfigurationError(
+        f'Non valid compress level given: "{level}". Possible values are {levels}'
+        + (f" for {name!r}" if name is not None else "")
+        + "."
+    )
+
+
+def _check_level(level: object, name: str | None) -> int:
+    if isinstance(level, bool) or not isinstance(level, int):
+        raise _bad_level(level, name)
+    allowed = _LEVELS.get(name or "zlib")
+    if (allowed is not None and level not in allowed) or level < 0:
+        raise _bad_level(level, name)
+    return level
+
+
+def _check_name(name: object) -> str:
+    if not isinstance(name, str) or name not in _REGISTRY:
+        raise UnknownCompressorError(
+            f'Non valid compression method given: "{name}". Possible values are '
+            f"{compressor_names()} (register_compressor adds more)."
+        )
+    return name
+
+
 def resolve_compression(compress: object, filename: str | None) -> CompressionChoice:
     """Interpret joblib's ``compress`` argument, with the filename's extension as fallback.
 
     ``compress`` may be an int 0-9 (zlib at that level, 0 = none), a bool (True = level 3),
-    a compressor name, or ``(name, level)``. When no name is given, an extension such as
-    ``.gz`` or ``.zst`` picks the compressor; a level of 0 then becomes 3.
+    None (none), a compressor name, or ``(name, level)``. As in joblib, ``(name, 0)`` means
+    no compression, and when no name is given an extension such as ``.gz`` or ``.zst`` picks
+    the compressor (a level of 0 then becomes 3). ``filename`` is None for file objects:
+    joblib never looks at their name.
     """
     name: str | None = None
-    level: int
-    if isinstance(compress, bool):
+    if compress is None or isinstance(compress, bool):
         level = DEFAULT_LEVEL if compress else 0
-    elif isinstance(compress, int):
-        if not 0 <= compress <= 9:
-            raise ConfigurationError(f"compress={compress!r}: an integer level must be in 0-9")
-        level = compress
     elif isinstance(compress, str):
-        name, level = compress, DEFAULT_LEVEL
-    elif isinstance(compress, tuple | list) and len(compress) == 2:
-        raw_name, raw_level = compress
-        if (
-            not isinstance(raw_name, str)
-            or isinstance(raw_level, bool)
-            or not isinstance(raw_level, int)
-        ):
+        name, level = _check_name(compress), DEFAULT_LEVEL
+    elif isinstance(compress, tuple | list):
+        if len(compress) != 2:
             raise ConfigurationError(
-                f"compress={compress!r}: expected (compressor name, integer level)"
+                "Compress argument tuple should contain exactly 2 elements: "
+                f"(compress method, compress level), you passed {compress!r}"
             )
-        name, level = raw_name, raw_level
+        name = _check_name(compress[0])
+        level = _check_level(compress[1], name)
+        if level == 0:
+            return CompressionChoice(None, 0)
+        return CompressionChoice(name, level)
     else:
-        raise ConfigurationError(
-            f"compress={compress!r}: expected an int 0-9, a bool, a compressor name or "
-            "(name, level)"
-        )
+        level = _check_level(compress, None)
     if name is not None:
-        get_compressor(name)  # validate early with the list of known names
         return CompressionChoice(name, level)
     if filename is not None:
         extension = os.path.splitext(filename)[1].lower()

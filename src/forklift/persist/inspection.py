@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import io
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
 from forklift.errors import CorruptFileError, ForkliftError
-from forklift.persist import layout, legacy, legacy_safe, reader, safe, sections
+from forklift.persist import layout, legacy, legacy_safe, reader, safe, sections, stream_input
 
 __all__ = ["ArrayInfo", "FileReport", "inspect_file", "printable"]
 
@@ -135,14 +135,18 @@ def _inspect(file: IO[bytes], name: str) -> FileReport:
     start = file.tell()
     head = file.read(len(layout.MAGIC))
     file.seek(start)
-    if head != layout.MAGIC:
-        return _inspect_joblib(file, name, head)
     try:
-        return _inspect_forklift(reader.Source(file, name))
+        if head == layout.MAGIC:
+            return _inspect_forklift(reader.Source(file, name))
+        content = stream_input.open_content(file, name)  # a compressed forklift file
+        if content is not None:
+            size = file.seek(0, io.SEEK_END) - start
+            return replace(_inspect_forklift(content[0]), compression=content[1], size=size)
     except ForkliftError:
         raise
     except Exception as exc:  # a crafted index entry (array shapes, sizes) of the wrong type
         raise CorruptFileError(f"{name}: damaged index ({type(exc).__name__}: {exc})") from None
+    return _inspect_joblib(file, name, head)
 
 
 def _inspect_forklift(source: reader.Source) -> FileReport:

@@ -26,6 +26,7 @@ __all__ = [
     "ALIGNMENT",
     "CHUNK_SIZE",
     "RAW_CHUNK_SIZE",
+    "FLAG_SIZED",
     "FLAG_WRITABLE_MAPPED",
     "FORMAT_VERSION",
     "HEADER",
@@ -38,6 +39,7 @@ __all__ = [
     "checksum",
     "header_bytes",
     "padding",
+    "sized_length",
 ]
 
 MAGIC = b"\x89FKL\r\n\x1a\n"
@@ -49,7 +51,13 @@ FLAGS_OFFSET = 12
 #: Header flag: the file was opened with a writable mmap_mode ("r+"/"w+"), so its buffers
 #: may have been changed in place and their checksums no longer prove anything.
 FLAG_WRITABLE_MAPPED = 1
-KNOWN_FLAGS = FLAG_WRITABLE_MAPPED
+#: Header flag: bytes 16-23 hold the file's total length (``SIZE_FIELD``). Written for file
+#: objects, so a reader of a pipe or socket stops at the file's end (as joblib's load stops
+#: at the pickle's end) and several files may follow each other in one stream.
+FLAG_SIZED = 2
+SIZE_FIELD = struct.Struct("<Q")
+SIZE_OFFSET = 16
+KNOWN_FLAGS = FLAG_WRITABLE_MAPPED | FLAG_SIZED
 TRAILER = struct.Struct("<QQI4x8s")  # index offset, index length, index crc32, end magic
 ALIGNMENT = 64
 #: Compressed sections are cut in chunks of this many raw bytes (compressed in parallel).
@@ -73,9 +81,23 @@ KEEP_COMPRESSED_RATIO = 0.99
 _MASK64 = (1 << 64) - 1
 
 
-def header_bytes() -> bytes:
-    """The 64-byte header of a file written now."""
-    return HEADER.pack(MAGIC, *FORMAT_VERSION, 0)
+def header_bytes(length: int = 0) -> bytes:
+    """The 64-byte header of a file written now; ``length`` (total bytes), if known, is
+    recorded with :data:`FLAG_SIZED`."""
+    header = bytearray(HEADER.pack(MAGIC, *FORMAT_VERSION, FLAG_SIZED if length else 0))
+    if length:
+        SIZE_FIELD.pack_into(header, SIZE_OFFSET, length)
+    return bytes(header)
+
+
+def sized_length(header: bytes) -> int | None:
+    """The total length a header records (:data:`FLAG_SIZED`), or None."""
+    if len(header) < HEADER_SIZE or not header.startswith(MAGIC):
+        return None
+    flags = int.from_bytes(header[FLAGS_OFFSET : FLAGS_OFFSET + 4], "little")
+    if not flags & FLAG_SIZED:
+        return None
+    return int(SIZE_FIELD.unpack_from(header, SIZE_OFFSET)[0])
 
 
 def padding(position: int) -> int:

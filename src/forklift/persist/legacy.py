@@ -43,6 +43,7 @@ from forklift.errors import (
     UnsafeLoadError,
     UnsupportedFormatError,
 )
+from forklift.persist import arrays
 from forklift.persist.legacy_safe import JoblibContext, decode_joblib, read_zfile
 
 __all__ = ["detect", "load_legacy", "open_stream"]
@@ -157,7 +158,8 @@ class _ArrayWrapper:
                         raise EOFError("file ended inside an array")
                     target[start : start + len(piece)] = piece
                 array = array.reshape(shape, order="F" if order == "F" else "C")
-        return _as_subclass(numpy, array, state.get("subclass"))
+        # load(ensure_native_byte_order=...) converts here, as joblib's reader does
+        return arrays.as_native(_as_subclass(numpy, array, state.get("subclass")))
 
 
 def _as_subclass(numpy: Any, array: Any, subclass: Any) -> Any:
@@ -341,10 +343,16 @@ def load_legacy(
         stream = open_stream(file, kind)
         if allowed is not None:
             context = JoblibContext(name, path, mmap_mode, end)
-            return decode_joblib(stream, context, allowed)[0]
-        unpickler = _JoblibUnpickler(stream, name, path, mmap_mode, allowed)
-        unpickler.file_size = end
-        return unpickler.load()
+            value = decode_joblib(stream, context, allowed)[0]
+        else:
+            unpickler = _JoblibUnpickler(stream, name, path, mmap_mode, allowed)
+            unpickler.file_size = end
+            value = unpickler.load()
+        # joblib's stream ends with its pickle: reading on makes the codec check its own
+        # checksum (else a damaged stream whose first bytes still unpickle loads silently)
+        if kind is not None and stream.read(1):
+            raise CorruptFileError(f"{name}: damaged: data goes on after the pickle's end")
+        return value
     except ForkliftError:
         raise
     except Exception as exc:

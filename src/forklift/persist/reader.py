@@ -108,7 +108,7 @@ class Section:
 
     def contiguous_raw_offset(self) -> int | None:
         """File offset of the section if it is stored raw in one run (mappable), else None."""
-        if not self.chunks:
+        if not self.chunks or self.shuffle:  # shuffled bytes must be unshuffled: not mappable
             return None
         position = self.chunks[0][0]
         for offset, stored, raw, coded, _ in self.chunks:
@@ -177,8 +177,14 @@ def read_index(source: Source) -> FileIndex:
         raise source.corrupt(f"truncated: {source.size} bytes is shorter than any forklift file")
     header = source.read(0, layout.HEADER_SIZE)
     magic, major, minor, flags = layout.HEADER.unpack(header)
-    if magic != layout.MAGIC or any(header[16:]) or flags & ~layout.KNOWN_FLAGS:
+    padding = header[24:] if flags & layout.FLAG_SIZED else header[16:]  # 16-23: its length
+    if magic != layout.MAGIC or any(padding) or flags & ~layout.KNOWN_FLAGS:
         raise source.corrupt("damaged header")
+    recorded = layout.sized_length(header)
+    if recorded is not None and recorded != source.size:
+        raise source.corrupt(
+            f"truncated or damaged: {source.size} bytes, its header records {recorded}"
+        )
     if major != layout.FORMAT_VERSION[0]:
         raise UnsupportedFormatError(
             f"{source.name}: written in forklift format {major}.{minor}; this forklift reads "
@@ -242,13 +248,19 @@ def _map_buffers(path: str, mode: str, sections: tuple[Section, ...]) -> list[An
     import numpy
 
     whole: Any = numpy.memmap(path, dtype="u1", mode="r+" if mode == "w+" else mode)  # type: ignore[call-overload]
+    return _slice_buffers(whole, sections)
+
+
+def _slice_buffers(whole: Any, sections: tuple[Section, ...]) -> list[Any]:
+    """Views of ``whole`` (the file mapped, or decompressed in memory) for each section."""
     mapped: list[Any] = []
     for section in sections:
         offset = section.contiguous_raw_offset()
         if offset is None:
             return []  # not mappable after all (chunks stored apart): caller reads instead
         piece = whole[offset : offset + section.length]
-        piece.offset = offset
+        if hasattr(piece, "offset"):  # np.memmap: where the array starts in the file
+            piece.offset = offset
         mapped.append(piece)
     return mapped
 
@@ -286,11 +298,14 @@ def read_file(
     mmap_mode: str | None,
     allowed: frozenset[str] | None,
     verify: bool = False,
+    memory: Any = None,
 ) -> Any:
     """Load the value stored in the forklift file behind ``source`` (``index``: its index).
 
     ``verify=True`` also checks the checksums of raw (uncompressed) buffers; the frame, the
-    index, the pickle stream and compressed chunks are always checked.
+    index, the pickle stream and compressed chunks are always checked. ``memory``: the
+    whole file as a writable uint8 block (a decompressed stream): raw buffers become views
+    of it instead of copies.
     """
     compressor = codec_of(index, source)
     total = index.pickle.length + sum(section.length for section in index.buffers)
@@ -298,7 +313,9 @@ def read_file(
     try:
         pickled = sections.read(index.pickle)
         buffers: list[Any] = []
-        if mmap_mode is not None and path is not None and index.codec is None and index.buffers:
+        if memory is not None:
+            buffers = _slice_buffers(memory, index.buffers)
+        elif mmap_mode is not None and path is not None and index.codec is None and index.buffers:
             buffers = _map_buffers(path, mmap_mode, index.buffers)
             if buffers and mmap_mode in ("r+", "w+"):
                 _mark_writable_mapped(path, index.flags)

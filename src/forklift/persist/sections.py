@@ -136,6 +136,8 @@ class SectionReader:
                     )
                 else:
                     self._read_raw(section.checksum, offset, target, check)
+                    if section.shuffle and raw % section.shuffle == 0:
+                        _unshuffle(bytes(target), section.shuffle, target)  # see streams.py
                     continue
                 if self._pool is None:
                     job()

@@ -31,6 +31,8 @@ from typing import IO, Any
 from forklift._support.cpus import cpu_count
 from forklift.persist import arrays, layout
 from forklift.persist.compressors import CompressionChoice, Compressor, get_compressor
+from forklift.persist.stream_output import StreamOutput
+from forklift.persist.streams import STREAM_CODECS
 
 __all__ = ["write_file"]
 
@@ -49,7 +51,9 @@ class _ArrayPickler(pickle.Pickler):
     def reducer_override(self, obj: Any) -> Any:
         numpy = arrays.numpy_if_loaded()
         if numpy is not None and isinstance(obj, numpy.ndarray):
-            if type(obj) is numpy.ndarray and obj.nbytes < layout.INBAND_LIMIT:
+            # Every array with bytes gets its own aligned section, however small: that is
+            # what lets load(mmap_mode=...) return all of them as np.memmap, as joblib does.
+            if type(obj) is numpy.ndarray and obj.nbytes == 0:
                 return arrays.reduce_small_array(obj, self._protocol)
             reduced = arrays.reduce_array(obj, self._protocol)
             if reduced is not NotImplemented:
@@ -72,10 +76,11 @@ def _pickle(value: Any, protocol: int) -> tuple[memoryview, list[pickle.PickleBu
     pickler: _ArrayPickler
 
     def keep_out_of_band(buffer: pickle.PickleBuffer) -> bool:
-        if buffer.raw().nbytes < layout.INBAND_LIMIT:
-            return True  # serialised in-band
-        buffers.append(buffer)
         meta = pickler.array_meta.get(id(buffer))
+        size = buffer.raw().nbytes
+        if size == 0 or (meta is None and size < layout.INBAND_LIMIT):
+            return True  # empty, or a small non-array buffer: serialised in-band
+        buffers.append(buffer)
         metas.append({k: v for k, v in meta.items() if k != "_keep"} if meta else None)
         return False
 
@@ -122,17 +127,6 @@ def _shuffle_width(dtype: Any) -> int:
     return 0
 
 
-def shuffle(chunk: memoryview, width: int) -> memoryview:
-    """Group byte k of every item together (all first bytes, then all second bytes, ...).
-
-    Numbers of one array share their high bytes (exponents, small integers), so the codec
-    sees long runs; measured on float64, zlib-3 gets 10-25% smaller and twice as fast.
-    """
-    numpy = arrays.numpy_if_loaded()
-    planes = numpy.frombuffer(chunk, dtype=numpy.uint8).reshape(-1, width).T.copy()
-    return memoryview(planes).cast("B")
-
-
 def _make_transform(
     compressor: Compressor | None, level: int, checksum_name: str, width: int
 ) -> Callable[[memoryview], Chunk]:
@@ -140,7 +134,9 @@ def _make_transform(
         stored: memoryview | bytes = chunk
         coded = 0
         if compressor is not None:
-            source = shuffle(chunk, width) if width and len(chunk) % width == 0 else chunk
+            source = (
+                arrays.shuffle_bytes(chunk, width) if width and len(chunk) % width == 0 else chunk
+            )
             packed = compressor.compress(source, level)
             if len(packed) < len(chunk) * layout.KEEP_COMPRESSED_RATIO:
                 stored, coded = packed, 1
@@ -212,41 +208,117 @@ class _SectionWriter:
         self._out.write(stored)
 
 
-def write_file(file: IO[bytes], value: Any, choice: CompressionChoice, protocol: int) -> None:
-    """Write ``value`` to the binary ``file`` in forklift's format."""
+class _StreamedSections:
+    """Sections written raw into a codec stream (:class:`StreamOutput` compresses them)."""
+
+    def __init__(self, out: StreamOutput, checksum_name: str) -> None:
+        self._out = out
+        self._checksum_name = checksum_name
+
+    def write(self, data: memoryview, shuffle_width: int = 0) -> dict[str, Any]:
+        self._out.align()
+        view = data.cast("B") if data.format != "B" or data.ndim != 1 else data
+        entry: dict[str, Any] = {
+            "length": len(view),
+            "checksum": self._checksum_name,
+            "chunks": self._out.write_section(view, shuffle_width, self._checksum_name),
+        }
+        if shuffle_width:
+            entry["shuffle"] = shuffle_width
+        return entry
+
+    def close(self) -> None:
+        self._out.drain()
+
+
+class _Discard:
+    """A file that keeps nothing: the measuring pass of a sized write."""
+
+    def write(self, data: memoryview | bytes) -> int:
+        return memoryview(data).nbytes
+
+
+def write_file(
+    file: IO[bytes], value: Any, choice: CompressionChoice, protocol: int, *, sized: bool = False
+) -> None:
+    """Write ``value`` to the binary ``file`` in forklift's format.
+
+    With a built-in codec the file is that codec's standard stream of an uncompressed
+    forklift file (:mod:`.streams`); a registered codec compresses chunks inside the file.
+    ``sized``: record the total length in the header (uncompressed files; the content of a
+    codec stream always records it: the reader never decompresses past it). The length
+    depends on the index, which holds checksums, so a first pass writes nothing but
+    measures: it costs the checksums once more (memory speed), never a second write or
+    compression.
+    """
     pickled, buffers, metas = _pickle(value, protocol)
+    length = 0
+    if (sized and choice.name is None) or choice.name in STREAM_CODECS:
+        length = _write(_Discard(), pickled, buffers, metas, choice, protocol, 0, measure=True)  # type: ignore[arg-type]
+    _write(file, pickled, buffers, metas, choice, protocol, length)
+
+
+def _write(
+    file: IO[bytes],
+    pickled: memoryview,
+    buffers: list[pickle.PickleBuffer],
+    metas: list[Any],
+    choice: CompressionChoice,
+    protocol: int,
+    length: int,
+    *,
+    measure: bool = False,
+) -> int:
+    streamed = choice.name in STREAM_CODECS
     # sum64 runs at memory speed with numpy; without numpy crc32 is the faster choice.
-    checksum_name = "sum64" if choice.name is None and "numpy" in sys.modules else "crc32"
-    out = _Output(file)
-    out.write(layout.header_bytes())
-    sections = _SectionWriter(out, choice, checksum_name)
+    checksum_name = (
+        "sum64" if (choice.name is None or streamed) and "numpy" in sys.modules else "crc32"
+    )
+    out: _Output | StreamOutput
+    sections: _SectionWriter | _StreamedSections
+    if streamed:
+        assert choice.name is not None
+        out = StreamOutput(file, choice.name, choice.level, measure=measure)
+        sections = _StreamedSections(out, checksum_name)
+    else:
+        out = _Output(file)
+        sections = _SectionWriter(out, choice, checksum_name)
     try:
+        out.write(layout.header_bytes(length))
         pickle_entry = sections.write(pickled)
         pickle_entry["protocol"] = protocol
-        del pickled
         buffer_entries = []
         for buffer, meta in zip(buffers, metas, strict=True):
             raw = buffer.raw()
-            entry = sections.write(raw, meta.pop("_shuffle", 0) if meta else 0)
+            entry = sections.write(raw, meta.get("_shuffle", 0) if meta else 0)
             entry["readonly"] = raw.readonly
             if meta is not None:
-                entry["array"] = meta
+                entry["array"] = {k: v for k, v in meta.items() if k != "_shuffle"}
             buffer_entries.append(entry)
-    finally:
         sections.close()
-    index = {
-        "version": list(layout.FORMAT_VERSION),
-        "codec": choice.name,
-        "level": choice.level if choice.name is not None else 0,
-        "pickle": pickle_entry,
-        "buffers": buffer_entries,
-    }
-    encoded = json.dumps(index, separators=(",", ":")).encode("utf-8")
-    out.align()
-    index_offset = out.position
-    out.write(encoded)
-    out.write(
-        layout.TRAILER.pack(
-            index_offset, len(encoded), layout.checksum("crc32", encoded), layout.TRAILER_MAGIC
+        index: dict[str, Any] = {
+            "version": list(layout.FORMAT_VERSION),
+            "codec": None if streamed else choice.name,
+            "level": choice.level if choice.name is not None and not streamed else 0,
+            "pickle": pickle_entry,
+            "buffers": buffer_entries,
+        }
+        if streamed:
+            index["stream"] = [choice.name, choice.level]  # what the content was wrapped in
+        encoded = json.dumps(index, separators=(",", ":")).encode("utf-8")
+        out.align()
+        index_offset = out.position
+        out.write(encoded)
+        out.write(
+            layout.TRAILER.pack(
+                index_offset, len(encoded), layout.checksum("crc32", encoded), layout.TRAILER_MAGIC
+            )
         )
-    )
+        if isinstance(out, StreamOutput):
+            out.close()
+        return out.position
+    finally:  # stop the worker threads, also when the dump failed
+        if isinstance(out, StreamOutput):
+            out.abort()
+        elif isinstance(sections, _SectionWriter):
+            sections.close()

@@ -26,10 +26,12 @@ from typing import Any
 
 import cloudpickle
 
-__all__ = ["dumps"]
+__all__ = ["MainClassPickler", "dumps"]
 
 
-class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]
+class MainClassPickler(cloudpickle.Pickler):  # type: ignore[misc]
+    """cloudpickle's pickler, with ``__main__`` classes sent as references (see above)."""
+
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, type) and obj.__module__ == "__main__":
             return _main_class, (obj.__qualname__, cloudpickle.dumps(obj, protocol=5))
@@ -41,7 +43,7 @@ def dumps(
 ) -> bytes:
     """cloudpickle (protocol 5), except that ``__main__`` classes unpickle as the receiver's."""
     with io.BytesIO() as file:
-        _Pickler(file, protocol=5, buffer_callback=buffer_callback).dump(obj)
+        MainClassPickler(file, protocol=5, buffer_callback=buffer_callback).dump(obj)
         return file.getvalue()
 
 

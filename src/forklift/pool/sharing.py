@@ -23,6 +23,7 @@ import itertools
 import mmap
 import os
 import pickle
+import sys
 import types
 from collections.abc import Hashable
 from typing import Any
@@ -118,6 +119,18 @@ def _to_memfd(data: bytes, raws: list[memoryview]) -> Definition:
     return Definition(fd=fd, layout=pickle.dumps((size, (0, len(data)), spans)))
 
 
+class _ResultPickler(main_classes.MainClassPickler):
+    """Sends a ``numpy.memmap`` result back as a plain array of the same dtype: numpy's own
+    pickling of a memmap drops a non-native byte order (``>f8`` came back as ``<f8``), and
+    joblib returns memmaps from workers as arrays too."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        kind = type(obj)
+        if kind.__name__ == "memmap" and kind.__module__ == "numpy":
+            return obj.view(sys.modules["numpy"].ndarray).__reduce_ex__(5)
+        return super().reducer_override(obj)
+
+
 def pack_result(obj: Any) -> Definition:
     """Pickle a task's result in one pass; large buffers (arrays of ``LARGE_DEFINITION`` bytes
     or more) go into a memfd the caller maps, so they are copied once in all (by the worker,
@@ -131,7 +144,9 @@ def pack_result(obj: Any) -> Definition:
         return False
 
     # The caller's __main__ classes arrive as the caller's own (see .main_classes).
-    data = main_classes.dumps(obj, buffer_callback=keep_large_apart)
+    with io.BytesIO() as file:
+        _ResultPickler(file, protocol=5, buffer_callback=keep_large_apart).dump(obj)
+        data = file.getvalue()
     if not buffers:
         return Definition(inline=data)
     return _to_memfd(data, [buffer.raw() for buffer in buffers])

@@ -1,0 +1,167 @@
+"""The writer's output for a compressed file: forklift bytes in, one codec stream out.
+
+Data flow::
+
+    small writes (header, padding, index, trailer) --> a pending buffer --+
+    section chunks (CHUNK_SIZE) --------------------------------------+  |
+                     worker threads: byte-shuffle, checksum, compress |  |
+                                       --in file order--> the user's file (members of
+                                          the codec stream, see :mod:`.streams`)
+
+At most ``2 * workers`` chunks are in flight, so memory stays flat for any size, and the
+calling thread writes while the workers compress (zlib, bz2, lzma, lz4 and zstd release the
+GIL). ``.lzma`` cannot be cut in members: it is compressed by one compressor, in order.
+
+Imports only :mod:`forklift._support` and this package's layout, arrays and streams.
+"""
+
+from __future__ import annotations
+
+import collections
+import lzma
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import IO
+
+from forklift._support.cpus import cpu_count
+from forklift.persist import arrays, layout
+from forklift.persist.streams import STREAM_CODECS, StreamCodec
+
+__all__ = ["StreamOutput"]
+
+# member bytes, the codec's footer value, raw length
+_Member = tuple[bytes, int, int]
+
+
+class StreamOutput:
+    """A write-only file whose content is compressed into a :mod:`.streams` codec stream.
+
+    ``position`` counts content (uncompressed) bytes, like the writer's plain output.
+    ``measure``: compress nothing, only fill in the checksums and count (the writer's first
+    pass, which learns the content's length so that the header can record it).
+    """
+
+    def __init__(
+        self, file: IO[bytes], codec_name: str, level: int, *, measure: bool = False
+    ) -> None:
+        self._file = file
+        self._codec: StreamCodec = STREAM_CODECS[codec_name]
+        self._level = level
+        self.position = 0
+        self._pending = bytearray()
+        self._queue: collections.deque[Future[_Member] | _Member] = collections.deque()
+        self._total = 0  # the codec's running footer value (zlib: Adler-32 so far)
+        self._total_length = 0
+        self._started = False
+        self._measure = measure
+        parallel = self._codec.concatenable and not measure
+        self._workers = min(cpu_count(), layout.MAX_WORKERS) if parallel else 1
+        self._pool: ThreadPoolExecutor | None = None
+        self._alone = (
+            lzma.LZMACompressor(lzma.FORMAT_ALONE, preset=level)
+            if not self._codec.concatenable and not measure
+            else None
+        )
+        if codec_name == "zlib":
+            self._total = 1  # Adler-32 of nothing
+
+    def write(self, data: memoryview | bytes) -> None:
+        """Append ``data`` to the content (kept until a member's worth is pending)."""
+        self._pending += data
+        self.position += len(data)
+        if len(self._pending) >= layout.CHUNK_SIZE:
+            self._flush_pending()
+
+    def align(self) -> None:
+        """Pad the content with zeros to the next multiple of :data:`layout.ALIGNMENT`."""
+        gap = layout.padding(self.position)
+        if gap:
+            self.write(b"\0" * gap)
+
+    def write_section(self, view: memoryview, width: int, checksum: str) -> list[list[int]]:
+        """Append one section, cut in chunks; returns its chunk table for the index.
+
+        A chunk of a numeric array is byte-shuffled by ``width`` (its item size) before the
+        codec sees it, and stored shuffled in the content (the index says so); each entry's
+        checksum (of the stored bytes) is filled in by the worker, before :meth:`close`.
+        """
+        self._flush_pending()
+        entries: list[list[int]] = []
+        for start in range(0, len(view), layout.CHUNK_SIZE):
+            chunk = view[start : start + layout.CHUNK_SIZE]
+            entry = [self.position, len(chunk), len(chunk), 0, 0]
+            entries.append(entry)
+            self.position += len(chunk)
+            shuffle = width if width and len(chunk) % width == 0 else 0
+            self._submit(chunk, shuffle, checksum, entry)
+        return entries
+
+    def drain(self) -> None:
+        """Wait for every submitted chunk (so the chunk tables' checksums are filled in)."""
+        while self._queue:
+            self._write_member(self._queue.popleft())
+
+    def close(self) -> None:
+        """Write everything still pending and the stream's footer; stop the workers."""
+        try:
+            self._flush_pending()
+            self.drain()
+            self._start()
+            if self._alone is not None:
+                self._file.write(self._alone.flush())
+            self._file.write(self._codec.footer(self._total))
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        """Stop the workers without writing more (the dump failed)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def _start(self) -> None:
+        if not self._started:
+            self._started = True
+            self._file.write(self._codec.header(self._level))
+
+    def _flush_pending(self) -> None:
+        if self._pending:
+            data = memoryview(bytes(self._pending))
+            self._pending.clear()
+            self._submit(data, 0, None, None)
+
+    def _submit(
+        self, chunk: memoryview, width: int, checksum: str | None, entry: list[int] | None
+    ) -> None:
+        if self._alone is not None or self._workers < 2:
+            self._write_member(self._encode(chunk, width, checksum, entry))
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="forklift-dump")
+        self._queue.append(self._pool.submit(self._encode, chunk, width, checksum, entry))
+        while len(self._queue) >= 2 * self._workers:
+            self._write_member(self._queue.popleft())
+
+    def _encode(
+        self, chunk: memoryview, width: int, checksum: str | None, entry: list[int] | None
+    ) -> _Member:
+        stored = arrays.shuffle_bytes(chunk, width) if width else chunk
+        if entry is not None and checksum is not None:
+            entry[4] = layout.checksum(checksum, stored)
+        if self._measure:
+            return b"", 0, len(stored)
+        if self._alone is not None:
+            return self._alone.compress(stored), 0, len(stored)
+        member, value = self._codec.member(stored, self._level, width)
+        return member, value, len(stored)
+
+    def _write_member(self, item: Future[_Member] | _Member) -> None:
+        member, value, length = item.result() if isinstance(item, Future) else item
+        self._start()
+        self._total = self._codec.combine(self._total, value, length)
+        self._total_length += length
+        view = memoryview(member)
+        written = self._file.write(view)
+        # Raw (unbuffered) files may write less than asked; loop until all is out.
+        while written is not None and written < len(view):
+            view = view[written:]
+            written = self._file.write(view)
