@@ -7,6 +7,7 @@ can be told apart from other programs' files.
 from __future__ import annotations
 
 import atexit
+import builtins
 import os
 import sys
 import tempfile
@@ -98,6 +99,17 @@ def no_leftovers() -> Iterator[None]:
         problems.append(f"temp files left behind in {_SESSION_TMP}: {sorted(new_temp)}")
     if problems:
         pytest.fail("; ".join(problems), pytrace=False)
+
+
+_PRINT = builtins.print
+
+
+@pytest.fixture(autouse=True)
+def builtin_print_restored() -> Iterator[None]:
+    """ray's tqdm_ray, once imported, replaces ``builtins.print`` for the whole process; later
+    tests (docstring examples that pickle ``print``) must see the real one."""
+    yield
+    builtins.print = _PRINT
 
 
 def _remove_session_tmp() -> None:
