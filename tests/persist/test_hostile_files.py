@@ -492,3 +492,30 @@ def test_joblib_arrays_larger_than_their_file_are_refused(tmp_path: Path) -> Non
     for allowed in (None, SAFE_GLOBALS):
         with pytest.raises(CorruptFileError, match="more than the file holds"):
             load(path, allowed_globals=allowed)
+
+
+def test_a_writable_mapped_flag_never_silences_verify(tmp_path: Path) -> None:
+    # one flipped header bit (the "writable mapped" flag) plus damaged array data: verify=True
+    # must still see the damage
+    data = np.arange(100_000, dtype=np.float64)
+    path = tmp_path / "plain.fkl"
+    dump({"data": data}, path)
+    damaged = bytearray(path.read_bytes())
+    damaged[12:16] = layout.FLAG_WRITABLE_MAPPED.to_bytes(4, "little")
+    offset = bytes(damaged).index(data[5_000:5_001].tobytes())
+    damaged[offset] ^= 0x01
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(CorruptFileError, match="mmap_mode='r\\+'"):
+        load(path, verify=True)
+
+
+def test_a_file_changed_through_a_writable_map_says_why_verify_fails(tmp_path: Path) -> None:
+    path = tmp_path / "plain.fkl"
+    dump({"data": np.zeros(100_000)}, path)
+    mapped = load(path, mmap_mode="r+")
+    mapped["data"][7] = 1.0
+    mapped["data"].flush()
+    del mapped
+    with pytest.raises(CorruptFileError, match="verify=False"):
+        load(path, verify=True)
+    assert load(path)["data"][7] == 1.0

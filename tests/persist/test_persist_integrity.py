@@ -130,7 +130,11 @@ def test_writable_mmap_keeps_later_loads_working(tmp_path: Path) -> None:
     mapped["a"][:10] = 1.0
     mapped["a"].flush()
     del mapped
-    assert load(path, verify=True)["a"][:10].sum() == 10.0
+    assert load(path)["a"][:10].sum() == 10.0
+    # verify=True checks the changed data against the stale checksums (a flag alone never
+    # skips a check) and says what happened
+    with pytest.raises(CorruptFileError, match="verify=False"):
+        load(path, verify=True)
 
 
 @pytest.mark.skipif(not SAMPLES.is_dir(), reason="joblib sample files not available")

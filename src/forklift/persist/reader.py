@@ -278,16 +278,17 @@ def _verify_raw_buffers(index: FileIndex, verify: bool, source: Source) -> bool:
     """Whether raw buffer chunks get their checksum checked while read.
 
     In a compressed file always: a raw chunk there is incompressible data stored as is, and
-    its CRC costs little next to decompressing the others. In an uncompressed file only with
-    ``verify=True`` and when the header's "writable mapped" flag is clear (after a writable
-    mapping the stored checksums may be stale). Writable mapping is impossible for a
-    compressed file, so the flag set on one is damage, never a reason to skip a check.
+    its CRC costs little next to decompressing the others. In an uncompressed file with
+    ``verify=True``, whatever the header's "writable mapped" flag says: a flag is one bit a
+    damaged header can set, so it never silences a check; it only explains a mismatch (see
+    :func:`read_file`). Writable mapping is impossible for a compressed file, so the flag set
+    on one is damage.
     """
     if index.codec is not None:
         if index.flags & layout.FLAG_WRITABLE_MAPPED:
             raise source.corrupt("damaged header (writable-mapped flag on a compressed file)")
         return True
-    return verify and not index.flags & layout.FLAG_WRITABLE_MAPPED
+    return verify
 
 
 def read_file(
@@ -327,6 +328,15 @@ def read_file(
                 wanted = (sections.read(section) for section in index.buffers)
                 return safe.unpickle(pickled, wanted, allowed, source.name)
             buffers = [sections.read(section) for section in index.buffers]
+    except CorruptFileError as error:
+        if index.flags & layout.FLAG_WRITABLE_MAPPED and "checksum" in str(error):
+            raise source.corrupt(
+                "array data does not match its checksums; the file was once loaded with "
+                "mmap_mode='r+' or 'w+', which changes arrays in place and leaves their "
+                "checksums stale: if that is what happened, load it with verify=False "
+                "(or dump it again to refresh them)"
+            ) from error
+        raise
     finally:
         sections.close()
     return safe.unpickle(pickled, buffers, allowed, source.name)
