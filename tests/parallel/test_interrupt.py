@@ -13,7 +13,10 @@ import pytest
 
 CHILD = textwrap.dedent(
     """
-    import os, sys, time
+    import os, signal, sys, time
+    # A shell's background job (`pytest ... &`) starts with SIGINT ignored, and children
+    # inherit that: take Ctrl-C the way an interactive Python does.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from forklift import Parallel, delayed
 
     pulled = 0

@@ -198,7 +198,10 @@ def test_script_without_main_guard(tmp_path: Path) -> None:
 
 CTRL_C_CHILD = textwrap.dedent(
     """
-    import os, sys, time
+    import os, signal, sys, time
+    # A shell's background job (`pytest ... &`) starts with SIGINT ignored, and children
+    # inherit that: take Ctrl-C the way an interactive Python does.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from forklift import Parallel, delayed
     from forklift.pool import get_reusable_executor
 
