@@ -31,7 +31,7 @@ _EXPORTS = {
     "Memory": "forklift.cache.memory",
     "MemorizedResult": "forklift.cache.memoized",
     "expires_after": "forklift.cache.policies",
-    "register_store_backend": "forklift.cache.stores.base",
+    "register_store_backend": "forklift.cache.stores.registry",
     "StoreBackendBase": "forklift.cache.stores.base",
     "dump": "forklift.persist",
     "load": "forklift.persist",
@@ -98,7 +98,7 @@ if TYPE_CHECKING:
     from forklift.cache.memory import Memory as Memory
     from forklift.cache.policies import expires_after as expires_after
     from forklift.cache.stores.base import StoreBackendBase as StoreBackendBase
-    from forklift.cache.stores.base import register_store_backend as register_store_backend
+    from forklift.cache.stores.registry import register_store_backend as register_store_backend
     from forklift.config import parallel_backend as parallel_backend
     from forklift.config import parallel_config as parallel_config
     from forklift.errors import ForkliftError as ForkliftError

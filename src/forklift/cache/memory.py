@@ -23,7 +23,8 @@ from forklift.cache.memoized import MemorizedFunction
 from forklift.cache.memoized_async import memorize
 from forklift.cache.policies import Limits, select_evictions
 from forklift.cache.shelved import AsyncNotMemorizedFunction, NotMemorizedFunction
-from forklift.cache.stores.base import StoreBackendBase, create_store
+from forklift.cache.stores.base import StoreBackendBase
+from forklift.cache.stores.registry import create_store
 from forklift.config import MMAP_MODES
 from forklift.errors import ConfigurationError
 
