@@ -107,7 +107,7 @@ def test_reduce_size_by_hand(tmp_path: Path) -> None:
     assert memory.reduce_size(items_limit=5) == 15
     assert len(store_of(memory).get_items()) == 5
     old = store_of(memory).get_items()[0]
-    entry = store_of(memory).entry_dir(old.call_id)
+    entry = store_of(memory).entry_path(old.call_id)
     os.utime(entry, (time.time() - 7200, time.time() - 7200))
     import datetime
 

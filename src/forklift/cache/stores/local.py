@@ -5,16 +5,19 @@ Layout under ``<location>/forklift/``::
     <module parts>/<function>/            one folder per function
         function.json                     its current code fingerprint and where it is defined
         code-<version>/                   one folder per code version
-            <key[:2]>/<key>/              one entry: 256 shards keep folders small even with
-                output.fkl                  a million entries; the result (forklift format)
-                meta.json                   duration, creation time, argument summary
-            .locks/<key>.lock             flock files: one computation per key
-            .tmp-<random>/                an entry being written
+            <key[:2]>/                    256 shards keep folders small even with a million
+                <key>.entry                 one entry: metadata header + pickled result
+                                            (:mod:`.entries` has the format)
+                <key>.fkl                   a result holding arrays, in persist's format
+                <key>.claim                 a key being computed (:mod:`.locks`)
+                <key>/                      an entry of the old layout (:mod:`.legacy`)
 
-Writes build the entry in a temporary folder beside its destination and ``rename`` it into
-place, so readers see all of an entry or none of it, and two writers of one key leave one
-entry. A hit sets the entry folder's modification time: it is the "last access" that
-least-recently-used eviction sorts by, kept with one ``utime`` call.
+A miss claims the key (creates ``<key>.claim``), computes, writes the entry into the claim
+and renames it to ``<key>.entry``: readers see a whole entry or none, two writers of one key
+leave one entry, and an uncontended miss costs four file operations (it cost ten: a lock
+file, a staging folder with two files, a rename and clean-ups). A hit reads one file. The
+entry's access time is its last access, which least-recently-used eviction sorts by (set
+explicitly by ``touch``, so ``noatime`` mounts work); its modification time is its creation.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import shutil
 import time
 import uuid
@@ -30,8 +34,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from forklift.cache.stores import entries, legacy
 from forklift.cache.stores.base import CallId, ItemInfo, ItemLock, StoreBackendBase
-from forklift.cache.stores.locks import KeyLock
+from forklift.cache.stores.locks import KeyLock, held_claim
 from forklift.cache.stores.trust import others_can_write
 from forklift.errors import CacheEntryDamagedError, CacheWarning, ConfigurationError
 from forklift.persist import dump, load
@@ -39,8 +44,9 @@ from forklift.persist import dump, load
 __all__ = ["LocalStore"]
 
 _ROOT = "forklift"
-_OUTPUT = "output.fkl"
-_META = "meta.json"
+_ENTRY = ".entry"
+_SIDE = ".fkl"
+_CLAIM = ".claim"
 _RECORD = "function.json"
 _STALE_TEMP_SECONDS = 3600
 _VERSION_PREFIX = "code-"
@@ -100,24 +106,45 @@ class LocalStore(StoreBackendBase):
         return self.function_dir(function) / f"{_VERSION_PREFIX}{version}"
 
     def entry_dir(self, call_id: CallId) -> Path:
-        """The entry's folder; the key is checked, as for every write and delete."""
+        """The entry's path without its suffix (``.../<key[:2]>/<key>``); the key is checked,
+        as for every write and delete."""
         _check_key(call_id.key, self.root)
-        return Path(self._entry_path(call_id))
+        return Path(self._stem(call_id))
 
-    def _entry_path(self, call_id: CallId) -> str:
+    def entry_path(self, call_id: CallId) -> Path:
+        """The entry's file (``.../<key[:2]>/<key>.entry``)."""
+        return Path(f"{self.entry_dir(call_id)}{_ENTRY}")
+
+    def _stem(self, call_id: CallId) -> str:
         # The hit path: plain string joins, with the version folder remembered per function.
         version_path = self._version_paths.get((call_id.function, call_id.version))
         if version_path is None:
             version_path = str(self.version_dir(call_id.function, call_id.version))
             self._version_paths[(call_id.function, call_id.version)] = version_path
         # The key is not checked on this path, which reads (hits): writes, deletes and locks
-        # check it (entry_dir, _write_entry, lock_item), as function_dir checks the rest.
+        # check it (entry_dir, dump_item, lock_item), as function_dir checks the rest.
         key = call_id.key
         return f"{version_path}/{key[:2]}/{key}"
 
     # -- entries -----------------------------------------------------------------------------
     def load_item(self, call_id: CallId, mmap_mode: str | None = None) -> Any:
-        path = f"{self._entry_path(call_id)}/{_OUTPUT}"
+        stem = self._stem(call_id)
+        path = f"{stem}{_ENTRY}"
+        try:
+            with open(path, "rb") as file:
+                data = file.read()
+        except FileNotFoundError:
+            return self._load_file(call_id, legacy.output_path(stem), mmap_mode)
+        try:
+            entry = entries.decode(data)
+            if entry.kind == entries.INLINE:
+                return pickle.loads(entry.payload)
+        except Exception as error:
+            raise CacheEntryDamagedError(f"cannot read cache entry {path}: {error}") from error
+        return self._load_file(call_id, f"{stem}{_SIDE}", mmap_mode)
+
+    def _load_file(self, call_id: CallId, path: str, mmap_mode: str | None) -> Any:
+        """A result in persist's format: a side file, or an entry of the old layout."""
         try:
             if mmap_mode is not None:
                 self._verify_once(path)
@@ -151,6 +178,7 @@ class LocalStore(StoreBackendBase):
     def dump_item(
         self, call_id: CallId, value: Any, metadata: dict[str, Any], compress: Any = False
     ) -> int:
+        _check_key(call_id.key, self.root)
         try:
             return self._write_entry(call_id, value, metadata, compress)
         except FileNotFoundError:
@@ -162,30 +190,51 @@ class LocalStore(StoreBackendBase):
     def _write_entry(
         self, call_id: CallId, value: Any, metadata: dict[str, Any], compress: Any
     ) -> int:
-        _check_key(call_id.key, self.root)
-        destination = self._entry_path(call_id)
-        version_dir = os.path.dirname(os.path.dirname(destination))
-        staging = f"{version_dir}/.tmp-{uuid.uuid4().hex}"
-        self._make_dirs(version_dir)
-        os.mkdir(staging)
+        stem = self._stem(call_id)
+        shard = os.path.dirname(stem)
+        self._make_dirs(shard)
+        payload = None if compress else entries.pickle_plain(value)
+        size = 0
+        if payload is None:  # arrays, compression, or what only persist can pickle
+            size = self._write_side_file(stem, value, compress)
+            data = entries.encode(entries.SIDE, metadata)
+        else:
+            data = entries.encode(entries.INLINE, metadata, payload)
+        destination = f"{stem}{_ENTRY}"
+        claim = held_claim(f"{stem}{_CLAIM}")
+        if claim is not None:
+            try:
+                claim.publish(data)  # the claim file becomes the entry: one write, one rename
+                return size + len(data)
+            except OSError:
+                pass  # removed with the cache meanwhile: write it the other way
+        # No claim (the lock timed out, or a store user writes directly): a temporary file
+        # renamed into place, which replaces an entry another writer may have stored.
+        staging = f"{shard}/.tmp-{uuid.uuid4().hex}{_ENTRY}"
         try:
-            # The staging folder is what makes the entry appear atomically, so the files
-            # inside are written plainly (no temporary file and rename of their own).
-            with open(f"{staging}/{_OUTPUT}", "wb") as output:
+            with open(staging, "wb") as file:
+                file.write(data)
+                file.flush()
+                now = time.time_ns()  # as KeyLock.publish does
+                os.utime(file.fileno(), ns=(now, now))
+            os.rename(staging, destination)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(staging)
+        return size + len(data)
+
+    def _write_side_file(self, stem: str, value: Any, compress: Any) -> int:
+        """Write the result in persist's format to ``<key>.fkl``, renamed into place before
+        the entry that points at it is published (the entry file is the commit)."""
+        staging = f"{os.path.dirname(stem)}/.tmp-{uuid.uuid4().hex}{_SIDE}"
+        try:
+            with open(staging, "wb") as output:
                 dump(value, output, compress=compress)
                 size = output.tell()
-            with open(f"{staging}/{_META}", "w", encoding="utf-8") as meta:
-                size += meta.write(json.dumps(metadata, default=repr))
-            self._make_dirs(os.path.dirname(destination))
-            try:
-                os.rename(staging, destination)
-            except OSError:
-                if not os.path.exists(destination):
-                    raise
-                # Another writer stored this key first; its entry is as good as ours.
+            os.rename(staging, f"{stem}{_SIDE}")
         finally:
-            if os.path.exists(staging):
-                shutil.rmtree(staging, ignore_errors=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(staging)
         return size
 
     def _make_dirs(self, folder: str) -> None:
@@ -193,42 +242,78 @@ class LocalStore(StoreBackendBase):
             os.makedirs(folder, exist_ok=True)
             self._known_dirs.add(folder)
 
+    def _remake_dirs(self, folder: str) -> None:
+        os.makedirs(folder, exist_ok=True)
+        self._known_dirs.add(folder)
+
     def contains_item(self, call_id: CallId) -> bool:
-        return os.path.exists(f"{self._entry_path(call_id)}/{_OUTPUT}")
+        stem = self._stem(call_id)
+        return os.path.exists(f"{stem}{_ENTRY}") or os.path.exists(legacy.output_path(stem))
 
     def get_metadata(self, call_id: CallId) -> dict[str, Any] | None:
+        stem = self._stem(call_id)
         try:
-            with open(f"{self._entry_path(call_id)}/{_META}", encoding="utf-8") as file:
-                data = json.load(file)
-        except (OSError, ValueError):
-            return None
-        return data if isinstance(data, dict) else None
-
-    def clear_item(self, call_id: CallId) -> None:
-        _remove_tree(self.entry_dir(call_id))
-        self._known_dirs.discard(self._entry_path(call_id))
-
-    def entry_stamp(self, call_id: CallId) -> object | None:
-        try:
-            status = os.stat(f"{self._entry_path(call_id)}/{_OUTPUT}")
+            with open(f"{stem}{_ENTRY}", "rb") as file:
+                data = file.read()
+        except FileNotFoundError:
+            return legacy.metadata(stem)
         except OSError:
             return None
+        try:
+            return entries.read_metadata(entries.decode(data))
+        except entries.DamagedEntry:
+            return None
+
+    def clear_item(self, call_id: CallId) -> None:
+        self.entry_dir(call_id)  # checks the key
+        stem = self._stem(call_id)
+        for path in (f"{stem}{_ENTRY}", f"{stem}{_SIDE}"):  # the entry first: it commits
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        _remove_tree(Path(stem))  # an entry of the old layout
+
+    def entry_stamp(self, call_id: CallId) -> object | None:
+        stem = self._stem(call_id)
+        try:
+            status = os.stat(f"{stem}{_ENTRY}")
+        except FileNotFoundError:
+            return legacy.stamp(stem)
+        except OSError:
+            return None
+        # touch() sets the access time only, so the stamp holds across hits.
         return (status.st_ino, status.st_size, status.st_mtime_ns)
 
     def item_info(self, call_id: CallId) -> ItemInfo | None:
+        self.entry_dir(call_id)  # checks the key
+        stem = self._stem(call_id)
         try:
-            return _item_info(call_id.function, call_id.version, self.entry_dir(call_id))
+            return _item_info(call_id.function, call_id.version, Path(f"{stem}{_ENTRY}"))
+        except FileNotFoundError:
+            pass
         except OSError:
             return None
+        try:
+            size, last_access, created = legacy.folder_size(Path(stem))
+        except OSError:
+            return None
+        return ItemInfo(call_id, size, last_access, created)
 
     def touch(self, call_id: CallId) -> None:
-        with contextlib.suppress(OSError):  # a read-only cache still serves hits
-            os.utime(self._entry_path(call_id))
+        stem = self._stem(call_id)
+        path = f"{stem}{_ENTRY}"
+        try:
+            # The access time is the last access; the modification time (creation, part of
+            # the stamp) is kept.
+            os.utime(path, ns=(time.time_ns(), os.stat(path).st_mtime_ns))
+        except FileNotFoundError:
+            legacy.touch(stem)
+        except OSError:
+            pass  # a read-only cache still serves hits
 
     def lock_item(self, call_id: CallId, timeout: float | None) -> ItemLock:
-        version_dir = self.version_dir(call_id.function, call_id.version)
         _check_key(call_id.key, self.root)
-        return KeyLock(version_dir / ".locks" / f"{call_id.key}.lock", timeout)
+        stem = self._stem(call_id)
+        return KeyLock(f"{stem}{_CLAIM}", f"{stem}{_ENTRY}", timeout, self._remake_dirs)
 
     # -- functions -----------------------------------------------------------------------------
     def read_function_record(self, function: tuple[str, ...]) -> dict[str, Any] | None:
@@ -317,28 +402,42 @@ def _is_version_dir(path: Path) -> bool:
 
 
 def _entries_of_version(version_dir: Path) -> Iterator[Path]:
+    """Every entry: ``<key>.entry`` files, and ``<key>/`` folders of the old layout."""
     for shard in version_dir.iterdir():
         if shard.name.startswith(".") or not shard.is_dir():
             continue
+        _sweep_stale_temporaries(shard)
         for entry in shard.iterdir():
-            if entry.is_dir():
+            if entry.name.startswith("."):
+                continue  # temporaries, and old folders being deleted
+            if entry.name.endswith(_ENTRY) or entry.is_dir():
                 yield entry
 
 
 def _item_info(function: tuple[str, ...], version: str, entry: Path) -> ItemInfo:
+    if not entry.name.endswith(_ENTRY):
+        size, last_access, created = legacy.folder_size(entry)
+        return ItemInfo(CallId(function, version, entry.name), size, last_access, created)
     status = entry.stat()
-    size = sum(child.stat().st_size for child in entry.iterdir())
-    created = (entry / _META).stat().st_mtime
-    return ItemInfo(CallId(function, version, entry.name), size, status.st_mtime, created)
+    key = entry.name.removesuffix(_ENTRY)
+    size = status.st_size
+    with contextlib.suppress(FileNotFoundError):
+        size += entry.with_name(f"{key}{_SIDE}").stat().st_size
+    last_access = max(status.st_atime, status.st_mtime)
+    return ItemInfo(CallId(function, version, key), size, last_access, status.st_mtime)
 
 
-def _sweep_stale_temporaries(version_dir: Path) -> None:
-    """Remove half-written entries of writers that died long ago."""
+def _sweep_stale_temporaries(folder: Path) -> None:
+    """Remove half-written entries (files, or folders of the old layout) of writers that
+    died long ago."""
     cutoff = time.time() - _STALE_TEMP_SECONDS
-    for child in version_dir.glob(".tmp-*"):
+    for child in folder.glob(".tmp-*"):
         with contextlib.suppress(OSError):
             if child.stat().st_mtime < cutoff:
-                shutil.rmtree(child, ignore_errors=True)
+                if child.is_dir():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink()
 
 
 def _remove_tree(path: Path) -> None:
