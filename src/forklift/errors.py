@@ -255,7 +255,7 @@ class CacheEntryDamagedError(ForkliftError):
         >>> from forklift.errors import CacheEntryDamagedError
         >>> with tempfile.TemporaryDirectory() as folder:
         ...     shelved = Memory(folder, verbose=0).cache(abs).call_and_shelve(-5)
-        ...     for output in pathlib.Path(folder).rglob("output.fkl"):
+        ...     for output in pathlib.Path(folder).rglob("*.entry"):
         ...         _ = output.write_bytes(b"damaged")
         ...     try:
         ...         shelved.get()
@@ -276,7 +276,7 @@ class CacheWarning(ForkliftWarning):
         >>> with tempfile.TemporaryDirectory() as folder:
         ...     square = Memory(folder, verbose=0).cache(lambda x: x * x)
         ...     first = square(7)
-        ...     for output in pathlib.Path(folder).rglob("output.fkl"):
+        ...     for output in pathlib.Path(folder).rglob("*.entry"):
         ...         _ = output.write_bytes(b"damaged")
         ...     with warnings.catch_warnings(record=True) as caught:
         ...         warnings.simplefilter("always")

@@ -30,7 +30,7 @@ import reprlib
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Generic, ParamSpec, TypeVar
 
 from forklift.cache.identity import FunctionIdentity, defined_at, main_script
 from forklift.cache.keys import CallKeyMaker
@@ -49,6 +49,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger("forklift.cache")
+P = ParamSpec("P")
+R = TypeVar("R")
 HOT_ENTRY_BYTES = 64 * 1024
 HOT_TOTAL_BYTES = 16 * 1024 * 1024
 TOUCH_EVERY = 1.0
@@ -65,12 +67,16 @@ class _HotEntry:
     touched: float = 0.0  # 0: the first hot hit records its access
 
 
-class MemorizedFunction:
-    """A function whose results are cached on disk. Call it like the function."""
+class MemorizedFunction(Generic[P, R]):
+    """A function whose results are cached on disk. Call it like the function.
+
+    Generic over the function's parameters and result, as ``delayed`` is: type checkers see
+    ``memory.cache(f)`` take ``f``'s arguments and return its result type.
+    """
 
     def __init__(
         self,
-        function: Callable[..., Any],
+        function: Callable[P, R],
         store: StoreBackendBase,
         *,
         ignore: Iterable[str] = (),
@@ -134,8 +140,9 @@ class MemorizedFunction:
         return f"{self.identity.qualname}({inside})"
 
     # -- the cached call ------------------------------------------------------------------------
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._lookup_or_compute(args, kwargs)[0]
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        value: R = self._lookup_or_compute(args, kwargs)[0]
+        return value
 
     def _load(self, call_id: CallId, arguments: dict[str, Any]) -> tuple[bool, Any]:
         """(True, value) on a usable hit; (False, None) on a miss."""
@@ -280,21 +287,23 @@ class MemorizedFunction:
         return {**metadata, "stored": stored}
 
     # -- the rest of the memoized-function API --------------------------------------------------
-    def call(self, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+    def call(self, *args: P.args, **kwargs: P.kwargs) -> tuple[R, dict[str, Any]]:
         """Compute (even if cached), store, and return ``(output, metadata)``."""
         call_id, arguments = self._call_id(args, kwargs)
         with self.store.lock_item(call_id, self.wait_timeout):
             self.store.clear_item(call_id)
             return self._compute_and_store(call_id, arguments, args, kwargs)
 
-    def call_and_shelve(self, *args: Any, **kwargs: Any) -> MemorizedResult | NotMemorizedResult:
+    def call_and_shelve(
+        self, *args: P.args, **kwargs: P.kwargs
+    ) -> MemorizedResult | NotMemorizedResult:
         """Make sure the result is cached and return a handle to it instead of the value."""
         value, call_id = self._lookup_or_compute(args, kwargs)
         if call_id is None:  # uncacheable arguments: nothing to shelve
             return NotMemorizedResult(value)
         return MemorizedResult(self.store, call_id, self.mmap_mode, self.identity.display_name)
 
-    def check_call_in_cache(self, *args: Any, **kwargs: Any) -> bool:
+    def check_call_in_cache(self, *args: P.args, **kwargs: P.kwargs) -> bool:
         """True if this call's result is cached (and still valid); computes nothing."""
         call_id, _ = self._call_id(args, kwargs)
         if not self.store.contains_item(call_id):
@@ -348,11 +357,11 @@ class MemorizedFunction:
 
 
 def _rebuild(
-    kind: type[MemorizedFunction],
+    kind: type[MemorizedFunction[Any, Any]],
     function: Callable[..., Any],
     store: StoreBackendBase,
     options: dict[str, Any],
-) -> MemorizedFunction:
+) -> MemorizedFunction[Any, Any]:
     return kind(function, store, **options)
 
 

@@ -11,18 +11,20 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
 
-from forklift.cache.memoized import MemorizedFunction, warn_cache_problem
+from forklift.cache.memoized import MemorizedFunction, P, warn_cache_problem
 from forklift.cache.shelved import MemorizedResult, NotMemorizedResult
 from forklift.cache.stores.base import CallId, StoreBackendBase
 from forklift.errors import HashingError
 
 __all__ = ["AsyncMemorizedFunction", "memorize"]
 
+R = TypeVar("R")
 
-class AsyncMemorizedFunction(MemorizedFunction):
+
+class AsyncMemorizedFunction(MemorizedFunction[P, Awaitable[Any]]):
     """The memoized form of a coroutine function: ``await cached(...)``.
 
     Examples:
@@ -38,6 +40,7 @@ class AsyncMemorizedFunction(MemorizedFunction):
         (42, 42, True)
     """
 
+    # Typed as the function's own awaitable result: ``await cached(...)`` gives its value.
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return (await self._lookup_or_compute_async(args, kwargs))[0]
 
@@ -104,8 +107,10 @@ class AsyncMemorizedFunction(MemorizedFunction):
 
 
 def memorize(
-    function: Callable[..., Any], store: StoreBackendBase, **options: Any
-) -> MemorizedFunction:
+    function: Callable[P, R], store: StoreBackendBase, **options: Any
+) -> MemorizedFunction[P, R]:
     """The right memoized wrapper for ``function`` (async for coroutine functions)."""
-    kind = AsyncMemorizedFunction if inspect.iscoroutinefunction(function) else MemorizedFunction
-    return kind(function, store, **options)
+    if inspect.iscoroutinefunction(function):
+        # The result type R is the coroutine the function returns; so is this __call__'s.
+        return cast("MemorizedFunction[P, R]", AsyncMemorizedFunction(function, store, **options))
+    return MemorizedFunction(function, store, **options)

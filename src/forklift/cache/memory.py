@@ -16,7 +16,7 @@ import inspect
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, ParamSpec, TypeAlias, TypeVar, overload
 
 from forklift.cache.enforcer import LimitEnforcer
 from forklift.cache.memoized import MemorizedFunction
@@ -29,6 +29,11 @@ from forklift.config import MMAP_MODES
 from forklift.errors import ConfigurationError
 
 __all__ = ["Memory"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+# What Memory.cache returns: a memoized function, or (no location) the function uncached.
+CachedFunction: TypeAlias = "MemorizedFunction[P, R] | NotMemorizedFunction[P, R]"
 
 _UNSET: Any = object()
 
@@ -117,6 +122,32 @@ class Memory:
             if self.store_backend is None or not self.limits.any
             else LimitEnforcer(self.store_backend, self.limits)
         )
+
+    @overload
+    def cache(
+        self,
+        func: Callable[P, R],
+        ignore: Iterable[str] | None = None,
+        verbose: int | None = None,
+        mmap_mode: str | bool | None = False,
+        cache_validation_callback: Callable[[dict[str, Any]], bool] | None = None,
+        *,
+        version: str | None = None,
+        input_files: Iterable[str] | Mapping[str, str] | None = None,
+    ) -> CachedFunction[P, R]: ...
+
+    @overload
+    def cache(
+        self,
+        func: None = None,
+        ignore: Iterable[str] | None = None,
+        verbose: int | None = None,
+        mmap_mode: str | bool | None = False,
+        cache_validation_callback: Callable[[dict[str, Any]], bool] | None = None,
+        *,
+        version: str | None = None,
+        input_files: Iterable[str] | Mapping[str, str] | None = None,
+    ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]: ...
 
     def cache(
         self,
