@@ -192,10 +192,10 @@ class MemorizedFunction(Generic[P, R]):
         if self.mmap_mode is not None:
             return  # the caller asked for memory maps, which bytes in memory are not
         try:
-            payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+            payload = _small_pickle(value)
         except Exception:  # not keeping it hot only costs speed
             return
-        if len(payload) > HOT_ENTRY_BYTES:
+        if payload is None:
             return
         stamp = self.store.entry_stamp(call_id)
         if stamp is None:
@@ -227,7 +227,9 @@ class MemorizedFunction(Generic[P, R]):
             return value, call_id
         lock = self.store.lock_item(call_id, self.wait_timeout)
         with lock as held:
-            if held:  # someone may have computed it while we waited for the lock
+            # Someone may have stored it while we waited for the lock (a cheap look first:
+            # usually nobody did).
+            if held and self.store.contains_item(call_id):
                 found, value = self._load(call_id, arguments)
                 if found:
                     return value, call_id
@@ -363,6 +365,27 @@ def _rebuild(
     options: dict[str, Any],
 ) -> MemorizedFunction[Any, Any]:
     return kind(function, store, **options)
+
+
+def _small_pickle(value: Any) -> bytes | None:
+    """``value`` pickled if that takes at most :data:`HOT_ENTRY_BYTES`, else None.
+
+    Arrays are measured before they are copied: a first pickling keeps their buffers out of
+    band and only adds up their sizes (pickling a 100 MB result in band only to drop it
+    cost about as much as loading it).
+    """
+    buffered = 0
+
+    def measure(buffer: pickle.PickleBuffer) -> None:
+        nonlocal buffered
+        buffered += buffer.raw().nbytes
+
+    payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL, buffer_callback=measure)
+    if len(payload) + buffered > HOT_ENTRY_BYTES:
+        return None
+    if buffered:  # small arrays: pickle them in band this time
+        payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    return payload
 
 
 def warn_cache_problem(message: str) -> None:

@@ -82,7 +82,8 @@ class AsyncMemorizedFunction(MemorizedFunction[P, Awaitable[Any]]):
         lock = self.store.lock_item(call_id, self.wait_timeout)
         held = await asyncio.to_thread(lock.__enter__)  # waiting must not block the loop
         try:
-            if held:  # someone may have computed it while we waited for the lock
+            # Someone may have stored it while we waited for the lock (see memoized.py).
+            if held and self.store.contains_item(call_id):
                 found, value = self._load(call_id, arguments)
                 if found:
                     return value, call_id

@@ -69,10 +69,10 @@ def pickle_plain(value: Any) -> bytes | None:
     pickled by the standard pickler: such results go to a side file in persist's format."""
     buffers = 0
 
-    def count(_: pickle.PickleBuffer) -> bool:
+    def count(_: pickle.PickleBuffer) -> None:
         nonlocal buffers
         buffers += 1
-        return True  # keep the buffer out of band: counting it must not copy it
+        # None: the buffer stays out of band, so a 100 MB array is not copied to find out.
 
     try:
         payload = pickle.dumps(value, protocol=5, buffer_callback=count)

@@ -51,6 +51,9 @@ _RECORD = "function.json"
 _STALE_TEMP_SECONDS = 3600
 _VERSION_PREFIX = "code-"
 _VERIFIED_REMEMBERED = 100_000
+# Mapped entries checked in this process (path, inode, size, mtime): per process, not per
+# store, as every Memory on one folder reads the same files.
+_verified: set[tuple[str, int, int, int]] = set()
 
 
 class LocalStore(StoreBackendBase):
@@ -61,7 +64,6 @@ class LocalStore(StoreBackendBase):
         self.location = ""
         self._version_paths: dict[tuple[tuple[str, ...], str], str] = {}
         self._known_dirs: set[str] = set()  # folders this process created or saw
-        self._verified: set[tuple[str, int, int, int]] = set()  # mapped entries checked
 
     def configure(
         self, location: str, verbose: int = 0, backend_options: dict[str, Any] | None = None
@@ -131,10 +133,12 @@ class LocalStore(StoreBackendBase):
         stem = self._stem(call_id)
         path = f"{stem}{_ENTRY}"
         try:
-            with open(path, "rb") as file:
-                data = file.read()
+            data = _read_file(path)
         except FileNotFoundError:
-            return self._load_file(call_id, legacy.output_path(stem), mmap_mode)
+            old = legacy.output_path(stem)
+            if not os.path.exists(old):  # a plain miss: one failed stat, not a persist load
+                raise KeyError(call_id) from None
+            return self._load_file(call_id, old, mmap_mode)
         try:
             entry = entries.decode(data)
             if entry.kind == entries.INLINE:
@@ -168,12 +172,12 @@ class LocalStore(StoreBackendBase):
         """
         status = os.stat(path)
         stamp = (path, status.st_ino, status.st_size, status.st_mtime_ns)
-        if stamp in self._verified:
+        if stamp in _verified:
             return
         load(path, verify=True)
-        if len(self._verified) >= _VERIFIED_REMEMBERED:
-            self._verified.clear()
-        self._verified.add(stamp)
+        if len(_verified) >= _VERIFIED_REMEMBERED:
+            _verified.clear()
+        _verified.add(stamp)
 
     def dump_item(
         self, call_id: CallId, value: Any, metadata: dict[str, Any], compress: Any = False
@@ -253,8 +257,7 @@ class LocalStore(StoreBackendBase):
     def get_metadata(self, call_id: CallId) -> dict[str, Any] | None:
         stem = self._stem(call_id)
         try:
-            with open(f"{stem}{_ENTRY}", "rb") as file:
-                data = file.read()
+            data = _read_file(f"{stem}{_ENTRY}")
         except FileNotFoundError:
             return legacy.metadata(stem)
         except OSError:
@@ -375,6 +378,23 @@ class LocalStore(StoreBackendBase):
                     with contextlib.suppress(OSError):  # removed meanwhile
                         items.append(_item_info(function, version, entry))
         return items
+
+
+def _read_file(path: str) -> bytes:
+    """The whole file, with plain system calls (``open()``'s buffered file object costs
+    more than the read of a small entry)."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        size = os.fstat(descriptor).st_size
+        data = os.read(descriptor, size + 1)  # one more byte: notices a file that grew
+        if len(data) <= size:
+            return data
+        chunks = [data]
+        while chunk := os.read(descriptor, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(descriptor)
 
 
 def _check_key(key: str, root: Path) -> None:
