@@ -70,6 +70,7 @@ class KeyLock(ItemLock):
         self._descriptor: int | None = None
         self._taken_over = False  # the claim was left by a dead holder: it may hold bytes
         self._published = False
+        self._claims: dict[str, KeyLock] | None = None  # the entering thread's claims
 
     def __enter__(self) -> bool:
         self._descriptor = self._acquire()
@@ -79,13 +80,18 @@ class KeyLock(ItemLock):
         if claims is None:
             claims = _held.claims = {}
         claims[self.claim_path] = self
+        self._claims = claims
         return True
 
     def __exit__(self, *exc_info: object) -> None:
         descriptor, self._descriptor = self._descriptor, None
         if descriptor is None:
             return
-        _held.claims.pop(self.claim_path, None)
+        # The thread leaving may not be the one that entered (asyncio enters in a worker
+        # thread): clean the entering thread's map.
+        claims = self._claims
+        if claims is not None and claims.get(self.claim_path) is self:
+            del claims[self.claim_path]
         if not self._published:
             with contextlib.suppress(OSError):  # removed with the cache meanwhile
                 os.unlink(self.claim_path)
