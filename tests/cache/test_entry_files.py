@@ -3,7 +3,9 @@ entry folders still served, damage detected, and a fresh process's hit without n
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -116,6 +118,24 @@ def test_entries_of_the_old_layout_are_hits_listed_and_cleared(tmp_path: Path) -
     store.clear_item(item.call_id)
     assert not folder.exists()
     assert not fresh.check_call_in_cache(7)
+
+
+def test_listing_removes_claims_abandoned_long_ago_but_never_held_ones(tmp_path: Path) -> None:
+    cached = Memory(tmp_path, verbose=0).cache(lambda x: x + 1)
+    cached(1)
+    store = store_of(cached)
+    [item] = store.get_items()
+    shard = store.entry_path(item.call_id).parent
+    abandoned, held = shard / f"{'a' * 32}.claim", shard / f"{'b' * 32}.claim"
+    for claim in (abandoned, held):
+        claim.write_bytes(b"half an entry")
+        os.utime(claim, (1.0, 1.0))  # written long ago
+    with open(held, "rb") as holder:
+        fcntl.flock(holder.fileno(), fcntl.LOCK_EX)  # a computation still running
+        assert len(store.get_items()) == 1
+        assert held.exists()
+    assert not abandoned.exists()
+    held.unlink()
 
 
 FIRST_HIT = textwrap.dedent(

@@ -5,7 +5,8 @@ The life of a call (see :meth:`MemorizedFunction._lookup_or_compute`)::
     arguments --bind, fill defaults, drop ignored--> key --> CallId(function, version, key)
         hit:  load, touch (for LRU), return
         miss: take the key's lock (other threads/processes computing it wait) -> look again
-              -> compute -> store atomically -> release -> return
+              (``contains_item``: one stat, usually nobody stored it meanwhile) -> compute
+              -> store atomically -> release -> return
 
 Hot entries: a small result (pickled size up to :data:`HOT_ENTRY_BYTES`) that was loaded or
 stored is also kept in memory as its pickled bytes. A later hit checks with one ``stat`` that

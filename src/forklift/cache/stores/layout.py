@@ -26,6 +26,7 @@ __all__ = [
     "RECORD",
     "ROOT",
     "SIDE",
+    "STALE_TEMP_SECONDS",
     "VERSION_PREFIX",
     "check_key",
     "entries_of_version",

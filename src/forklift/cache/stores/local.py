@@ -49,6 +49,7 @@ from forklift.cache.stores.layout import (
     RECORD,
     ROOT,
     SIDE,
+    STALE_TEMP_SECONDS,
     VERSION_PREFIX,
     check_key,
     describe_entry,
@@ -58,7 +59,7 @@ from forklift.cache.stores.layout import (
     remove_tree,
     sweep_stale_temporaries,
 )
-from forklift.cache.stores.locks import KeyLock, held_claim
+from forklift.cache.stores.locks import KeyLock, held_claim, remove_if_abandoned
 from forklift.cache.stores.trust import others_can_write
 from forklift.errors import CacheEntryDamagedError, CacheWarning, ConfigurationError
 from forklift.persist import dump, load
@@ -389,6 +390,10 @@ class LocalStore(StoreBackendBase):
                     continue
                 sweep_stale_temporaries(version_dir)
                 version = version_dir.name.removeprefix(VERSION_PREFIX)
+                for claim in version_dir.glob(f"*/*{CLAIM}"):
+                    with contextlib.suppress(OSError):
+                        if claim.stat().st_mtime < time.time() - STALE_TEMP_SECONDS:
+                            remove_if_abandoned(str(claim))
                 for entry in entries_of_version(version_dir):
                     with contextlib.suppress(OSError):  # removed meanwhile
                         items.append(describe_entry(function, version, entry))

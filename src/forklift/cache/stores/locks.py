@@ -33,7 +33,7 @@ from collections.abc import Callable
 
 from forklift.cache.stores.base import ItemLock
 
-__all__ = ["KeyLock", "held_claim"]
+__all__ = ["KeyLock", "held_claim", "remove_if_abandoned"]
 
 _FIRST_SLEEP = 0.002
 _LONGEST_SLEEP = 0.1
@@ -159,6 +159,25 @@ class KeyLock(ItemLock):
         except FileNotFoundError:  # the shard folder does not exist yet (or was cleared)
             self._make_folder(os.path.dirname(self.claim_path))
             return os.open(self.claim_path, _CREATE, 0o666)
+
+
+def remove_if_abandoned(claim_path: str) -> bool:
+    """Remove a claim nobody holds (its writer died and no caller came back for the key);
+    True if removed. Removing it as its owner would - locked, and still named by its path -
+    keeps the invariant: a live holder's claim is never touched."""
+    try:
+        descriptor = os.open(claim_path, _OPEN)
+    except OSError:
+        return False
+    try:
+        if not _try_lock(descriptor) or not _names(claim_path, descriptor):
+            return False
+        os.unlink(claim_path)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(descriptor)
 
 
 def _try_lock(descriptor: int) -> bool:
