@@ -8,7 +8,6 @@ lock on a key runs in a thread, so it never blocks the event loop.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
@@ -48,7 +47,7 @@ class AsyncMemorizedFunction(MemorizedFunction[P, Awaitable[Any]]):
         """Compute (even if cached), store, and return ``(output, metadata)``."""
         call_id, arguments = self._call_id(args, kwargs)
         lock = self.store.lock_item(call_id, self.wait_timeout)
-        await asyncio.to_thread(lock.__enter__)  # waiting must not block the loop
+        await _in_thread(lock.__enter__)  # waiting must not block the loop
         try:
             self.store.clear_item(call_id)
             self._forget(call_id.key)
@@ -80,7 +79,7 @@ class AsyncMemorizedFunction(MemorizedFunction[P, Awaitable[Any]]):
         if found:
             return value, call_id
         lock = self.store.lock_item(call_id, self.wait_timeout)
-        held = await asyncio.to_thread(lock.__enter__)  # waiting must not block the loop
+        held = await _in_thread(lock.__enter__)  # waiting must not block the loop
         try:
             # Someone may have stored it while we waited for the lock (see memoized.py).
             if held and self.store.contains_item(call_id):
@@ -105,6 +104,14 @@ class AsyncMemorizedFunction(MemorizedFunction[P, Awaitable[Any]]):
         started = time.perf_counter()
         value = await self.func(*args, **kwargs)
         return value, self._store(call_id, arguments, value, time.perf_counter() - started)
+
+
+async def _in_thread(function: Callable[[], bool]) -> bool:
+    # asyncio is imported by the first coroutine that waits, not with the cache: it is
+    # already loaded in any process running one, and cost 15-65 ms of every other's start.
+    import asyncio
+
+    return await asyncio.to_thread(function)
 
 
 def memorize(
