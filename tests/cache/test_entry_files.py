@@ -27,7 +27,6 @@ def shard_files(root: Path) -> list[str]:
         path.name
         for version in root.rglob("code-*")
         for shard in version.iterdir()
-        if shard.name != "fu"  # the function record's claim shard ("function-record")
         for path in shard.iterdir()
     )
 
@@ -101,8 +100,9 @@ def test_entries_of_the_old_layout_are_hits_listed_and_cleared(tmp_path: Path) -
     [item] = store.get_items()
     # Rewrite the entry as forklift wrote it before entry files: a folder of two files.
     store.entry_path(item.call_id).unlink()
-    folder = store.entry_dir(item.call_id)
-    folder.mkdir()
+    key = item.call_id.key
+    folder = store.version_dir(item.call_id.function, item.call_id.version) / key[:2] / key
+    folder.mkdir(parents=True)
     dump([7], folder / "output.fkl")
     (folder / "meta.json").write_text(json.dumps({"duration": 1.0, "time": 0.0}))
 
@@ -152,7 +152,9 @@ FIRST_HIT = textwrap.dedent(
 )
 
 
-def test_a_fresh_process_hit_on_a_plain_result_imports_neither_numpy_nor_persist(tmp_path: Path) -> None:
+def test_a_fresh_process_hit_on_a_plain_result_imports_neither_numpy_nor_persist(
+    tmp_path: Path,
+) -> None:
     def run() -> str:
         done = subprocess.run(
             [sys.executable, "-c", FIRST_HIT, str(tmp_path)],

@@ -25,6 +25,7 @@ __all__ = [
     "ENTRY",
     "RECORD",
     "ROOT",
+    "SHARD_CHARACTERS",
     "SIDE",
     "STALE_TEMP_SECONDS",
     "VERSION_PREFIX",
@@ -43,6 +44,7 @@ SIDE = ".fkl"
 CLAIM = ".claim"
 RECORD = "function.json"
 VERSION_PREFIX = "code-"
+SHARD_CHARACTERS = 1  # entries are sharded by the first hex digit of their key: 16 folders
 STALE_TEMP_SECONDS = 3600
 
 

@@ -17,9 +17,18 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["OUTPUT", "folder_size", "metadata", "output_path", "stamp", "touch"]
+__all__ = [
+    "OUTPUT",
+    "SHARD_CHARACTERS",
+    "folder_size",
+    "metadata",
+    "output_path",
+    "stamp",
+    "touch",
+]
 
 OUTPUT = "output.fkl"
+SHARD_CHARACTERS = 2  # old entries were sharded by two hex digits: <key[:2]>/<key>/
 META = "meta.json"
 
 

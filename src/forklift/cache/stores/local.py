@@ -5,12 +5,12 @@ Layout under ``<location>/forklift/``::
     <module parts>/<function>/            one folder per function
         function.json                     its current code fingerprint and where it is defined
         code-<version>/                   one folder per code version
-            <key[:2]>/                    256 shards keep folders small even with a million
+            <key[:1]>/                    16 shards (see below)
                 <key>.entry                 one entry: metadata header + pickled result
                                             (:mod:`.entries` has the format)
                 <key>.fkl                   a result holding arrays, in persist's format
                 <key>.claim                 a key being computed (:mod:`.locks`)
-                <key>/                      an entry of the old layout (:mod:`.legacy`)
+            <key[:2]>/<key>/              an entry of the old layout (:mod:`.legacy`)
 
 A miss claims the key (creates ``<key>.claim``), computes, writes the entry into the claim
 and renames it to ``<key>.entry``: readers see a whole entry or none, two writers of one key
@@ -22,8 +22,14 @@ reads one file. The entry's access time is its last access, which least-recently
 eviction sorts by (set explicitly by ``touch``, so ``noatime`` mounts work); its
 modification time is its creation.
 
-Rejected: no shards (256 ``mkdir`` on the first misses of a version would be saved, but a
-million entries in one folder is slow to list on network filesystems); a pack file of many
+Shards: 16, so the first misses of a new code version create at most 16 folders. With 256
+(the old layout's), a fresh cache's first few hundred misses each created a shard folder as
+well as the entry - two creations, not one: the miss benchmark (200 keys, fresh folder)
+measured 0.47 times joblib's overhead then. 16 folders still hold a million entries as
+62,500 files each, which ext4's and xfs's hashed directories look up in constant time.
+
+Rejected: no shards (one folder of a million files is slow to list on network
+filesystems); a pack file of many
 entries (one creation per process, not per miss, but eviction and atomic replacement would
 need an index and compaction: a database, which is what the cache must not require).
 """
@@ -48,6 +54,7 @@ from forklift.cache.stores.layout import (
     ENTRY,
     RECORD,
     ROOT,
+    SHARD_CHARACTERS,
     SIDE,
     STALE_TEMP_SECONDS,
     VERSION_PREFIX,
@@ -123,25 +130,33 @@ class LocalStore(StoreBackendBase):
         return self.function_dir(function) / f"{VERSION_PREFIX}{version}"
 
     def entry_dir(self, call_id: CallId) -> Path:
-        """The entry's path without its suffix (``.../<key[:2]>/<key>``); the key is checked,
+        """The entry's path without its suffix (``.../<key[:1]>/<key>``); the key is checked,
         as for every write and delete."""
         check_key(call_id.key, self.root)
         return Path(self._stem(call_id))
 
     def entry_path(self, call_id: CallId) -> Path:
-        """The entry's file (``.../<key[:2]>/<key>.entry``)."""
+        """The entry's file (``.../<key[:1]>/<key>.entry``)."""
         return Path(f"{self.entry_dir(call_id)}{ENTRY}")
 
-    def _stem(self, call_id: CallId) -> str:
+    def _version_path(self, call_id: CallId) -> str:
         # The hit path: plain string joins, with the version folder remembered per function.
         version_path = self._version_paths.get((call_id.function, call_id.version))
         if version_path is None:
             version_path = str(self.version_dir(call_id.function, call_id.version))
             self._version_paths[(call_id.function, call_id.version)] = version_path
+        return version_path
+
+    def _stem(self, call_id: CallId) -> str:
         # The key is not checked on this path, which reads (hits): writes, deletes and locks
         # check it (entry_dir, dump_item, lock_item), as function_dir checks the rest.
         key = call_id.key
-        return f"{version_path}/{key[:2]}/{key}"
+        return f"{self._version_path(call_id)}/{key[:SHARD_CHARACTERS]}/{key}"
+
+    def _old_stem(self, call_id: CallId) -> str:
+        """Where the old layout kept this entry's folder (:mod:`.legacy`)."""
+        key = call_id.key
+        return f"{self._version_path(call_id)}/{key[: legacy.SHARD_CHARACTERS]}/{key}"
 
     # -- entries -----------------------------------------------------------------------------
     def load_item(self, call_id: CallId, mmap_mode: str | None = None) -> Any:
@@ -150,7 +165,7 @@ class LocalStore(StoreBackendBase):
         try:
             data = _read_file(path)
         except FileNotFoundError:
-            old = legacy.output_path(stem)
+            old = legacy.output_path(self._old_stem(call_id))
             if not os.path.exists(old):  # a plain miss: one failed stat, not a persist load
                 raise KeyError(call_id) from None
             return self._load_file(call_id, old, mmap_mode)
@@ -266,15 +281,16 @@ class LocalStore(StoreBackendBase):
         self._known_dirs.add(folder)
 
     def contains_item(self, call_id: CallId) -> bool:
-        stem = self._stem(call_id)
-        return os.path.exists(f"{stem}{ENTRY}") or os.path.exists(legacy.output_path(stem))
+        return os.path.exists(f"{self._stem(call_id)}{ENTRY}") or os.path.exists(
+            legacy.output_path(self._old_stem(call_id))
+        )
 
     def get_metadata(self, call_id: CallId) -> dict[str, Any] | None:
         stem = self._stem(call_id)
         try:
             data = _read_file(f"{stem}{ENTRY}")
         except FileNotFoundError:
-            return legacy.metadata(stem)
+            return legacy.metadata(self._old_stem(call_id))
         except OSError:
             return None
         try:
@@ -288,14 +304,14 @@ class LocalStore(StoreBackendBase):
         for path in (f"{stem}{ENTRY}", f"{stem}{SIDE}"):  # the entry first: it commits
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
-        remove_tree(Path(stem))  # an entry of the old layout
+        remove_tree(Path(self._old_stem(call_id)))  # an entry of the old layout
 
     def entry_stamp(self, call_id: CallId) -> object | None:
         stem = self._stem(call_id)
         try:
             status = os.stat(f"{stem}{ENTRY}")
         except FileNotFoundError:
-            return legacy.stamp(stem)
+            return legacy.stamp(self._old_stem(call_id))
         except OSError:
             return None
         # touch() sets the access time only, so the stamp holds across hits.
@@ -311,7 +327,7 @@ class LocalStore(StoreBackendBase):
         except OSError:
             return None
         try:
-            size, last_access, created = legacy.folder_size(Path(stem))
+            size, last_access, created = legacy.folder_size(Path(self._old_stem(call_id)))
         except OSError:
             return None
         return ItemInfo(call_id, size, last_access, created)
@@ -324,7 +340,7 @@ class LocalStore(StoreBackendBase):
             # the stamp) is kept.
             os.utime(path, ns=(time.time_ns(), os.stat(path).st_mtime_ns))
         except FileNotFoundError:
-            legacy.touch(stem)
+            legacy.touch(self._old_stem(call_id))
         except OSError:
             pass  # a read-only cache still serves hits
 
