@@ -20,7 +20,7 @@ from concurrent.futures import Future, InvalidStateError
 from multiprocessing.connection import Connection
 from typing import Any
 
-from forklift.errors import RemoteTraceback, TaskPicklingError
+from forklift.errors import ConfigurationError, RemoteTraceback, TaskPicklingError
 from forklift.pool.error_transport import attach_remote_traceback
 from forklift.pool.sharing import SharingScope, load_shared_definition
 
@@ -174,4 +174,4 @@ def describe(fn: object) -> str:
 
 def check_positive(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")
