@@ -18,13 +18,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from forklift._support.naming import MMAP_MODES
 from forklift.cache.enforcer import LimitEnforcer
 from forklift.cache.memoized import MemorizedFunction
 from forklift.cache.memoized_async import memorize
 from forklift.cache.policies import Limits, select_evictions
 from forklift.cache.shelved import AsyncNotMemorizedFunction, NotMemorizedFunction
 from forklift.cache.stores.base import StoreBackendBase, create_store
-from forklift.config import MMAP_MODES
 from forklift.errors import ConfigurationError
 
 __all__ = ["Memory"]
