@@ -58,81 +58,17 @@ This package imports nothing from forklift outside itself; every other room may 
 
 from __future__ import annotations
 
-from forklift.errors._base import (
-    ConfigurationError,
-    ForkliftError,
-    ForkliftWarning,
-    MissingDependencyError,
-    UnknownBackendError,
-    UnknownCompressorError,
-    UnknownHashError,
-    UnknownStoreError,
-)
-from forklift.errors._cluster import (
-    ClusterCancelledError,
-    ClusterConnectionError,
-    ClusterError,
-    ClusterWorkerLostError,
-)
-from forklift.errors._running import (
-    InvalidTaskError,
-    ParallelStateError,
-    ParallelTimeoutError,
-    RemoteTraceback,
-    TaskPicklingError,
-    TasksCancelledWarning,
-    TaskTimeoutError,
-    TempSpaceError,
-    TerminatedWorkerError,
-    WorkerStartError,
-)
-from forklift.errors._storage import (
-    CacheEntryDamagedError,
-    CacheWarning,
-    CallArgumentsError,
-    CompressorUnavailableError,
-    CorruptFileError,
-    HashingError,
-    PersistError,
-    PersistWarning,
-    UnsafeLoadError,
-    UnsupportedFormatError,
-)
+from forklift.errors import _base, _cluster, _running, _storage
+from forklift.errors._base import *  # noqa: F403 - each part's __all__ is its list of names
+from forklift.errors._cluster import *  # noqa: F403
+from forklift.errors._running import *  # noqa: F403
+from forklift.errors._storage import *  # noqa: F403
 
-__all__ = [
-    "CacheEntryDamagedError",
-    "CacheWarning",
-    "CallArgumentsError",
-    "ClusterCancelledError",
-    "ClusterConnectionError",
-    "ClusterError",
-    "ClusterWorkerLostError",
-    "CompressorUnavailableError",
-    "ConfigurationError",
-    "CorruptFileError",
-    "ForkliftError",
-    "ForkliftWarning",
-    "HashingError",
-    "InvalidTaskError",
-    "MissingDependencyError",
-    "ParallelStateError",
-    "ParallelTimeoutError",
-    "PersistError",
-    "PersistWarning",
-    "RemoteTraceback",
-    "TaskPicklingError",
-    "TaskTimeoutError",
-    "TasksCancelledWarning",
-    "TempSpaceError",
-    "TerminatedWorkerError",
-    "UnknownBackendError",
-    "UnknownCompressorError",
-    "UnknownHashError",
-    "UnknownStoreError",
-    "UnsafeLoadError",
-    "UnsupportedFormatError",
-    "WorkerStartError",
-]
+__all__ = []
+__all__ += _base.__all__
+__all__ += _running.__all__
+__all__ += _storage.__all__
+__all__ += _cluster.__all__
 
 # One public home: tracebacks, pickles and the API docs say forklift.errors.X.
 for _name in __all__:

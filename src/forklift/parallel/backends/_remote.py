@@ -47,11 +47,19 @@ import cloudpickle
 
 from forklift.errors import ClusterError, ForkliftError, TaskPicklingError
 from forklift.parallel.backends._shared_arguments import LargeArguments, Placeholder
-from forklift.parallel.backends.base import Batch, BatchOutcome, Call, describe_call, run_batch
+from forklift.parallel.backends.base import (
+    BackendCapabilities,
+    Batch,
+    BatchOutcome,
+    Call,
+    describe_call,
+    run_batch,
+)
 from forklift.pool.error_transport import pack_error
 from forklift.pool.main_classes import dumps as dumps_for_caller
 
 __all__ = [
+    "CLUSTER_CAPABILITIES",
     "ClusterTasks",
     "Failure",
     "engine_failures",
@@ -60,6 +68,17 @@ __all__ = [
     "translate",
     "unpack_outcome",
 ]
+
+# What a cluster backend is to the engine. A dask task costs a few milliseconds of scheduling
+# and transfer, a ray task a millisecond or more end to end: batches of 0.2 s keep that under
+# a few percent while leaving enough batches to balance load.
+CLUSTER_CAPABILITIES = BackendCapabilities(
+    uses_processes=True,
+    persistent_workers=True,
+    batch_target_seconds=0.2,
+    nested_backend="sequential",
+    default_n_jobs=-1,
+)
 
 Task = TypeVar("Task")  # the engine's handle for a submitted batch (dask Future, ray ObjectRef)
 

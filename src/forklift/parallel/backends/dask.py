@@ -38,13 +38,19 @@ from forklift.errors import (
     ConfigurationError,
     ParallelStateError,
 )
-from forklift.parallel.backends._remote import ClusterTasks, Failure, run_packed, translate
+from forklift.parallel.backends._remote import (
+    CLUSTER_CAPABILITIES,
+    ClusterTasks,
+    Failure,
+    run_packed,
+    translate,
+)
 from forklift.parallel.backends._shared_arguments import (
     DEFAULT_SHARE_THRESHOLD,
     LargeArguments,
     parse_share_options,
 )
-from forklift.parallel.backends.base import BackendCapabilities, Batch, BatchOutcome
+from forklift.parallel.backends.base import Batch, BatchOutcome
 
 __all__ = ["DaskBackend", "translate_dask_error"]
 
@@ -55,15 +61,7 @@ class DaskBackend:
     """Runs batches as tasks on a ``distributed.Client``'s cluster."""
 
     name = "dask"
-    capabilities = BackendCapabilities(
-        uses_processes=True,
-        persistent_workers=True,
-        # A dask task costs a few milliseconds of scheduling and transfer: batches of 0.2 s
-        # keep that under a few percent while leaving enough batches to balance load.
-        batch_target_seconds=0.2,
-        nested_backend="sequential",
-        default_n_jobs=-1,
-    )
+    capabilities = CLUSTER_CAPABILITIES
 
     def __init__(
         self,

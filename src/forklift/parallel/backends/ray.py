@@ -36,13 +36,19 @@ from forklift.errors import (
     ConfigurationError,
     ParallelStateError,
 )
-from forklift.parallel.backends._remote import ClusterTasks, Failure, run_packed, translate
+from forklift.parallel.backends._remote import (
+    CLUSTER_CAPABILITIES,
+    ClusterTasks,
+    Failure,
+    run_packed,
+    translate,
+)
 from forklift.parallel.backends._shared_arguments import (
     DEFAULT_SHARE_THRESHOLD,
     LargeArguments,
     parse_share_options,
 )
-from forklift.parallel.backends.base import BackendCapabilities, Batch, BatchOutcome
+from forklift.parallel.backends.base import Batch, BatchOutcome
 
 __all__ = ["RayBackend", "translate_ray_error"]
 
@@ -71,14 +77,7 @@ class RayBackend:
     """Runs batches as ray tasks."""
 
     name = "ray"
-    capabilities = BackendCapabilities(
-        uses_processes=True,
-        persistent_workers=True,
-        # A ray task costs around a millisecond or more end to end; see the dask backend.
-        batch_target_seconds=0.2,
-        nested_backend="sequential",
-        default_n_jobs=-1,
-    )
+    capabilities = CLUSTER_CAPABILITIES
 
     def __init__(
         self,
