@@ -45,7 +45,7 @@ from typing import Any, Generic, TypeVar
 
 import cloudpickle
 
-from forklift.errors import ClusterError, ForkliftError, TaskPicklingError
+from forklift.errors import ClusterError, ForkliftError, ParallelStateError, TaskPicklingError
 from forklift.parallel.backends._shared_arguments import LargeArguments, Placeholder
 from forklift.parallel.backends.base import (
     BackendCapabilities,
@@ -181,31 +181,50 @@ def unpack_outcome(payload: bytes) -> BatchOutcome:
 # -- the batches in flight ---------------------------------------------------------------------
 class ClusterTasks(Generic[Task]):
     """The batches a cluster backend has in flight: each one's engine task and key, the
-    local future the engine waits on, and the relay from the engine's callback to it."""
+    local future the engine waits on, and the relay from the engine's callback to it; and
+    the large arguments they share, from :meth:`start_sharing` to :meth:`take_all`."""
 
     def __init__(self, engine: str, table: Callable[[], Sequence[Failure]]) -> None:
         self.engine = engine
         self.table = table
         self._pending: dict[int, tuple[Task, str]] = {}  # id(local future) -> (task, key)
         self._lock = threading.Lock()
+        self._large: LargeArguments[Any] | None = None
+
+    def start_sharing(
+        self, share: Callable[[Any], Any], threshold: int | None, always: list[Any]
+    ) -> None:
+        """Share large arguments with ``share`` (the engine's put) from now until
+        :meth:`take_all`; kept across calls of one ``with Parallel(...)`` block."""
+        if self._large is None:
+            self._large = LargeArguments(share, threshold, always)
+
+    @property
+    def n_shared(self) -> int:
+        """How many objects were shared since sharing started (for tests and logs)."""
+        return 0 if self._large is None else self._large.n_shared
+
+    @property
+    def started(self) -> bool:
+        return self._large is not None
 
     def failures(self, key: str = "") -> contextlib.AbstractContextManager[None]:
         """:func:`engine_failures` for this engine."""
         return engine_failures(self.engine, self.table, key)
 
-    def prepare(
-        self, batch: Batch, large: LargeArguments[Any]
-    ) -> tuple[bytes, dict[str, Any], str]:
+    def prepare(self, batch: Batch) -> tuple[bytes, dict[str, Any], str]:
         """``(payload, handles of the shared arguments it needs, a fresh task key)``."""
+        if self._large is None:
+            raise ParallelStateError(f"the {self.engine} backend was not started")
         with self.failures():  # sharing talks to the cluster: its failure, not the task's
-            calls, handles = large.extract(batch.calls)
+            calls, handles = self._large.extract(batch.calls)
         payload = pack_batch(batch, calls)  # a task that cannot be pickled: the user's error
         # A fresh key: two batches with equal arguments are two tasks.
         key = f"forklift-{describe_call(batch.calls[0])}-{uuid.uuid4().hex}"
         return payload, handles, key
 
     def track(
-        self, task: Task, key: str, large: LargeArguments[Any], used: list[str]
+        self, task: Task, key: str, used: list[str]
     ) -> tuple[Future[BatchOutcome], Callable[[Any], None]]:
         """The batch's local future (running: from here the batch is the cluster's, and for
         ``task_timeout`` its clock runs), and the callback to give the engine's done
@@ -214,7 +233,8 @@ class ClusterTasks(Generic[Task]):
         with self._lock:
             self._pending[id(result)] = (task, key)
         result.set_running_or_notify_cancel()
-        return result, partial(self._relay, result, large, used)
+        assert self._large is not None  # prepare() made sure
+        return result, partial(self._relay, result, self._large, used)
 
     def _relay(
         self,
@@ -244,10 +264,14 @@ class ClusterTasks(Generic[Task]):
         return None if entry is None else entry[0]
 
     def take_all(self) -> list[Task]:
-        """Forget every batch in flight (to cancel them): their engine tasks."""
+        """Forget every batch in flight (to cancel them) and every shared object (the engine
+        frees them once no handle refers to them): the batches' engine tasks."""
         with self._lock:
             tasks = [task for task, _ in self._pending.values()]
             self._pending.clear()
+        if self._large is not None:
+            self._large.clear()
+            self._large = None
         return tasks
 
 

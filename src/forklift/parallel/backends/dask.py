@@ -47,7 +47,6 @@ from forklift.parallel.backends._remote import (
 )
 from forklift.parallel.backends._shared_arguments import (
     DEFAULT_SHARE_THRESHOLD,
-    LargeArguments,
     parse_share_options,
 )
 from forklift.parallel.backends.base import Batch, BatchOutcome
@@ -95,7 +94,6 @@ class DaskBackend:
         self._own_client: Any = None
         self._threshold, self._forced = parse_share_options("dask", scatter_threshold, scatter)
         self._client: Any = None  # the client of the running call, set by start()
-        self._large: LargeArguments[Any] | None = None
         self._tasks: ClusterTasks[Any] = ClusterTasks(self.name, dask_failures)
         self._seceded = False
 
@@ -140,14 +138,13 @@ class DaskBackend:
     @property
     def n_scattered(self) -> int:
         """How many objects this backend scattered since it started (for tests and logs)."""
-        return 0 if self._large is None else self._large.n_shared
+        return self._tasks.n_shared
 
     def start(self, n_workers: int) -> None:
         if self._client is None:
             self._client = self._find_client()
             self._secede_if_in_task()
-        if self._large is None:
-            self._large = LargeArguments(self._scatter, self._threshold, self._forced)
+        self._tasks.start_sharing(self._scatter, self._threshold, self._forced)
 
     def _secede_if_in_task(self) -> None:
         """Called from inside a dask task (a nested ``backend="dask"`` call): give the task's
@@ -171,13 +168,13 @@ class DaskBackend:
 
     # -- batches ---------------------------------------------------------------------------
     def submit(self, batch: Batch) -> Future[BatchOutcome]:
-        if self._client is None or self._large is None:
+        if self._client is None:
             raise ParallelStateError("the dask backend was not started")
-        payload, handles, key = self._tasks.prepare(batch, self._large)
+        payload, handles, key = self._tasks.prepare(batch)
         with self._tasks.failures(key):
             # pure=False: two batches with equal arguments are two tasks.
             task = self._client.submit(run_packed, payload, handles, self.name, key=key, pure=False)
-        result, relay = self._tasks.track(task, key, self._large, list(handles))
+        result, relay = self._tasks.track(task, key, list(handles))
         task.add_done_callback(relay)
         return result
 
@@ -197,9 +194,6 @@ class DaskBackend:
                 self._client.cancel(pending)
             except Exception:  # a lost cluster cannot be told; its tasks are gone anyway
                 logger.warning("could not cancel %d dask tasks", len(pending), exc_info=True)
-        if self._large is not None:
-            self._large.clear()
-            self._large = None
 
     def stop(self, wait: bool = True) -> None:
         self.abort()

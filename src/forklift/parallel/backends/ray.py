@@ -45,7 +45,6 @@ from forklift.parallel.backends._remote import (
 )
 from forklift.parallel.backends._shared_arguments import (
     DEFAULT_SHARE_THRESHOLD,
-    LargeArguments,
     parse_share_options,
 )
 from forklift.parallel.backends.base import Batch, BatchOutcome
@@ -108,7 +107,6 @@ class RayBackend:
         self._address = address
         self._remote_args = dict(remote_args or {})
         self._threshold, self._forced = parse_share_options("ray", scatter_threshold, scatter)
-        self._large: LargeArguments[Any] | None = None
         self._tasks: ClusterTasks[Any] = ClusterTasks(self.name, ray_failures)
         self._started = False
 
@@ -133,18 +131,17 @@ class RayBackend:
     @property
     def n_scattered(self) -> int:
         """How many objects this backend put in the object store since it started."""
-        return 0 if self._large is None else self._large.n_shared
+        return self._tasks.n_shared
 
     def start(self, n_workers: int) -> None:
         self._connect()
         self._started = True
-        if self._large is None:
-            self._large = LargeArguments(self._ray.put, self._threshold, self._forced)
+        self._tasks.start_sharing(self._ray.put, self._threshold, self._forced)
 
     def submit(self, batch: Batch) -> Future[BatchOutcome]:
-        if not self._started or self._large is None:
+        if not self._started:
             raise ParallelStateError("the ray backend was not started")
-        payload, handles, key = self._tasks.prepare(batch, self._large)
+        payload, handles, key = self._tasks.prepare(batch)
         keys = list(handles)
         options = {"name": key, **self._remote_args}
         with self._tasks.failures(key):
@@ -155,7 +152,7 @@ class RayBackend:
                 raise ConfigurationError(
                     f"ray refused the task options {options}: {error}"
                 ) from error
-        result, relay = self._tasks.track(ref, key, self._large, keys)
+        result, relay = self._tasks.track(ref, key, keys)
         ref.future().add_done_callback(relay)
         return result
 
@@ -177,9 +174,6 @@ class RayBackend:
                 self._ray.cancel(ref, force=False)
             except Exception:
                 logger.warning("could not cancel a ray task", exc_info=True)
-        if self._large is not None:
-            self._large.clear()
-            self._large = None
 
     def stop(self, wait: bool = True) -> None:
         self.abort()
