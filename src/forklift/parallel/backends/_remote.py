@@ -64,6 +64,7 @@ __all__ = [
     "Failure",
     "engine_failures",
     "pack_batch",
+    "pack_outcome",
     "run_packed",
     "translate",
     "unpack_outcome",
@@ -141,7 +142,13 @@ def run_packed(payload: bytes, values: Mapping[str, Any], worker_of: str) -> byt
             )
             for function, args, kwargs in batch.calls
         ]
-    outcome = run_batch(batch, worker_of=worker_of)
+    return pack_outcome(batch, run_batch(batch, worker_of=worker_of))
+
+
+def pack_outcome(batch: Batch, outcome: BatchOutcome) -> bytes:
+    """Worker side: ``outcome`` as bytes for the caller, its error packed to travel intact
+    and ``__main__`` classes made the caller's; a result that does not pickle becomes a
+    :class:`~forklift.errors.TaskPicklingError` naming the function."""
     if outcome.error is not None:  # its class, attributes and chain travel intact
         outcome.error = pack_error(outcome.error)
     try:
