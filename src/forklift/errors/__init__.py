@@ -43,9 +43,12 @@ same situation, so ``except ValueError`` keeps working after switching imports::
     └── TasksCancelledWarning                     an abandoned call's sent tasks were cancelled
 
 Fields, not message text: an error that carries data takes it as keyword fields after the
-message (``TerminatedWorkerError(message, pid=..., exit_status=..., task_label=...)``,
-``TempSpaceError(errno, message, folder=..., nbytes=...)``, ``UnsafeLoadError(message,
-refused=...)``, ``ClusterError(message, engine=...)``), each ``None`` when not known.
+message, each ``None`` when not known, so that callers and tests read fields rather than
+parse messages: ``TerminatedWorkerError(message, pid=..., exit_status=..., task_label=...)``,
+``TaskTimeoutError(message, task=..., timeout=...)``, ``TempSpaceError(errno, message,
+folder=..., nbytes=...)``, ``UnsafeLoadError(message, refused=...)`` and ``ClusterError(message,
+engine=..., task_key=...)``. The message stays the one positional argument, so ``args`` and
+pickling work as for any exception.
 
 The classes live in four modules by what fails - :mod:`._base` (the roots and bad values),
 :mod:`._running` (tasks, workers, the pool), :mod:`._storage` (hash, dump/load, cache),
