@@ -28,6 +28,8 @@ same situation, so ``except ValueError`` keeps working after switching imports::
     │   ├── UnsupportedFormatError (ValueError)   newer format version, unknown legacy layout
     │   └── CompressorUnavailableError (ImportError) codec's optional package missing
     ├── CacheEntryDamagedError                    a cache entry cannot be read back
+    ├── CacheStoreUnavailableError (ConnectionError) object storage unreachable or read-only,
+    │                                             and the store was asked to be strict
     ├── CallArgumentsError (TypeError, ValueError) a cached call that does not fit the signature
     └── ClusterError (RuntimeError)               dask or ray could not run a batch
         ├── ClusterWorkerLostError (+TerminatedWorkerError)  workers kept dying under it
@@ -54,6 +56,7 @@ from pickle import PicklingError
 
 __all__ = [
     "CacheEntryDamagedError",
+    "CacheStoreUnavailableError",
     "CacheWarning",
     "CallArgumentsError",
     "CompressorUnavailableError",
@@ -261,6 +264,17 @@ class CacheEntryDamagedError(ForkliftError):
         ...         shelved.get()
         ...     except CacheEntryDamagedError as error:
         ...         print("cannot read cache entry" in str(error))
+        True
+    """
+
+
+class CacheStoreUnavailableError(ForkliftError, ConnectionError):
+    """A cache on object storage cannot be reached (or written), and its store was created
+    with ``backend_options={"strict": True}``; without it, Memory warns and runs uncached.
+
+    Examples:
+        >>> from forklift.errors import CacheStoreUnavailableError
+        >>> issubclass(CacheStoreUnavailableError, ConnectionError)
         True
     """
 

@@ -1,0 +1,496 @@
+"""The object store: a Memory cache on S3 (or any fsspec URL) shared by a whole cluster.
+
+``Memory("s3://bucket/prefix")`` - and ``gs://``, ``az://``, ``memory://``... - keeps its
+entries as objects, so every machine that can reach the bucket shares one cache; no shared
+POSIX file system is needed. Credentials and endpoints come through
+``backend_options={"storage_options": {...}}`` (fsspec's convention) or the engine's own
+environment variables (``AWS_ENDPOINT_URL``, ``AWS_PROFILE``, ...). ``file://`` URLs go to
+the local store, which is the better store for local folders.
+
+Layout under ``<prefix>/forklift/`` (the local store's, with objects for folders)::
+
+    <module parts>/<function>/function.json         the function's record (code fingerprint)
+    <module parts>/<function>/code-<version>/
+        <key[:2]>/<key>.fkl                          one entry: ONE object (header, metadata,
+                                                     the result in forklift's format)
+        <key[:2]>/<key>.seen                         empty; its date is the entry's last access
+        .leases/<key>                                single-flight leases (see .leases)
+
+Guarantees, and how object storage gives them:
+
+* **Whole or nothing.** An entry is one object, written by one ``PutObject`` (or one
+  multipart upload, visible only once completed): readers see all of it or none. A worker
+  killed mid-write leaves nothing visible (its unfinished multipart parts are removed by the
+  bucket's ``AbortIncompleteMultipartUpload`` lifecycle rule; docs/distributed.md).
+* **Computed once.** Entries are written with ``If-None-Match: *``, so two writers of one key
+  leave the first entry; and a lease per key (:mod:`.leases`) makes racing machines wait
+  for one computation instead of all computing.
+* **Damage is seen.** An entry is read with ``load(verify=True)``, as the local store reads
+  its files: checksums cover every byte; a damaged or truncated object is a
+  :class:`~forklift.errors.CacheEntryDamagedError`, which Memory reports as a
+  :class:`~forklift.errors.CacheWarning` and recomputes.
+* **Never breaks the run.** An unreachable or read-only bucket is one CacheWarning, then
+  the function runs uncached (:mod:`.outage`); ``strict=True`` makes it an error.
+
+Requests per operation (the hit path is what the design optimises): a hit on a result up to
+``part_size`` (8 MiB) is one ranged ``GET`` plus one ``PUT`` of its ``.seen`` marker; a
+larger result fetches its other parts in parallel into an unnamed local temporary file
+(never two copies in memory), then loads from it. A miss is a ``GET`` (404), the lease
+(``PUT``), the entry (``PUT``, or a parallel multipart upload) and the lease's ``DELETE``.
+Listing for ``reduce_size``, limits and the CLI lists each ``<key[:2]>`` shard prefix
+separately, 16 at a time: a million entries are 256 prefixes of ~8 pages each, listed in
+parallel instead of 2,000 pages one after the other.
+
+Last access has the server's resolution (S3's dates are whole seconds), so LRU eviction
+orders entries used within the same second arbitrarily. ``mmap_mode`` does not apply:
+entries load into memory.
+
+Threat model. Loading an entry unpickles it, so **whoever can write the prefix can run code
+in every process that reads the cache**, exactly as for a cache folder. forklift cannot
+inspect bucket policies; grant write access to the cluster's own identity only. For a
+bucket others can write, ``backend_options={"allowed_globals": [...]}`` loads entries with
+forklift's restricted decoder (:func:`forklift.load`'s ``allowed_globals``): nothing outside
+the list is imported. Integrity against accidents is the checksums' job in either mode.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import struct
+import tempfile
+import threading
+from collections.abc import Iterator
+from typing import IO, Any
+
+from forklift.cache.stores.base import (
+    CallId,
+    ItemInfo,
+    ItemLock,
+    StoreBackendBase,
+    known_store_names,
+    register_store_backend,
+)
+from forklift.cache.stores.leases import Lease
+from forklift.cache.stores.object_client import ObjectClient, ObjectInfo, open_client, split_url
+from forklift.cache.stores.outage import OutageGuard
+from forklift.errors import CacheEntryDamagedError, ConfigurationError
+from forklift.persist import dump, load
+
+__all__ = ["OBJECT_STORE", "ObjectStore", "StoreOptions", "route"]
+
+OBJECT_STORE = "objects"
+_ROOT = "forklift"
+_RECORD = "function.json"
+_VERSION_PREFIX = "code-"
+_MAGIC = b"FKLOBJ01"
+_SIZES = struct.Struct(">IQ")  # metadata length, result length
+_HEADER = len(_MAGIC) + _SIZES.size
+_METADATA_READ = 64 * 1024
+_LISTING_CONCURRENCY = 16
+
+
+@dataclasses.dataclass(frozen=True)
+class StoreOptions:
+    """``Memory(..., backend_options={...})`` for an object store; all optional.
+
+    ``part_size``: 8 MiB, S3's usual part size and where a second ranged request starts to
+    pay on loopback; ``concurrency``: parts in flight per transfer.
+    """
+
+    storage_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    strict: bool = False
+    lease_seconds: float = 30.0
+    retry_after: float = 30.0
+    part_size: int = 8 * 1024 * 1024
+    concurrency: int = 8
+    allowed_globals: tuple[str, ...] | None = None
+
+    @classmethod
+    def parse(cls, options: dict[str, Any] | None) -> StoreOptions:
+        given = dict(options or {})
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(given) - known)
+        if unknown:
+            raise ConfigurationError(
+                f"unknown backend_options {unknown} for an object-storage cache; known: "
+                f"{sorted(known)}"
+            )
+        if not isinstance(given.get("storage_options", {}), dict):
+            raise ConfigurationError("backend_options['storage_options'] must be a dict")
+        if given.get("allowed_globals") is not None:
+            given["allowed_globals"] = tuple(given["allowed_globals"])
+        parsed = cls(**given)
+        if parsed.part_size < 5 * 1024 * 1024 or parsed.concurrency < 1:
+            raise ConfigurationError(
+                "part_size must be at least 5 MiB (S3's smallest part) and concurrency >= 1"
+            )
+        if parsed.lease_seconds <= 0 or parsed.retry_after < 0:
+            raise ConfigurationError("lease_seconds must be > 0 and retry_after >= 0")
+        return parsed
+
+
+def route(location: str | None, backend: str) -> tuple[str | None, str]:
+    """The (location, store name) ``Memory(location, backend)`` opens: URLs go to the object
+    store (``file://`` to the local store, as a path); everything else is unchanged."""
+    if location is None or backend != "local":
+        return location, backend
+    url = split_url(location)
+    if url is None:
+        return location, backend
+    protocol, rest = url
+    if protocol == "file":
+        return rest, backend
+    if OBJECT_STORE not in known_store_names():
+        register_store_backend(OBJECT_STORE, ObjectStore)
+    return location, OBJECT_STORE
+
+
+class ObjectStore(StoreBackendBase):
+    """Cache entries as objects in an fsspec filesystem (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.location = ""
+        self.root = ""
+        self.options = StoreOptions()
+        self._backend_options: dict[str, Any] = {}
+        self._client: ObjectClient | None = None
+        self._guard = OutageGuard("", False, 0.0)
+
+    def configure(
+        self, location: str, verbose: int = 0, backend_options: dict[str, Any] | None = None
+    ) -> None:
+        self.options = StoreOptions.parse(backend_options)
+        self._backend_options = dict(backend_options or {})
+        self.location = str(location)
+        self._client, path = open_client(self.location, self.options.storage_options)
+        self.root = f"{path}/{_ROOT}"
+        self._guard = OutageGuard(self.location, self.options.strict, self.options.retry_after)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Workers rebuild the store from its location and options (not its connections).
+        return (reopen, (self.location, self._backend_options))
+
+    @property
+    def client(self) -> ObjectClient:
+        if self._client is None:
+            raise ConfigurationError("the object store was not configured with a location")
+        return self._client
+
+    # -- paths -----------------------------------------------------------------------------
+    def function_dir(self, function: tuple[str, ...]) -> str:
+        if not function or not all(map(_is_plain, function)):
+            raise ConfigurationError(
+                f"cache path parts {function!r} would leave the cache at {self.location}; "
+                "give plain names"
+            )
+        return f"{self.root}/{'/'.join(function)}"
+
+    def version_dir(self, function: tuple[str, ...], version: str) -> str:
+        if not _is_plain(version):
+            raise ConfigurationError(f"code version {version!r} cannot name a cache folder")
+        return f"{self.function_dir(function)}/{_VERSION_PREFIX}{version}"
+
+    def entry_path(self, call_id: CallId, suffix: str = ".fkl") -> str:
+        key = call_id.key
+        if len(key) < 2 or not _is_plain(key):
+            raise ConfigurationError(f"call key {key!r} cannot name a cache entry")
+        return f"{self.version_dir(call_id.function, call_id.version)}/{key[:2]}/{key}{suffix}"
+
+    # -- entries -----------------------------------------------------------------------------
+    def load_item(self, call_id: CallId, mmap_mode: str | None = None) -> Any:
+        path = self.entry_path(call_id)
+        part = self.options.part_size
+        if not self._guard.up():
+            raise KeyError(call_id)
+        try:
+            first = self.client.get(path, 0, part)
+            metadata_size, result_size = _header(first, path)
+            start = _HEADER + metadata_size
+            total = start + result_size
+            if len(first) > total or (len(first) < total and len(first) < part):
+                raise CacheEntryDamagedError(
+                    f"cannot read cache entry {self._url(path)}: it holds {len(first)} bytes, "
+                    f"its header says {total}"
+                )
+            if len(first) == total:
+                return self._decode(io.BytesIO(memoryview(first)[start:]), path)
+            with tempfile.TemporaryFile() as spool:
+                spool.write(first)
+                spool.flush()
+                del first
+                self.client.download(path, spool, part, total, part, self.options.concurrency)
+                spool.seek(start)
+                return self._decode(spool, path)
+        except FileNotFoundError:
+            raise KeyError(call_id) from None
+        except OSError as error:
+            self._guard.failed(error)
+            raise KeyError(call_id) from None
+        finally:
+            self._guard.recovered()
+
+    def _decode(self, source: IO[bytes], path: str) -> Any:
+        try:
+            return load(source, verify=True, allowed_globals=self.options.allowed_globals)
+        except Exception as error:
+            raise CacheEntryDamagedError(
+                f"cannot read cache entry {self._url(path)}: {error}"
+            ) from error
+
+    def dump_item(
+        self, call_id: CallId, value: Any, metadata: dict[str, Any], compress: Any = False
+    ) -> int:
+        path = self.entry_path(call_id)
+        part = self.options.part_size
+        meta = json.dumps(metadata, default=repr).encode()
+        with tempfile.SpooledTemporaryFile(max_size=part) as spool:
+            spool.write(_MAGIC + _SIZES.pack(len(meta), 0) + meta)
+            dump(value, spool, compress=compress)
+            size = spool.tell()
+            spool.seek(len(_MAGIC))
+            spool.write(_SIZES.pack(len(meta), size - _HEADER - len(meta)))
+            if not self._guard.writable():
+                return 0
+            try:
+                if size <= part:
+                    spool.seek(0)
+                    self.client.put(path, spool.read(), create=True)
+                else:
+                    spool.flush()
+                    self.client.upload(path, spool, size, part, self.options.concurrency)
+            except FileExistsError:
+                pass  # another machine stored this key first; its entry is as good
+            except OSError as error:
+                self._guard.failed(error)
+                return 0
+        return size
+
+    def contains_item(self, call_id: CallId) -> bool:
+        return self._info(self.entry_path(call_id)) is not None
+
+    def get_metadata(self, call_id: CallId) -> dict[str, Any] | None:
+        path = self.entry_path(call_id)
+        if not self._guard.up():
+            return None
+        try:
+            head = self.client.get(path, 0, _METADATA_READ)
+            metadata_size, _ = _header(head, path)
+            if _HEADER + metadata_size > len(head):
+                head = self.client.get(path, 0, _HEADER + metadata_size)
+            data = json.loads(head[_HEADER : _HEADER + metadata_size])
+        except (OSError, CacheEntryDamagedError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def clear_item(self, call_id: CallId) -> None:
+        paths = [self.entry_path(call_id), self.entry_path(call_id, ".seen")]
+        self._write(lambda: self.client.delete(paths))
+
+    def entry_stamp(self, call_id: CallId) -> object | None:
+        info = self._info(self.entry_path(call_id))
+        return None if info is None else info.stamp()
+
+    def item_info(self, call_id: CallId) -> ItemInfo | None:
+        entry = self._info(self.entry_path(call_id))
+        if entry is None:
+            return None
+        seen = self._info(self.entry_path(call_id, ".seen"))
+        return _item(call_id, entry, seen)
+
+    def touch(self, call_id: CallId) -> None:
+        path = self.entry_path(call_id, ".seen")
+        self._write(lambda: self.client.put(path, b""))
+
+    def lock_item(self, call_id: CallId, timeout: float | None) -> ItemLock:
+        version_dir = self.version_dir(call_id.function, call_id.version)
+        self.entry_path(call_id)  # checks the key
+        if not self._guard.writable():
+            return _NotHeld()
+        return Lease(
+            self.client,
+            f"{version_dir}/.leases/{call_id.key}",
+            timeout,
+            self.options.lease_seconds,
+            self._guard.failed,
+        )
+
+    # -- functions ---------------------------------------------------------------------------
+    def read_function_record(self, function: tuple[str, ...]) -> dict[str, Any] | None:
+        path = f"{self.function_dir(function)}/{_RECORD}"
+        if not self._guard.up():
+            return None
+        try:
+            data = json.loads(self.client.get(path))
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            self._guard.failed(error)
+            return None
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
+    def write_function_record(self, function: tuple[str, ...], record: dict[str, Any]) -> None:
+        path = f"{self.function_dir(function)}/{_RECORD}"
+        data = json.dumps(record, indent=1).encode()
+        self._write(lambda: self.client.put(path, data))
+
+    def drop_other_versions(self, function: tuple[str, ...], keep: str) -> int:
+        folder = self.function_dir(function)
+        dropped = 0
+        for name, is_folder in self._children(folder):
+            if is_folder and name.startswith(_VERSION_PREFIX) and name != f"code-{keep}":
+                version_dir = f"{folder}/{name}"
+                listed = self._list(lambda path=version_dir: self.client.find(path))
+                dropped += sum(1 for info in listed if info.path.endswith(".fkl"))
+                self._write(lambda path=version_dir: self.client.delete_tree(path))
+        return dropped
+
+    def clear_path(self, function: tuple[str, ...]) -> None:
+        folder = self.function_dir(function)
+        self._write(lambda: self.client.delete_tree(folder))
+
+    def clear(self) -> None:
+        self._write(lambda: self.client.delete_tree(self.root))
+
+    def iter_functions(self) -> Iterator[tuple[str, ...]]:
+        """Every function with a record or with stored entries, walking "folders"."""
+        pending: list[tuple[str, ...]] = [()]
+        while pending:
+            parts = pending.pop()
+            listed = self._children("/".join((self.root, *parts)))
+            if parts and any(
+                name == _RECORD or (folder and name.startswith(_VERSION_PREFIX))
+                for name, folder in listed
+            ):
+                yield parts
+            pending.extend(
+                (*parts, name)
+                for name, folder in sorted(listed, reverse=True)
+                if folder and _is_plain(name)
+            )
+
+    def get_items(self) -> list[ItemInfo]:
+        shards: list[tuple[tuple[str, ...], str, str]] = []
+        for function in self.iter_functions():
+            folder = self.function_dir(function)
+            for name, is_folder in self._children(folder):
+                if not (is_folder and name.startswith(_VERSION_PREFIX)):
+                    continue
+                version_dir = f"{folder}/{name}"
+                version = name.removeprefix(_VERSION_PREFIX)
+                shards.extend(
+                    (function, version, f"{version_dir}/{shard}")
+                    for shard, shard_is_folder in self._children(version_dir)
+                    if shard_is_folder and not shard.startswith(".")
+                )
+        listed = self._list(
+            lambda: self.client.find_many([path for _, _, path in shards], _LISTING_CONCURRENCY)
+        )
+        return _items_of(shards, listed)
+
+    # -- failures ----------------------------------------------------------------------------
+    def _info(self, path: str) -> ObjectInfo | None:
+        if not self._guard.up():
+            return None
+        try:
+            return self.client.info(path)
+        except OSError as error:
+            self._guard.failed(error)
+            return None
+
+    def _children(self, path: str) -> list[tuple[str, bool]]:
+        return self._list(lambda: self.client.children(path))
+
+    def _list(self, call: Any) -> list[Any]:
+        if not self._guard.up():
+            return []
+        try:
+            result: list[Any] = call()
+        except OSError as error:
+            self._guard.failed(error)
+            return []
+        return result
+
+    def _write(self, call: Any) -> None:
+        if not self._guard.writable():
+            return
+        try:
+            call()
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            self._guard.failed(error)
+
+    def _url(self, path: str) -> str:
+        return f"{self.location.rstrip('/')}{path.removeprefix(self.root.removesuffix(_ROOT))}"
+
+
+class _NotHeld(ItemLock):
+    """The lock of a store that cannot be written: compute without the guarantee."""
+
+    def __enter__(self) -> bool:
+        return False
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+
+_reopened: dict[str, ObjectStore] = {}
+_reopened_lock = threading.Lock()
+
+
+def reopen(location: str, backend_options: dict[str, Any]) -> ObjectStore:
+    """The store for ``location`` in this process, configured once (memoized functions are
+    unpickled for every batch a worker runs; its outage state must outlive them)."""
+    key = json.dumps([location, backend_options], sort_keys=True, default=repr)
+    with _reopened_lock:
+        store = _reopened.get(key)
+        if store is None:
+            store = _reopened[key] = ObjectStore()
+            store.configure(location, 0, backend_options)
+    return store
+
+
+def _is_plain(part: str) -> bool:
+    return (
+        bool(part)
+        and "/" not in part
+        and "\\" not in part
+        and "\x00" not in part
+        and not part.startswith((".", _VERSION_PREFIX))
+    )
+
+
+def _header(data: bytes, path: str) -> tuple[int, int]:
+    if len(data) < _HEADER or not data.startswith(_MAGIC):
+        raise CacheEntryDamagedError(f"cannot read cache entry {path}: not a forklift entry")
+    metadata_size, result_size = _SIZES.unpack_from(data, len(_MAGIC))
+    return int(metadata_size), int(result_size)
+
+
+def _item(call_id: CallId, entry: ObjectInfo, seen: ObjectInfo | None) -> ItemInfo:
+    last_access = entry.modified if seen is None else max(seen.modified, entry.modified)
+    return ItemInfo(call_id, entry.size, last_access, entry.modified)
+
+
+def _items_of(
+    shards: list[tuple[tuple[str, ...], str, str]], listed: list[ObjectInfo]
+) -> list[ItemInfo]:
+    owners = {path: (function, version) for function, version, path in shards}
+    entries: dict[CallId, ObjectInfo] = {}
+    seen: dict[CallId, ObjectInfo] = {}
+    for info in listed:
+        shard, _, name = info.path.rpartition("/")
+        owner = owners.get(shard)
+        key, dot, suffix = name.rpartition(".")
+        if owner is None or not dot:
+            continue
+        call_id = CallId(owner[0], owner[1], key)
+        if suffix == "fkl":
+            entries[call_id] = info
+        elif suffix == "seen":
+            seen[call_id] = info
+    return [_item(call_id, entry, seen.get(call_id)) for call_id, entry in entries.items()]
