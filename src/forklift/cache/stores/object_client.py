@@ -136,9 +136,10 @@ class ObjectClient:
             self.delete([path])
 
     def delete(self, paths: list[str]) -> None:
-        if paths:
+        """Delete each of ``paths`` that exists."""
+        for path in paths:
             with contextlib.suppress(FileNotFoundError):
-                _translated(lambda: self.fs.rm(paths))
+                _translated(lambda path=path: self.fs.rm_file(path))
 
     def delete_tree(self, path: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -233,6 +234,18 @@ class S3Client(ObjectClient):
             raise
         except OSError:
             pass  # changed or gone: not ours to delete any more
+
+    def delete(self, paths: list[str]) -> None:
+        """One ``DeleteObjects`` request (S3 deletes missing keys without complaint)."""
+        if not paths:
+            return
+        bucket = self.fs.split_path(paths[0])[0]
+        keys = [{"Key": self.fs.split_path(path)[1]} for path in paths]
+        _translated(
+            lambda: self.fs.call_s3(
+                "delete_objects", Bucket=bucket, Delete={"Objects": keys, "Quiet": True}
+            )
+        )
 
     def upload(self, path: str, source: IO[bytes], size: int, part: int, concurrency: int) -> None:
         descriptor = source.fileno()
