@@ -99,7 +99,11 @@ class S3Server:
                 {
                     "Version": "2012-10-17",
                     "Statement": [
-                        {"Effect": "Allow", "Action": ["s3:Get*", "s3:List*"], "Resource": "*"}
+                        {
+                            "Effect": "Allow",
+                            "Action": ["s3:Get*", "s3:Head*", "s3:List*"],
+                            "Resource": "*",
+                        }
                     ],
                 }
             ),

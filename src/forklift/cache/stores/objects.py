@@ -206,7 +206,7 @@ class ObjectStore(StoreBackendBase):
             raise KeyError(call_id)
         try:
             first = self.client.get(path, 0, part)
-            metadata_size, result_size = _header(first, path)
+            metadata_size, result_size = _header(first, self._url(path))
             start = _HEADER + metadata_size
             total = start + result_size
             if len(first) > total or (len(first) < total and len(first) < part):
@@ -276,7 +276,7 @@ class ObjectStore(StoreBackendBase):
             return None
         try:
             head = self.client.get(path, 0, _METADATA_READ)
-            metadata_size, _ = _header(head, path)
+            metadata_size, _ = _header(head, self._url(path))
             if _HEADER + metadata_size > len(head):
                 head = self.client.get(path, 0, _HEADER + metadata_size)
             data = json.loads(head[_HEADER : _HEADER + metadata_size])
@@ -301,7 +301,14 @@ class ObjectStore(StoreBackendBase):
 
     def touch(self, call_id: CallId) -> None:
         path = self.entry_path(call_id, ".seen")
-        self._write(lambda: self.client.put(path, b""))
+        if not self._guard.writable():
+            return
+        try:
+            self.client.put(path, b"")
+        except PermissionError:
+            pass  # a read-only cache still serves hits; its writes warn
+        except OSError as error:
+            self._guard.failed(error)
 
     def lock_item(self, call_id: CallId, timeout: float | None) -> ItemLock:
         version_dir = self.version_dir(call_id.function, call_id.version)
@@ -464,9 +471,9 @@ def _is_plain(part: str) -> bool:
     )
 
 
-def _header(data: bytes, path: str) -> tuple[int, int]:
+def _header(data: bytes, url: str) -> tuple[int, int]:
     if len(data) < _HEADER or not data.startswith(_MAGIC):
-        raise CacheEntryDamagedError(f"cannot read cache entry {path}: not a forklift entry")
+        raise CacheEntryDamagedError(f"cannot read cache entry {url}: not a forklift entry")
     metadata_size, result_size = _SIZES.unpack_from(data, len(_MAGIC))
     return int(metadata_size), int(result_size)
 
