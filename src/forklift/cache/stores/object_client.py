@@ -37,6 +37,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import datetime
+import functools
 import os
 import re
 from collections.abc import Callable
@@ -139,7 +140,7 @@ class ObjectClient:
         """Delete each of ``paths`` that exists."""
         for path in paths:
             with contextlib.suppress(FileNotFoundError):
-                _translated(lambda path=path: self.fs.rm_file(path))
+                _translated(functools.partial(self.fs.rm_file, path))
 
     def delete_tree(self, path: str) -> None:
         with contextlib.suppress(FileNotFoundError):
