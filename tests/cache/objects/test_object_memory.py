@@ -197,3 +197,31 @@ def test_a_read_only_bucket_serves_hits_and_warns_once(s3_server: S3Server, s3_u
             strict.cache(abs)(-5)
     finally:
         s3_server.enforce_auth(False)
+
+
+def test_a_hit_on_a_small_result_is_two_requests(
+    monkeypatch: pytest.MonkeyPatch, s3_url: str, s3_options: Any
+) -> None:
+    memory = Memory(s3_url, verbose=0, backend_options=s3_options)
+    memory.cache(abs)(-7)
+    store = memory.store_backend
+    assert isinstance(store, ObjectStore)
+    requests: list[str] = []
+    client = type(store.client)
+    for name in ("get", "get_with_info", "info", "put", "replace_if", "delete", "delete_if"):
+        original = getattr(client, name)
+
+        def counted(self: Any, *args: Any, _name: str = name, _original: Any = original) -> Any:
+            requests.append(_name)
+            return _original(self, *args)
+
+        monkeypatch.setattr(client, name, counted)
+    fresh = memory.cache(abs)  # no in-memory copy: the entry comes from the server
+    assert fresh(-7) == 7
+    assert requests == ["get_with_info", "put"]  # the entry, and its last-access marker
+    for expected in (["info", "put"], ["info"]):
+        # The in-memory copy, checked with one HEAD; the access is recorded at most once a
+        # second (memoized.TOUCH_EVERY).
+        requests.clear()
+        assert fresh(-7) == 7
+        assert requests == expected

@@ -108,6 +108,10 @@ class ObjectClient:
     def get(self, path: str, start: int | None = None, end: int | None = None) -> bytes:
         return _translated(lambda: bytes(self.fs.cat_file(path, start=start, end=end)))
 
+    def get_with_info(self, path: str, start: int, end: int) -> tuple[bytes, ObjectInfo | None]:
+        """Bytes ``[start, end)`` and, where the response says, what a ``HEAD`` would."""
+        return self.get(path, start, end), None
+
     def info(self, path: str) -> ObjectInfo | None:
         try:
             details = _translated(lambda: self.fs.info(path))
@@ -215,6 +219,26 @@ class S3Client(ObjectClient):
     def _call(self, method: str, path: str, **arguments: Any) -> Any:
         bucket, key, _ = self.fs.split_path(path)
         return _translated(lambda: self.fs.call_s3(method, Bucket=bucket, Key=key, **arguments))
+
+    def get_with_info(self, path: str, start: int, end: int) -> tuple[bytes, ObjectInfo | None]:
+        bucket, key, _ = self.fs.split_path(path)
+
+        async def read() -> tuple[bytes, dict[str, Any]]:
+            answer = await self.fs._call_s3(
+                "get_object", Bucket=bucket, Key=key, Range=f"bytes={start}-{end - 1}"
+            )
+            try:
+                return bytes(await answer["Body"].read()), answer
+            finally:
+                answer["Body"].close()
+
+        from fsspec.asyn import sync
+
+        data, answer = _translated(lambda: sync(self.fs.loop, read))
+        whole = str(answer.get("ContentRange", "")).rpartition("/")[2]
+        size = int(whole) if whole.isdigit() else int(answer.get("ContentLength", len(data)))
+        info = ObjectInfo(path, size, _timestamp(answer.get("LastModified")), _etag_of(answer))
+        return data, info
 
     def put(self, path: str, data: bytes, *, create: bool = False) -> str | None:
         condition = {"IfNoneMatch": "*"} if create else {}

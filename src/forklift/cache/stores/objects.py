@@ -89,6 +89,7 @@ _SIZES = struct.Struct(">IQ")  # metadata length, result length
 _HEADER = len(_MAGIC) + _SIZES.size
 _METADATA_READ = 64 * 1024
 _LISTING_CONCURRENCY = 16
+_FRESH_STAMPS = 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,6 +158,8 @@ class ObjectStore(StoreBackendBase):
         self._backend_options: dict[str, Any] = {}
         self._client: ObjectClient | None = None
         self._guard = OutageGuard("", False, 0.0)
+        # Stamps seen in the response of a load, for the entry_stamp call that follows it.
+        self._fresh_stamps: dict[str, object] = {}
 
     def configure(
         self, location: str, verbose: int = 0, backend_options: dict[str, Any] | None = None
@@ -205,7 +208,11 @@ class ObjectStore(StoreBackendBase):
         if not self._guard.up():
             raise KeyError(call_id)
         try:
-            first = self.client.get(path, 0, part)
+            first, info = self.client.get_with_info(path, 0, part)
+            if info is not None:  # Memory asks for the stamp next: spare it a HEAD
+                if len(self._fresh_stamps) > _FRESH_STAMPS:
+                    self._fresh_stamps.clear()
+                self._fresh_stamps[path] = info.stamp()
             metadata_size, result_size = _header(first, self._url(path))
             start = _HEADER + metadata_size
             total = start + result_size
@@ -289,7 +296,11 @@ class ObjectStore(StoreBackendBase):
         self._write(lambda: self.client.delete(paths))
 
     def entry_stamp(self, call_id: CallId) -> object | None:
-        info = self._info(self.entry_path(call_id))
+        path = self.entry_path(call_id)
+        fresh = self._fresh_stamps.pop(path, None)
+        if fresh is not None:
+            return fresh  # the stamp of the very bytes just loaded
+        info = self._info(path)
         return None if info is None else info.stamp()
 
     def item_info(self, call_id: CallId) -> ItemInfo | None:
