@@ -55,10 +55,8 @@ the list is imported. Integrity against accidents is the checksums' job in eithe
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
-import struct
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -74,6 +72,14 @@ from forklift.cache.stores.base import (
 )
 from forklift.cache.stores.leases import Lease
 from forklift.cache.stores.object_client import ObjectClient, ObjectInfo, open_client, split_url
+from forklift.cache.stores.object_layout import (
+    HEADER,
+    encode_header,
+    entry_item,
+    entry_sizes,
+    items_of,
+)
+from forklift.cache.stores.object_options import StoreOptions
 from forklift.cache.stores.outage import OutageGuard
 from forklift.errors import CacheEntryDamagedError, ConfigurationError
 from forklift.persist import dump, load
@@ -84,52 +90,9 @@ OBJECT_STORE = "objects"
 _ROOT = "forklift"
 _RECORD = "function.json"
 _VERSION_PREFIX = "code-"
-_MAGIC = b"FKLOBJ01"
-_SIZES = struct.Struct(">IQ")  # metadata length, result length
-_HEADER = len(_MAGIC) + _SIZES.size
 _METADATA_READ = 64 * 1024
 _LISTING_CONCURRENCY = 16
 _FRESH_STAMPS = 1000
-
-
-@dataclasses.dataclass(frozen=True)
-class StoreOptions:
-    """``Memory(..., backend_options={...})`` for an object store; all optional.
-
-    ``part_size``: 8 MiB, S3's usual part size and where a second ranged request starts to
-    pay on loopback; ``concurrency``: parts in flight per transfer.
-    """
-
-    storage_options: dict[str, Any] = dataclasses.field(default_factory=dict)
-    strict: bool = False
-    lease_seconds: float = 30.0
-    retry_after: float = 30.0
-    part_size: int = 8 * 1024 * 1024
-    concurrency: int = 8
-    allowed_globals: tuple[str, ...] | None = None
-
-    @classmethod
-    def parse(cls, options: dict[str, Any] | None) -> StoreOptions:
-        given = dict(options or {})
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(given) - known)
-        if unknown:
-            raise ConfigurationError(
-                f"unknown backend_options {unknown} for an object-storage cache; known: "
-                f"{sorted(known)}"
-            )
-        if not isinstance(given.get("storage_options", {}), dict):
-            raise ConfigurationError("backend_options['storage_options'] must be a dict")
-        if given.get("allowed_globals") is not None:
-            given["allowed_globals"] = tuple(given["allowed_globals"])
-        parsed = cls(**given)
-        if parsed.part_size < 5 * 1024 * 1024 or parsed.concurrency < 1:
-            raise ConfigurationError(
-                "part_size must be at least 5 MiB (S3's smallest part) and concurrency >= 1"
-            )
-        if parsed.lease_seconds <= 0 or parsed.retry_after < 0:
-            raise ConfigurationError("lease_seconds must be > 0 and retry_after >= 0")
-        return parsed
 
 
 def route(location: str | None, backend: str) -> tuple[str | None, str]:
@@ -213,8 +176,8 @@ class ObjectStore(StoreBackendBase):
                 if len(self._fresh_stamps) > _FRESH_STAMPS:
                     self._fresh_stamps.clear()
                 self._fresh_stamps[path] = info.stamp()
-            metadata_size, result_size = _header(first, self._url(path))
-            start = _HEADER + metadata_size
+            metadata_size, result_size = entry_sizes(first, self._url(path))
+            start = HEADER + metadata_size
             total = start + result_size
             if len(first) > total or (len(first) < total and len(first) < part):
                 raise CacheEntryDamagedError(
@@ -253,11 +216,11 @@ class ObjectStore(StoreBackendBase):
         part = self.options.part_size
         meta = json.dumps(metadata, default=repr).encode()
         with tempfile.SpooledTemporaryFile(max_size=part) as spool:
-            spool.write(_MAGIC + _SIZES.pack(len(meta), 0) + meta)
+            spool.write(encode_header(len(meta), 0) + meta)
             dump(value, spool, compress=compress)
             size = spool.tell()
-            spool.seek(len(_MAGIC))
-            spool.write(_SIZES.pack(len(meta), size - _HEADER - len(meta)))
+            spool.seek(0)
+            spool.write(encode_header(len(meta), size - HEADER - len(meta)))
             if not self._guard.writable():
                 return 0
             try:
@@ -283,10 +246,10 @@ class ObjectStore(StoreBackendBase):
             return None
         try:
             head = self.client.get(path, 0, _METADATA_READ)
-            metadata_size, _ = _header(head, self._url(path))
-            if _HEADER + metadata_size > len(head):
-                head = self.client.get(path, 0, _HEADER + metadata_size)
-            data = json.loads(head[_HEADER : _HEADER + metadata_size])
+            metadata_size, _ = entry_sizes(head, self._url(path))
+            if HEADER + metadata_size > len(head):
+                head = self.client.get(path, 0, HEADER + metadata_size)
+            data = json.loads(head[HEADER : HEADER + metadata_size])
         except (OSError, CacheEntryDamagedError, ValueError):
             return None
         return data if isinstance(data, dict) else None
@@ -308,7 +271,7 @@ class ObjectStore(StoreBackendBase):
         if entry is None:
             return None
         seen = self._info(self.entry_path(call_id, ".seen"))
-        return _item(call_id, entry, seen)
+        return entry_item(call_id, entry, seen)
 
     def touch(self, call_id: CallId) -> None:
         path = self.entry_path(call_id, ".seen")
@@ -407,7 +370,7 @@ class ObjectStore(StoreBackendBase):
         listed = self._list(
             lambda: self.client.find_many([path for _, _, path in shards], _LISTING_CONCURRENCY)
         )
-        return _items_of(shards, listed)
+        return items_of(shards, listed)
 
     # -- failures ----------------------------------------------------------------------------
     def _info(self, path: str) -> ObjectInfo | None:
@@ -480,35 +443,3 @@ def _is_plain(part: str) -> bool:
         and "\x00" not in part
         and not part.startswith((".", _VERSION_PREFIX))
     )
-
-
-def _header(data: bytes, url: str) -> tuple[int, int]:
-    if len(data) < _HEADER or not data.startswith(_MAGIC):
-        raise CacheEntryDamagedError(f"cannot read cache entry {url}: not a forklift entry")
-    metadata_size, result_size = _SIZES.unpack_from(data, len(_MAGIC))
-    return int(metadata_size), int(result_size)
-
-
-def _item(call_id: CallId, entry: ObjectInfo, seen: ObjectInfo | None) -> ItemInfo:
-    last_access = entry.modified if seen is None else max(seen.modified, entry.modified)
-    return ItemInfo(call_id, entry.size, last_access, entry.modified)
-
-
-def _items_of(
-    shards: list[tuple[tuple[str, ...], str, str]], listed: list[ObjectInfo]
-) -> list[ItemInfo]:
-    owners = {path: (function, version) for function, version, path in shards}
-    entries: dict[CallId, ObjectInfo] = {}
-    seen: dict[CallId, ObjectInfo] = {}
-    for info in listed:
-        shard, _, name = info.path.rpartition("/")
-        owner = owners.get(shard)
-        key, dot, suffix = name.rpartition(".")
-        if owner is None or not dot:
-            continue
-        call_id = CallId(owner[0], owner[1], key)
-        if suffix == "fkl":
-            entries[call_id] = info
-        elif suffix == "seen":
-            seen[call_id] = info
-    return [_item(call_id, entry, seen.get(call_id)) for call_id, entry in entries.items()]
