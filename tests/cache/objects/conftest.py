@@ -21,9 +21,6 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("s3fs")
-pytest.importorskip("moto.server")
-
 CREDENTIALS = {"key": "forklift-test", "secret": "forklift-test-secret"}
 
 
@@ -142,6 +139,8 @@ def warm_up(server: S3Server) -> None:
 
 @pytest.fixture(scope="package")
 def s3_server() -> Iterator[S3Server]:
+    pytest.importorskip("s3fs")
+    pytest.importorskip("moto.server")
     server = start_s3_server()
     try:
         warm_up(server)

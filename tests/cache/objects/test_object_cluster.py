@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,32 @@ def test_racing_workers_compute_once_and_then_hit(
     stored = keys(s3_server, s3_url)
     assert len([key for key in stored if key.endswith(".fkl")]) == 3
     assert not [key for key in stored if "/.leases/" in key]  # every lease released
+
+
+def test_a_dask_worker_killed_mid_write_leaves_no_entry(
+    s3_server: S3Server, s3_url: str, tmp_path: Path, dask_client: Any
+) -> None:
+    # Its own cluster: the nanny starts a new worker process after the kill (the module's
+    # client is asked for only so that the threads dask keeps per process exist already).
+    options = {"storage_options": s3_server.storage_options(), "lease_seconds": 5.0}
+    cached = Memory(s3_url, verbose=0, backend_options=options).cache(
+        tasks.dies_while_storing, ignore=["marker"]
+    )
+    marker = tmp_path / "died-once"
+    cluster, client = start_dask_cluster(tmp_path / "dask")
+    try:
+        future = client.submit(cached, 4, str(marker), pure=False)
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # the worker dies as it stores; dask runs the task again elsewhere,
+        stored = keys(s3_server, s3_url)  # where it waits for the dead worker's lease
+        assert not [key for key in stored if key.endswith(".fkl")]
+        assert [key for key in stored if "/.leases/" in key]
+        assert future.result(timeout=60) == 40
+    finally:
+        stop_dask_cluster(cluster, client)
+    assert len([key for key in keys(s3_server, s3_url) if key.endswith(".fkl")]) == 1
 
 
 DIES_WHILE_STORING = textwrap.dedent(
