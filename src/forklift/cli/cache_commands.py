@@ -64,7 +64,7 @@ def open_cache(folder: str, arguments: argparse.Namespace | None = None) -> Stor
     objects = open_object_cache(folder, options)
     if objects is not None:
         return objects
-    path = Path(folder)
+    path = Path(folder.removeprefix("file://"))
     if not path.exists():
         raise NotFoundError(f"{folder}: no such folder")
     if not path.is_dir():

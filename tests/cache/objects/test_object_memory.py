@@ -32,6 +32,8 @@ def test_urls_open_the_object_store_and_file_urls_the_local_one(tmp_path: Path) 
     assert isinstance(Memory("memory://routing/cache").store_backend, ObjectStore)
     local = Memory(f"file://{tmp_path}/cache").store_backend
     assert isinstance(local, LocalStore) and local.location == f"{tmp_path}/cache"
+    explicit = Memory("memory://routing/cache", backend="objects").store_backend
+    assert isinstance(explicit, ObjectStore)
     with pytest.raises(ConfigurationError, match="unknown backend_options"):
         Memory("memory://routing/cache", backend_options={"storage_option": {}})
 

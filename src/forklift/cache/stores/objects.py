@@ -98,14 +98,11 @@ _FRESH_STAMPS = 1000
 def route(location: str | None, backend: str) -> tuple[str | None, str]:
     """The (location, store name) ``Memory(location, backend)`` opens: URLs go to the object
     store (``file://`` to the local store, as a path); everything else is unchanged."""
-    if location is None or backend != "local":
+    url = None if location is None else split_url(location)
+    if backend == "local" and url is not None and url[0] == "file":
+        return url[1], backend
+    if backend != OBJECT_STORE and (backend != "local" or url is None):
         return location, backend
-    url = split_url(location)
-    if url is None:
-        return location, backend
-    protocol, rest = url
-    if protocol == "file":
-        return rest, backend
     if OBJECT_STORE not in known_store_names():
         register_store_backend(OBJECT_STORE, ObjectStore)
     return location, OBJECT_STORE
