@@ -14,8 +14,11 @@ __all__ = ["StoreOptions"]
 class StoreOptions:
     """``Memory(..., backend_options={...})`` for an object store; all optional.
 
-    ``part_size``: 8 MiB, S3's usual part size and where a second ranged request starts to
-    pay on loopback; ``concurrency``: parts in flight per transfer.
+    ``part_size``: 8 MiB, the part size of the AWS CLI and s3fs (S3's minimum is 5 MiB);
+    ``concurrency``: parts in flight per transfer (8, as s3fs's default). Neither was tuned
+    on real object storage; on moto's loopback server (one Python process) parallel parts
+    neither help nor hurt: a 64 MB entry loads in 1.42 s with 1 part in flight, 1.51 s with
+    8 (medians of 4, interleaved, loaded 2-core machine).
     """
 
     storage_options: dict[str, Any] = dataclasses.field(default_factory=dict)

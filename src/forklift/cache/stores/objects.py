@@ -39,7 +39,9 @@ larger result fetches its other parts in parallel into an unnamed local temporar
 (``PUT``), the entry (``PUT``, or a parallel multipart upload) and the lease's ``DELETE``.
 Listing for ``reduce_size``, limits and the CLI lists each ``<key[:2]>`` shard prefix
 separately, 16 at a time: a million entries are 256 prefixes of ~8 pages each, listed in
-parallel instead of 2,000 pages one after the other.
+parallel instead of 2,000 pages one after the other. (That gain is latency-bound storage's;
+on moto's loopback server, CPU-bound, 3,000 entries list in 4.6 s sharded against 3.6 s as
+one listing - measured, medians of 4 - and a million entries were not tried.)
 
 Last access has the server's resolution (S3's dates are whole seconds), so LRU eviction
 orders entries used within the same second arbitrarily. ``mmap_mode`` does not apply:
