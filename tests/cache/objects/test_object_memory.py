@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import pickle
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 from tests.cache.objects.conftest import S3Server, start_s3_server
 
-from forklift import Memory, expires_after
+from forklift import Memory, Parallel, delayed, expires_after
 from forklift.cache.stores.local import LocalStore
 from forklift.cache.stores.objects import ObjectStore
 from forklift.errors import CacheStoreUnavailableError, CacheWarning, ConfigurationError
@@ -158,16 +159,23 @@ def test_a_lease_left_by_a_dead_holder_expires(s3_url: str, s3_options: Any) -> 
         assert held  # unchanged for a lease period: taken over
 
 
-def test_an_outage_is_one_warning_and_the_run_completes(tmp_path: Path) -> None:
-    server = start_s3_server()
+def test_an_outage_is_one_warning_and_the_run_completes(s3_server: S3Server) -> None:
+    server = start_s3_server()  # one of its own, to stop (the package's warms fsspec up)
     try:
         url = f"s3://{server.new_bucket()}/cache"
         options = {"storage_options": server.storage_options(), "retry_after": 60}
         cached = Memory(url, verbose=0, backend_options=options).cache(lambda x: x + 1)
         assert [cached(x) for x in range(3)] == [1, 2, 3]
-        server.stop()
+
+        def calls() -> Iterator[Any]:
+            for x in range(12):
+                if x == 6:
+                    server.stop()  # mid-run: tasks before it used the cache, later ones cannot
+                yield delayed(cached)(x)
+
         with pytest.warns(CacheWarning, match="unreachable") as caught:
-            assert [cached(x) for x in range(6)] == [1, 2, 3, 4, 5, 6]
+            results = Parallel(n_jobs=2, backend="threading", batch_size=1)(calls())
+        assert results == [x + 1 for x in range(12)]
         assert len([w for w in caught if issubclass(w.category, CacheWarning)]) == 1
         strict = Memory(url, verbose=0, backend_options={**options, "strict": True})
         with pytest.raises(CacheStoreUnavailableError, match="unreachable"):
