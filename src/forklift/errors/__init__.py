@@ -28,6 +28,8 @@ same situation, so ``except ValueError`` keeps working after switching imports::
     │   ├── UnsupportedFormatError (ValueError)   newer format version, unknown legacy layout
     │   └── CompressorUnavailableError (ImportError) codec's optional package missing
     ├── CacheEntryDamagedError                    a cache entry cannot be read back
+    ├── CacheStoreUnavailableError (ConnectionError) object storage unreachable or read-only,
+    │                                             and the store was asked to be strict
     ├── CallArgumentsError (TypeError, ValueError) a cached call that does not fit the signature
     └── ClusterError (RuntimeError)               dask or ray could not run a batch
         ├── ClusterWorkerLostError (+TerminatedWorkerError)  workers kept dying under it

@@ -9,6 +9,7 @@ from forklift.errors._base import ForkliftError, ForkliftWarning
 
 __all__ = [
     "CacheEntryDamagedError",
+    "CacheStoreUnavailableError",
     "CacheWarning",
     "CallArgumentsError",
     "CompressorUnavailableError",
@@ -162,6 +163,11 @@ class CacheEntryDamagedError(ForkliftError):
         ...         print("cannot read cache entry" in str(error))
         True
     """
+
+
+class CacheStoreUnavailableError(ForkliftError, ConnectionError):
+    """A cache on object storage cannot be reached (or written), and its store was created
+    with ``backend_options={"strict": True}``; without it, Memory warns and runs uncached."""
 
 
 class CacheWarning(ForkliftWarning):
