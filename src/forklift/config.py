@@ -40,6 +40,7 @@ from forklift._support.defaults import (
     is_default,
     is_default_marker,
 )
+from forklift._support.naming import MMAP_MODES
 from forklift._support.sizes import parse_bytes
 from forklift.errors import ConfigurationError
 
@@ -63,7 +64,6 @@ __all__ = [
 
 PREFER_VALUES: Final = (None, "processes", "threads")
 REQUIRE_VALUES: Final = (None, "sharedmem")
-MMAP_MODES: Final = (None, "r+", "r", "w+", "c")
 
 
 @dataclasses.dataclass(frozen=True)

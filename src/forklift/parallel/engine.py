@@ -328,7 +328,9 @@ class _Run:
             call = batch.calls[0]
             error = TaskTimeoutError(
                 f"task {batch.first_task}, {describe_call(call)}(), ran longer than "
-                f"task_timeout={task_timeout}s and was stopped"
+                f"task_timeout={task_timeout}s and was stopped",
+                task=batch.first_task,
+                timeout=task_timeout,
             )
             self._fail(batch.first_task, call, error, "", worker="")
 

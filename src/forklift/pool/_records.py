@@ -20,7 +20,8 @@ from concurrent.futures import Future, InvalidStateError
 from multiprocessing.connection import Connection
 from typing import Any
 
-from forklift.errors import RemoteTraceback, TaskPicklingError
+from forklift._support.naming import callable_name
+from forklift.errors import ConfigurationError, RemoteTraceback, TaskPicklingError
 from forklift.pool.error_transport import attach_remote_traceback
 from forklift.pool.sharing import SharingScope, load_shared_definition
 
@@ -164,14 +165,9 @@ def run_chunk(fn: Callable[..., Any], chunk: list[tuple[Any, ...]]) -> list[Any]
 
 
 def describe(fn: object) -> str:
-    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
-    if name is None:
-        name = type(fn).__name__
-    module = getattr(fn, "__module__", None)
-    prefix = f"{module}." if module not in (None, "builtins", "__main__") else ""
-    return f"{prefix}{name}()"
+    return f"{callable_name(fn)}()"
 
 
 def check_positive(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")

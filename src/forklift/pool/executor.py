@@ -64,6 +64,7 @@ import cloudpickle
 
 from forklift._support.cpus import cpu_count
 from forklift.errors import (
+    ConfigurationError,
     RemoteTraceback,
     TaskPicklingError,
     TempSpaceError,
@@ -155,7 +156,7 @@ class ProcessPool(Executor):
             check_positive("thread_limit", thread_limit)
         check_positive("prefetch", prefetch)
         if idle_worker_timeout is not None and not idle_worker_timeout > 0:
-            raise ValueError(
+            raise ConfigurationError(
                 f"idle_worker_timeout must be positive or None, got {idle_worker_timeout!r}"
             )
         self._max_workers = max_workers
@@ -916,11 +917,11 @@ class ProcessPool(Executor):
             self._forget_task(culprit)
             error = TerminatedWorkerError(
                 f"a forklift worker process (pid {worker.pid}) died while running "
-                f"{culprit.label}: {describe_exit_status(status)}"
+                f"{culprit.label}: {describe_exit_status(status)}",
+                pid=worker.pid,
+                exit_status=status,
+                task_label=culprit.label,
             )
-            error.pid = worker.pid  # type: ignore[attr-defined]
-            error.exit_status = status  # type: ignore[attr-defined]
-            error.task_label = culprit.label  # type: ignore[attr-defined]
             settled.append((culprit, False, error))
         # Tasks that never started (or all, for a worker killed on purpose): run elsewhere.
         for task in reversed(tasks):

@@ -1,16 +1,17 @@
-"""Store names: the built-in local store, the stores users register, and lookup by name.
+"""Store names: the built-in stores (local, objects), the ones users register, lookup by name.
 
 ``Memory(location, backend=name)`` asks :func:`create_store` for a new store of kind
 ``name``. This module sits above every store it names (``base`` <- ``locks`` <- ``local`` <-
 ``registry``), as :mod:`forklift.parallel.backends.registry` sits above the backends, so
-the built-in store is registered at import time and no store module imports the registry:
+the built-in stores are registered at import time and no store module imports the registry:
 the base class used to hold the registry and import the local store inside a function, the
 cycle base -> local -> base that this module breaks. An import-linter contract keeps it
 broken.
 
 Rejected: entry points for third-party stores (``register_store_backend`` is joblib's way
-and enough); a lazy factory per built-in name (the local store's imports are the cache's own,
-already loaded whenever a ``Memory`` exists).
+and enough); a lazy factory per built-in name (both stores' modules are loaded whenever a
+``Memory`` exists: ``memory.py`` routes URLs with :func:`~.objects.route`, and the object
+store imports fsspec only when it opens a location).
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ import threading
 
 from forklift.cache.stores.base import StoreBackendBase
 from forklift.cache.stores.local import LocalStore
+from forklift.cache.stores.objects import OBJECT_STORE, ObjectStore
 from forklift.errors import ConfigurationError, UnknownStoreError
 
 __all__ = ["create_store", "known_store_names", "register_store_backend"]
 
 _lock = threading.Lock()
-_stores: dict[str, type[StoreBackendBase]] = {"local": LocalStore}
+_stores: dict[str, type[StoreBackendBase]] = {"local": LocalStore, OBJECT_STORE: ObjectStore}
 
 
 def register_store_backend(name: str, backend_class: type[StoreBackendBase]) -> None:
