@@ -253,7 +253,8 @@ class MemorizedFunction(Generic[P, R]):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> tuple[Any, dict[str, Any]]:
-        self._reporter.computing(self.identity.qualname, self._describe(arguments))
+        if self._reporter.verbose >= 1:  # describing the call costs more than a quiet miss
+            self._reporter.computing(self.identity.qualname, self._describe(arguments))
         started = time.perf_counter()
         value = self.func(*args, **kwargs)
         return value, self._store(call_id, arguments, value, time.perf_counter() - started)
