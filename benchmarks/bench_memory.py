@@ -9,8 +9,8 @@ different moments of that machine differ by 3x.
 
 Measured 2026-12-06 on that machine (load 5-9 from other jobs), full mode, medians of 7
 interleaved rounds (forklift / joblib): small-argument hit 12 / 284 µs (0.044); 200 MB
-argument hit 18 / 579 ms (0.031); 100 MB array result hit 24.1 / 25.0 ms (0.96; the
-previous entry format: 0.25 times this branch's time, measured A/B); the same mapped
+argument hit 18 / 579 ms (0.031); 100 MB array result hit 24.1 / 25.0 ms (0.96; main
+before this change took 4 times as long, measured A/B: 84 vs 340 ms); the same mapped
 (mmap_mode='r') 278 / 353 µs (0.79); miss overhead 522 µs / 2.2 ms (0.23; an earlier run
 under heavier load: 0.47); fresh-process first hit, interpreter start included, 283 / 401
 ms (0.71). Under strace, the system calls of a miss summed to 1.8 ms against joblib's 8.3
