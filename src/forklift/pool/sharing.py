@@ -35,6 +35,7 @@ from forklift.pool.shared_arrays import ArrayFiles, is_numpy_array, write_at
 
 __all__ = [
     "Definition",
+    "ScopeCounts",
     "ScopedPickler",
     "SharingScope",
     "dumps_scoped",
@@ -233,6 +234,41 @@ class SharingScope:
     def describe(self, token: int) -> str:
         obj = self._by_token.get(token)
         return str(getattr(obj, "__qualname__", None) or type(obj).__name__)
+
+
+class ScopeCounts:
+    """How many tasks of each scope a pool holds, and the scopes waiting for theirs to end.
+
+    A released scope is closed (its definitions dropped by the workers, its shared memory
+    freed) only once no task of it is left: a task still queued would find its functions gone.
+    """
+
+    def __init__(self) -> None:
+        self._counts: dict[int, int] = {}  # id(scope) -> tasks held
+        self._closing: list[SharingScope] = []
+
+    def opened(self, scope: SharingScope) -> None:
+        key = id(scope)
+        self._counts[key] = self._counts.get(key, 0) + 1
+
+    def ended(self, scope: SharingScope) -> bool:
+        """A task of ``scope`` left the pool; True when a released scope may now be closed."""
+        key = id(scope)
+        left = self._counts.get(key, 1) - 1
+        if left > 0:
+            self._counts[key] = left
+            return False
+        self._counts.pop(key, None)
+        return bool(self._closing)
+
+    def release(self, scope: SharingScope) -> None:
+        self._closing.append(scope)
+
+    def finished(self) -> list[SharingScope]:
+        """The released scopes with no task left (no longer counted as closing)."""
+        done = [scope for scope in self._closing if not self._counts.get(id(scope))]
+        self._closing = [scope for scope in self._closing if self._counts.get(id(scope))]
+        return done
 
 
 class ScopedPickler(cloudpickle.Pickler):  # type: ignore[misc]
