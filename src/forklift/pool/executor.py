@@ -34,8 +34,19 @@ because their callbacks may submit more work.
 Giving up work (:meth:`ProcessPool.cancel_scope`, :meth:`~ProcessPool.release_scope`,
 ``shutdown(wait=False)``) never waits for the lock: it may come from a finalizer that the
 garbage collector runs on a thread holding the lock already - the manager thread included -
-so it is queued as a request that whoever holds the lock next applies. Abandoned running tasks
-get a grace (see :mod:`._abandon`).
+so it is queued as a request that whoever holds the lock next applies (see
+:mod:`._requests`). Abandoned running tasks get a grace (see :mod:`._abandon`).
+
+Where each part lives::
+
+    executor.py   ProcessPool: the public API; takes the lock and calls the books
+    _books.py     the books: pending tasks, workers and their states; dispatch, spawn, kill
+    _manager.py   the manager thread: its selector, wake pipe and loop phases
+    _requests.py  changes asked without waiting for the lock (cancel, release, shutdown)
+    _launcher.py  the listening socket and the fork server (_server.py); _worker.py, the
+                  worker's loop; _protocol.py, the wire between them
+    options.py    WorkerOptions: what makes the workers alike
+    sharing.py    scopes: functions sent once per worker, large ones through shared memory
 
 This room uses explicit arguments only (it never reads :mod:`forklift.config`); it imports
 only :mod:`forklift.errors`, :mod:`forklift._support` and the standard library + cloudpickle.
@@ -57,8 +68,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import CancelledError, Executor, Future
 from typing import Any
 
-import cloudpickle
-
 from forklift._support.cpus import cpu_count
 from forklift.errors import TaskPicklingError, TempSpaceError
 from forklift.pool import _requests as requests
@@ -68,7 +77,7 @@ from forklift.pool._manager import Manager
 from forklift.pool._records import Task, WorkerState, describe, fail, run_chunk
 from forklift.pool._requests import Requests, resolve
 from forklift.pool.options import WorkerOptions, check_positive
-from forklift.pool.sharing import SharingScope, dumps_scoped
+from forklift.pool.sharing import SharingScope, pickle_task
 
 __all__ = ["ProcessPool"]
 
@@ -213,23 +222,9 @@ class ProcessPool(Executor):
         if label is None:
             label = describe(fn)
         try:
-            task_tuple = (fn, tuple(args), dict(kwargs or {}))
-            tokens: set[int] = set()
-            if scope is None:
-                payload = cloudpickle.dumps(task_tuple, protocol=5)
-            else:
-                payload, tokens = dumps_scoped(task_tuple, scope)
-                for token in tokens:
-                    scope.payload(token)  # pickle definitions now, so failures surface here
-        except TempSpaceError as error:
-            future.set_exception(error)  # already says what to do; not a pickling problem
-            return future
-        except Exception as error:
-            problem = TaskPicklingError(
-                f"the task {label} could not be pickled to send it to a worker: {error}"
-            )
-            problem.__cause__ = error
-            future.set_exception(problem)
+            payload, tokens = pickle_task(fn, args, kwargs, scope, label)
+        except (TaskPicklingError, TempSpaceError) as error:
+            future.set_exception(error)
             return future
         books = self._books
         with self._lock:

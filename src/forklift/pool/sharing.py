@@ -10,7 +10,7 @@ Why a scope and not a cache keyed by the object: a function's closure or globals
 between two calls (``x = 2`` after a first run); re-sending per scope (one ``Parallel`` call)
 sees the change, as joblib users expect, while still sending once per call.
 
-Imports only the standard library and cloudpickle.
+Imports only the standard library, cloudpickle and :mod:`forklift.errors`.
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ import os
 import pickle
 import sys
 import types
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import cloudpickle
 
+from forklift.errors import TaskPicklingError, TempSpaceError
 from forklift.pool import main_classes
 from forklift.pool.shared_arrays import ArrayFiles, is_numpy_array, write_at
 
@@ -43,6 +44,7 @@ __all__ = [
     "lookup_shared",
     "make_definition",
     "pack_result",
+    "pickle_task",
 ]
 
 _tokens = itertools.count(1)
@@ -316,3 +318,28 @@ def dumps_scoped(obj: Any, scope: SharingScope) -> tuple[bytes, set[int]]:
         pickler = ScopedPickler(file, scope)
         pickler.dump(obj)
         return file.getvalue(), pickler.tokens
+
+
+def pickle_task(
+    fn: Any,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any] | None,
+    scope: SharingScope | None,
+    label: str,
+) -> tuple[bytes, set[int]]:
+    """A task's payload and the tokens it needs; :class:`TaskPicklingError` if it does not
+    pickle (its definitions are pickled now too, so that failures surface in ``submit``)."""
+    try:
+        task_tuple = (fn, tuple(args), dict(kwargs or {}))
+        if scope is None:
+            return cloudpickle.dumps(task_tuple, protocol=5), set()
+        payload, tokens = dumps_scoped(task_tuple, scope)
+        for token in tokens:
+            scope.payload(token)
+        return payload, tokens
+    except TempSpaceError:
+        raise  # already says what to do; not a pickling problem
+    except Exception as error:
+        raise TaskPicklingError(
+            f"the task {label} could not be pickled to send it to a worker: {error}"
+        ) from error
