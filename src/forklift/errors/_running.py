@@ -120,9 +120,9 @@ class TerminatedWorkerError(ForkliftError, BrokenProcessPool):
         ...     Parallel(n_jobs=2)(delayed(os._exit)(3) for _ in range(2))
         ... except TerminatedWorkerError as error:
         ...     print("exited with code 3" in str(error), error.pid is not None)
-        ...     print(os.waitstatus_to_exitcode(error.exit_status), error.task_label)
+        ...     print(os.waitstatus_to_exitcode(error.exit_status), error.task_label.split(" (")[0])
         True True
-        3 posix._exit (tasks 0-0)
+        3 posix._exit
         >>> shutdown_reusable_executor()         # stop the pool's workers now, not when idle
     """
 
