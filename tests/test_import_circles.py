@@ -17,7 +17,6 @@ import sys
 from collections.abc import Iterator
 
 import grimp
-import pytest
 
 # Circles known and owned by another room's change: module sets, with who fixes them. Empty
 # is the goal; a circle found that is not listed fails the test.
