@@ -1,4 +1,5 @@
-"""``python -m benchmarks [--quick] [-k TEXT]``: run every ``bench_*.py`` module's scenarios."""
+"""``python -m benchmarks [--quick] [-k TEXT] [--rounds N]``: run every ``bench_*.py``
+module's scenarios (those whose name holds TEXT), N measured rounds each."""
 
 from __future__ import annotations
 
@@ -15,8 +16,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run")
     parser.add_argument("-k", dest="keyword", default="", help="only scenarios matching TEXT")
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="measured rounds per scenario (default: its own)"
+    )
     parser.add_argument("--out", default="bench-results/latest.json")
     arguments = parser.parse_args()
+    if arguments.rounds is not None and arguments.rounds < 1:
+        parser.error("--rounds must be at least 1")
 
     print(f"machine: {machine_description()}", flush=True)
     results: list[Result] = []
@@ -29,7 +35,10 @@ def main() -> int:
             if arguments.keyword.lower() not in scenario.name.lower():
                 continue
             print(f"running: {scenario.name}", file=sys.stderr, flush=True)
-            results.append(run_scenario(scenario))
+            results.append(run_scenario(scenario, arguments.rounds))
+    if not results:
+        print(f"no scenario matches {arguments.keyword!r}", file=sys.stderr)
+        return 2
     print(format_table(results))
     save(results, Path(arguments.out))
     return 0
