@@ -67,6 +67,12 @@ def test_the_table_shows_forklift_joblib_the_ratio_and_the_goal() -> None:
     assert "| sum | dask 3.00 s | threading 1.50 s | 2.000 | ≤ 0.1 | NO | - |" in format_table(
         [other]
     )
+    memory = dataclasses.replace(result, unit="x", target=1.1, target_of="subject")
+    memory.medians = {"forklift": 1.05, "joblib": 2.1}
+    memory.ratio = 0.5
+    assert "| sum | 1.05x | 2.10x | 0.500 | ≤ 1.1x (forklift's own) | yes | - |" in format_table(
+        [memory]
+    )
 
 
 @pytest.mark.slow
