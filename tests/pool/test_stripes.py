@@ -6,14 +6,23 @@ from __future__ import annotations
 import gc
 import os
 import pickle
+import signal
 import sys
+import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
 from forklift.pool.shared_arrays import ArrayFiles
-from forklift.pool.stripes import MAX_STRIPES, STRIPE_ALIGN, STRIPE_MIN_BYTES, stripe_sizes
+from forklift.pool.stripes import (
+    MAX_STRIPES,
+    STRIPE_ALIGN,
+    STRIPE_MIN_BYTES,
+    stripe_sizes,
+    write_stripes,
+)
 
 MB = 1 << 20
 CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -122,3 +131,32 @@ def test_the_callers_pages_are_adopted_stripe_by_stripe() -> None:
     data[-1, -1] = 3.0  # still the caller's own to write, privately
     assert float(reopen(reference)[-1, -1]) != 3.0
     files.close()
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_an_interrupted_write_returns_only_once_every_writer_is_done(tmp_path: Path) -> None:
+    raw = memoryview(np.ones(256 * MB, dtype=np.uint8))
+    sizes = [2 * MB, len(raw) - 2 * MB]  # this thread's stripe is done at once; it then waits
+    fds = [os.open(tmp_path / f"stripe-{i}", os.O_RDWR | os.O_CREAT, 0o600) for i in range(2)]
+
+    def interrupt(*_: object) -> None:
+        raise Interrupted
+
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    # To this thread itself (a signal to the process may land in the writer instead).
+    timer = threading.Timer(0.02, signal.pthread_kill, (threading.get_ident(), signal.SIGUSR1))
+    try:
+        timer.start()
+        with pytest.raises(Interrupted):
+            write_stripes(raw, 0, fds, sizes, None)
+        # Only now may the caller close the descriptors: no writer may still use them.
+        assert os.path.getsize(tmp_path / "stripe-1") == sizes[1]  # the writer finished
+    finally:
+        timer.cancel()
+        timer.join()
+        signal.signal(signal.SIGUSR1, previous)
+        for fd in fds:
+            os.close(fd)

@@ -111,6 +111,7 @@ def write_stripes(
     errors: list[BaseException] = []
     adopted = [False] * len(fds)
     starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    done = [threading.Event() for _ in fds]
 
     def write(index: int) -> None:
         try:
@@ -125,13 +126,24 @@ def write_stripes(
                 adopted[index] = adopt_pages(adopt_at + low - head, high - low, fd, file_offset)
         except BaseException as error:  # handed to the caller's thread
             errors.append(error)
+        finally:
+            done[index].set()
 
-    threads = [threading.Thread(target=write, args=(i,)) for i in range(1, len(fds))]
-    for thread in threads:
-        thread.start()
+    for index in range(1, len(fds)):
+        threading.Thread(target=write, args=(index,), daemon=True).start()
     write(0)
-    for thread in threads:
-        thread.join()
+    # The caller closes the descriptors next: a writer still running could then write into
+    # whatever file reuses the number. So every writer is waited for, even through Ctrl-C
+    # (with events: after an interrupted join, Thread.is_alive() may say False too soon).
+    interrupted: BaseException | None = None
+    for event in done:
+        while not event.is_set():
+            try:
+                event.wait()
+            except BaseException as error:  # re-raised once all writers are done
+                interrupted = interrupted or error
+    if interrupted is not None:
+        raise interrupted
     if errors:
         raise errors[0]
     return all(adopted)
