@@ -25,6 +25,7 @@ import os
 import random
 import re
 import tempfile
+import textwrap
 import time
 from collections import Counter
 from pathlib import Path
@@ -118,13 +119,14 @@ def run_demo(n_files: int = 32, n_jobs: int = -1, backend: str | None = None) ->
         sequential = [extract_features(path) for path in paths]
         sequential_seconds = time.perf_counter() - start
         loop_share = (time.process_time() - cpu_start) / sequential_seconds
-        print(f"  plain loop:                {sequential_seconds:6.2f} s")
+        _step("plain loop", sequential_seconds)
 
         start = time.perf_counter()
         Parallel(n_jobs=n_jobs, backend=backend)(delayed(os.getpid)() for _ in range(2 * workers))
-        print(
-            f"  starting {workers} workers:        {time.perf_counter() - start:6.2f} s  "
-            "(once per program: later calls reuse them)"
+        _step(
+            f"starting {_workers(workers)}",
+            time.perf_counter() - start,
+            "once per program: later calls reuse them",
         )
 
         start = time.perf_counter()
@@ -136,14 +138,14 @@ def run_demo(n_files: int = 32, n_jobs: int = -1, backend: str | None = None) ->
         workers_share = sum(seconds for _, seconds in timed) / (
             min(workers, cpus) * parallel_seconds
         )
-        print(f"  Parallel(n_jobs={n_jobs}):        {parallel_seconds:6.2f} s  ({workers} workers)")
+        _step(f"Parallel(n_jobs={n_jobs})", parallel_seconds, _workers(workers))
 
         if parallel != sequential:
             print("  ERROR: parallel results differ from the plain loop's")
             return 1
         print(
             f"  same {len(parallel)} results; speed-up "
-            f"{sequential_seconds / parallel_seconds:.2f}x with {workers} workers on {cpus} CPUs"
+            f"{sequential_seconds / parallel_seconds:.2f}x with {_workers(workers)} on {cpus} CPUs"
         )
 
         memory = Memory(Path(folder) / "cache", verbose=0)
@@ -159,10 +161,12 @@ def run_demo(n_files: int = 32, n_jobs: int = -1, backend: str | None = None) ->
                 print("  ERROR: cached results differ from the plain loop's")
                 return 1
         hits = sum(cached_extract.check_call_in_cache(path) for path in paths)
-        print(f"  Parallel + Memory, cold:  {timings[0]:6.2f} s  (computed and cached)")
-        print(
-            f"  Parallel + Memory, warm:  {timings[1]:6.2f} s  (served from cache: {hits} of "
-            f"{len(paths)} results; {sequential_seconds / timings[1]:.0f}x the plain loop's speed)"
+        _step("Parallel + Memory, cold", timings[0], "computed and cached")
+        _step(
+            "Parallel + Memory, warm",
+            timings[1],
+            f"served from cache: {hits} of {len(paths)} results; "
+            f"{sequential_seconds / timings[1]:.0f}x the plain loop's speed",
         )
         top = parallel[0]
         print(f"  e.g. {top['file']}: {top['word_count']:,} words, top {top['top_words']}")
@@ -170,10 +174,18 @@ def run_demo(n_files: int = 32, n_jobs: int = -1, backend: str | None = None) ->
     return 0
 
 
+def _step(label: str, seconds: float, note: str = "") -> None:
+    print(f"  {label + ':':<26}{seconds:6.2f} s" + (f"  ({note})" if note else ""))
+
+
+def _workers(count: int) -> str:
+    return f"{count} worker" + ("" if count == 1 else "s")
+
+
 def _machine_verdict(
     load_before: float | None, cpus: int, loop_share: float, workers_share: float
 ) -> str:
-    """One line saying whether other programs had the CPUs, from what was measured."""
+    """Whether other programs had the CPUs, from what was measured (a few indented lines)."""
     load = "unknown" if load_before is None else f"{load_before:.2f}"
     computed = (
         f"the plain loop computed {min(loop_share, 1):.0%} of its time, "
@@ -181,11 +193,13 @@ def _machine_verdict(
     )
     busy = (load_before is not None and load_before >= 0.5) or loop_share < 0.9
     if busy:
-        return (
-            f"  the machine was busy: load average {load} on {cpus} CPUs before the demo; "
+        text = (
+            f"the machine was busy: load average {load} on {cpus} CPUs before the demo; "
             f"{computed}: other programs had the CPUs part of the time, so the speed-up "
             "above is less than idle CPUs give"
         )
-    return (
-        f"  the machine was idle (load average {load} on {cpus} CPUs before the demo); {computed}"
-    )
+    else:
+        text = (
+            f"the machine was idle (load average {load} on {cpus} CPUs before the demo); {computed}"
+        )
+    return textwrap.fill(text, width=92, initial_indent="  ", subsequent_indent="    ")
