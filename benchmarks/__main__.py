@@ -9,7 +9,15 @@ import pkgutil
 import sys
 from pathlib import Path
 
-from benchmarks.harness import Result, format_table, machine_description, run_scenario, save
+from benchmarks.harness import (
+    Result,
+    format_table,
+    load_average,
+    load_note,
+    machine_description,
+    run_scenario,
+    save,
+)
 
 
 def main() -> int:
@@ -25,6 +33,7 @@ def main() -> int:
         parser.error("--rounds must be at least 1")
 
     print(f"machine: {machine_description()}", flush=True)
+    load_before = load_average()
     results: list[Result] = []
     package = Path(__file__).parent
     for module_info in sorted(pkgutil.iter_modules([str(package)]), key=lambda m: m.name):
@@ -40,6 +49,7 @@ def main() -> int:
         print(f"no scenario matches {arguments.keyword!r}", file=sys.stderr)
         return 2
     print(format_table(results))
+    print("\n" + load_note(load_before, load_average()))
     save(results, Path(arguments.out))
     return 0
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import platform
 import random
 import statistics
@@ -120,12 +121,30 @@ def run_scenario(scenario: Scenario, rounds: int | None = None) -> Result:
 
 
 def machine_description() -> str:
-    import os
-
     return (
         f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}"
     )
+
+
+def load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
+def load_note(before: float | None, after: float | None) -> str:
+    """A line saying how busy the machine was, from the load averages around the run."""
+    if before is None or after is None:
+        return "Load average unknown: whether other programs ran meanwhile cannot be told."
+    cpus = os.cpu_count() or 1
+    verdict = (
+        "a busy machine: wall times are noisy and parallel rows understated"
+        if max(before, after) >= 0.5 * cpus
+        else "a quiet machine"
+    )
+    return f"Load average {before:.1f} before the run, {after:.1f} after, {cpus} CPUs: {verdict}."
 
 
 def format_seconds(seconds: float) -> str:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from benchmarks.harness import TABLE_HEADER, Scenario, format_table, run_scenario
+from benchmarks.harness import TABLE_HEADER, Scenario, format_table, load_note, run_scenario
 
 pytest.importorskip("joblib")
 
@@ -90,3 +91,11 @@ def test_one_scenario_by_keyword_with_rounds(tmp_path: Path) -> None:
     (result,) = json.loads(out.read_text())["results"]
     assert result["scenario"] == "16 tasks given the same 40 MB array" and result["rounds"] == 1
     assert "Medians of 1 rounds" in done.stdout
+    assert "Load average" in done.stdout  # how busy the machine was, measured
+
+
+def test_the_load_note_says_whether_the_machine_was_busy() -> None:
+    cpus = os.cpu_count() or 1
+    assert "a quiet machine" in load_note(0.0, 0.1)
+    assert "a busy machine" in load_note(0.1, cpus * 2.0)
+    assert "unknown" in load_note(None, 1.0)
