@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from forklift._support.cpus import cpu_count
 from forklift.pool.shared_arrays import ArrayFiles
 from forklift.pool.stripes import (
     MAX_STRIPES,
@@ -25,7 +26,7 @@ from forklift.pool.stripes import (
 )
 
 MB = 1 << 20
-CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+CPUS = cpu_count()
 
 pytestmark = [
     pytest.mark.skipif(sys.platform != "linux", reason="stripes are mapped back with MAP_FIXED"),

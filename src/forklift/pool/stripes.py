@@ -33,7 +33,8 @@ Rejected alternatives:
 * giving the worker a list of arrays (one per stripe): the task's function must see the
   array it was given.
 
-Imports only the standard library and this package's mapping and adoption helpers.
+Imports only the standard library, :func:`forklift._support.cpus.cpu_count` and this
+package's mapping and adoption helpers.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ import os
 import threading
 from collections.abc import Sequence
 
+from forklift._support.cpus import cpu_count
 from forklift.pool.fixed_mapping import fixed_mapping_available, map_fixed
 from forklift.pool.page_adoption import adopt_pages
 
@@ -72,17 +74,10 @@ _WORKER_MAPS = {
 }
 
 
-def _usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 def stripe_sizes(size: int) -> list[int]:
     """The sizes of the files a logical file of ``size`` bytes is written as (one file when
     striping would not pay, or when workers could not map stripes back into one region)."""
-    count = min(MAX_STRIPES, _usable_cpus(), size // STRIPE_MIN_BYTES)
+    count = min(MAX_STRIPES, cpu_count(), size // STRIPE_MIN_BYTES)
     if count < 2 or not fixed_mapping_available():
         return [size]
     stripe = -(-size // count // STRIPE_ALIGN) * STRIPE_ALIGN
