@@ -185,7 +185,11 @@ def format_table(results: list[Result]) -> str:
             f"{others or '-'} |"
         )
     rounds = sorted({result.rounds for result in results})
-    lines += ["", f"Medians of {', '.join(map(str, rounds))} rounds; ratio = forklift / joblib."]
+    lines += [
+        "",
+        f"Medians of {', '.join(map(str, rounds))} rounds; ratio = the forklift column / the "
+        "joblib column (a cell names its variant when it is another).",
+    ]
     notes = [f"- {r.scenario}: {r.note}" for r in results if r.note]
     if notes:
         lines += ["", "Notes (what a figure means, or why a target is missed):", *notes]
