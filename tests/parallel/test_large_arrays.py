@@ -74,11 +74,15 @@ def stripe_facts(array: Any, row: int) -> tuple[str | None, int, bool, float]:
 
 
 @pytest.mark.skipif(cpu_count() < 2, reason="one CPU: arrays are not striped")
-@pytest.mark.parametrize("mmap_mode", ["r", "c"])
-def test_a_large_array_reaches_workers_as_one_memmap_of_several_stripes(mmap_mode: str) -> None:
+@pytest.mark.parametrize(
+    ("backend", "mmap_mode"), [(b, m) for b in BACKENDS for m in "r c".split()]
+)
+def test_a_large_array_reaches_workers_as_one_memmap_of_several_stripes(
+    backend: str, mmap_mode: str
+) -> None:
     data = np.random.default_rng(3).random((1024, 9216))  # 72 MB: striped
     expected = data.copy()
-    seen = Parallel(n_jobs=2, batch_size=1, mmap_mode=mmap_mode)(
+    seen = Parallel(n_jobs=2, backend=backend, batch_size=1, mmap_mode=mmap_mode)(
         delayed(stripe_facts)(data, row) for row in range(0, 1024, 128)
     )
     assert len({path for path, _, _, _ in seen}) == 1
