@@ -65,7 +65,7 @@ def scenarios(quick: bool) -> list[Scenario]:
                 "scheduling both workers share one session's CPU share, as the plain loop has "
                 "one alone (measured here at load 8: workers 10-13% of their time computing, "
                 "the loop 28-33%), so the speed-up falls to ~1 or below: see the load average "
-                "under the table. Workers' CPU times put the idle figure at 1.8-1.9x"
+                "under the table. Workers' CPU times put the idle figure at 1.7-1.9x"
             ),
         )
     ]

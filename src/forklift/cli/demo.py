@@ -19,7 +19,7 @@ The parallel step is made to show what the CPUs give, and the demo says when it 
   speed-up measured on a busy machine says so.
 
 Measured on the busy build machine, the workers' CPU times (the busier worker's sum, plus
-half the caller's) put the parallel step at 1.8-1.9x the plain loop's speed on 2 idle cores.
+half the caller's) put the parallel step at 1.7-1.9x the plain loop's speed on 2 idle cores.
 """
 
 from __future__ import annotations
