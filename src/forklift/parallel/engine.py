@@ -28,12 +28,11 @@ import heapq
 import logging
 import queue
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from concurrent.futures import CancelledError, Future
 from functools import partial
 from typing import Any
 
-from forklift.config import Settings
 from forklift.errors import (
     ParallelTimeoutError,
     TaskTimeoutError,
@@ -43,17 +42,17 @@ from forklift.parallel.abandonment import (
     stopped_under_the_run,
     warn_cancelled,
 )
-from forklift.parallel.backends.base import Backend, Batch, BatchOutcome, Call, describe_call
+from forklift.parallel.backends.base import Batch, BatchOutcome, Call, describe_call
 from forklift.parallel.batching import BatchSizer, batches_in_flight
 from forklift.parallel.failures import summarise
-from forklift.parallel.resilience import CheckpointedCalls, Decision, FailureTracker, Resilience
+from forklift.parallel.plan import RunPlan
+from forklift.parallel.resilience import CheckpointedCalls, Decision, FailureTracker
 from forklift.parallel.run_events import failure_event, task_ends, task_error, task_names
 from forklift.parallel.tasks import TaskSource
 from forklift.progress.events import (
     BatchCompleted,
     BatchDispatched,
     Heartbeat,
-    Reporter,
     RunFinished,
     RunStarted,
 )
@@ -67,28 +66,6 @@ logger = logging.getLogger("forklift.parallel")
 HEARTBEAT_SECONDS = 1.0
 # With task_timeout, how often to look whether sent tasks have started running.
 _START_POLL_SECONDS = 0.05
-
-
-@dataclasses.dataclass
-class RunPlan:
-    """Everything one run needs, decided by ``Parallel`` before the run starts.
-
-    ``max_in_flight`` counts batches (None: no limit, pull the whole input at once);
-    ``batch_size`` None means automatic sizing. ``expected_total`` is the input's ``len()``
-    when it has one, for reporters.
-    """
-
-    backend: Backend
-    n_workers: int
-    n_jobs: int | None
-    max_in_flight: int | None
-    batch_size: int | None
-    timeout: float | None
-    ordered: bool
-    worker_settings: Settings
-    reporters: Sequence[Reporter] = ()
-    expected_total: int | None = None
-    resilience: Resilience = dataclasses.field(default_factory=Resilience)
 
 
 def execute(plan: RunPlan, tasks: Iterable[Any]) -> Iterator[list[Any]]:

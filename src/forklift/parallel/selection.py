@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from forklift.config import Settings, validate_n_jobs
+from forklift.config import Settings
 from forklift.errors import ConfigurationError
 from forklift.parallel.backends import registry
 from forklift.parallel.backends.base import Backend
@@ -70,7 +70,7 @@ def select_backend(
             )
         backend = registry.create_backend("threading", {})
 
-    n_jobs = validate_n_jobs(settings.n_jobs)
+    n_jobs = settings.n_jobs  # validated once, when the settings were resolved
     if not count_workers:
         return Selection(backend, 0, n_jobs)
     wanted = backend.capabilities.default_n_jobs if n_jobs is None else n_jobs

@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any, Protocol, runtime_checkable
 
+from forklift._support.cpus import workers_for_n_jobs
 from forklift._support.task_context import TaskContext, current_task
 from forklift.config import Settings, entered_settings
 
@@ -180,11 +181,7 @@ class ParallelBackendBase:
         self.backend_params = backend_params
 
     def effective_n_jobs(self, n_jobs: int) -> int:
-        from forklift._support.cpus import cpu_count
-
-        if n_jobs < 0:
-            return max(cpu_count() + 1 + n_jobs, 1)
-        return n_jobs
+        return workers_for_n_jobs(n_jobs)
 
     def start(self, n_workers: int) -> None:
         self.n_workers = n_workers
