@@ -1,0 +1,43 @@
+"""The engine's helpers alone: the retry queue and task_timeout's clock."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from typing import Any
+
+from forklift.parallel.retries import RetryQueue
+from forklift.parallel.task_clock import START_POLL_SECONDS, TaskClock
+
+
+def test_retries_come_due_earliest_first_and_ties_in_failure_order() -> None:
+    queue = RetryQueue()
+    assert not queue and queue.next_ready_at() is None
+    queue.push(2.0, 7, (abs, (7,), {}))
+    queue.push(1.0, 3, (abs, (3,), {}))
+    queue.push(1.0, 1, (abs, (1,), {}))
+    assert queue.next_ready_at() == 1.0
+    assert queue.pop_due(0.5) is None
+    assert [queue.pop_due(1.5), queue.pop_due(1.5), queue.pop_due(1.5)] == [
+        (3, (abs, (3,), {})),
+        (1, (abs, (1,), {})),
+        None,
+    ]
+    assert queue.pop_due(2.0) == (7, (abs, (7,), {}))
+    assert not queue
+
+
+def test_a_task_clock_starts_when_the_task_runs() -> None:
+    clock = TaskClock(task_timeout=10.0)
+    waiting: Future[Any] = Future()
+    running: Future[Any] = Future()
+    assert running.set_running_or_notify_cancel()
+    futures = {0: waiting, 1: running}
+    # Task 1 runs from now (100.0); task 0 is polled for again soon.
+    assert clock.next_deadline(futures, now=100.0) == 100.0 + START_POLL_SECONDS
+    assert clock.expired(futures.items(), now=109.0) == []
+    assert clock.expired(futures.items(), now=110.0) == [1]
+    assert clock.expired(futures.items(), now=200.0) == []  # given up once
+    assert waiting.set_running_or_notify_cancel()
+    assert clock.next_deadline({0: waiting}, now=200.0) == 210.0
+    clock.forget(0)
+    assert clock.next_deadline({}, now=300.0) == 310.0
