@@ -1,6 +1,17 @@
 from __future__ import annotations
 
-from forklift.parallel.batching import MAX_GROWTH, BatchSizer, next_batch_size
+import math
+import time
+
+from forklift import Parallel, delayed
+from forklift.parallel.batching import (
+    MAX_GROWTH,
+    MIN_TAIL_BATCH_SECONDS,
+    BatchSizer,
+    next_batch_size,
+    tail_batch_size,
+)
+from forklift.progress.events import BatchDispatched
 
 
 def test_long_tasks_stay_alone() -> None:
@@ -39,3 +50,33 @@ def test_sizer_ignores_empty_batches() -> None:
     sizer = BatchSizer(target_seconds=0.05)
     sizer.observe(0, 1.0)
     assert sizer.size == 1
+
+
+def test_the_last_calls_are_split_among_the_workers() -> None:
+    assert tail_batch_size(2, 4, 2, 0.02) == 1
+    assert tail_batch_size(10, 400, 2, 0.001) == 10  # the end is not near yet
+    assert tail_batch_size(8_000, 12_000, 2, 3e-7) == 3_000
+    assert tail_batch_size(8_000, 12_000, 2, None) == 3_000
+    # Tiny tasks: no batch below MIN_TAIL_BATCH_SECONDS of work (the hand-off costs more).
+    floor = math.ceil(MIN_TAIL_BATCH_SECONDS / 3e-7)
+    assert tail_batch_size(8_000, 2_000, 2, 3e-7) == floor
+    assert tail_batch_size(8_000, 100, 2, 3e-7) == 100
+
+
+def nap(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+def test_a_run_ends_with_small_batches_though_its_length_is_unknown() -> None:
+    dispatched: list[BatchDispatched] = []
+    results = Parallel(
+        n_jobs=2,
+        backend="threading",
+        reporters=[lambda event: isinstance(event, BatchDispatched) and dispatched.append(event)],
+    )(delayed(nap)(0.002) for _ in range(300))
+    assert len(results) == 300
+    sizes = [event.n_tasks for event in dispatched]
+    assert max(sizes) > 2, sizes  # tasks were grouped (2 ms tasks, 10 ms batches)...
+    assert sizes[-3:] == [1, 1, 1], sizes  # ...and the last ones go one by one
+    assert sum(sizes) == 300

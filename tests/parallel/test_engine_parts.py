@@ -6,10 +6,14 @@ import pickle
 from concurrent.futures import Future
 from typing import Any
 
+import pytest
+
 from forklift.config import Settings
+from forklift.errors import InvalidTaskError
 from forklift.parallel.backends.base import Batch, run_batch
 from forklift.parallel.retries import RetryQueue
 from forklift.parallel.task_clock import START_POLL_SECONDS, TaskClock
+from forklift.parallel.tasks import TaskSource
 
 
 def test_retries_come_due_earliest_first_and_ties_in_failure_order() -> None:
@@ -63,3 +67,18 @@ def test_a_batch_pickles_its_calls_as_columns_and_back() -> None:
     # The shared function travels once, and no empty dicts travel at all.
     columns = len(pickle.dumps(same)) - len(pickle.dumps(settings))
     assert columns < len(pickle.dumps(same.calls)) * 0.6
+
+
+def test_looking_ahead_keeps_order_positions_and_the_end() -> None:
+    source = TaskSource([(abs, (-i,), {}) for i in range(5)] + ["not a call"])
+    assert source.look_ahead(3) is None  # the end is not seen yet
+    assert source.take(2) == [(abs, (0,), {}), (abs, (-1,), {})]
+    with pytest.raises(InvalidTaskError, match="item 5 of the task iterable"):
+        source.look_ahead(10)
+    source = TaskSource((abs, (-i,), {}) for i in range(5))
+    assert source.take(1) == [(abs, (0,), {})]
+    assert source.look_ahead(10) == 4 and not source.exhausted
+    assert source.take(3) == [(abs, (-1,), {}), (abs, (-2,), {}), (abs, (-3,), {})]
+    assert source.remaining == 1 and source.n_taken == 4
+    assert source.take(3) == [(abs, (-4,), {})] and source.exhausted
+    assert source.take(3) == []

@@ -45,7 +45,7 @@ from forklift.parallel.abandonment import (
     warn_cancelled,
 )
 from forklift.parallel.backends.base import Batch, BatchOutcome, Call, describe_call
-from forklift.parallel.batching import BatchSizer, batches_in_flight
+from forklift.parallel.batching import BatchSizer, batches_in_flight, tail_batch_size
 from forklift.parallel.failures import summarise
 from forklift.parallel.plan import RunPlan
 from forklift.parallel.resilience import CheckpointedCalls, Decision, FailureTracker
@@ -165,7 +165,7 @@ class _Run:
             self.submit(due[0], [due[1]])
         source = self.source
         while not source.exhausted and self._has_room():
-            calls = source.take(self.plan.batch_size or self.sizer.size)
+            calls = source.take(self._next_size())
             if not calls:
                 break
             first = source.n_taken - len(calls)
@@ -173,6 +173,17 @@ class _Run:
                 self.submit(first, calls)
             else:
                 self._submit_or_restore(first, calls)
+
+    def _next_size(self) -> int:
+        if self.plan.batch_size is not None:
+            return self.plan.batch_size
+        size = self.sizer.size
+        if size > 1:  # one call a batch: nothing to split, so nothing to pull ahead
+            n_workers = self.plan.n_workers
+            remaining = self.source.look_ahead(size * n_workers)
+            if remaining is not None:
+                size = tail_batch_size(size, remaining, n_workers, self.sizer.seconds_per_task)
+        return size
 
     def _submit_or_restore(self, first: int, calls: list[Call]) -> None:
         """Restore stored results in the caller; send the rest, wrapped so they are stored."""
