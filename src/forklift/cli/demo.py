@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from forklift._support.cpus import cpu_count
+from forklift._support.cpus import workers_for_n_jobs
 from forklift.cache.memory import Memory
 from forklift.parallel.api import Parallel, delayed
 
@@ -92,7 +92,7 @@ def run_demo(n_files: int = 48, n_jobs: int = -1, backend: str | None = None) ->
             delayed(extract_features)(path) for path in paths
         )
         parallel_seconds = time.perf_counter() - start
-        workers = n_jobs if n_jobs > 0 else max(cpu_count() + 1 + n_jobs, 1)
+        workers = workers_for_n_jobs(n_jobs)
         print(f"  Parallel(n_jobs={n_jobs}):      {parallel_seconds:6.2f} s  ({workers} workers)")
 
         if parallel != sequential:

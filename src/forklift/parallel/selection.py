@@ -13,6 +13,12 @@ Order of decisions:
 3. ``n_jobs``: None means the configured value, else the backend's ``default_n_jobs`` (1 for
    local backends, the whole cluster for dask and ray). The backend turns it into a worker
    count; one worker of a local backend means running inline (the sequential backend).
+
+Names, on the way down: ``n_jobs`` is what the user asked for (None, positive, or negative
+counting back from the CPUs, validated once by :func:`forklift.config.resolve_settings`);
+``n_workers`` is how many workers that means for this backend
+(:func:`forklift._support.cpus.workers_for_n_jobs` for local ones), passed to
+``backend.start(n_workers)``; the process pool calls its own size ``max_workers``.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ _LOCAL_BACKENDS = frozenset({"sequential", "threading", "loky", "multiprocessing
 
 @dataclasses.dataclass
 class Selection:
+    """The backend made for a call, the workers it will start, and the ``n_jobs`` asked."""
+
     backend: Backend
     n_workers: int
     n_jobs: int | None
