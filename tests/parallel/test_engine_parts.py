@@ -11,6 +11,7 @@ import pytest
 from forklift.config import Settings
 from forklift.errors import InvalidTaskError
 from forklift.parallel.backends.base import Batch, run_batch
+from forklift.parallel.ordering import ResultOrder
 from forklift.parallel.retries import RetryQueue
 from forklift.parallel.task_clock import START_POLL_SECONDS, TaskClock
 from forklift.parallel.tasks import TaskSource
@@ -82,3 +83,19 @@ def test_looking_ahead_keeps_order_positions_and_the_end() -> None:
     assert source.remaining == 1 and source.n_taken == 4
     assert source.take(3) == [(abs, (-4,), {})] and source.exhausted
     assert source.take(3) == []
+
+
+def test_results_leave_in_input_order_whatever_order_batches_complete() -> None:
+    order = ResultOrder(ordered=True)
+    order.add(3, ["d", "e"])
+    order.add(1, ["b", "c"])
+    assert order.take() == []
+    order.add(0, ["a"])
+    assert order.take() == [["a"], ["b", "c"], ["d", "e"]]
+    order.add(5, [])  # nothing to hand over
+    order.add(5, ["f"])
+    assert order.take() == [["f"]]
+    unordered = ResultOrder(ordered=False)
+    unordered.add(3, ["d"])
+    unordered.add(0, ["a"])
+    assert unordered.take() == [["d"], ["a"]]

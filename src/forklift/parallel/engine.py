@@ -21,8 +21,9 @@ The engine knows backends only through the :class:`~forklift.parallel.backends.b
 protocol and never looks inside one. It executes a :class:`~forklift.parallel.plan.RunPlan`
 and decides nothing a user chose; its helpers each hold one concern: :mod:`.tasks` (pulling
 and checking calls), :mod:`.batching` (batch sizes), :mod:`.resilience` and :mod:`.retries`
-(what a failure leads to), :mod:`.task_clock` (``task_timeout``), :mod:`.run_events` (events
-and re-raised errors), :mod:`.abandonment` (what closing a run early cancelled).
+(what a failure leads to), :mod:`.task_clock` (``task_timeout``), :mod:`.ordering` (results
+in input order), :mod:`.run_events` (events and re-raised errors), :mod:`.abandonment` (what
+closing a run early cancelled).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from forklift.parallel.abandonment import (
 from forklift.parallel.backends.base import Batch, BatchOutcome, Call, describe_call
 from forklift.parallel.batching import BatchSizer, batches_in_flight, tail_batch_size
 from forklift.parallel.failures import summarise
+from forklift.parallel.ordering import ResultOrder
 from forklift.parallel.plan import RunPlan
 from forklift.parallel.resilience import CheckpointedCalls, Decision, FailureTracker
 from forklift.parallel.retries import RetryQueue
@@ -88,9 +90,8 @@ def execute(plan: RunPlan, tasks: Iterable[Any]) -> Iterator[list[Any]]:
         run.fill()
         yield []
         while True:
-            if run.outbox:
-                chunks, run.outbox = run.outbox, []
-                yield from chunks
+            if run.results.ready:
+                yield from run.results.take()
                 continue
             if not (run.in_flight or run.retries):
                 break
@@ -112,7 +113,7 @@ def execute(plan: RunPlan, tasks: Iterable[Any]) -> Iterator[list[Any]]:
 
 
 class _Run:
-    """The state of one run; :func:`execute` drives it. Results leave through ``outbox``."""
+    """The state of one run; :func:`execute` drives it. Results leave through ``results``."""
 
     def __init__(self, plan: RunPlan, tasks: Iterable[Any]) -> None:
         self.plan = plan
@@ -130,9 +131,7 @@ class _Run:
         task_timeout = plan.resilience.task_timeout
         self.clock = None if task_timeout is None else TaskClock(task_timeout)
         self.retries = RetryQueue()
-        self.outbox: list[list[Any]] = []
-        self.pieces: dict[int, list[Any]] = {}  # first task -> results, waiting for their turn
-        self.next_task = 0
+        self.results = ResultOrder(plan.ordered)
         self.n_batches = self.n_completed = 0
         self.sizer = BatchSizer(self.backend.capabilities.batch_target_seconds)
         self.started = time.perf_counter()
@@ -197,7 +196,7 @@ class _Run:
                     self.submit(run_start, run)
                     run = []
                 self.n_completed += 1
-                self.deliver(first + position, [self.checkpoint.restore(wrapped)])
+                self.results.add(first + position, [self.checkpoint.restore(wrapped)])
                 run_start = first + position + 1
             else:
                 run.append(wrapped)
@@ -299,12 +298,12 @@ class _Run:
             self.n_completed += len(batch)
             if self.hub:
                 self.hub.emit(batch_completed(batch, outcome, self._progress(), self.timed))
-            self.deliver(batch.first_task, outcome.results)
+            self.results.add(batch.first_task, outcome.results)
             return
         done = outcome.error_task
         if done:
             self.n_completed += done
-            self.deliver(batch.first_task, outcome.results[:done])
+            self.results.add(batch.first_task, outcome.results[:done])
         if self.hub:
             self.hub.emit(failure_event(batch, outcome, self._progress(), self.timed))
         failed_task = batch.first_task + done
@@ -356,20 +355,7 @@ class _Run:
         name = describe_call(call)
         failure = self.tracker.record(task_index, call, error, traceback_text, name)
         self.n_completed += 1
-        self.deliver(task_index, [failure])
-
-    def deliver(self, first_task: int, results: list[Any]) -> None:
-        """Hand results over in input order (or at once, when the order does not matter)."""
-        if not results:
-            return
-        if not self.plan.ordered:
-            self.outbox.append(results)
-            return
-        self.pieces[first_task] = results
-        while self.next_task in self.pieces:
-            chunk = self.pieces.pop(self.next_task)
-            self.next_task += len(chunk)
-            self.outbox.append(chunk)
+        self.results.add(task_index, [failure])
 
     # -- the end ---------------------------------------------------------------------------------
     def close(self, failed: bool, reason: str, abandoned: bool = False) -> None:
