@@ -7,7 +7,9 @@ from forklift import Parallel, delayed
 from forklift.parallel.batching import (
     MAX_GROWTH,
     MIN_TAIL_BATCH_SECONDS,
+    TAIL_QUEUE_SECONDS,
     BatchSizer,
+    batches_in_flight,
     next_batch_size,
     tail_batch_size,
 )
@@ -80,3 +82,9 @@ def test_a_run_ends_with_small_batches_though_its_length_is_unknown() -> None:
     assert max(sizes) > 2, sizes  # tasks were grouped (2 ms tasks, 10 ms batches)...
     assert sizes[-3:] == [1, 1, 1], sizes  # ...and the last ones go one by one
     assert sum(sizes) == 300
+
+
+def test_the_last_tasks_are_not_queued_behind_busy_workers_unless_tiny() -> None:
+    assert batches_in_flight(4, 2, 0.02, 0.05) == 4  # mid-run: queue ahead
+    assert batches_in_flight(4, 2, 0.02, 0.05, ending=True) == 2
+    assert batches_in_flight(4, 2, TAIL_QUEUE_SECONDS / 10, 0.05, ending=True) == 4

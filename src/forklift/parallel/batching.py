@@ -31,6 +31,7 @@ import math
 __all__ = [
     "MAX_GROWTH",
     "MIN_TAIL_BATCH_SECONDS",
+    "TAIL_QUEUE_SECONDS",
     "TAIL_SHARES",
     "BatchSizer",
     "batches_in_flight",
@@ -42,6 +43,11 @@ MAX_GROWTH = 16
 # The last calls are split into this many batches per worker, each of at least this long.
 TAIL_SHARES = 2
 MIN_TAIL_BATCH_SECONDS = 0.0005
+# At the input's end, tasks at least this long are not queued behind a busy worker: the
+# pool commits a queued batch to one worker, which may be the one that frees up last, so
+# the other idles for up to two tasks; unqueued, a last task goes to the first worker free,
+# for one hand-off (~0.1-1 ms) of that worker's time.
+TAIL_QUEUE_SECONDS = 0.001
 
 
 def next_batch_size(
@@ -81,10 +87,15 @@ def tail_batch_size(
 
 
 def batches_in_flight(
-    limit: int | None, n_workers: int, seconds_per_task: float | None, target_seconds: float
+    limit: int | None,
+    n_workers: int,
+    seconds_per_task: float | None,
+    target_seconds: float,
+    ending: bool = False,
 ) -> int | None:
     """How many batches may be in flight: ``limit`` (from ``pre_dispatch``) only once tasks
-    are known to be short; one per worker while their duration is unknown or long.
+    are known to be short; one per worker while their duration is unknown or long - and at
+    the ``ending`` of the input unless tasks are tiny (see :data:`TAIL_QUEUE_SECONDS`).
 
     >>> batches_in_flight(4, 2, None, 0.05)       # nothing measured yet: one per worker
     2
@@ -92,11 +103,19 @@ def batches_in_flight(
     4
     >>> batches_in_flight(4, 2, 2.0, 0.05)        # long tasks: nothing gained by queueing
     2
+    >>> batches_in_flight(4, 2, 0.02, 0.05, ending=True)   # the last 20 ms tasks: no queue
+    2
+    >>> batches_in_flight(4, 2, 1e-6, 0.05, ending=True)   # the last tiny ones: queue still
+    4
     >>> batches_in_flight(None, 2, None, 0.05)    # pre_dispatch="all" is the user's choice
     """
     if limit is None:
         return None
-    if seconds_per_task is None or seconds_per_task >= target_seconds:
+    if (
+        seconds_per_task is None
+        or seconds_per_task >= target_seconds
+        or (ending and seconds_per_task >= TAIL_QUEUE_SECONDS)
+    ):
         return max(1, min(limit, n_workers))
     return limit
 

@@ -149,8 +149,10 @@ class _Run:
     def _has_room(self) -> bool:
         limit = self.plan.max_in_flight
         if self.plan.batch_size is None:  # automatic batches: queue ahead only when it pays
+            sizer = self.sizer
+            ending = self.source.remaining is not None
             limit = batches_in_flight(
-                limit, self.plan.n_workers, self.sizer.seconds_per_task, self.sizer.target_seconds
+                limit, self.plan.n_workers, sizer.seconds_per_task, sizer.target_seconds, ending
             )
         return limit is None or len(self.in_flight) < limit
 
