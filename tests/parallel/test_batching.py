@@ -57,12 +57,13 @@ def test_sizer_ignores_empty_batches() -> None:
 def test_the_last_calls_are_split_among_the_workers() -> None:
     assert tail_batch_size(2, 4, 2, 0.02) == 1
     assert tail_batch_size(10, 400, 2, 0.001) == 10  # the end is not near yet
-    assert tail_batch_size(8_000, 12_000, 2, 3e-7) == 3_000
+    assert tail_batch_size(8_000, 12_000, 2, 1e-5) == 3_000
     assert tail_batch_size(8_000, 12_000, 2, None) == 3_000
-    # Tiny tasks: no batch below MIN_TAIL_BATCH_SECONDS of work (the hand-off costs more).
-    floor = math.ceil(MIN_TAIL_BATCH_SECONDS / 3e-7)
-    assert tail_batch_size(8_000, 2_000, 2, 3e-7) == floor
-    assert tail_batch_size(8_000, 100, 2, 3e-7) == 100
+    # Short tasks: no batch below MIN_TAIL_BATCH_SECONDS of work (the hand-off costs more).
+    floor = math.ceil(MIN_TAIL_BATCH_SECONDS / 1e-5)
+    assert tail_batch_size(8_000, 1_000, 2, 1e-5) == floor < 1_000 // 4 * 2
+    assert tail_batch_size(8_000, 100, 2, 1e-5) == 100
+    assert tail_batch_size(8_000, 12_000, 2, 3e-7) == 8_000  # tiny: not split
 
 
 def nap(seconds: float) -> float:
@@ -74,14 +75,13 @@ def test_a_run_ends_with_small_batches_though_its_length_is_unknown() -> None:
     dispatched: list[BatchDispatched] = []
     results = Parallel(
         n_jobs=2,
-        backend="threading",
         reporters=[lambda event: isinstance(event, BatchDispatched) and dispatched.append(event)],
-    )(delayed(nap)(0.002) for _ in range(300))
-    assert len(results) == 300
+    )(delayed(nap)(0.004) for _ in range(200))
+    assert len(results) == 200
     sizes = [event.n_tasks for event in dispatched]
-    assert max(sizes) > 2, sizes  # tasks were grouped (2 ms tasks, 10 ms batches)...
+    assert max(sizes) > 2, sizes  # tasks were grouped (4 ms tasks, 50 ms batches)...
     assert sizes[-3:] == [1, 1, 1], sizes  # ...and the last ones go one by one
-    assert sum(sizes) == 300
+    assert sum(sizes) == 200
 
 
 def test_the_last_tasks_are_not_queued_behind_busy_workers_unless_tiny() -> None:
