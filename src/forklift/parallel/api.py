@@ -347,7 +347,11 @@ class Parallel:
 
 
 # Parallel's parameters, from its signature: the one list of them.
-_PARAMETERS: Final = tuple(inspect.signature(Parallel).parameters)[:-1]  # not **backend_kwargs
+_PARAMETERS: Final = tuple(
+    name
+    for name, parameter in inspect.signature(Parallel).parameters.items()
+    if parameter.kind is not inspect.Parameter.VAR_KEYWORD  # not **backend_kwargs
+)
 _SETTING_NAMES: Final = frozenset(field.name for field in dataclasses.fields(Settings))
 
 
