@@ -13,7 +13,7 @@ $(BIN)/python:
 
 $(INSTALLED): pyproject.toml | $(BIN)/python
 	rm -f $(VENV)/.installed-*
-	$(BIN)/python -m pip install --quiet -e ".[test,progress,bench,lz4,zstd,docs,dask,ray,joblib,sklearn]"
+	$(BIN)/python -m pip install --quiet -e ".[test,progress,bench,lz4,zstd,docs,dask,ray,joblib,sklearn,s3]"
 	touch $@
 
 demo: $(INSTALLED)

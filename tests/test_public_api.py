@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import pickle
 import subprocess
@@ -70,3 +71,29 @@ def test_logger_and_print_time(
     assert "step one" in log.read_text()
     with pytest.raises(ValueError, match="not both"):
         forklift.PrintTime(logfile="a", logdir="b")
+
+
+def _type_checking_imports() -> dict[str, str]:
+    """``name -> module`` of the imports under ``if TYPE_CHECKING:`` in forklift/__init__.py."""
+    import ast
+
+    tree = ast.parse(Path(forklift.__file__).read_text())
+    found: dict[str, str] = {}
+    for node in tree.body:
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            for statement in node.body:
+                assert isinstance(statement, ast.ImportFrom) and statement.module is not None
+                for alias in statement.names:
+                    assert alias.asname == alias.name, f"{alias.name}: re-export it as itself"
+                    found[alias.name] = statement.module
+    return found
+
+
+def test_the_public_names_are_written_once_and_their_copy_agrees() -> None:
+    exports = forklift._EXPORTS  # type: ignore[attr-defined]
+    assert forklift.__all__ == sorted(exports)
+    assert len(set(forklift.__all__)) == len(forklift.__all__)
+    # The static copy for type checkers: the same names, from the same modules.
+    assert _type_checking_imports() == exports
+    for name, module in exports.items():
+        assert getattr(forklift, name) is getattr(importlib.import_module(module), name)

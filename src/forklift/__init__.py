@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0.dev0"
 
-# public name -> module that defines it
+# The public names: name -> the module that defines it (imported on first use).
 _EXPORTS = {
     "Parallel": "forklift.parallel.api",
     "delayed": "forklift.parallel.api",
@@ -31,7 +31,7 @@ _EXPORTS = {
     "Memory": "forklift.cache.memory",
     "MemorizedResult": "forklift.cache.memoized",
     "expires_after": "forklift.cache.policies",
-    "register_store_backend": "forklift.cache.stores.base",
+    "register_store_backend": "forklift.cache.stores.registry",
     "StoreBackendBase": "forklift.cache.stores.base",
     "dump": "forklift.persist",
     "load": "forklift.persist",
@@ -54,42 +54,9 @@ _EXPORTS = {
     "SAFE_GLOBALS": "forklift.persist",
 }
 
-__all__ = [
-    "ForkliftError",
-    "FileReport",
-    "SAFE_GLOBALS",
-    "get_reusable_executor",
-    "inspect_file",
-    "shutdown_reusable_executor",
-    "warm_up",
-    "TaskFailure",
-    "TaskTimeoutError",
-    "TempSpaceError",
-    "task_rng",
-    "task_seed",
-    "worker_state",
-    "Logger",
-    "PrintTime",
-    "wrap_non_picklable_objects",
-    "MemorizedResult",
-    "Memory",
-    "StoreBackendBase",
-    "dump",
-    "expires_after",
-    "hash",
-    "load",
-    "register_compressor",
-    "register_store_backend",
-    "Parallel",
-    "ParallelBackendBase",
-    "TerminatedWorkerError",
-    "cpu_count",
-    "delayed",
-    "effective_n_jobs",
-    "parallel_backend",
-    "parallel_config",
-    "register_parallel_backend",
-]
+# Derived: one list of public names. The TYPE_CHECKING imports below repeat it for type
+# checkers and IDEs (which cannot read a dict); tests/test_public_api.py checks they agree.
+__all__ = sorted(_EXPORTS)  # noqa: PLE0605 - derived on purpose: one list, not two
 
 if TYPE_CHECKING:
     from forklift._support.cpus import cpu_count as cpu_count
@@ -98,7 +65,7 @@ if TYPE_CHECKING:
     from forklift.cache.memory import Memory as Memory
     from forklift.cache.policies import expires_after as expires_after
     from forklift.cache.stores.base import StoreBackendBase as StoreBackendBase
-    from forklift.cache.stores.base import register_store_backend as register_store_backend
+    from forklift.cache.stores.registry import register_store_backend as register_store_backend
     from forklift.config import parallel_backend as parallel_backend
     from forklift.config import parallel_config as parallel_config
     from forklift.errors import ForkliftError as ForkliftError

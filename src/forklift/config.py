@@ -40,6 +40,7 @@ from forklift._support.defaults import (
     is_default,
     is_default_marker,
 )
+from forklift._support.naming import MMAP_MODES
 from forklift._support.sizes import parse_bytes
 from forklift.errors import ConfigurationError
 
@@ -66,7 +67,6 @@ __all__ = [
 
 PREFER_VALUES: Final = (None, "processes", "threads")
 REQUIRE_VALUES: Final = (None, "sharedmem")
-MMAP_MODES: Final = (None, "r+", "r", "w+", "c")
 # The settings whose default is not None. Settings, Parallel and parallel_config take their
 # defaults from here (tests/config/test_parameters.py checks the signatures agree).
 DEFAULT_VERBOSE: Final = 0

@@ -118,7 +118,7 @@ def test_a_damaged_mapped_entry_is_detected_and_recomputed(tmp_path: Path, mmap_
 
     cached = Memory(tmp_path, verbose=0, mmap_mode=mmap_mode).cache(make)
     cached(100_000)  # 800 kB: stored as a raw buffer, loaded as a memory map
-    [output] = tmp_path.rglob("output.fkl")
+    [output] = tmp_path.rglob("*.fkl")
     data = bytearray(output.read_bytes())
     data[len(data) // 2] ^= 0xFF  # inside the array's bytes
     output.write_bytes(bytes(data))

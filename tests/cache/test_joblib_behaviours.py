@@ -140,7 +140,7 @@ def test_a_cache_warning_is_emitted_once_through_warnings(
     memory = Memory(tmp_path, verbose=0)
     double = memory.cache(lambda x: x * 2)
     double(4)
-    [entry] = tmp_path.rglob("output.fkl")
+    [entry] = tmp_path.rglob("*.entry")
     entry.write_bytes(b"garbage")
     double.__dict__["_hot"].clear()  # read from disk, as a new process would
     with (

@@ -92,12 +92,35 @@ def test_a_crashed_writer_leaves_no_blocking_lock(tmp_path: Path) -> None:
     assert doomed.stdout.readline().strip() == "computing"  # it holds the key's lock now
     os.kill(doomed.pid, signal.SIGKILL)
     doomed.communicate(timeout=10)
+    assert len(list(tmp_path.rglob("*.claim"))) == 1  # the dead writer's claim is left
     started = time.monotonic()
     survivor = start_worker(tmp_path / "c", counter, calls=1, delay=0.0)
     out, _ = survivor.communicate(timeout=30)
     assert "RESULTS [144]" in out
     assert time.monotonic() - started < 10  # it did not wait out the dead writer
     assert runs(counter) == 2
+    assert not list(tmp_path.rglob("*.claim"))  # taken over, then published as the entry
+    assert len(list(tmp_path.rglob("*.entry"))) == 1
+
+
+def test_a_waiter_takes_over_when_the_writer_is_killed(tmp_path: Path) -> None:
+    counter = tmp_path / "runs.txt"
+    doomed = start_worker(tmp_path / "c", counter, calls=1, delay=30)
+    assert doomed.stdout is not None
+    assert doomed.stdout.readline().strip() == "ready"
+    assert doomed.stdout.readline().strip() == "computing"
+    waiters = [start_worker(tmp_path / "c", counter, calls=1, delay=0.5) for _ in range(3)]
+    for waiter in waiters:
+        assert waiter.stdout is not None
+        assert waiter.stdout.readline().strip() == "ready"  # then it waits on the claim
+    time.sleep(0.5)
+    assert runs(counter) == 1  # nobody computes while the writer lives
+    os.kill(doomed.pid, signal.SIGKILL)
+    doomed.communicate(timeout=10)
+    outputs = [waiter.communicate(timeout=30)[0] for waiter in waiters]
+    assert all("RESULTS [144]" in out for out in outputs), outputs
+    assert runs(counter) == 2  # one waiter took the claim over; the others then hit
+    assert not list(tmp_path.rglob("*.claim"))
 
 
 def test_waiting_has_a_timeout_and_then_computes_itself(tmp_path: Path) -> None:

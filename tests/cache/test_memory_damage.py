@@ -13,7 +13,7 @@ from forklift import Memory
 from forklift.errors import CacheWarning
 
 
-def entry_files(root: Path, name: str = "output.fkl") -> list[Path]:
+def entry_files(root: Path, name: str = "*.fkl") -> list[Path]:
     return sorted(root.rglob(name))
 
 

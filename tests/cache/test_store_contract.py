@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from forklift import Memory, StoreBackendBase, register_store_backend
-from forklift.cache.stores.base import CallId, ItemInfo, ItemLock, create_store
+from forklift.cache.stores.base import CallId, ItemInfo, ItemLock
+from forklift.cache.stores.registry import create_store
 from forklift.errors import ConfigurationError
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
 
 import numpy as np
 import pytest
@@ -19,16 +20,21 @@ from forklift.errors import (
     ClusterWorkerLostError,
     ConfigurationError,
     MissingDependencyError,
+    TaskPicklingError,
     TerminatedWorkerError,
 )
 from forklift.parallel.backends._remote import (
+    engine_failures,
+    pack_batch,
+    run_packed,
+    translate,
+    unpack_outcome,
+)
+from forklift.parallel.backends._shared_arguments import (
     LargeArguments,
     Placeholder,
     nbytes_of,
-    pack_batch,
     parse_share_options,
-    run_packed,
-    unpack_outcome,
 )
 from forklift.parallel.backends.base import Batch
 
@@ -204,12 +210,11 @@ def test_sharing_off_leaves_calls_alone() -> None:
 
 
 def test_unpicklable_result_is_reported_not_lost() -> None:
-    import threading
-
     batch = Batch(0, 0, [(threading.Lock, (), {})], Settings())
     outcome = unpack_outcome(run_packed(pack_batch(batch, batch.calls), {}, "ray"))
-    assert isinstance(outcome.error, RuntimeError)
-    assert "could not be pickled" in str(outcome.error)
+    # As from the process pool: a TaskPicklingError naming the function.
+    assert isinstance(outcome.error, TaskPicklingError)
+    assert "the result of _thread.allocate_lock() could not be pickled" in str(outcome.error)
 
 
 # -- the engines' errors, translated ---------------------------------------------------------
@@ -295,3 +300,54 @@ def test_objects_no_batch_needs_are_let_go_beyond_the_budget() -> None:
     _, used = forced.extract([(np.sum, (first,), {})])
     forced.release(used)
     assert forced.n_held == 1
+
+
+# -- a task's error travels as from the process pool -------------------------------------------
+class _CodeError(Exception):
+    """Its __init__ takes other arguments than it hands on: plain unpickling fails."""
+
+    def __init__(self, code: int, msg: str) -> None:
+        super().__init__(f"{code}: {msg}")
+        self.code = code
+
+
+class _HoldsLock(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.lock = threading.Lock()
+        self.count = 7
+
+
+def _raise(kind: str) -> None:
+    if kind == "code":
+        raise _CodeError(4, "bad")
+    raise _HoldsLock("locked")
+
+
+def test_task_errors_keep_their_class_and_fields_on_the_trip() -> None:
+    batch = Batch(0, 0, [(_raise, ("code",), {})], Settings())
+    error = unpack_outcome(run_packed(pack_batch(batch, batch.calls), {}, "dask")).error
+    assert type(error) is _CodeError and error.code == 4 and str(error) == "4: bad"
+
+    batch = Batch(0, 0, [(_raise, ("lock",), {})], Settings())
+    error = unpack_outcome(run_packed(pack_batch(batch, batch.calls), {}, "ray")).error
+    assert type(error) is _HoldsLock and error.count == 7  # the lock travels as its repr
+    assert "lock" in str(error.lock)
+
+
+def test_engine_failures_are_a_table_and_a_context_manager() -> None:
+    table = [((KeyError,), ClusterCancelledError, "gone{where}: {error}")]
+    with (
+        pytest.raises(ClusterCancelledError) as caught,
+        engine_failures("dask", lambda: table, "k-1"),
+    ):
+        raise KeyError("x")
+    error = caught.value
+    assert str(error) == "gone (dask task k-1): 'x'"
+    assert (error.engine, error.task_key) == ("dask", "k-1")
+    assert isinstance(error.__cause__, KeyError)
+    unmatched = translate("ray", table, ValueError("v"))
+    assert type(unmatched) is ClusterError and unmatched.task_key is None
+    assert str(unmatched) == "ray failed to run a batch: ValueError('v')"
+    with pytest.raises(ConfigurationError), engine_failures("ray", lambda: table):
+        raise ConfigurationError("forklift's own errors pass unchanged")

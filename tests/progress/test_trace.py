@@ -21,7 +21,7 @@ from forklift.errors import ConfigurationError
 from forklift.parallel.api import Parallel, delayed
 from forklift.progress import trace_html
 from forklift.progress.events import BatchCompleted, RunFinished, RunStarted
-from forklift.progress.trace import TraceRecorder
+from forklift.progress.recorder import TraceRecorder
 
 ROOT = Path(__file__).resolve().parents[2]
 N_TASKS = 48

@@ -5,7 +5,8 @@ The life of a call (see :meth:`MemorizedFunction._lookup_or_compute`)::
     arguments --bind, fill defaults, drop ignored--> key --> CallId(function, version, key)
         hit:  load, touch (for LRU), return
         miss: take the key's lock (other threads/processes computing it wait) -> look again
-              -> compute -> store atomically -> release -> return
+              (``contains_item``: one stat, usually nobody stored it meanwhile) -> compute
+              -> store atomically -> release -> return
 
 Hot entries: a small result (pickled size up to :data:`HOT_ENTRY_BYTES`) that was loaded or
 stored is also kept in memory as its pickled bytes. A later hit checks with one ``stat`` that
@@ -30,7 +31,7 @@ import reprlib
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Generic, ParamSpec, TypeVar
 
 from forklift.cache.identity import FunctionIdentity, defined_at, main_script
 from forklift.cache.keys import CallKeyMaker
@@ -49,6 +50,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger("forklift.cache")
+P = ParamSpec("P")
+R = TypeVar("R")
 HOT_ENTRY_BYTES = 64 * 1024
 HOT_TOTAL_BYTES = 16 * 1024 * 1024
 TOUCH_EVERY = 1.0
@@ -65,12 +68,16 @@ class _HotEntry:
     touched: float = 0.0  # 0: the first hot hit records its access
 
 
-class MemorizedFunction:
-    """A function whose results are cached on disk. Call it like the function."""
+class MemorizedFunction(Generic[P, R]):
+    """A function whose results are cached on disk. Call it like the function.
+
+    Generic over the function's parameters and result, as ``delayed`` is: type checkers see
+    ``memory.cache(f)`` take ``f``'s arguments and return its result type.
+    """
 
     def __init__(
         self,
-        function: Callable[..., Any],
+        function: Callable[P, R],
         store: StoreBackendBase,
         *,
         ignore: Iterable[str] = (),
@@ -134,8 +141,9 @@ class MemorizedFunction:
         return f"{self.identity.qualname}({inside})"
 
     # -- the cached call ------------------------------------------------------------------------
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._lookup_or_compute(args, kwargs)[0]
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        value: R = self._lookup_or_compute(args, kwargs)[0]
+        return value
 
     def _load(self, call_id: CallId, arguments: dict[str, Any]) -> tuple[bool, Any]:
         """(True, value) on a usable hit; (False, None) on a miss."""
@@ -185,10 +193,10 @@ class MemorizedFunction:
         if self.mmap_mode is not None:
             return  # the caller asked for memory maps, which bytes in memory are not
         try:
-            payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+            payload = _small_pickle(value)
         except Exception:  # not keeping it hot only costs speed
             return
-        if len(payload) > HOT_ENTRY_BYTES:
+        if payload is None:
             return
         stamp = self.store.entry_stamp(call_id)
         if stamp is None:
@@ -220,7 +228,9 @@ class MemorizedFunction:
             return value, call_id
         lock = self.store.lock_item(call_id, self.wait_timeout)
         with lock as held:
-            if held:  # someone may have computed it while we waited for the lock
+            # Someone may have stored it while we waited for the lock (a cheap look first:
+            # usually nobody did).
+            if held and self.store.contains_item(call_id):
                 found, value = self._load(call_id, arguments)
                 if found:
                     return value, call_id
@@ -243,7 +253,8 @@ class MemorizedFunction:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> tuple[Any, dict[str, Any]]:
-        self._reporter.computing(self.identity.qualname, self._describe(arguments))
+        if self._reporter.verbose >= 1:  # describing the call costs more than a quiet miss
+            self._reporter.computing(self.identity.qualname, self._describe(arguments))
         started = time.perf_counter()
         value = self.func(*args, **kwargs)
         return value, self._store(call_id, arguments, value, time.perf_counter() - started)
@@ -280,21 +291,23 @@ class MemorizedFunction:
         return {**metadata, "stored": stored}
 
     # -- the rest of the memoized-function API --------------------------------------------------
-    def call(self, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+    def call(self, *args: P.args, **kwargs: P.kwargs) -> tuple[R, dict[str, Any]]:
         """Compute (even if cached), store, and return ``(output, metadata)``."""
         call_id, arguments = self._call_id(args, kwargs)
         with self.store.lock_item(call_id, self.wait_timeout):
             self.store.clear_item(call_id)
             return self._compute_and_store(call_id, arguments, args, kwargs)
 
-    def call_and_shelve(self, *args: Any, **kwargs: Any) -> MemorizedResult | NotMemorizedResult:
+    def call_and_shelve(
+        self, *args: P.args, **kwargs: P.kwargs
+    ) -> MemorizedResult | NotMemorizedResult:
         """Make sure the result is cached and return a handle to it instead of the value."""
         value, call_id = self._lookup_or_compute(args, kwargs)
         if call_id is None:  # uncacheable arguments: nothing to shelve
             return NotMemorizedResult(value)
         return MemorizedResult(self.store, call_id, self.mmap_mode, self.identity.display_name)
 
-    def check_call_in_cache(self, *args: Any, **kwargs: Any) -> bool:
+    def check_call_in_cache(self, *args: P.args, **kwargs: P.kwargs) -> bool:
         """True if this call's result is cached (and still valid); computes nothing."""
         call_id, _ = self._call_id(args, kwargs)
         if not self.store.contains_item(call_id):
@@ -348,12 +361,33 @@ class MemorizedFunction:
 
 
 def _rebuild(
-    kind: type[MemorizedFunction],
+    kind: type[MemorizedFunction[Any, Any]],
     function: Callable[..., Any],
     store: StoreBackendBase,
     options: dict[str, Any],
-) -> MemorizedFunction:
+) -> MemorizedFunction[Any, Any]:
     return kind(function, store, **options)
+
+
+def _small_pickle(value: Any) -> bytes | None:
+    """``value`` pickled if that takes at most :data:`HOT_ENTRY_BYTES`, else None.
+
+    Arrays are measured before they are copied: a first pickling keeps their buffers out of
+    band and only adds up their sizes (pickling a 100 MB result in band only to drop it
+    cost about as much as loading it).
+    """
+    buffered = 0
+
+    def measure(buffer: pickle.PickleBuffer) -> None:
+        nonlocal buffered
+        buffered += buffer.raw().nbytes
+
+    payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL, buffer_callback=measure)
+    if len(payload) + buffered > HOT_ENTRY_BYTES:
+        return None
+    if buffered:  # small arrays: pickle them in band this time
+        payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    return payload
 
 
 def warn_cache_problem(message: str) -> None:

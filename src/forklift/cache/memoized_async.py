@@ -8,21 +8,22 @@ lock on a key runs in a thread, so it never blocks the event loop.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
 
-from forklift.cache.memoized import MemorizedFunction, warn_cache_problem
+from forklift.cache.memoized import MemorizedFunction, P, warn_cache_problem
 from forklift.cache.shelved import MemorizedResult, NotMemorizedResult
 from forklift.cache.stores.base import CallId, StoreBackendBase
 from forklift.errors import HashingError
 
 __all__ = ["AsyncMemorizedFunction", "memorize"]
 
+R = TypeVar("R")
 
-class AsyncMemorizedFunction(MemorizedFunction):
+
+class AsyncMemorizedFunction(MemorizedFunction[P, Awaitable[Any]]):
     """The memoized form of a coroutine function: ``await cached(...)``.
 
     Examples:
@@ -38,6 +39,7 @@ class AsyncMemorizedFunction(MemorizedFunction):
         (42, 42, True)
     """
 
+    # Typed as the function's own awaitable result: ``await cached(...)`` gives its value.
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return (await self._lookup_or_compute_async(args, kwargs))[0]
 
@@ -45,7 +47,7 @@ class AsyncMemorizedFunction(MemorizedFunction):
         """Compute (even if cached), store, and return ``(output, metadata)``."""
         call_id, arguments = self._call_id(args, kwargs)
         lock = self.store.lock_item(call_id, self.wait_timeout)
-        await asyncio.to_thread(lock.__enter__)  # waiting must not block the loop
+        await _in_thread(lock.__enter__)  # waiting must not block the loop
         try:
             self.store.clear_item(call_id)
             self._forget(call_id.key)
@@ -77,9 +79,10 @@ class AsyncMemorizedFunction(MemorizedFunction):
         if found:
             return value, call_id
         lock = self.store.lock_item(call_id, self.wait_timeout)
-        held = await asyncio.to_thread(lock.__enter__)  # waiting must not block the loop
+        held = await _in_thread(lock.__enter__)  # waiting must not block the loop
         try:
-            if held:  # someone may have computed it while we waited for the lock
+            # Someone may have stored it while we waited for the lock (see memoized.py).
+            if held and self.store.contains_item(call_id):
                 found, value = self._load(call_id, arguments)
                 if found:
                     return value, call_id
@@ -97,15 +100,26 @@ class AsyncMemorizedFunction(MemorizedFunction):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> tuple[Any, dict[str, Any]]:
-        self._reporter.computing(self.identity.qualname, self._describe(arguments))
+        if self._reporter.verbose >= 1:  # describing the call costs more than a quiet miss
+            self._reporter.computing(self.identity.qualname, self._describe(arguments))
         started = time.perf_counter()
         value = await self.func(*args, **kwargs)
         return value, self._store(call_id, arguments, value, time.perf_counter() - started)
 
 
+async def _in_thread(function: Callable[[], bool]) -> bool:
+    # asyncio is imported by the first coroutine that waits, not with the cache: it is
+    # already loaded in any process running one, and cost 15-65 ms of every other's start.
+    import asyncio
+
+    return await asyncio.to_thread(function)
+
+
 def memorize(
-    function: Callable[..., Any], store: StoreBackendBase, **options: Any
-) -> MemorizedFunction:
+    function: Callable[P, R], store: StoreBackendBase, **options: Any
+) -> MemorizedFunction[P, R]:
     """The right memoized wrapper for ``function`` (async for coroutine functions)."""
-    kind = AsyncMemorizedFunction if inspect.iscoroutinefunction(function) else MemorizedFunction
-    return kind(function, store, **options)
+    if inspect.iscoroutinefunction(function):
+        # The result type R is the coroutine the function returns; so is this __call__'s.
+        return cast("MemorizedFunction[P, R]", AsyncMemorizedFunction(function, store, **options))
+    return MemorizedFunction(function, store, **options)

@@ -1,6 +1,7 @@
 """``Memory``: a cache folder and the functions cached in it.
 
-``Memory(location)`` opens (or creates on first write) a store at ``location``;
+``Memory(location)`` opens (or creates on first write) a store at ``location`` - a folder,
+or an fsspec URL such as ``s3://bucket/prefix`` (:mod:`forklift.cache.stores.objects`);
 ``memory.cache(f)`` returns ``f`` memoized there. With ``bytes_limit`` / ``items_limit``
 the cache keeps itself within bounds: after writes it evicts the least recently used
 entries (see :func:`forklift.cache.policies.select_evictions`).
@@ -16,18 +17,25 @@ import inspect
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, ParamSpec, TypeAlias, TypeVar, overload
 
+from forklift._support.naming import MMAP_MODES
 from forklift.cache.enforcer import LimitEnforcer
 from forklift.cache.memoized import MemorizedFunction
 from forklift.cache.memoized_async import memorize
 from forklift.cache.policies import Limits, select_evictions
 from forklift.cache.shelved import AsyncNotMemorizedFunction, NotMemorizedFunction
-from forklift.cache.stores.base import StoreBackendBase, create_store
-from forklift.config import MMAP_MODES
+from forklift.cache.stores.base import StoreBackendBase
+from forklift.cache.stores.objects import route
+from forklift.cache.stores.registry import create_store
 from forklift.errors import ConfigurationError
 
 __all__ = ["Memory"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+# What Memory.cache returns: a memoized function, or (no location) the function uncached.
+CachedFunction: TypeAlias = "MemorizedFunction[P, R] | NotMemorizedFunction[P, R]"
 
 _UNSET: Any = object()
 
@@ -108,14 +116,42 @@ class Memory:
         self.limits = Limits(bytes_limit=bytes_limit, items_limit=items_limit)
         self.wait_timeout = wait_timeout
         self.store_backend: StoreBackendBase | None = None
-        if self.location is not None:
-            self.store_backend = create_store(backend, self.location)
-            self.store_backend.configure(self.location, verbose, self.backend_options)
+        # URLs (s3://, gs://, memory://...) open the object store; file:// the local one.
+        store_location, store_name = route(self.location, backend)
+        if store_location is not None:
+            self.store_backend = create_store(store_name, store_location)
+            self.store_backend.configure(store_location, verbose, self.backend_options)
         self._enforcer = (
             None
             if self.store_backend is None or not self.limits.any
             else LimitEnforcer(self.store_backend, self.limits)
         )
+
+    @overload
+    def cache(
+        self,
+        func: Callable[P, R],
+        ignore: Iterable[str] | None = None,
+        verbose: int | None = None,
+        mmap_mode: str | bool | None = False,
+        cache_validation_callback: Callable[[dict[str, Any]], bool] | None = None,
+        *,
+        version: str | None = None,
+        input_files: Iterable[str] | Mapping[str, str] | None = None,
+    ) -> CachedFunction[P, R]: ...
+
+    @overload
+    def cache(
+        self,
+        func: None = None,
+        ignore: Iterable[str] | None = None,
+        verbose: int | None = None,
+        mmap_mode: str | bool | None = False,
+        cache_validation_callback: Callable[[dict[str, Any]], bool] | None = None,
+        *,
+        version: str | None = None,
+        input_files: Iterable[str] | Mapping[str, str] | None = None,
+    ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]: ...
 
     def cache(
         self,

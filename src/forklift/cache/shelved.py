@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, ParamSpec, TypeVar
 
 from forklift.cache.stores.base import CallId, StoreBackendBase
 
@@ -19,6 +19,9 @@ __all__ = [
     "NotMemorizedFunction",
     "NotMemorizedResult",
 ]
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class MemorizedResult:
@@ -79,23 +82,23 @@ class NotMemorizedResult:
         self.value = None
 
 
-class NotMemorizedFunction:
+class NotMemorizedFunction(Generic[P, R]):
     """What ``Memory(location=None).cache`` returns: the function, uncached, same methods."""
 
-    def __init__(self, function: Callable[..., Any]) -> None:
+    def __init__(self, function: Callable[P, R]) -> None:
         self.func = function
         functools.update_wrapper(self, function)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.func(*args, **kwargs)
 
-    def call(self, *args: Any, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+    def call(self, *args: P.args, **kwargs: P.kwargs) -> tuple[R, dict[str, Any]]:
         return self.func(*args, **kwargs), {}
 
-    def call_and_shelve(self, *args: Any, **kwargs: Any) -> NotMemorizedResult:
+    def call_and_shelve(self, *args: P.args, **kwargs: P.kwargs) -> NotMemorizedResult:
         return NotMemorizedResult(self.func(*args, **kwargs))
 
-    def check_call_in_cache(self, *args: Any, **kwargs: Any) -> bool:
+    def check_call_in_cache(self, *args: P.args, **kwargs: P.kwargs) -> bool:
         return False
 
     def clear(self, warn: bool = True) -> None:
@@ -105,7 +108,7 @@ class NotMemorizedFunction:
         return f"NotMemorizedFunction({self.func!r})"
 
 
-class AsyncNotMemorizedFunction(NotMemorizedFunction):
+class AsyncNotMemorizedFunction(NotMemorizedFunction[P, Any]):
     """``Memory(None).cache`` of a coroutine function: the same awaitables as when cached
     (``await f.call(...)`` gives ``(output, {})``), so code runs with or without a location.
 

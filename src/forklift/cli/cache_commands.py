@@ -1,4 +1,5 @@
-"""``forklift cache list|info|clear|prune DIR``: look into and tidy a Memory cache folder."""
+"""``forklift cache list|info|clear|prune DIR|URL``: look into and tidy a Memory cache (a
+folder, or object storage such as ``s3://bucket/prefix``: see :mod:`.cache_locations`)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from typing import Any
 
 from forklift._support.sizes import format_bytes, parse_bytes
 from forklift.cache.policies import Limits, select_evictions
-from forklift.cache.stores.base import CallId, ItemInfo
+from forklift.cache.stores.base import CallId, ItemInfo, StoreBackendBase
 from forklift.cache.stores.local import LocalStore
+from forklift.cli.cache_locations import open_object_cache, storage_option, storage_options_of
 from forklift.cli.output import CommandError, NotFoundError, emit, table
+from forklift.errors import CacheStoreUnavailableError
 
 __all__ = ["add_cache_commands"]
 
@@ -54,9 +57,14 @@ class FunctionSummary:
         return max((v.last_access for v in self.versions), default=0.0)
 
 
-def open_cache(folder: str) -> LocalStore:
-    """The store in ``folder`` (a Memory location, or its ``forklift`` subfolder)."""
-    path = Path(folder)
+def open_cache(folder: str, arguments: argparse.Namespace | None = None) -> StoreBackendBase:
+    """The store in ``folder`` (a Memory location, or its ``forklift`` subfolder), or at a
+    URL (with the command's ``--storage-option`` values)."""
+    options = storage_options_of(getattr(arguments, "storage_option", None))
+    objects = open_object_cache(folder, options)
+    if objects is not None:
+        return objects
+    path = Path(folder.removeprefix("file://"))
     if not path.exists():
         raise NotFoundError(f"{folder}: no such folder")
     if not path.is_dir():
@@ -75,7 +83,7 @@ def open_cache(folder: str) -> LocalStore:
     return store
 
 
-def summarise_cache(store: LocalStore) -> list[FunctionSummary]:
+def summarise_cache(store: StoreBackendBase) -> list[FunctionSummary]:
     items_by_function: dict[tuple[str, ...], list[ItemInfo]] = defaultdict(list)
     for item in store.get_items():
         items_by_function[item.call_id.function].append(item)
@@ -130,7 +138,7 @@ def _when(timestamp: float) -> str:
 
 
 def _list(arguments: argparse.Namespace) -> int:
-    summaries = summarise_cache(open_cache(arguments.folder))
+    summaries = summarise_cache(open_cache(arguments.folder, arguments))
     rows = [
         {
             "function": s.name,
@@ -157,7 +165,7 @@ def _list(arguments: argparse.Namespace) -> int:
 
 
 def _info(arguments: argparse.Namespace) -> int:
-    summaries = _chosen(summarise_cache(open_cache(arguments.folder)), arguments)
+    summaries = _chosen(summarise_cache(open_cache(arguments.folder, arguments)), arguments)
     payload = {
         "folder": arguments.folder,
         "functions": len(summaries),
@@ -205,7 +213,7 @@ def _info(arguments: argparse.Namespace) -> int:
 
 
 def _clear(arguments: argparse.Namespace) -> int:
-    store = open_cache(arguments.folder)
+    store = open_cache(arguments.folder, arguments)
     chosen = _chosen(summarise_cache(store), arguments)
     count = sum(s.entries + s.stale_entries for s in chosen)
     if not arguments.yes:
@@ -251,7 +259,7 @@ def _size(text: str) -> int:
 
 
 def _prune(arguments: argparse.Namespace) -> int:
-    store = open_cache(arguments.folder)
+    store = open_cache(arguments.folder, arguments)
     if (
         arguments.max_bytes is None
         and arguments.max_items is None
@@ -285,6 +293,19 @@ def _prune(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _reported(command: Any) -> Any:
+    """``command``, with object storage failures turned into the command's own error."""
+
+    def run(arguments: argparse.Namespace) -> int:
+        try:
+            result: int = command(arguments)
+        except CacheStoreUnavailableError as error:
+            raise CommandError(str(error)) from error
+        return result
+
+    return run
+
+
 def add_cache_commands(commands: Any) -> None:
     cache = commands.add_parser(
         "cache",
@@ -297,19 +318,29 @@ def add_cache_commands(commands: Any) -> None:
         parser: argparse.ArgumentParser = actions.add_parser(
             name, help=help_text, description=help_text
         )
-        parser.add_argument("folder", metavar="DIR", help="the cache location given to Memory()")
+        parser.add_argument(
+            "folder", metavar="DIR|URL", help="the cache location given to Memory()"
+        )
         parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+        parser.add_argument(
+            "--storage-option",
+            action="append",
+            type=storage_option,
+            metavar="KEY=VALUE",
+            help="for a URL: an fsspec storage option (repeatable; dotted keys nest, e.g. "
+            "client_kwargs.region_name=eu-west-1)",
+        )
         return parser
 
     listing = folder_command("list", "cached functions: entries, size, last access, stale entries")
-    listing.set_defaults(run=_list)
+    listing.set_defaults(run=_reported(_list))
     info = folder_command("info", "details per function: where defined, code versions, sizes")
     info.add_argument("function", nargs="?", help="only this function (name or qualified name)")
-    info.set_defaults(run=_info)
+    info.set_defaults(run=_reported(_info))
     clear = folder_command("clear", "delete cached results (all, or one function's)")
     clear.add_argument("function", nargs="?", help="only this function (name or qualified name)")
     clear.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    clear.set_defaults(run=_clear)
+    clear.set_defaults(run=_reported(_clear))
     prune = folder_command(
         "prune", "delete least recently used results to fit limits, or stale code versions"
     )
@@ -320,4 +351,4 @@ def add_cache_commands(commands: Any) -> None:
     )
     prune.add_argument("--stale", action="store_true", help="drop results of old code versions")
     prune.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
-    prune.set_defaults(run=_prune)
+    prune.set_defaults(run=_reported(_prune))

@@ -144,7 +144,10 @@ class _Run:
     # -- dispatch ----------------------------------------------------------------------------
     def start(self) -> None:
         if self.hub:
-            self.hub.emit(run_started(self.plan))
+            plan = self.plan
+            self.hub.emit(
+                run_started(plan.backend, plan.n_workers, plan.n_jobs, plan.expected_total)
+            )
 
     def _has_room(self) -> bool:
         limit = self.plan.max_in_flight
@@ -273,7 +276,9 @@ class _Run:
             call = batch.calls[0]
             error = TaskTimeoutError(
                 f"task {batch.first_task}, {describe_call(call)}(), ran longer than "
-                f"task_timeout={clock.task_timeout}s and was stopped"
+                f"task_timeout={clock.task_timeout}s and was stopped",
+                task=batch.first_task,
+                timeout=clock.task_timeout,
             )
             self._fail(batch.first_task, call, error, "", worker="")
 

@@ -11,8 +11,7 @@ import time
 from typing import NamedTuple
 
 from forklift.errors import RemoteTraceback
-from forklift.parallel.backends.base import Batch, BatchOutcome, describe_call
-from forklift.parallel.plan import RunPlan
+from forklift.parallel.backends.base import Backend, Batch, BatchOutcome, describe_call
 from forklift.pool.error_transport import attach_remote_traceback
 from forklift.progress.events import (
     BatchCompleted,
@@ -47,13 +46,14 @@ class Progress(NamedTuple):
     elapsed: float
 
 
-def run_started(plan: RunPlan) -> RunStarted:
-    backend = plan.backend
+def run_started(
+    backend: Backend, n_workers: int, n_jobs: int | None, expected_total: int | None
+) -> RunStarted:
     return RunStarted(
         type(backend).__name__,
-        plan.n_workers,
-        plan.n_jobs,
-        expected_total=plan.expected_total,
+        n_workers,
+        n_jobs,
+        expected_total=expected_total,
         started=time.time(),
         backend_name=backend.name,
     )

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from typing import IO, Any
 
 from forklift._support.atomic import atomic_write
+from forklift._support.naming import MMAP_MODES
 from forklift.errors import ConfigurationError, CorruptFileError, ForkliftError, PersistWarning
 from forklift.persist import (
     arrays,
@@ -35,8 +36,6 @@ from forklift.persist.compressors import resolve_compression
 __all__ = ["dump", "load"]
 
 logger = logging.getLogger("forklift.persist")
-
-_MMAP_MODES = (None, "r+", "r", "w+", "c")
 
 
 def _is_path(filename: object) -> bool:
@@ -204,7 +203,7 @@ def load(
         ...         print("refused:", error.refused)
         refused: ('builtins.print',)
     """
-    if mmap_mode not in _MMAP_MODES:
+    if mmap_mode not in MMAP_MODES:
         raise ConfigurationError(
             f"mmap_mode={mmap_mode!r}: expected one of None, 'r+', 'r', 'w+', 'c'"
         )

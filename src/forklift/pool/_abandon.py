@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from forklift.pool._records import Task, Worker
+from forklift.pool._records import Task, Worker, WorkerState
 
 __all__ = ["Drains"]
 
@@ -44,7 +44,7 @@ class Drains:
         """``worker`` holds abandoned ``tasks``: it takes no new task until they are done."""
         self._abandoned.update(task.task_id for task in tasks)
         self._deadlines.setdefault(worker.worker_id, deadline)
-        worker.draining = True
+        worker.advance(WorkerState.DRAINING)
 
     def is_abandoned(self, task: Task) -> bool:
         return task.task_id in self._abandoned
@@ -58,7 +58,7 @@ class Drains:
         if any(held.task_id in self._abandoned for held in worker.in_flight):
             return False
         del self._deadlines[worker.worker_id]
-        worker.draining = False
+        worker.end_drain()
         return True
 
     def forget(self, worker: Worker) -> None:

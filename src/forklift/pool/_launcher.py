@@ -4,7 +4,8 @@
 unix socket the workers connect back to (abstract: no file on disk to leave behind), an
 authentication key, and the fork server (:mod:`._server`) with its command and report pipes.
 The pool's manager thread accepts connections and reads reports; any thread holding the
-pool's lock may ask for a worker.
+pool's lock may ask for a worker. The server's reports arrive as typed records
+(:class:`Forked`, :class:`Exited`): the letters of its report lines are read here only.
 
 Imports only the standard library and forklift's stdlib-only modules.
 """
@@ -24,10 +25,11 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from multiprocessing.connection import Connection, answer_challenge, deliver_challenge
+from typing import NamedTuple
 
 from forklift.pool import _protocol as protocol
 
-__all__ = ["Launcher", "describe_exit_status"]
+__all__ = ["Exited", "Forked", "Launcher", "Report", "describe_exit_status"]
 
 logger = logging.getLogger("forklift.pool")
 
@@ -38,6 +40,25 @@ _NO_TIMEOUT = struct.pack("ll", 0, 0)
 # would run in the server and every worker. So the boot removes it before importing anything
 # (sys is built in), then puts forklift's own folder first. (``-P`` does the same from Python
 # 3.11 on, but 3.10 has no such flag; the caller's path replaces this one once it arrives.)
+
+
+class Forked(NamedTuple):
+    """The server forked the worker asked for as ``worker_id`` (it will connect back)."""
+
+    worker_id: int
+    pid: int
+
+
+class Exited(NamedTuple):
+    """A worker of the server exited; ``status`` as ``waitpid`` gives it."""
+
+    pid: int
+    status: int
+
+
+Report = Forked | Exited
+_REPORTS: dict[bytes, type[Forked] | type[Exited]] = {b"F": Forked, b"X": Exited}
+
 _BOOT = """import sys
 if sys.path and sys.path[0] == "":
     del sys.path[0]
@@ -139,8 +160,9 @@ class Launcher:
             # the pool, which counts the workers it was starting as failed starts.
             pass
 
-    def read_reports(self) -> list[tuple[str, int, int]] | None:
-        """Reports ready now: ``("F", worker_id, pid)`` and ``("X", pid, status)``.
+    def read_reports(self) -> list[Report] | None:
+        """Reports ready now (the server writes ``F <worker id> <pid>`` and
+        ``X <pid> <status>`` lines).
 
         None once the server has gone (its report pipe closed).
         """
@@ -151,11 +173,11 @@ class Launcher:
         if not chunk:
             return None
         self._report_buffer += chunk
-        reports: list[tuple[str, int, int]] = []
+        reports: list[Report] = []
         while b"\n" in self._report_buffer:
             line, self._report_buffer = self._report_buffer.split(b"\n", 1)
-            kind, first, second = line.decode().split()
-            reports.append((kind, int(first), int(second)))
+            kind, first, second = line.split()
+            reports.append(_REPORTS[kind](int(first), int(second)))
         return reports
 
     def close_commands(self) -> None:

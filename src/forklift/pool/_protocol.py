@@ -46,7 +46,7 @@ FORGET: Final = ord("F")  # payload = pickled list of tokens to drop
 # payload = the caller's multiprocessing authkey, raw; first of all, so that Manager proxies in
 # INIT's initargs and in tasks can talk to the caller's managers (see .._launcher)
 AUTHKEY: Final = ord("A")
-INIT: Final = ord("I")  # payload = pickled WorkerConfig
+INIT: Final = ord("I")  # payload = pickled WorkerOptions (see .options)
 EXIT: Final = ord("X")  # finish what was received, then exit
 # worker -> parent
 HELLO: Final = ord("H")  # number = worker id, payload = pid (8 bytes)

@@ -1,8 +1,13 @@
 """The pool's bookkeeping records and small helpers shared by its manager and callers.
 
 :class:`Task` is one submitted call on its way through the pool; :class:`Worker` is what the
-pool knows about one worker process (its socket, the tasks it holds in order, its state).
-:func:`settle` resolves futures from what workers sent back.
+pool knows about one worker process (its socket, the tasks it holds in order, its
+:class:`WorkerState`). :func:`settle` resolves futures from what workers sent back.
+
+A worker's state is one value, not four flags: the states are ordered, a worker only moves
+forward through them (:meth:`Worker.advance`), except that a drained worker becomes active
+again (:meth:`Worker.end_drain`). Flags allowed combinations that meant nothing (killed but
+still taking tasks) and made every reader decide which flag won.
 
 Imports only the standard library and :mod:`forklift.errors`.
 """
@@ -11,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import enum
 import os
 import pickle
 import signal
@@ -20,15 +26,17 @@ from concurrent.futures import Future, InvalidStateError
 from multiprocessing.connection import Connection
 from typing import Any
 
+from forklift._support.naming import callable_name
 from forklift.errors import RemoteTraceback, TaskPicklingError
 from forklift.pool.error_transport import attach_remote_traceback
 from forklift.pool.sharing import SharingScope, load_shared_definition
 
 __all__ = [
     "SharedPayload",
+    "Settled",
     "Task",
     "Worker",
-    "check_positive",
+    "WorkerState",
     "describe",
     "fail",
     "kill_group",
@@ -76,20 +84,26 @@ class Task:
         self.started = False
 
 
+class WorkerState(enum.IntEnum):
+    """Where a worker stands; ordered: a worker moves only forward (but see ``DRAINING``)."""
+
+    ACTIVE = 0  # takes tasks
+    DRAINING = 1  # finishing abandoned tasks (see _abandon.py): no new task until then
+    RETIRING = 2  # takes no new task; asked to exit once it holds none
+    EXIT_SENT = 3  # asked to exit: its socket closing is no crash
+    KILLED = 4  # killed on purpose: its death is not a crash to report
+
+
 class Worker:
     __slots__ = (
         "connection",
         "dead_since",
-        "draining",
-        "exit_sent",
-        "exit_status",
         "idle_since",
         "in_flight",
-        "killed",
         "known_tokens",
         "n_sent",
         "pid",
-        "retiring",
+        "state",
         "worker_id",
     )
 
@@ -100,20 +114,28 @@ class Worker:
         self.in_flight: collections.deque[Task] = collections.deque()
         self.known_tokens: set[int] = set()
         self.n_sent = 0
-        self.retiring = False  # takes no new task; asked to exit once it holds none
-        self.exit_sent = False
-        self.killed = False  # killed on purpose: its death is not a crash to report
-        self.draining = False  # finishing abandoned tasks: no new task until then
+        self.state = WorkerState.ACTIVE
         self.idle_since = time.monotonic()
         self.dead_since: float | None = None
-        self.exit_status: int | None = None
 
     @property
     def accepts_tasks(self) -> bool:
-        return not (self.retiring or self.draining or self.exit_sent or self.dead_since is not None)
+        return self.state is WorkerState.ACTIVE and self.dead_since is None
+
+    def advance(self, state: WorkerState) -> None:
+        """Move on to ``state`` unless it is further along already."""
+        self.state = max(self.state, state)
+
+    def end_drain(self) -> None:
+        if self.state is WorkerState.DRAINING:
+            self.state = WorkerState.ACTIVE
 
 
-def settle(settled: list[tuple[Task, bool, Any]]) -> None:
+# What the manager hands to settle(): (task, ok, pickled result or error, or an exception).
+Settled = list[tuple[Task, bool, Any]]
+
+
+def settle(settled: Settled) -> None:
     """Resolve futures (outside the lock: their callbacks may submit more work)."""
     for task, ok, payload in settled:
         if isinstance(payload, BaseException):
@@ -164,14 +186,4 @@ def run_chunk(fn: Callable[..., Any], chunk: list[tuple[Any, ...]]) -> list[Any]
 
 
 def describe(fn: object) -> str:
-    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
-    if name is None:
-        name = type(fn).__name__
-    module = getattr(fn, "__module__", None)
-    prefix = f"{module}." if module not in (None, "builtins", "__main__") else ""
-    return f"{prefix}{name}()"
-
-
-def check_positive(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return f"{callable_name(fn)}()"

@@ -12,20 +12,36 @@ free, else the manager thread, which is woken for it and applies requests on eve
 
 A request returns the tasks given up on, whose futures are cancelled (or failed with the
 given error) by :func:`resolve` outside the lock, as their callbacks may submit more work.
+The requests themselves are here too (:func:`cancel_scope`, :func:`release_scope`,
+:func:`stop`), with :func:`cancel_task`, which gives up one task under the lock.
 
-Imports only the standard library and the pool's records.
+Imports only the standard library and the pool's books and records.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable
-from concurrent.futures import CancelledError
+from concurrent.futures import CancelledError, Future
+from typing import Any
 
-from forklift.pool._records import Task, fail
+from forklift.errors import TerminatedWorkerError
+from forklift.pool._books import Books
+from forklift.pool._records import Task, WorkerState, fail
+from forklift.pool.sharing import SharingScope
 
-__all__ = ["Outcome", "Request", "Requests", "resolve"]
+__all__ = [
+    "Outcome",
+    "Request",
+    "Requests",
+    "cancel_scope",
+    "cancel_task",
+    "release_scope",
+    "resolve",
+    "stop",
+]
 
 Outcome = list[tuple[Task, BaseException | None]]  # (task, None: cancel it / error: fail it)
 Request = Callable[[], Outcome]
@@ -77,3 +93,78 @@ def resolve(outcome: Outcome) -> None:
             fail(task.future, error)
         elif not task.future.cancel():
             fail(task.future, CancelledError())  # a worker had it: it cannot be "cancelled"
+
+
+def cancel_scope(books: Books, scope: SharingScope, kill_running: bool, grace: float) -> Outcome:
+    """Give up the tasks of ``scope`` (see :meth:`.executor.ProcessPool.cancel_scope`)."""
+    outcome: Outcome = []
+    for task in [task for task in books.pending if task.scope is scope]:
+        books.pending.remove(task)
+        books.forget(task)
+        outcome.append((task, None))
+    if not kill_running:
+        return outcome
+    deadline = time.monotonic() + grace
+    for worker in list(books.workers.values()):
+        mine = [
+            task
+            for task in worker.in_flight
+            if task.scope is scope and not books.drains.is_abandoned(task)
+        ]
+        if not mine:
+            continue
+        for task in mine:
+            books.forget(task)
+            outcome.append((task, None))
+        if grace > 0 and worker.state is not WorkerState.KILLED and worker.dead_since is None:
+            # Kept in its books, in order, until they end or the worker is killed.
+            books.drains.begin(worker, mine, deadline)
+            continue
+        for task in mine:
+            worker.in_flight.remove(task)
+        books.kill(worker)
+    return outcome
+
+
+def release_scope(books: Books, scope: SharingScope) -> Outcome:
+    """``scope`` is done: closed once no task of it is left."""
+    books.scopes.release(scope)
+    books.close_finished_scopes()
+    return []
+
+
+def stop(books: Books, cancel_futures: bool, kill_workers: bool) -> Outcome:
+    """Shut down: give up queued tasks (``cancel_futures``) and kill workers (``kill_workers``)."""
+    outcome: Outcome = []
+    if cancel_futures or kill_workers:
+        for task in books.pending:
+            books.forget(task)
+            outcome.append((task, None))
+        books.pending.clear()
+    if kill_workers:
+        books.kill_all()
+        for worker in books.workers.values():
+            for task in worker.in_flight:
+                error = TerminatedWorkerError(
+                    f"the pool was shut down with kill_workers=True while {task.label} ran"
+                )
+                outcome.append((task, error))
+    return outcome
+
+
+def cancel_task(books: Books, future: Future[Any]) -> None:
+    """Give up the task of ``future`` (lock held): dropped if queued; if a worker runs it,
+    that worker is killed; if a worker holds it queued, its result will be ignored."""
+    for task in books.pending:
+        if task.future is future:
+            books.pending.remove(task)
+            books.forget(task)
+            return
+    for worker in books.workers.values():
+        for position, task in enumerate(worker.in_flight):
+            if task.future is future:
+                del worker.in_flight[position]
+                books.forget(task)
+                if position == 0:
+                    books.kill(worker)
+                return

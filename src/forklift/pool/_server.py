@@ -30,12 +30,26 @@ half second. When the caller is gone it kills its workers at once - their result
 nobody to go to - and exits. (``PR_SET_PDEATHSIG`` was rejected: it fires when the *thread*
 that started the server exits, so a pool started from a short-lived thread would lose it.)
 
+The server's objects are *frozen* before each fork (``gc.freeze()``, with the server's own
+collector off, as the :mod:`gc` documentation recommends for fork servers): a worker's
+collections then never walk what it inherited - forklift, cloudpickle, numpy and the
+preloads - so they stay short, and they never write to the inherited objects' headers, so
+those pages stay shared instead of being copied into every worker. Measured with numpy
+preloaded (21,685 inherited objects), 2 workers, interleaved runs on a loaded 2-core VM: a
+task unpickling three lists of 100,000 calls took 0.51-0.70 s instead of 0.75-1.13 s, and
+each worker held 24.5 MB of private memory instead of 29.5 MB. The server itself never
+collects: it makes little garbage (a failed preload's traceback), and that is frozen with the
+rest. Rejected: ``gc.collect()`` before each fork (milliseconds on every worker start, for
+garbage the server hardly makes) and leaving the collector alone (each worker's full
+collections walked, and so copied, every page holding an inherited object).
+
 Imports only the standard library and :mod:`._worker`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import os
 import pickle
@@ -57,6 +71,7 @@ _CALLER_POLL_SECONDS = 0.5
 def main(command_fd: int, report_fd: int) -> None:
     """Serve fork requests until the command channel closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    gc.disable()  # see the module docstring; workers turn it back on
     config = _read_config(command_fd)
     sys.path[:] = config["sys_path"]
     from forklift.pool._worker import run_worker
@@ -152,11 +167,13 @@ def _read_exactly(fd: int, size: int) -> bytes:
 def _fork_worker(
     run_worker: Any, config: dict[str, Any], worker_id: int, fds: tuple[int, ...]
 ) -> int:
+    gc.freeze()  # see the module docstring
     pid = os.fork()
     if pid:
         return pid
     code = 1
     try:
+        gc.enable()
         os.setpgid(0, 0)
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)

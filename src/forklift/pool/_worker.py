@@ -18,7 +18,6 @@ the fork server can preload it cheaply.
 
 from __future__ import annotations
 
-import dataclasses
 import multiprocessing
 import os
 import pickle
@@ -27,7 +26,6 @@ import struct
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Mapping
 from multiprocessing.connection import Client, Connection
 from typing import Any, cast
 
@@ -37,32 +35,13 @@ from forklift._support.worker_state import run_initializer
 from forklift.errors import TaskPicklingError
 from forklift.pool import _protocol as protocol
 from forklift.pool.error_transport import pack_error
+from forklift.pool.options import THREAD_LIMIT_VARIABLES, WorkerOptions
 from forklift.pool.sharing import WORKER_OBJECTS, load_shared_definition, pack_result
 
-__all__ = ["WorkerConfig", "run_worker"]
+__all__ = ["run_worker"]
 
-# The environment variables that size the thread pools of BLAS, OpenMP and friends.
-THREAD_LIMIT_VARIABLES = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "BLIS_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-)
 # Libraries whose thread pools threadpoolctl can resize after they were imported.
 _NATIVE_POOL_MODULES = ("numpy", "scipy", "sklearn", "torch")
-
-
-@dataclasses.dataclass
-class WorkerConfig:
-    """What a worker needs before its first task; sent once, pickled with cloudpickle."""
-
-    initializer: Callable[..., object] | None = None
-    initargs: tuple[Any, ...] = ()
-    env: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    thread_limit: int | None = None
-    memory_growth_limit: int | None = None
 
 
 def run_worker(address: str, authkey: bytes, worker_id: int) -> int:
@@ -101,18 +80,18 @@ def _read_forever(
 def _serve(
     connection: Connection, inbox: queue.SimpleQueue[tuple[int, int, bytes | memoryview]]
 ) -> int:
-    config = WorkerConfig()
+    options = WorkerOptions()
     baseline_rss: int | None = None
     retiring = False
     while True:
         kind, number, payload = inbox.get()
         if kind == protocol.TASK:
             _run_task(connection, number, payload)
-            if config.memory_growth_limit is not None and not retiring:
+            if options.memory_growth_limit is not None and not retiring:
                 rss = _resident_bytes()
                 if baseline_rss is None:
                     baseline_rss = rss
-                elif rss - baseline_rss > config.memory_growth_limit:
+                elif rss - baseline_rss > options.memory_growth_limit:
                     retiring = True
                     protocol.send(connection, protocol.RETIRE)
         elif kind == protocol.DEFINE:
@@ -135,9 +114,9 @@ def _serve(
             # server does not inherit the caller's key as a forked child of the caller would.
             multiprocessing.current_process().authkey = bytes(payload)
         elif kind == protocol.INIT:
-            config = pickle.loads(payload)
+            options = pickle.loads(payload)
             try:
-                _apply_config(config)
+                _apply_options(options)
             except BaseException:
                 text = traceback.format_exc()
                 protocol.send(connection, protocol.INIT_FAILED, 0, text.encode())
@@ -160,22 +139,22 @@ class _Unloadable:
         ) from self.error
 
 
-def _apply_config(config: WorkerConfig) -> None:
-    limit = config.thread_limit
+def _apply_options(options: WorkerOptions) -> None:
+    limit = options.thread_limit
     if limit is not None:
         for name in THREAD_LIMIT_VARIABLES:
             os.environ.setdefault(name, str(limit))
         # A nested Parallel(n_jobs=-1) in a task then stays within this worker's CPU share.
         os.environ["FORKLIFT_MAX_CPU_COUNT"] = str(limit)
-    os.environ.update(config.env)
+    os.environ.update(options.env)
     if limit is not None and any(name in sys.modules for name in _NATIVE_POOL_MODULES):
         # Already loaded by the fork server: their pools were sized before our variables.
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(limits=limit)
-    if config.initializer is not None:
+    if options.initializer is not None:
         # What it returns is this worker's forklift.worker_state().
-        run_initializer(config.initializer, config.initargs, per_thread=False)
+        run_initializer(options.initializer, options.initargs, per_thread=False)
 
 
 def _run_task(connection: Connection, task_id: int, payload: bytes | memoryview) -> None:

@@ -34,8 +34,19 @@ because their callbacks may submit more work.
 Giving up work (:meth:`ProcessPool.cancel_scope`, :meth:`~ProcessPool.release_scope`,
 ``shutdown(wait=False)``) never waits for the lock: it may come from a finalizer that the
 garbage collector runs on a thread holding the lock already - the manager thread included -
-so it is queued as a request that whoever holds the lock next applies. Abandoned running tasks
-get a grace (see :mod:`._abandon`).
+so it is queued as a request that whoever holds the lock next applies (see
+:mod:`._requests`). Abandoned running tasks get a grace (see :mod:`._abandon`).
+
+Where each part lives::
+
+    executor.py   ProcessPool: the public API; takes the lock and calls the books
+    _books.py     the books: pending tasks, workers and their states; dispatch, spawn, kill
+    _manager.py   the manager thread: its selector, wake pipe and loop phases
+    _requests.py  changes asked without waiting for the lock (cancel, release, shutdown)
+    _launcher.py  the listening socket and the fork server (_server.py); _worker.py, the
+                  worker's loop; _protocol.py, the wire between them
+    options.py    WorkerOptions: what makes the workers alike
+    sharing.py    scopes: functions sent once per worker, large ones through shared memory
 
 This room uses explicit arguments only (it never reads :mod:`forklift.config`); it imports
 only :mod:`forklift.errors`, :mod:`forklift._support` and the standard library + cloudpickle.
@@ -44,14 +55,11 @@ only :mod:`forklift.errors`, :mod:`forklift._support` and the standard library +
 from __future__ import annotations
 
 import atexit
-import collections
 import contextlib
 import functools
 import itertools
 import logging
 import os
-import pickle
-import selectors
 import sys
 import threading
 import time
@@ -60,49 +68,20 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import CancelledError, Executor, Future
 from typing import Any
 
-import cloudpickle
-
 from forklift._support.cpus import cpu_count
-from forklift.errors import (
-    RemoteTraceback,
-    TaskPicklingError,
-    TempSpaceError,
-    TerminatedWorkerError,
-    WorkerStartError,
-)
-from forklift.pool import _protocol as protocol
-from forklift.pool._abandon import Drains
-from forklift.pool._launcher import Launcher, describe_exit_status
-from forklift.pool._records import (
-    SharedPayload,
-    Task,
-    Worker,
-    check_positive,
-    describe,
-    fail,
-    kill_group,
-    run_chunk,
-    settle,
-)
-from forklift.pool._requests import Outcome, Requests, resolve
-from forklift.pool._worker import THREAD_LIMIT_VARIABLES, WorkerConfig
-from forklift.pool.sharing import SharingScope, dumps_scoped
+from forklift.errors import ConfigurationError, TaskPicklingError, TempSpaceError
+from forklift.pool import _requests as requests
+from forklift.pool._books import EXIT_GRACE_SECONDS, STATUS_WAIT_SECONDS, Books
+from forklift.pool._launcher import Launcher
+from forklift.pool._manager import Manager
+from forklift.pool._records import Task, WorkerState, describe, fail, run_chunk
+from forklift.pool._requests import Requests, resolve
+from forklift.pool.options import WorkerOptions, check_positive
+from forklift.pool.sharing import SharingScope, pickle_task
 
 __all__ = ["ProcessPool"]
 
 logger = logging.getLogger("forklift.pool")
-
-# How long to wait for the fork server's report of a dead worker's exit status.
-_STATUS_WAIT_SECONDS = 1.0
-# How long shutdown waits for workers to exit after being asked before killing them.
-_EXIT_GRACE_SECONDS = 5.0
-# Workers that die before saying hello this many times in a row mean starting is broken.
-_MAX_FAILED_STARTS = 3
-# A task queued in a worker behind a running one saves only the hand-off (~0.1 ms); that
-# pays for tiny tasks. One running longer than this is no tiny task and may be a slow one:
-# nothing is queued behind it (a fast task would wait for it); the manager hands the next
-# task to whichever worker frees first.
-_PREFETCH_HORIZON_SECONDS = 0.02
 
 _live_pools: weakref.WeakSet[ProcessPool] = weakref.WeakSet()
 
@@ -127,9 +106,11 @@ class ProcessPool(Executor):
         preload: modules the fork server imports before forking workers, so that they start
             with them loaded (numpy is also imported, while the server is idle, when the
             caller has imported it).
-            (numpy is added when the caller has imported it).
         prefetch: tasks handed to a worker ahead of time (1 = only when idle); never
             behind a task that has run over 20 ms (it may be a slow one).
+
+    The worker options (all but ``idle_worker_timeout``, ``preload`` and ``prefetch``) are
+    kept as one :class:`~forklift.pool.options.WorkerOptions`: :attr:`options`.
     """
 
     def __init__(
@@ -149,75 +130,71 @@ class ProcessPool(Executor):
         if max_workers is None:
             max_workers = cpu_count()
         check_positive("max_workers", max_workers)
-        if max_tasks_per_child is not None:
-            check_positive("max_tasks_per_child", max_tasks_per_child)
-        if thread_limit is not None:
-            check_positive("thread_limit", thread_limit)
+        options = WorkerOptions(
+            initializer=initializer,
+            initargs=initargs,
+            env=env or {},
+            max_tasks_per_child=max_tasks_per_child,
+            memory_growth_limit=memory_growth_limit,
+            thread_limit=thread_limit,
+        )
         check_positive("prefetch", prefetch)
         if idle_worker_timeout is not None and not idle_worker_timeout > 0:
-            raise ValueError(
+            raise ConfigurationError(
                 f"idle_worker_timeout must be positive or None, got {idle_worker_timeout!r}"
             )
-        self._max_workers = max_workers
-        self.initializer = initializer
-        self.initargs = tuple(initargs)
-        self.env = dict(env or {})
-        self.max_tasks_per_child = max_tasks_per_child
-        self.idle_worker_timeout = idle_worker_timeout
-        self._thread_limit = thread_limit
-        self._memory_growth_limit = memory_growth_limit
+        self._books = Books(max_workers, options, idle_worker_timeout, prefetch)
+        self._lock = self._books.lock
         self._preload = list(preload)
         # Heavy optional modules the caller uses: imported by the server when it is idle.
         self._idle_preload = ["numpy"] if "numpy" in sys.modules else []
-        self._prefetch = prefetch
         self._owner_pid = os.getpid()
-
-        self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
-        self._pending: collections.deque[Task] = collections.deque()
-        self._tasks: dict[int, Task] = {}
-        self._workers: dict[int, Worker] = {}
-        self._spawning: dict[int, int | None] = {}  # worker id -> pid once forked
-        self._dying: dict[int, Worker] = {}  # pid -> worker whose socket closed
-        self._statuses: dict[int, int] = {}  # pid -> exit status reported early
-        self._closing_scopes: list[SharingScope] = []
         # Requests from callers that must not wait for the lock (see _requests.py).
         self._requests = Requests(self._lock, self._wake)
-        self._drains = Drains()
-        self._busy_since: dict[int, float] = {}  # worker id -> when its current task began
-        self._scope_counts: dict[int, int] = {}
-        self._task_ids = itertools.count()
-        self._worker_ids = itertools.count(1)
-        self._failed_starts = 0
-        self._warm_target = 0
-        self._broken: BaseException | None = None
-        self._shutdown = False
-        self._exit_deadline: float | None = None
-        self._thread: threading.Thread | None = None
         self._launcher: Launcher | None = None
-        self._selector: selectors.BaseSelector | None = None
-        self._wake_read = self._wake_write = -1
+        self._manager: Manager | None = None
+        self._thread: threading.Thread | None = None
         _live_pools.add(self)
+
+    @classmethod
+    def with_options(
+        cls, max_workers: int | None, options: WorkerOptions, **settings: Any
+    ) -> ProcessPool:
+        """A pool whose workers get ``options``; ``settings``: the other keyword arguments."""
+        return cls(max_workers, **options.keywords(), **settings)
 
     # -- public API ---------------------------------------------------------------------------
     @property
     def max_workers(self) -> int:
-        return self._max_workers
+        return self._books.max_workers
+
+    @property
+    def options(self) -> WorkerOptions:
+        """The options its workers start with."""
+        return self._books.options
+
+    @property
+    def idle_worker_timeout(self) -> float | None:
+        return self._books.idle_worker_timeout
+
+    @idle_worker_timeout.setter
+    def idle_worker_timeout(self, seconds: float | None) -> None:
+        self._books.idle_worker_timeout = seconds
 
     @property
     def broken(self) -> bool:
-        return self._broken is not None
+        return self._books.broken is not None
 
     @property
     def n_workers(self) -> int:
         """Workers alive and taking tasks now."""
         with self._lock:
-            return sum(1 for worker in self._workers.values() if worker.accepts_tasks)
+            return self._books.count_ready()
 
     def worker_pids(self) -> list[int]:
         """Process ids of the workers alive now (for tests and diagnostics)."""
         with self._lock:
-            return [worker.pid for worker in self._workers.values()]
+            return [worker.pid for worker in self._books.workers.values()]
 
     def server_pid(self) -> int | None:
         """Process id of this pool's fork server, if it runs."""
@@ -245,35 +222,18 @@ class ProcessPool(Executor):
         if label is None:
             label = describe(fn)
         try:
-            task_tuple = (fn, tuple(args), dict(kwargs or {}))
-            tokens: set[int] = set()
-            if scope is None:
-                payload = cloudpickle.dumps(task_tuple, protocol=5)
-            else:
-                payload, tokens = dumps_scoped(task_tuple, scope)
-                for token in tokens:
-                    scope.payload(token)  # pickle definitions now, so failures surface here
-        except TempSpaceError as error:
-            future.set_exception(error)  # already says what to do; not a pickling problem
+            payload, tokens = pickle_task(fn, args, kwargs, scope, label)
+        except (TaskPicklingError, TempSpaceError) as error:
+            future.set_exception(error)
             return future
-        except Exception as error:
-            problem = TaskPicklingError(
-                f"the task {label} could not be pickled to send it to a worker: {error}"
-            )
-            problem.__cause__ = error
-            future.set_exception(problem)
-            return future
+        books = self._books
         with self._lock:
             self._check_usable()
-            task = Task(next(self._task_ids), future, payload, tokens, scope, label)
-            self._tasks[task.task_id] = task
-            if scope is not None:
-                self._scope_counts[id(scope)] = self._scope_counts.get(id(scope), 0) + 1
-            self._pending.append(task)
+            books.add(Task(next(books.task_ids), future, payload, tokens, scope, label))
             self._ensure_started()
             outcome = self._requests.apply()
-            self._dispatch()
-            self._spawn()
+            books.dispatch()
+            books.spawn()
         resolve(outcome)
         return future
 
@@ -298,37 +258,39 @@ class ProcessPool(Executor):
 
         Returns how many workers are ready. Pays start-up ahead of the first real call.
         """
-        target = min(self._max_workers if n_workers is None else n_workers, self._max_workers)
+        books = self._books
+        target = min(books.max_workers if n_workers is None else n_workers, books.max_workers)
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             self._check_usable()
             self._ensure_started()
-            self._warm_target = target
-            self._spawn()
-            while self._count_ready() < target and self._broken is None:
+            books.warm_target = target
+            books.spawn()
+            while books.count_ready() < target and books.broken is None:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     break
-                self._changed.wait(remaining)
-            self._warm_target = 0
-            if self._broken is not None:
-                raise self._broken
-            return self._count_ready()
+                books.changed.wait(remaining)
+            books.warm_target = 0
+            if books.broken is not None:
+                raise books.broken
+            return books.count_ready()
 
     def resize(self, max_workers: int) -> None:
         """Change the number of workers; busy workers beyond it leave once their work is done."""
         check_positive("max_workers", max_workers)
+        books = self._books
         with self._lock:
-            self._max_workers = max_workers
-            accepting = [worker for worker in self._workers.values() if worker.accepts_tasks]
+            books.max_workers = max_workers
+            accepting = [worker for worker in books.workers.values() if worker.accepts_tasks]
             excess = len(accepting) - max_workers
             if excess > 0:
                 # Idle workers leave first, so that nobody's running task is in the way.
                 accepting.sort(key=lambda worker: len(worker.in_flight))
                 for worker in accepting[:excess]:
-                    worker.retiring = True
-                self._retire_idle()
-            self._spawn()
+                    worker.advance(WorkerState.RETIRING)
+                books.retire_idle()
+            books.spawn()
 
     def add_preload(self, modules: Sequence[str]) -> None:
         """Modules for the fork server to preload (effective when it next starts)."""
@@ -339,41 +301,23 @@ class ProcessPool(Executor):
     def set_thread_limit(self, thread_limit: int | None) -> None:
         """Cap BLAS/OpenMP threads in workers; workers started under another cap are replaced
         (idle ones now, busy ones once their tasks are done)."""
-        if thread_limit is not None:
-            check_positive("thread_limit", thread_limit)
+        books = self._books
         with self._lock:
-            if thread_limit == self._thread_limit:
+            if thread_limit == books.options.thread_limit:
                 return
-            self._thread_limit = thread_limit
-            for worker in self._workers.values():
-                worker.retiring = True
-            self._retire_idle()
-            self._spawn()
+            books.options = books.options.replace(thread_limit=thread_limit)
+            for worker in books.workers.values():
+                worker.advance(WorkerState.RETIRING)
+            books.retire_idle()
+            books.spawn()
 
     def cancel_future(self, future: Future[Any]) -> None:
         """Give up on one task: cancel it if queued; if its worker is running it, kill that
         worker (a replacement starts; tasks queued behind it run elsewhere). A task handed to
         a worker but not started yet is dropped from our books; its result will be ignored."""
         with self._lock:
-            for task in self._pending:
-                if task.future is future:
-                    self._pending.remove(task)
-                    self._forget_task(task)
-                    break
-            else:
-                for worker in self._workers.values():
-                    for position, task in enumerate(worker.in_flight):
-                        if task.future is not future:
-                            continue
-                        del worker.in_flight[position]
-                        self._forget_task(task)
-                        if position == 0:
-                            self._kill(worker)
-                        break
-                    else:
-                        continue
-                    break
-            self._spawn()
+            requests.cancel_task(self._books, future)
+            self._books.spawn()
         if not future.cancel():
             fail(future, CancelledError())
 
@@ -389,13 +333,13 @@ class ProcessPool(Executor):
         collector runs on a thread inside the pool: when the lock is taken, the manager
         thread applies the cancellation moments later.
         """
-        request = functools.partial(self._cancel_scope_locked, scope, kill_running, grace)
+        request = functools.partial(requests.cancel_scope, self._books, scope, kill_running, grace)
         self._requests.ask(request, then=self._dispatch_and_spawn)
 
     def release_scope(self, scope: SharingScope) -> None:
         """``scope`` is done: workers drop its definitions once its tasks are finished.
         Never waits for the pool's lock (as :meth:`cancel_scope`)."""
-        request = functools.partial(self._release_scope_locked, scope)
+        request = functools.partial(requests.release_scope, self._books, scope)
         self._requests.ask(request, then=self._dispatch_and_spawn)
 
     def shutdown(
@@ -405,8 +349,8 @@ class ProcessPool(Executor):
         kills the workers (and everything they started) at once instead of letting them
         finish. With ``wait=False`` it never waits for the pool's lock (as
         :meth:`cancel_scope`)."""
-        self._shutdown = True
-        request = functools.partial(self._shutdown_locked, cancel_futures, kill_workers)
+        self._books.shutdown = True
+        request = functools.partial(requests.stop, self._books, cancel_futures, kill_workers)
         if wait:
             self._requests.put(request)
             with self._lock:
@@ -424,597 +368,57 @@ class ProcessPool(Executor):
     # -- requests (see _requests.py): run by whoever holds the lock ------------------------
     def _dispatch_and_spawn(self) -> None:
         if self._thread is not None:
-            self._dispatch()
-            self._spawn()
+            self._books.dispatch()
+            self._books.spawn()
 
-    def _cancel_scope_locked(
-        self, scope: SharingScope, kill_running: bool, grace: float
-    ) -> Outcome:
-        outcome: Outcome = []
-        for task in [task for task in self._pending if task.scope is scope]:
-            self._pending.remove(task)
-            self._forget_task(task)
-            outcome.append((task, None))
-        if not kill_running:
-            return outcome
-        deadline = time.monotonic() + grace
-        for worker in list(self._workers.values()):
-            mine = [
-                task
-                for task in worker.in_flight
-                if task.scope is scope and not self._drains.is_abandoned(task)
-            ]
-            if not mine:
-                continue
-            for task in mine:
-                self._forget_task(task)
-                outcome.append((task, None))
-            if grace > 0 and not worker.killed and worker.dead_since is None:
-                # Kept in its books, in order, until they end or the worker is killed.
-                self._drains.begin(worker, mine, deadline)
-                continue
-            for task in mine:
-                worker.in_flight.remove(task)
-            self._kill(worker)
-        return outcome
-
-    def _release_scope_locked(self, scope: SharingScope) -> Outcome:
-        self._closing_scopes.append(scope)
-        self._release_finished_scopes()
-        return []
-
-    def _shutdown_locked(self, cancel_futures: bool, kill_workers: bool) -> Outcome:
-        outcome: Outcome = []
-        if cancel_futures or kill_workers:
-            for task in self._pending:
-                self._forget_task(task)
-                outcome.append((task, None))
-            self._pending.clear()
-        if kill_workers:
-            for worker in self._workers.values():
-                worker.killed = True
-                kill_group(worker.pid)
-                for task in worker.in_flight:
-                    outcome.append(
-                        (
-                            task,
-                            TerminatedWorkerError(
-                                f"the pool was shut down with kill_workers=True while "
-                                f"{task.label} ran"
-                            ),
-                        )
-                    )
-        return outcome
-
-    # -- internals: called with self._lock held ---------------------------------------------
+    # -- internals ------------------------------------------------------------------------------
     def _check_usable(self) -> None:
         if os.getpid() != self._owner_pid:
             raise RuntimeError("a forklift ProcessPool cannot be used in a forked child process")
-        if self._broken is not None:
-            raise self._broken
-        if self._shutdown:
+        if self._books.broken is not None:
+            raise self._books.broken
+        if self._books.shutdown:
             raise RuntimeError("cannot schedule new futures after shutdown")
 
-    def _count_ready(self) -> int:
-        return sum(1 for worker in self._workers.values() if worker.accepts_tasks)
-
     def _ensure_started(self) -> None:
+        """Start the fork server and the manager thread (lock held)."""
         if self._thread is not None:
             return
-        env = dict(os.environ)
-        if self._thread_limit is not None:
-            for name in THREAD_LIMIT_VARIABLES:
-                env.setdefault(name, str(self._thread_limit))
-        env.update(self.env)
-        self._launcher = Launcher(env, self._preload, self._idle_preload)
+        environment = self._books.options.server_environment(os.environ)
+        self._launcher = Launcher(environment, self._preload, self._idle_preload)
         self._launcher.start_server()
-        self._wake_read, self._wake_write = os.pipe()
-        os.set_blocking(self._wake_read, False)
-        os.set_blocking(self._wake_write, False)
-        self._selector = selectors.DefaultSelector()
-        self._selector.register(self._wake_read, selectors.EVENT_READ, "wake")
-        self._selector.register(self._launcher.listener, selectors.EVENT_READ, "listener")
-        self._selector.register(self._launcher.report_fd, selectors.EVENT_READ, "reports")
-        self._thread = threading.Thread(
-            target=self._manage, name="forklift-pool-manager", daemon=True
-        )
-        self._thread.start()
+        self._manager = Manager(self._books, self._launcher, self._requests, self._closed)
+        self._thread = self._manager.thread
+        self._manager.start()
 
-    def _dispatch(self) -> None:
-        while self._pending:
-            worker = self._least_busy_worker()
-            if worker is None:
-                return
-            task = self._pending.popleft()
-            if not task.started:
-                if not task.future.set_running_or_notify_cancel():
-                    self._forget_task(task)
-                    continue
-                task.started = True
-            try:
-                for token in task.tokens - worker.known_tokens:
-                    assert task.scope is not None
-                    definition = task.scope.payload(token)
-                    if definition.shared:
-                        protocol.send(
-                            worker.connection, protocol.DEFINE_SHARED, token, definition.layout
-                        )
-                        protocol.send_fd(worker.connection, definition.fd)
-                    else:
-                        protocol.send(worker.connection, protocol.DEFINE, token, definition.inline)
-                    worker.known_tokens.add(token)
-                protocol.send(worker.connection, protocol.TASK, task.task_id, task.payload)
-            except OSError:
-                # It just died; the manager will see its socket close. Keep the task.
-                self._pending.appendleft(task)
-                worker.dead_since = time.monotonic()
-                continue
-            worker.in_flight.append(task)
-            if len(worker.in_flight) == 1:
-                self._busy_since[worker.worker_id] = time.monotonic()
-            worker.n_sent += 1
-            if self.max_tasks_per_child is not None and worker.n_sent >= self.max_tasks_per_child:
-                worker.retiring = True
-
-    def _least_busy_worker(self) -> Worker | None:
-        best: Worker | None = None
-        # While workers are starting, queue nothing behind a busy worker: a new one takes it.
-        limit = 1 if self._spawning else self._prefetch
-        now = time.monotonic()
-        for worker in self._workers.values():
-            load = len(worker.in_flight)
-            if load >= limit or not worker.accepts_tasks:
-                continue
-            if load == 0:
-                return worker
-            if now - self._busy_since.get(worker.worker_id, now) > _PREFETCH_HORIZON_SECONDS:
-                continue
-            if best is None or load < len(best.in_flight):
-                best = worker
-            elif load == len(best.in_flight) and _newest(worker) > _newest(best):
-                # Equally busy: queue behind the one that got its work last. The one busy
-                # longest is the likelier to be stuck on a slow task.
-                best = worker
-        return best
-
-    def _spawn(self) -> None:
-        if self._broken is not None or self._launcher is None:
-            return
-        if self._shutdown and not self._pending:
-            return
-        accepting = [worker for worker in self._workers.values() if worker.accepts_tasks]
-        n_live = len(accepting) + len(self._spawning)
-        n_idle = sum(1 for worker in accepting if not worker.in_flight)
-        wanted = max(len(self._pending) - n_idle - len(self._spawning), self._warm_target - n_live)
-        for _ in range(min(wanted, self._max_workers - n_live)):
-            if not self._launcher.server_running:
-                # The fork server went away (its reports ended): start a new one.
-                self._launcher.start_server()
-                self._replace_report_channel()
-            worker_id = next(self._worker_ids)
-            self._spawning[worker_id] = None
-            try:
-                self._launcher.request_worker(worker_id)
-            except OSError:
-                # It died just now: start a new one for the next request.
-                del self._spawning[worker_id]
-                selector = self._selector
-                if selector is not None:
-                    with contextlib.suppress(KeyError, ValueError):
-                        selector.unregister(self._launcher.report_fd)
-                self._launcher.forget_server()
-                return
-
-    def _replace_report_channel(self) -> None:
-        assert self._selector is not None
-        assert self._launcher is not None
-        with contextlib.suppress(KeyError, ValueError):
-            self._selector.unregister(self._launcher.report_fd)
-        self._selector.register(self._launcher.report_fd, selectors.EVENT_READ, "reports")
-
-    def _retire_idle(self) -> None:
-        now = time.monotonic()
-        timeout = self.idle_worker_timeout
-        for worker in self._workers.values():
-            if worker.exit_sent or worker.dead_since is not None or worker.in_flight:
-                continue
-            idle_too_long = timeout is not None and now - worker.idle_since > timeout
-            if worker.retiring or idle_too_long or (self._shutdown and not self._pending):
-                worker.retiring = True
-                worker.exit_sent = True
-                with contextlib.suppress(OSError):
-                    protocol.send(worker.connection, protocol.EXIT)
-
-    def _kill(self, worker: Worker) -> None:
-        """Kill a worker on purpose: its death is no crash; a replacement starts for the
-        work waiting, and tasks of others that it held go back to the queue."""
-        if not worker.killed:
-            worker.killed = True
-            worker.retiring = True
-            kill_group(worker.pid)
-
-    def _forget_task(self, task: Task) -> None:
-        if self._tasks.pop(task.task_id, None) is None:
-            return  # forgotten already (given up on, then its worker died or answered)
-        if task.scope is not None:
-            key = id(task.scope)
-            left = self._scope_counts.get(key, 1) - 1
-            if left > 0:
-                self._scope_counts[key] = left
-            else:
-                self._scope_counts.pop(key, None)
-                if self._closing_scopes:
-                    self._release_finished_scopes()
-
-    def _release_finished_scopes(self) -> None:
-        still_closing = []
-        for scope in self._closing_scopes:
-            if self._scope_counts.get(id(scope)):
-                still_closing.append(scope)
-                continue
-            tokens = set(scope.tokens())
-            for worker in self._workers.values():
-                known = worker.known_tokens & tokens
-                if known and worker.dead_since is None:
-                    worker.known_tokens -= known
-                    with contextlib.suppress(OSError):
-                        protocol.send(worker.connection, protocol.FORGET, 0, pickle.dumps(known))
-            scope.close()
-        self._closing_scopes = still_closing
-
-    # -- the manager thread ---------------------------------------------------------------------
     def _wake(self) -> None:
-        if self._wake_write >= 0:
-            with contextlib.suppress(OSError):
-                os.write(self._wake_write, b"\0")
+        manager = self._manager
+        if manager is not None:
+            manager.wake()
 
-    def _manage(self) -> None:
-        selector = self._selector
-        launcher = self._launcher
-        assert selector is not None
-        assert launcher is not None
-        try:
-            while True:
-                settled: list[tuple[Task, bool, Any]] = []
-                for key, _ in selector.select(self._next_timeout()):
-                    if key.data == "wake":
-                        with contextlib.suppress(BlockingIOError):
-                            os.read(self._wake_read, 4096)
-                    elif key.data == "listener":
-                        self._accept(selector, launcher)
-                    elif key.data == "reports":
-                        self._read_reports(selector, launcher, settled)
-                    else:
-                        self._read_worker(key.data, selector, settled)
-                with self._lock:
-                    requested = self._requests.apply()
-                    self._check_timers(selector, settled)
-                    self._dispatch()
-                    self._spawn()
-                    finished = self._wind_down(launcher)
-                resolve(requested)
-                settle(settled)
-                if finished:
-                    break
-        except BaseException:  # pragma: no cover - a bug here must not hang every caller
-            logger.exception("forklift pool manager crashed; failing pending tasks")
-            with self._lock:
-                self._broken = WorkerStartError("the forklift pool's manager thread crashed")
-                tasks = list(self._tasks.values())
-                self._tasks.clear()
-                self._pending.clear()
-            for task in tasks:
-                fail(task.future, self._broken)
-            for worker in list(self._workers.values()):
-                kill_group(worker.pid)
-        finally:
-            self._close_everything(selector, launcher)
-
-    def _next_timeout(self) -> float | None:
-        deadlines: list[float] = []
-        if self._dying or self._shutdown:
-            deadlines.append(0.05)
-        drained_by = self._drains.next_deadline()
-        if drained_by is not None:
-            deadlines.append(max(0.0, drained_by - time.monotonic()))
-        if self.idle_worker_timeout is not None and self._workers:
-            deadlines.append(min(self.idle_worker_timeout, 1.0))
-        return min(deadlines) if deadlines else None
-
-    def _accept(self, selector: selectors.BaseSelector, launcher: Launcher) -> None:
-        accepted = launcher.accept()
-        if accepted is None:
-            return
-        connection, worker_id, pid = accepted
-        with self._lock:
-            expected = worker_id in self._spawning
-            self._spawning.pop(worker_id, None)
-            worker = Worker(worker_id, pid, connection)
-            config = WorkerConfig(
-                initializer=self.initializer,
-                initargs=self.initargs,
-                env=self.env,
-                thread_limit=self._thread_limit,
-                memory_growth_limit=self._memory_growth_limit,
-            )
-            try:
-                protocol.send(connection, protocol.INIT, 0, cloudpickle.dumps(config, protocol=5))
-                unwanted = self._shutdown and not self._pending
-                if not expected or unwanted or self._count_ready() >= self._max_workers:
-                    worker.retiring = worker.exit_sent = True
-                    protocol.send(connection, protocol.EXIT)
-            except OSError:
-                worker.dead_since = time.monotonic()
-            self._workers[worker_id] = worker
-            self._failed_starts = 0
-            selector.register(connection, selectors.EVENT_READ, worker)
-            self._changed.notify_all()
-
-    def _read_reports(
-        self,
-        selector: selectors.BaseSelector,
-        launcher: Launcher,
-        settled: list[tuple[Task, bool, Any]],
-    ) -> None:
-        reports = launcher.read_reports()
-        with self._lock:
-            if reports is None:
-                selector.unregister(launcher.report_fd)
-                launcher.forget_server()
-                if self._spawning:  # it died before the workers it was starting said hello
-                    self._failed_starts += 1
-                    if self._failed_starts >= _MAX_FAILED_STARTS:
-                        error = WorkerStartError(
-                            "forklift's fork server keeps exiting before its workers start "
-                            "(its own error, if it printed one, is on stderr)"
-                        )
-                        self._break(error, settled)
-                self._spawning.clear()
-                # Workers whose exit we were waiting to hear about: we never will.
-                for worker in list(self._dying.values()):
-                    self._bury(worker, None, selector, settled)
-                return
-            for kind, first, second in reports:
-                if kind == "F":
-                    if first in self._spawning:
-                        self._spawning[first] = second
-                    continue
-                pid, status = first, second
-                dying = self._dying.get(pid)
-                if dying is not None:
-                    self._bury(dying, status, selector, settled)
-                    continue
-                for worker_id, spawned_pid in list(self._spawning.items()):
-                    if spawned_pid == pid:  # died before it could say hello
-                        del self._spawning[worker_id]
-                        self._failed_starts += 1
-                        logger.warning(
-                            "a forklift worker (pid %d) died while starting: %s",
-                            pid,
-                            describe_exit_status(status),
-                        )
-                        if self._failed_starts >= _MAX_FAILED_STARTS:
-                            self._break(
-                                WorkerStartError(
-                                    "forklift workers die while starting: "
-                                    + describe_exit_status(status)
-                                ),
-                                settled,
-                            )
-                        break
-                else:
-                    if any(worker.pid == pid for worker in self._workers.values()):
-                        self._statuses[pid] = status
-
-    def _read_worker(
-        self,
-        worker: Worker,
-        selector: selectors.BaseSelector,
-        settled: list[tuple[Task, bool, Any]],
-    ) -> None:
-        connection = worker.connection
-        while True:
-            try:
-                kind, number, payload = protocol.receive(connection)
-            except (EOFError, OSError):
-                with self._lock:
-                    self._socket_closed(worker, selector, settled)
-                return
-            received: bytes | memoryview | SharedPayload = payload
-            if kind == protocol.RESULT_SHARED:
-                try:
-                    received = SharedPayload(bytes(payload), protocol.receive_fd(connection))
-                except (EOFError, OSError):
-                    with self._lock:
-                        self._socket_closed(worker, selector, settled)
-                    return
-                kind = protocol.RESULT_OK
-            if kind in (protocol.RESULT_OK, protocol.RESULT_ERROR):
-                with self._lock:
-                    task = self._finish(worker, number)
-                    self._dispatch()  # keep this worker busy before unpickling the result
-                if task is not None:
-                    settled.append((task, kind == protocol.RESULT_OK, received))
-            elif kind == protocol.RETIRE:
-                with self._lock:
-                    worker.retiring = True
-            elif kind == protocol.INIT_FAILED:
-                text = bytes(payload).decode(errors="replace")
-                error = WorkerStartError(
-                    "the pool's initializer raised in a worker, so the pool cannot run tasks"
-                )
-                error.__cause__ = RemoteTraceback(text)
-                with self._lock:
-                    self._break(error, settled)
-            try:
-                more = connection.poll(0)
-            except (EOFError, OSError):
-                more = True  # receive() will see the EOF
-            if not more:
-                return
-
-    def _finish(self, worker: Worker, task_id: int) -> Task | None:
-        task = None
-        for position, candidate in enumerate(worker.in_flight):
-            if candidate.task_id == task_id:
-                task = candidate
-                del worker.in_flight[position]
-                break
-        if worker.in_flight:
-            self._busy_since[worker.worker_id] = time.monotonic()  # the next one begins
-        else:
-            worker.idle_since = time.monotonic()
-        if task is None:
-            return None
-        abandoned = self._drains.is_abandoned(task)
-        if self._drains.task_ended(worker, task) and self._count_ready() > self._max_workers:
-            worker.retiring = True  # done in time, but its replacement took its place
-        self._forget_task(task)
-        if worker.retiring and not worker.in_flight:
-            self._retire_idle()
-        return None if abandoned else task  # nobody wants an abandoned task's result
-
-    def _socket_closed(
-        self,
-        worker: Worker,
-        selector: selectors.BaseSelector,
-        settled: list[tuple[Task, bool, Any]],
-    ) -> None:
-        with contextlib.suppress(KeyError, ValueError):
-            selector.unregister(worker.connection)
-        worker.connection.close()
-        if worker.dead_since is None:
-            worker.dead_since = time.monotonic()
-        if worker.exit_sent and not worker.in_flight:
-            self._workers.pop(worker.worker_id, None)
-            self._busy_since.pop(worker.worker_id, None)
-            self._statuses.pop(worker.pid, None)
-            self._changed.notify_all()
-            return
-        status = self._statuses.pop(worker.pid, None)
-        if status is not None:
-            self._bury(worker, status, selector, settled)
-        else:
-            self._dying[worker.pid] = worker  # wait a moment for the server's exit report
-
-    def _bury(
-        self,
-        worker: Worker,
-        status: int | None,
-        selector: selectors.BaseSelector,
-        settled: list[tuple[Task, bool, Any]],
-    ) -> None:
-        """A worker died with tasks: fail the one it was running, requeue the others."""
-        self._dying.pop(worker.pid, None)
-        self._workers.pop(worker.worker_id, None)
-        self._busy_since.pop(worker.worker_id, None)
-        self._drains.forget(worker)
-        tasks = list(worker.in_flight)
-        worker.in_flight.clear()
-        if tasks and not worker.killed:
-            culprit = tasks.pop(0)
-            self._forget_task(culprit)
-            error = TerminatedWorkerError(
-                f"a forklift worker process (pid {worker.pid}) died while running "
-                f"{culprit.label}: {describe_exit_status(status)}"
-            )
-            error.pid = worker.pid  # type: ignore[attr-defined]
-            error.exit_status = status  # type: ignore[attr-defined]
-            error.task_label = culprit.label  # type: ignore[attr-defined]
-            settled.append((culprit, False, error))
-        # Tasks that never started (or all, for a worker killed on purpose): run elsewhere.
-        for task in reversed(tasks):
-            if task.future.done():
-                self._forget_task(task)
-            else:
-                self._pending.appendleft(task)
-        self._changed.notify_all()
-
-    def _break(self, error: BaseException, settled: list[tuple[Task, bool, Any]]) -> None:
-        self._broken = error
-        for task in list(self._tasks.values()):
-            settled.append((task, False, error))
-        self._tasks.clear()
-        self._pending.clear()
-        for worker in self._workers.values():
-            worker.in_flight.clear()
-            worker.killed = True
-            kill_group(worker.pid)
-        self._changed.notify_all()
-
-    def _check_timers(
-        self, selector: selectors.BaseSelector, settled: list[tuple[Task, bool, Any]]
-    ) -> None:
-        now = time.monotonic()
-        for worker in list(self._dying.values()):
-            if worker.dead_since is not None and now - worker.dead_since > _STATUS_WAIT_SECONDS:
-                self._bury(worker, None, selector, settled)
-        for worker_id in self._drains.expired(now):
-            late = self._workers.get(worker_id)
-            if late is not None:
-                self._kill(late)  # still busy with abandoned work past its grace
-        self._retire_idle()
-
-    def _wind_down(self, launcher: Launcher) -> bool:
-        """At shutdown, once no task is left: ask workers to exit, then the server."""
-        if not self._shutdown or self._tasks:
-            return False
-        self._retire_idle()
-        if self._workers or self._dying or self._spawning:
-            if self._exit_deadline is None:
-                self._exit_deadline = time.monotonic() + _EXIT_GRACE_SECONDS
-            elif time.monotonic() > self._exit_deadline:
-                for worker in self._workers.values():
-                    kill_group(worker.pid)
-                self._workers.clear()
-                self._dying.clear()
-                return True
-            return False
-        return True
-
-    def _close_everything(self, selector: selectors.BaseSelector, launcher: Launcher) -> None:
-        with self._lock:
-            requested = self._requests.apply()
-            workers = list(self._workers.values())
-            self._workers.clear()
-        resolve(requested)
-        for worker in workers:
-            with contextlib.suppress(OSError):
-                worker.connection.close()
-        launcher.close()
-        selector.close()
-        for fd in (self._wake_read, self._wake_write):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self._wake_read = self._wake_write = -1
+    def _closed(self) -> None:
         _live_pools.discard(self)
-        with self._lock:
-            self._changed.notify_all()
 
     def _kill_at_exit(self) -> None:
         """Last resort at interpreter exit: kill the workers, even if the lock is stuck (a
         bug elsewhere must not turn into a process that never exits)."""
-        if self._lock.acquire(timeout=_STATUS_WAIT_SECONDS):
+        if self._lock.acquire(timeout=STATUS_WAIT_SECONDS):
             try:
-                self._shutdown_locked(cancel_futures=True, kill_workers=True)
+                requests.stop(self._books, cancel_futures=True, kill_workers=True)
             finally:
                 self._lock.release()
         else:
             logger.warning("the forklift pool's lock is stuck at exit; killing its workers")
-            for worker in list(self._workers.values()):
-                kill_group(worker.pid)
+            self._books.kill_all()
         self._wake()
         thread = self._thread
         if thread is not None:
-            thread.join(_STATUS_WAIT_SECONDS)
+            thread.join(STATUS_WAIT_SECONDS)
 
     def __repr__(self) -> str:
-        state = "broken" if self._broken else "shut down" if self._shutdown else "running"
-        return f"ProcessPool(max_workers={self._max_workers}, {state})"
-
-
-def _newest(worker: Worker) -> int:
-    return worker.in_flight[-1].task_id
+        books = self._books
+        state = "broken" if books.broken else "shut down" if books.shutdown else "running"
+        return f"ProcessPool(max_workers={books.max_workers}, {state})"
 
 
 @atexit.register
@@ -1026,7 +430,7 @@ def _shutdown_all_pools() -> None:
             pool.shutdown(wait=False, cancel_futures=True)
     # Running tasks get a few seconds to finish; then their workers are killed, so that an
     # abandoned long task cannot hold the interpreter's exit hostage.
-    deadline = time.monotonic() + _EXIT_GRACE_SECONDS
+    deadline = time.monotonic() + EXIT_GRACE_SECONDS
     for pool in pools:
         thread = pool._thread
         if thread is not None:

@@ -3,8 +3,9 @@
 :func:`get_reusable_executor` returns the same :class:`~forklift.pool.executor.ProcessPool`
 call after call, resized to the number of workers asked for (busy workers are never killed to
 shrink it: they leave once their work is done). When the options that shape a worker change
-(initializer, environment, ...), the old pool is shut down - its workers killed if
-``kill_workers`` - and a new one takes its place.
+(initializer, environment, ...: a :class:`~.options.WorkerOptions` that is not ``==`` the
+pool's; the thread limit alone is changed in place), the old pool is shut down - its workers
+killed if ``kill_workers`` - and a new one takes its place.
 
 Backends take the pool with :func:`acquire_executor` and give it back with
 :func:`release_executor`. While a call holds it, nobody else's request shuts it down or
@@ -25,6 +26,7 @@ from typing import Any, Literal
 
 from forklift._support.cpus import cpu_count, threads_per_worker, workers_for_n_jobs
 from forklift.pool.executor import ProcessPool
+from forklift.pool.options import WorkerOptions
 
 __all__ = [
     "acquire_executor",
@@ -61,7 +63,6 @@ class _Guard:
 
 _lock = _Guard()
 _executor: ProcessPool | None = None
-_options: dict[str, Any] = {}
 # Pools lent to running calls: pool -> the worker counts those calls asked for.
 _leases: dict[ProcessPool, list[int]] = {}
 
@@ -97,29 +98,38 @@ def get_reusable_executor(
         True
         >>> shutdown_reusable_executor()
     """
+    options = WorkerOptions(
+        initializer=initializer,
+        initargs=initargs,
+        env=env or {},
+        max_tasks_per_child=max_tasks_per_child,
+        memory_growth_limit=memory_growth_limit,
+        thread_limit=thread_limit,
+    )
     with _lock:
         return _get_locked(
             max_workers,
+            options,
             reuse=reuse,
             kill_workers=kill_workers,
             idle_worker_timeout=idle_worker_timeout,
-            initializer=initializer,
-            initargs=initargs,
-            env=env,
-            max_tasks_per_child=max_tasks_per_child,
-            thread_limit=thread_limit,
-            memory_growth_limit=memory_growth_limit,
         )
 
 
 def acquire_executor(
-    max_workers: int, *, preload: Sequence[str] = (), **options: Any
+    max_workers: int,
+    options: WorkerOptions | None = None,
+    *,
+    preload: Sequence[str] = (),
+    idle_worker_timeout: float | None = 300,
 ) -> ProcessPool:
     """The shared pool (as :func:`get_reusable_executor`), held until
     :func:`release_executor`: meanwhile it is not shut down or shrunk under the caller.
     ``preload`` names modules its workers should start with (see ProcessPool)."""
     with _lock:
-        pool = _get_locked(max_workers, **options)
+        pool = _get_locked(
+            max_workers, options or WorkerOptions(), idle_worker_timeout=idle_worker_timeout
+        )
         pool.add_preload(preload)
         _leases.setdefault(pool, []).append(max_workers)
         return pool
@@ -147,33 +157,20 @@ def release_executor(pool: ProcessPool, max_workers: int) -> None:
 
 def _get_locked(
     max_workers: int | None,
+    options: WorkerOptions,
     *,
     reuse: bool | Literal["auto"] = "auto",
     kill_workers: bool = False,
     idle_worker_timeout: float | None = 300,
-    initializer: Callable[..., object] | None = None,
-    initargs: tuple[Any, ...] = (),
-    env: Mapping[str, str] | None = None,
-    max_tasks_per_child: int | None = None,
-    thread_limit: int | None = None,
-    memory_growth_limit: int | None = None,
 ) -> ProcessPool:
-    global _executor, _options
+    global _executor
     if max_workers is None:
         max_workers = cpu_count()
-    options: dict[str, Any] = {
-        "initializer": initializer,
-        "initargs": tuple(initargs),
-        "env": dict(env or {}),
-        "max_tasks_per_child": max_tasks_per_child,
-        "memory_growth_limit": memory_growth_limit,
-    }
     current = _executor
-    reusable = reuse is True or (reuse == "auto" and _same_options(options, _options))
-    if current is not None and reusable and current_is_alive(current):
+    if current is not None and _reusable(current, options, reuse):
         current.idle_worker_timeout = idle_worker_timeout
-        if thread_limit is not None:
-            current.set_thread_limit(thread_limit)
+        if options.thread_limit is not None:
+            current.set_thread_limit(options.thread_limit)
         # Never below what a call running on it asked for.
         size = max([max_workers, *_leases.get(current, [])])
         if current.max_workers != size:
@@ -182,14 +179,19 @@ def _get_locked(
     # A pool that calls still run on is shut down by the last of them to release it.
     if current is not None and (kill_workers or current not in _leases):
         current.shutdown(wait=not kill_workers, cancel_futures=True, kill_workers=kill_workers)
-    _executor = ProcessPool(
-        max_workers,
-        idle_worker_timeout=idle_worker_timeout,
-        thread_limit=thread_limit,
-        **options,
+    _executor = ProcessPool.with_options(
+        max_workers, options, idle_worker_timeout=idle_worker_timeout
     )
-    _options = options
     return _executor
+
+
+def _reusable(pool: ProcessPool, options: WorkerOptions, reuse: bool | Literal["auto"]) -> bool:
+    """Keep ``pool`` for ``options``? Its thread limit does not count: it changes in place."""
+    if not current_is_alive(pool):
+        return False
+    if reuse == "auto":
+        return options.replace(thread_limit=pool.options.thread_limit) == pool.options
+    return reuse is True
 
 
 def current_is_alive(pool: ProcessPool) -> bool:
@@ -197,23 +199,6 @@ def current_is_alive(pool: ProcessPool) -> bool:
         pool._check_usable()
     except Exception:
         return False
-    return True
-
-
-def _same_options(new: dict[str, Any], old: dict[str, Any]) -> bool:
-    if new.keys() != old.keys():
-        return False
-    for key, value in new.items():
-        previous = old[key]
-        if callable(value) or callable(previous):
-            if value is not previous:
-                return False
-            continue
-        try:
-            if bool(value != previous):
-                return False
-        except Exception:
-            return False
     return True
 
 

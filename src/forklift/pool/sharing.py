@@ -10,7 +10,7 @@ Why a scope and not a cache keyed by the object: a function's closure or globals
 between two calls (``x = 2`` after a first run); re-sending per scope (one ``Parallel`` call)
 sees the change, as joblib users expect, while still sending once per call.
 
-Imports only the standard library and cloudpickle.
+Imports only the standard library, cloudpickle and :mod:`forklift.errors`.
 """
 
 from __future__ import annotations
@@ -25,16 +25,18 @@ import os
 import pickle
 import sys
 import types
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import cloudpickle
 
+from forklift.errors import TaskPicklingError, TempSpaceError
 from forklift.pool import main_classes
 from forklift.pool.shared_arrays import ArrayFiles, is_numpy_array, write_at
 
 __all__ = [
     "Definition",
+    "ScopeCounts",
     "ScopedPickler",
     "SharingScope",
     "dumps_scoped",
@@ -42,6 +44,7 @@ __all__ = [
     "lookup_shared",
     "make_definition",
     "pack_result",
+    "pickle_task",
 ]
 
 _tokens = itertools.count(1)
@@ -235,6 +238,41 @@ class SharingScope:
         return str(getattr(obj, "__qualname__", None) or type(obj).__name__)
 
 
+class ScopeCounts:
+    """How many tasks of each scope a pool holds, and the scopes waiting for theirs to end.
+
+    A released scope is closed (its definitions dropped by the workers, its shared memory
+    freed) only once no task of it is left: a task still queued would find its functions gone.
+    """
+
+    def __init__(self) -> None:
+        self._counts: dict[int, int] = {}  # id(scope) -> tasks held
+        self._closing: list[SharingScope] = []
+
+    def opened(self, scope: SharingScope) -> None:
+        key = id(scope)
+        self._counts[key] = self._counts.get(key, 0) + 1
+
+    def ended(self, scope: SharingScope) -> bool:
+        """A task of ``scope`` left the pool; True when a released scope may now be closed."""
+        key = id(scope)
+        left = self._counts.get(key, 1) - 1
+        if left > 0:
+            self._counts[key] = left
+            return False
+        self._counts.pop(key, None)
+        return bool(self._closing)
+
+    def release(self, scope: SharingScope) -> None:
+        self._closing.append(scope)
+
+    def finished(self) -> list[SharingScope]:
+        """The released scopes with no task left (no longer counted as closing)."""
+        done = [scope for scope in self._closing if not self._counts.get(id(scope))]
+        self._closing = [scope for scope in self._closing if self._counts.get(id(scope))]
+        return done
+
+
 class ScopedPickler(cloudpickle.Pickler):  # type: ignore[misc]
     """Pickles a task with its functions replaced by tokens of ``scope``.
 
@@ -280,3 +318,28 @@ def dumps_scoped(obj: Any, scope: SharingScope) -> tuple[bytes, set[int]]:
         pickler = ScopedPickler(file, scope)
         pickler.dump(obj)
         return file.getvalue(), pickler.tokens
+
+
+def pickle_task(
+    fn: Any,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any] | None,
+    scope: SharingScope | None,
+    label: str,
+) -> tuple[bytes, set[int]]:
+    """A task's payload and the tokens it needs; :class:`TaskPicklingError` if it does not
+    pickle (its definitions are pickled now too, so that failures surface in ``submit``)."""
+    try:
+        task_tuple = (fn, tuple(args), dict(kwargs or {}))
+        if scope is None:
+            return cloudpickle.dumps(task_tuple, protocol=5), set()
+        payload, tokens = dumps_scoped(task_tuple, scope)
+        for token in tokens:
+            scope.payload(token)
+        return payload, tokens
+    except TempSpaceError:
+        raise  # already says what to do; not a pickling problem
+    except Exception as error:
+        raise TaskPicklingError(
+            f"the task {label} could not be pickled to send it to a worker: {error}"
+        ) from error

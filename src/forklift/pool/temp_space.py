@@ -188,6 +188,7 @@ class CallFolders:
                 f"cannot create a folder for large arrays in {base!r} ({error.strerror}); "
                 "pass Parallel(temp_folder=...) or set FORKLIFT_TEMP_FOLDER to a writable "
                 "folder, or max_nbytes=None to send arrays by pickling",
+                folder=base,
             ) from error
         with _lock:
             _live_folders.add(folder)
@@ -233,6 +234,8 @@ def no_room(nbytes: int, folder: str, cause: OSError) -> TempSpaceError:
         f"no room for a {format_bytes(nbytes)} array in {folder!r} ({free} free): pass "
         "Parallel(temp_folder=...) or set FORKLIFT_TEMP_FOLDER to a folder with more "
         "space, or max_nbytes=None to send arrays by pickling instead",
+        folder=folder,
+        nbytes=nbytes,
     )
     error.__cause__ = cause
     return error

@@ -13,10 +13,12 @@ The public hook, for users and for forklift's own reporters alike::
 * :mod:`.hub` - delivery: a reporter that raises is logged and never breaks the run;
 * :mod:`.bar` - progress bars (tqdm when installed, forklift's own otherwise);
 * :mod:`.verbose` - joblib-style ``verbose`` lines;
-* :mod:`.trace` and :mod:`.trace_html` - timelines as Chrome trace JSON and an HTML page.
+* :mod:`.trace` and :mod:`.trace_html` - timelines as Chrome trace JSON and an HTML page;
+  :mod:`.recorder` - the ``TraceRecorder`` reporter that writes them.
 
 This room may print (it is one of the two that do, with cli/). It imports only the standard
-library, :mod:`forklift.errors` and, lazily, tqdm - never the engine, backends or config.
+library, :mod:`forklift.errors`, :mod:`forklift._support` and, lazily, tqdm - never the
+engine, backends or config (an import-linter contract in pyproject.toml checks it).
 """
 
 from forklift.progress.bar import ProgressBarLike, ProgressReporter
@@ -31,7 +33,7 @@ from forklift.progress.events import (
     RunStarted,
 )
 from forklift.progress.hub import CallbackReporter
-from forklift.progress.trace import TraceRecorder
+from forklift.progress.recorder import TraceRecorder
 from forklift.progress.verbose import VerboseReporter
 
 __all__ = [

@@ -76,8 +76,20 @@ class BatchDispatched:
     elapsed: float
 
 
+class _RanOnAWorker:
+    """What the batch events say about the time a batch ran on its worker."""
+
+    started: float
+    finished: float
+
+    @property
+    def duration(self) -> float:
+        """Seconds the batch ran on its worker (for a failed batch: up to the failure)."""
+        return max(0.0, self.finished - self.started)
+
+
 @dataclasses.dataclass(frozen=True)
-class BatchCompleted:
+class BatchCompleted(_RanOnAWorker):
     """A batch of ``n_tasks`` tasks finished successfully on ``worker``.
 
     Attributes:
@@ -107,14 +119,9 @@ class BatchCompleted:
     task_ends: tuple[float, ...] | None = None
     task_names: tuple[str, ...] | None = None
 
-    @property
-    def duration(self) -> float:
-        """Seconds the batch ran on its worker."""
-        return max(0.0, self.finished - self.started)
-
 
 @dataclasses.dataclass(frozen=True)
-class BatchFailed:
+class BatchFailed(_RanOnAWorker):
     """A task raised: task ``failed_task`` (an index into the input) of batch ``batch_index``.
 
     The tasks of the batch before it completed (``task_ends`` covers them and the failing
@@ -136,11 +143,6 @@ class BatchFailed:
     finished: float
     task_ends: tuple[float, ...] | None = None
     task_names: tuple[str, ...] | None = None
-
-    @property
-    def duration(self) -> float:
-        """Seconds the batch ran on its worker, up to the failure."""
-        return max(0.0, self.finished - self.started)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,7 +16,8 @@ from forklift.errors import ConfigurationError
 from forklift.progress.bar import ProgressBarLike, ProgressReporter
 from forklift.progress.events import Event, Reporter
 from forklift.progress.hub import as_reporter
-from forklift.progress.trace import TraceRecorder, check_trace_path
+from forklift.progress.recorder import TraceRecorder
+from forklift.progress.trace import check_trace_path
 from forklift.progress.verbose import VerboseReporter
 
 __all__ = ["ObservationOptions"]

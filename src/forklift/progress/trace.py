@@ -1,7 +1,6 @@
-"""Timelines of a run: ``Parallel(trace="run.html")`` or ``trace="run.json"``.
-
-:class:`TraceRecorder` is a reporter that asks for per-task timings and collects, for every
-task that ran, its worker, batch, start, end and outcome. When the run ends it writes:
+"""Timelines of a run, as data: :class:`Timeline` (its :class:`Span` s) and its Chrome
+trace-event JSON. ``Parallel(trace="run.html")`` or ``trace="run.json"`` records one (with
+:class:`~forklift.progress.recorder.TraceRecorder`) and writes, when the run ends:
 
 * ``.json`` - Chrome trace-event JSON (open it in https://ui.perfetto.dev or
   ``chrome://tracing``): one track per worker, a slice per batch with its tasks nested inside,
@@ -14,31 +13,24 @@ task that ran, its worker, batch, start, end and outcome. When the run ends it w
 Each call of a ``Parallel`` writes the file when it ends (a later call overwrites it), also
 when the run failed - that is when a timeline is most wanted. The file is written atomically.
 
+The rooms of a trace, imported one way: this module (the data) <- :mod:`.trace_html` (the
+page) <- :mod:`.recorder` (the reporter, which writes either). Before, the recorder lived
+here and imported the page, which imports the data from here: a circle, closed by a
+function-level import.
+
 Imports only the standard library, :mod:`forklift.errors` and this room.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
-import uuid
 from pathlib import Path
 from typing import Any
 
 from forklift.errors import ConfigurationError
-from forklift.progress.events import (
-    BatchCompleted,
-    BatchDispatched,
-    BatchFailed,
-    Event,
-    RunFinished,
-    RunStarted,
-)
 
-__all__ = ["Span", "Timeline", "TraceRecorder", "chrome_trace", "check_trace_path"]
-
-log = logging.getLogger("forklift.progress")
+__all__ = ["MAX_EMBEDDED_TASKS", "Span", "Timeline", "chrome_trace", "check_trace_path"]
 
 TRACE_SUFFIXES = (".html", ".htm", ".json")
 # Beyond this many tasks the page embeds only batches and failures in its trace JSON, so that
@@ -100,80 +92,6 @@ class Timeline:
             if span.worker not in first or span.start < first[span.worker]:
                 first[span.worker] = span.start
         return sorted(first, key=lambda worker: (first[worker], worker))
-
-
-class TraceRecorder:
-    """Collects a run's task spans and writes them to ``path`` when the run ends."""
-
-    needs_task_times = True
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = check_trace_path(path)
-        self.timeline = Timeline()
-
-    def handle(self, event: Event) -> None:
-        if isinstance(event, BatchCompleted | BatchFailed):
-            self._record(event)
-        elif isinstance(event, BatchDispatched):
-            self.timeline.dispatched[event.batch_index] = event.dispatched
-        elif isinstance(event, RunStarted):
-            self.timeline = Timeline(
-                backend=event.backend_name or event.backend,
-                n_workers=event.n_workers,
-                started=event.started,
-                total=event.expected_total,
-            )
-        elif isinstance(event, RunFinished):
-            timeline = self.timeline
-            timeline.finished = event.finished
-            timeline.n_completed = event.n_completed
-            if event.total is not None:
-                timeline.total = event.total
-            if event.error and not timeline.error:
-                timeline.error = event.reason
-            write_trace(timeline, self.path)
-
-    def _record(self, event: BatchCompleted | BatchFailed) -> None:
-        timeline = self.timeline
-        timeline.batch_sizes[event.batch_index] = event.n_tasks
-        failed_at = event.failed_task if isinstance(event, BatchFailed) else -1
-        error = f"{event.error_type}: {event.error}" if isinstance(event, BatchFailed) else ""
-        if error:
-            timeline.error = error
-        ends = event.task_ends
-        names = event.task_names or ()
-        if ends is None:
-            # No per-task times (a backend that ignores the request): one span per batch.
-            name = names[0] if names else "batch"
-            timeline.spans.append(
-                Span(
-                    task=event.first_task,
-                    batch=event.batch_index,
-                    batch_size=event.n_tasks,
-                    worker=event.worker,
-                    start=event.started,
-                    end=event.finished,
-                    name=f"{name} x{event.n_tasks}",
-                    error=error,
-                )
-            )
-            return
-        start = event.started
-        for position, end in enumerate(ends):
-            task = event.first_task + position
-            timeline.spans.append(
-                Span(
-                    task=task,
-                    batch=event.batch_index,
-                    batch_size=event.n_tasks,
-                    worker=event.worker,
-                    start=start,
-                    end=end,
-                    name=names[position] if position < len(names) else "task",
-                    error=error if task == failed_at else "",
-                )
-            )
-            start = end
 
 
 def _worker_ids(timeline: Timeline) -> dict[str, tuple[int, int]]:
@@ -286,29 +204,3 @@ def chrome_trace(timeline: Timeline, include_tasks: bool = True) -> dict[str, An
             "error": timeline.error,
         },
     }
-
-
-def write_trace(timeline: Timeline, path: str) -> None:
-    """Write ``timeline`` to ``path`` atomically, as HTML or JSON per its suffix."""
-    import json
-
-    if Path(path).suffix.lower() == ".json":
-        text = json.dumps(chrome_trace(timeline), indent=None, separators=(",", ":"))
-    else:
-        from forklift.progress.trace_html import render_html
-
-        text = render_html(
-            timeline, chrome_trace(timeline, len(timeline.spans) <= MAX_EMBEDDED_TASKS)
-        )
-    target = Path(path)
-    # A private name next to the target, then a rename: readers never see half a file.
-    # (Not mkstemp: its 0600 mode would stick to the trace; open(..., "x") honours umask.)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(temporary, "x", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    log.info("wrote a trace of %d tasks to %s", len(timeline.spans), target)

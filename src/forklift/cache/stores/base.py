@@ -1,4 +1,4 @@
-"""The Store protocol every cache storage implements, and the store registry.
+"""The Store protocol every cache storage implements.
 
 A store keeps *entries*, each the result of one call, addressed by a :class:`CallId`: the
 function's folder parts, its code version and the call key. The names follow joblib's
@@ -6,27 +6,24 @@ function's folder parts, its code version and the call key. The names follow job
 ``contains_item``, ``clear_item``, ``clear_path``, ``get_items``, ``get_metadata``,
 ``configure``), so a joblib user's mental model carries over; forklift adds what its
 guarantees need (per-entry locks, function records, touch-on-hit for LRU eviction).
+
+This module imports no store: the registry of store names is :mod:`.registry`, above every
+store (``base`` <- ``locks`` <- ``local`` <- ``registry``), so the imports run one way.
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
-import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Any, NamedTuple
-
-from forklift.errors import ConfigurationError, UnknownStoreError
 
 __all__ = [
     "CallId",
     "ItemInfo",
     "ItemLock",
     "StoreBackendBase",
-    "create_store",
-    "known_store_names",
-    "register_store_backend",
 ]
 
 
@@ -58,7 +55,8 @@ class ItemInfo:
 
 class StoreBackendBase(abc.ABC):
     """Base class of cache stores. Subclass it and register it with
-    :func:`register_store_backend` to keep cached results elsewhere.
+    :func:`~forklift.cache.stores.registry.register_store_backend` to keep cached results
+    elsewhere.
 
     Errors: :meth:`load_item` raises ``KeyError`` for a missing entry and
     :class:`~forklift.errors.CacheEntryDamagedError` for one that cannot be read; writes
@@ -160,55 +158,3 @@ class StoreBackendBase(abc.ABC):
     def iter_functions(self) -> Iterator[tuple[str, ...]]:
         """Folder parts of every function with a record (used by the CLI)."""
         return iter(())
-
-
-_lock = threading.Lock()
-_stores: dict[str, type[StoreBackendBase]] = {}
-
-
-def register_store_backend(name: str, backend_class: type[StoreBackendBase]) -> None:
-    """Make ``Memory(location, backend=name)`` use ``backend_class``.
-
-    ``backend_class`` is a subclass of :class:`StoreBackendBase`; registering a name again
-    replaces the class.
-
-    Examples:
-        >>> import tempfile
-        >>> from forklift import Memory, register_store_backend
-        >>> from forklift.cache.stores.local import LocalStore
-        >>> register_store_backend("local-copy", LocalStore)
-        >>> with tempfile.TemporaryDirectory() as folder:
-        ...     type(Memory(folder, backend="local-copy").store_backend).__name__
-        'LocalStore'
-    """
-    if not isinstance(name, str) or not name:
-        raise ConfigurationError(f"a store name must be a non-empty string, got {name!r}")
-    if not (isinstance(backend_class, type) and issubclass(backend_class, StoreBackendBase)):
-        raise ConfigurationError(
-            f"store {name!r} must be a subclass of forklift.StoreBackendBase, got {backend_class!r}"
-        )
-    with _lock:
-        _stores[name] = backend_class
-
-
-def known_store_names() -> list[str]:
-    with _lock:
-        return sorted(_stores)
-
-
-def create_store(name: str, location: str | None = None) -> StoreBackendBase:
-    """A new, unconfigured store of the registered kind ``name``."""
-    if name == "local" and name not in _stores:
-        from forklift.cache.stores.local import LocalStore
-
-        register_store_backend("local", LocalStore)
-    with _lock:
-        store_class = _stores.get(name) if isinstance(name, str) else None
-    if store_class is None:
-        # "Unknown location ... or backend ...": joblib's words, which users search for.
-        raise UnknownStoreError(
-            f"Unknown location {location} or backend {name!r}; known stores: "
-            f"{', '.join(known_store_names()) or 'local'}. Use one of them, or register "
-            "yours with forklift.register_store_backend(name, backend_class)."
-        )
-    return store_class()

@@ -1,9 +1,24 @@
-"""One computation per key across threads and processes: advisory file locks.
+"""One computation per key across threads and processes: claim files, locked on contention.
 
-``flock`` locks belong to an open file description, so two threads that each open the lock
-file exclude each other just as two processes do, and the kernel drops the lock when its
-holder dies - a crashed writer can never leave a lock that blocks forever. Waiting polls with
-a growing sleep (``flock`` has no timeout of its own) up to the caller's timeout.
+The right to compute a key is its *claim file* ``<key>.claim``, beside where the entry will
+be. The process that creates it (``O_CREAT | O_EXCL``: exactly one creator) locks it with
+``flock`` at once, computes, writes the entry *into the claim file* and renames it to
+``<key>.entry``: the claim becomes the entry, so an uncontended miss costs one ``open``, one
+``flock``, one ``write`` and one ``rename`` (:meth:`KeyLock.publish`). Only a process that
+finds the claim taken waits: it opens the claim and blocks in ``flock`` until the holder
+closes it - by publishing, by giving up (the claim is removed), or by dying, since the kernel
+drops the locks of a dead process. Then it checks that the claim path still names the file it
+locked: if so, the holder died and this process takes the claim over (a crashed writer never
+blocks others, however it died); if not, it starts again (usually to find the entry stored).
+
+The invariant: whoever holds the ``flock`` of the file currently at the claim path owns the
+key, and only an owner renames or removes that path. Two threads of one process exclude each
+other too: ``flock`` locks belong to open file descriptions, and each open makes its own.
+
+Rejected: a pid written in the claim and polled for liveness (pids are reused and mean nothing
+across hosts sharing a folder); a lock file in a ``.locks`` folder taken on every miss (the
+previous design: one more file, and an entry folder written beside it); ``fcntl`` record
+locks (released when *any* descriptor of the file closes in the process).
 """
 
 from __future__ import annotations
@@ -12,87 +27,189 @@ import contextlib
 import errno
 import fcntl
 import os
+import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 from forklift.cache.stores.base import ItemLock
 
-__all__ = ["KeyLock", "file_lock"]
+__all__ = ["KeyLock", "held_claim", "remove_if_abandoned"]
 
 _FIRST_SLEEP = 0.002
 _LONGEST_SLEEP = 0.1
+_CREATE = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+_OPEN = os.O_RDWR | os.O_CLOEXEC
+_held = threading.local()  # claim path -> KeyLock, for the thread that owns the claim
+
+
+def held_claim(claim_path: str) -> KeyLock | None:
+    """The claim this thread owns at ``claim_path`` (the store then writes into it)."""
+    claims: dict[str, KeyLock] | None = getattr(_held, "claims", None)
+    return None if claims is None else claims.get(claim_path)
 
 
 class KeyLock(ItemLock):
-    """The lock of one key, as a context manager; see :func:`file_lock`.
+    """The claim of one key, as a context manager yielding whether this thread owns it.
 
-    ``done()`` marks the key as computed and stored: the lock file is then removed on release,
-    so finished keys leave no lock files behind. That is safe because a process waiting on
-    the removed file looks the key up again once it gets the lock and finds it stored; only
-    a key that was *not* stored keeps its lock file, so the next waiter still excludes others.
+    Entering yields False after ``timeout`` seconds of waiting, or at once when the claim
+    cannot be created (read-only cache): the caller computes without the guarantee rather
+    than not at all. Leaving without :meth:`publish` removes the claim, waking the waiters.
     """
 
-    def __init__(self, path: Path, timeout: float | None) -> None:
-        self._context = file_lock(path, timeout)
-        self._path = path
-        self._finished = False
-
-    def done(self) -> None:
-        self._finished = True
+    def __init__(
+        self,
+        claim_path: str,
+        entry_path: str,
+        timeout: float | None,
+        make_folder: Callable[[str], None],
+    ) -> None:
+        self.claim_path = claim_path
+        self.entry_path = entry_path
+        self._timeout = timeout
+        self._make_folder = make_folder
+        self._descriptor: int | None = None
+        self._taken_over = False  # the claim was left by a dead holder: it may hold bytes
+        self._published = False
+        self._claims: dict[str, KeyLock] | None = None  # the entering thread's claims
 
     def __enter__(self) -> bool:
-        return self._context.__enter__()
+        self._descriptor = self._acquire()
+        if self._descriptor is None:
+            return False
+        claims = getattr(_held, "claims", None)
+        if claims is None:
+            claims = _held.claims = {}
+        claims[self.claim_path] = self
+        self._claims = claims
+        return True
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._finished:
-            with contextlib.suppress(OSError):
-                os.unlink(self._path)
-        self._context.__exit__(None, None, None)
+        descriptor, self._descriptor = self._descriptor, None
+        if descriptor is None:
+            return
+        # The thread leaving may not be the one that entered (asyncio enters in a worker
+        # thread): clean the entering thread's map.
+        claims = self._claims
+        if claims is not None and claims.get(self.claim_path) is self:
+            del claims[self.claim_path]
+        if not self._published:
+            with contextlib.suppress(OSError):  # removed with the cache meanwhile
+                os.unlink(self.claim_path)
+        os.close(descriptor)  # releases the flock: waiters wake
 
+    def publish(self, data: bytes) -> None:
+        """Write ``data`` into the claim and rename it to the entry: the entry appears whole.
 
-_known_folders: set[str] = set()
+        Its times are set from the clock, not left to the filesystem's coarser timestamps
+        (4 ms ticks on ext4: entries written in one tick would tie in LRU order).
 
+        Raises ``OSError`` (then the claim is still held, and the caller writes another way).
+        """
+        descriptor = self._descriptor
+        if descriptor is None or self._published:
+            raise FileNotFoundError(errno.ENOENT, "the claim is not held", self.claim_path)
+        if self._taken_over:
+            os.ftruncate(descriptor, 0)
+        view = memoryview(data)
+        written = 0
+        while written < len(view):
+            written += os.pwrite(descriptor, view[written:], written)
+        now = time.time_ns()
+        os.utime(descriptor, ns=(now, now))
+        os.rename(self.claim_path, self.entry_path)
+        self._published = True
 
-@contextlib.contextmanager
-def file_lock(path: Path, timeout: float | None) -> Iterator[bool]:
-    """Hold an exclusive lock on ``path``; yield True when held, False after ``timeout``.
-
-    If the lock file cannot even be created (read-only cache), yields False at once: the
-    caller computes without the guarantee rather than not at all.
-    """
-    try:
-        folder = os.path.dirname(path)
-        if folder not in _known_folders:
-            os.makedirs(folder, exist_ok=True)
-            _known_folders.add(folder)
-        try:
-            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        except FileNotFoundError:  # the folder was removed (cache cleared) meanwhile
-            os.makedirs(folder, exist_ok=True)
-            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError:
-        yield False
-        return
-    try:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        sleep = _FIRST_SLEEP
+    # -- acquiring --------------------------------------------------------------------------
+    def _acquire(self) -> int | None:
+        deadline = None if self._timeout is None else time.monotonic() + self._timeout
         while True:
             try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as error:
-                if error.errno not in (errno.EAGAIN, errno.EACCES):
-                    yield False
-                    return
-            if deadline is not None and time.monotonic() >= deadline:
-                yield False
-                return
-            time.sleep(sleep)
-            sleep = min(sleep * 2, _LONGEST_SLEEP)
+                descriptor = self._create()
+            except FileExistsError:
+                pass
+            except OSError:
+                return None  # cannot write here: compute without the guarantee
+            else:
+                try:
+                    if _try_lock(descriptor):
+                        return descriptor
+                except OSError:  # no locks on this filesystem: no guarantee either
+                    os.close(descriptor)
+                    with contextlib.suppress(OSError):
+                        os.unlink(self.claim_path)
+                    return None
+                os.close(descriptor)  # a waiter locked it first and owns it now
+            try:
+                descriptor = os.open(self.claim_path, _OPEN)
+            except FileNotFoundError:
+                continue  # released meanwhile: try to create it again
+            except OSError:
+                return None
+            if not _wait_lock(descriptor, deadline):
+                os.close(descriptor)
+                return None
+            if _names(self.claim_path, descriptor):
+                self._taken_over = True  # its holder died without publishing
+                return descriptor
+            os.close(descriptor)  # published or given up: look again
+
+    def _create(self) -> int:
         try:
-            yield True
-        finally:
-            fcntl.flock(descriptor, fcntl.LOCK_UN)
+            return os.open(self.claim_path, _CREATE, 0o666)
+        except FileNotFoundError:  # the shard folder does not exist yet (or was cleared)
+            self._make_folder(os.path.dirname(self.claim_path))
+            return os.open(self.claim_path, _CREATE, 0o666)
+
+
+def remove_if_abandoned(claim_path: str) -> bool:
+    """Remove a claim nobody holds (its writer died and no caller came back for the key);
+    True if removed. Removing it as its owner would - locked, and still named by its path -
+    keeps the invariant: a live holder's claim is never touched."""
+    try:
+        descriptor = os.open(claim_path, _OPEN)
+    except OSError:
+        return False
+    try:
+        if not _try_lock(descriptor) or not _names(claim_path, descriptor):
+            return False
+        os.unlink(claim_path)
+        return True
+    except OSError:
+        return False
     finally:
         os.close(descriptor)
+
+
+def _try_lock(descriptor: int) -> bool:
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        if error.errno in (errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+    return True
+
+
+def _wait_lock(descriptor: int, deadline: float | None) -> bool:
+    """Lock ``descriptor``, polling with a growing sleep (``flock`` has no timeout)."""
+    sleep = _FIRST_SLEEP
+    while True:
+        try:
+            if _try_lock(descriptor):
+                return True
+        except OSError:
+            return False
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        time.sleep(sleep)
+        sleep = min(sleep * 2, _LONGEST_SLEEP)
+
+
+def _names(path: str, descriptor: int) -> bool:
+    """Whether ``path`` still names the file open at ``descriptor``."""
+    try:
+        named = os.stat(path)
+    except OSError:
+        return False
+    opened = os.fstat(descriptor)
+    return (named.st_ino, named.st_dev) == (opened.st_ino, opened.st_dev)

@@ -1,250 +1,126 @@
-"""What the cluster backends (dask, ray) share: shipping batches and sharing large arguments.
+"""What the cluster backends (dask, ray) share: a batch's trip to a worker and back, the
+batches in flight, and the translation of the engine's own failures.
 
 A batch bound for a cluster travels as cloudpickle bytes, so lambdas, closures and functions
-defined in ``__main__`` work, and its outcome comes back as bytes too - a task's error that
-cannot be pickled becomes a readable error instead of a failure inside the engine's
-serializer. Large arguments (arrays, bytes) are taken out of the batch before it is pickled::
+defined in ``__main__`` work, and its outcome comes back as bytes too. Large arguments are
+shared apart (:mod:`._shared_arguments`)::
 
-    caller                                          cluster worker
-    calls --LargeArguments.extract--> calls with Placeholder(key)  --+
-       |                                                             |  pack_batch (bytes)
-       +-- share(value) once per value -> engine handle (future/ref) |
-                                            engine resolves handles  v
-                                            run_packed: Placeholder(key) -> value -> run_batch
+    caller                                                   cluster worker
+    ClusterTasks.prepare: LargeArguments.extract,
+        pack_batch (bytes), a fresh task key  -- engine -->  run_packed: placeholders back,
+                                                             run_batch, the error packed,
+    ClusterTasks.relay (engine's done callback) <-- bytes -- the outcome pickled
+        unpack_outcome -> the batch's Future settles,
+        or the engine's failure -> a ClusterError (the engine's table)
 
-``share`` is the engine's own "put it on the cluster once" (``Client.scatter``, ``ray.put``);
-the same object passed to many tasks is shared once per backend lifetime (one ``Parallel``
-call, or one ``with Parallel(...)`` block) and every batch refers to it by key, while
-objects that no batch in flight needs any more are let go beyond a memory budget.
+**A task's error travels as the process pool's do** (:mod:`forklift.pool.error_transport`):
+packed in the worker, it is rebuilt in the caller with its own class - one defined in the
+caller's script included, which arrives as the caller's own class -, its attributes and its
+chain, and results of ``__main__`` classes arrive as the caller's classes
+(:mod:`forklift.pool.main_classes`). Rejected: pickling the outcome whole, as before: an
+exception whose ``__init__`` takes other arguments failed to unpickle in the caller and
+arrived as a ``ClusterError``, one with an unpicklable attribute as a ``RuntimeError``.
 
-This module imports neither dask nor ray, and never the engine.
+**An engine's failures (never a task's) are data**: each backend gives a table of rows
+``(engine exception classes, forklift class, message)``, first match wins, and
+:func:`engine_failures` (a context manager around every call into the engine) or the relay
+turns an engine exception into that forklift class with the engine's error chained. The table
+is built on first use, since the engines are optional imports.
+
+What differs between engines stays in their backends: finding the cluster, putting a value,
+submitting a task, cancelling. This module imports neither dask nor ray, and never the engine.
 """
 
 from __future__ import annotations
 
-import collections
+import contextlib
 import dataclasses
 import pickle
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, InvalidStateError
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 import cloudpickle
 
-from forklift._support.sizes import parse_bytes
-from forklift.errors import ConfigurationError
-from forklift.parallel.backends.base import Batch, BatchOutcome, Call, run_batch
+from forklift.errors import ClusterError, ForkliftError, ParallelStateError, TaskPicklingError
+from forklift.parallel.backends._shared_arguments import LargeArguments, Placeholder
+from forklift.parallel.backends.base import (
+    BackendCapabilities,
+    Batch,
+    BatchOutcome,
+    Call,
+    describe_call,
+    run_batch,
+)
+from forklift.pool.error_transport import pack_error
+from forklift.pool.main_classes import dumps as dumps_for_caller
 
 __all__ = [
-    "DEFAULT_SHARE_THRESHOLD",
-    "LargeArguments",
-    "Placeholder",
-    "nbytes_of",
+    "CLUSTER_CAPABILITIES",
+    "ClusterTasks",
+    "Failure",
+    "engine_failures",
     "pack_batch",
-    "parse_share_options",
+    "pack_outcome",
     "run_packed",
+    "translate",
     "unpack_outcome",
 ]
 
-DEFAULT_SHARE_THRESHOLD = 1024 * 1024  # 1 MiB: below it, pickling with the batch is cheaper
-# Shared objects no batch in flight uses are kept up to this many bytes, for reuse.
-DEFAULT_KEEP_BYTES = 256 * 1024 * 1024
-Handle = TypeVar("Handle")
+# What a cluster backend is to the engine. A dask task costs a few milliseconds of scheduling
+# and transfer, a ray task a millisecond or more end to end: batches of 0.2 s keep that under
+# a few percent while leaving enough batches to balance load.
+CLUSTER_CAPABILITIES = BackendCapabilities(
+    uses_processes=True,
+    persistent_workers=True,
+    batch_target_seconds=0.2,
+    nested_backend="sequential",
+    default_n_jobs=-1,
+)
+
+Task = TypeVar("Task")  # the engine's handle for a submitted batch (dask Future, ray ObjectRef)
+
+Failure = tuple[tuple[type[BaseException], ...], type[ClusterError], str]
+"""A row of an engine's error table: the engine's exception classes, forklift's class, and
+the message, where ``{engine}``, ``{where}`` (`` (dask task KEY)`` or nothing) and
+``{error}`` are filled in."""
+
+_UNMATCHED: Failure = ((), ClusterError, "{engine} failed to run a batch{where}: {error!r}")
 
 
-@dataclasses.dataclass(frozen=True)
-class Placeholder:
-    """Stands in a shipped batch for a large argument shared separately under ``key``."""
+def translate(
+    engine: str, table: Sequence[Failure], error: BaseException, key: str = ""
+) -> ClusterError:
+    """forklift's error for a failure of the engine itself: the first row that matches."""
+    kind, message = next(
+        ((kind, message) for classes, kind, message in table if isinstance(error, classes)),
+        _UNMATCHED[1:],
+    )
+    where = f" ({engine} task {key})" if key else ""
+    text = message.format(engine=engine, where=where, error=error)
+    translated = kind(text, engine=engine, task_key=key or None)
+    translated.__cause__ = error
+    return translated
 
-    key: str
 
-
-def nbytes_of(value: object) -> int | None:
-    """The size of ``value``'s data if it is a buffer-like object (array, bytes), else None.
-
-    Only types that declare their size are measured: walking arbitrary objects to estimate a
-    size would cost more than it saves.
-    """
-    if isinstance(value, bytes | bytearray):
-        return len(value)
-    if isinstance(value, memoryview):
-        return value.nbytes
-    # numpy arrays, pandas Series/Index, pyarrow arrays... all expose ``nbytes``. Look it up on
-    # the type first so that objects answering every attribute (mocks, proxies) are skipped.
-    if getattr(type(value), "nbytes", None) is None:
-        return None
+@contextlib.contextmanager
+def engine_failures(
+    engine: str, table: Callable[[], Sequence[Failure]], key: str = ""
+) -> Iterator[None]:
+    """Around a call into the engine: its exceptions leave as forklift's (see the table);
+    forklift's own errors (a bad option found on the way) pass unchanged."""
     try:
-        size = value.nbytes  # type: ignore[attr-defined]
-    except Exception:  # a broken property must not break dispatch; just do not share
-        return None
-    return size if isinstance(size, int) and not isinstance(size, bool) else None
+        yield
+    except ForkliftError:
+        raise
+    except Exception as error:
+        raise translate(engine, table(), error, key) from error
 
 
-def parse_share_options(
-    engine: str, threshold: object, always: object
-) -> tuple[int | None, list[Any]]:
-    """Validate a backend's sharing parameters: ``(threshold in bytes or None, forced list)``.
-
-    ``threshold`` None or False turns automatic sharing off; ``always`` True means "on, with
-    the threshold", False means off altogether, and a list names objects shared whatever
-    their size (joblib's ``scatter=[...]``).
-    """
-    forced: list[Any] = []
-    if always is False:
-        return None, forced
-    if isinstance(always, list | tuple):
-        forced = list(always)
-    elif always is not True and always is not None:
-        raise ConfigurationError(
-            f"the {engine} backend's scatter must be True, False or a list of objects to share "
-            f"with every task, got {always!r}"
-        )
-    if threshold is None or threshold is False:
-        return None, forced
-    if isinstance(threshold, bool):
-        raise ConfigurationError(
-            f"the {engine} backend's scatter_threshold must be a size such as '1M' or None"
-        )
-    if not isinstance(threshold, int | float | str):
-        raise ConfigurationError(
-            f"the {engine} backend's scatter_threshold must be a size such as '1M' (or an int "
-            f"number of bytes), or None to share nothing automatically; got {threshold!r}"
-        )
-    return parse_bytes(threshold, name="scatter_threshold"), forced
-
-
-@dataclasses.dataclass
-class _Shared(Generic[Handle]):
-    value: Any  # held so that its id() is not reused while the entry lives
-    key: str
-    handle: Handle
-    nbytes: int
-    users: int = 0  # batches in flight that refer to it
-    forced: bool = False
-
-
-class LargeArguments(Generic[Handle]):
-    """Replaces large arguments of calls by placeholders, sharing each object once.
-
-    ``share(value)`` puts ``value`` on the cluster and returns the engine's handle for it.
-    Objects are recognised by identity, so a value passed to every task is shared once.
-
-    Memory stays bounded when every task brings a large object of its own (a generator of
-    arrays): an entry is kept while a batch in flight uses it (the backend calls
-    :meth:`release` when a batch finishes); unused entries stay cached, most recent first,
-    up to ``keep_bytes`` - enough to avoid sharing one object again when the next batch that
-    uses it is a moment late - and older ones are dropped, which frees them on the cluster.
-    Objects named in ``always`` are kept for the whole lifetime.
-    """
-
-    def __init__(
-        self,
-        share: Callable[[Any], Handle],
-        threshold: int | None,
-        always: Iterable[Any] = (),
-        keep_bytes: int = DEFAULT_KEEP_BYTES,
-    ) -> None:
-        self._share = share
-        self._threshold = threshold
-        self._forced = list(always)  # keeps the ids below valid
-        self._always = {id(value) for value in self._forced}
-        self._keep_bytes = keep_bytes
-        self._shared: dict[int, _Shared[Handle]] = {}
-        self._by_key: dict[str, int] = {}
-        self._unused: collections.OrderedDict[int, None] = collections.OrderedDict()
-        self._unused_bytes = 0
-        self._lock = threading.Lock()
-        self.n_shared = 0
-
-    @property
-    def active(self) -> bool:
-        return self._threshold is not None or bool(self._always)
-
-    @property
-    def n_held(self) -> int:
-        """How many shared objects are held now (in use, or cached for reuse)."""
-        with self._lock:
-            return len(self._shared)
-
-    def _size_if_large(self, value: object) -> int | None:
-        if id(value) in self._always:
-            return nbytes_of(value) or 0
-        if self._threshold is None:
-            return None
-        size = nbytes_of(value)
-        return size if size is not None and size >= self._threshold else None
-
-    def _placeholder(self, value: Any, nbytes: int, used: dict[str, Handle]) -> Placeholder:
-        with self._lock:
-            entry = self._shared.get(id(value))
-            if entry is None:
-                key = f"forklift-arg-{uuid.uuid4().hex}"
-                entry = _Shared(
-                    value, key, self._share(value), nbytes, forced=id(value) in self._always
-                )
-                self._shared[id(value)] = entry
-                self._by_key[key] = id(value)
-                self.n_shared += 1
-            if entry.key not in used:
-                entry.users += 1
-                if id(value) in self._unused:
-                    del self._unused[id(value)]
-                    self._unused_bytes -= entry.nbytes
-        used[entry.key] = entry.handle
-        return Placeholder(entry.key)
-
-    def _swap(self, value: Any, used: dict[str, Handle]) -> Any:
-        nbytes = self._size_if_large(value)
-        return value if nbytes is None else self._placeholder(value, nbytes, used)
-
-    def extract(self, calls: list[Call]) -> tuple[list[Call], dict[str, Handle]]:
-        """``calls`` with large top-level arguments replaced, and the handles they need.
-
-        Call :meth:`release` with the returned keys when the batch has finished.
-        """
-        used: dict[str, Handle] = {}
-        if not self.active:
-            return calls, used
-        extracted: list[Call] = []
-        for function, args, kwargs in calls:
-            # Most calls have nothing large: keep their own tuple and dict then.
-            new_args = args
-            if any(self._size_if_large(value) is not None for value in args):
-                new_args = tuple(self._swap(value, used) for value in args)
-            new_kwargs = kwargs
-            if any(self._size_if_large(value) is not None for value in kwargs.values()):
-                new_kwargs = {name: self._swap(value, used) for name, value in kwargs.items()}
-            extracted.append((function, new_args, new_kwargs))
-        return extracted, used
-
-    def release(self, keys: Iterable[str]) -> None:
-        """A batch that used ``keys`` has finished; drop what is no longer worth keeping."""
-        with self._lock:
-            for key in keys:
-                object_id = self._by_key.get(key)
-                entry = None if object_id is None else self._shared.get(object_id)
-                if entry is None or object_id is None:
-                    continue
-                entry.users -= 1
-                if entry.users <= 0 and not entry.forced:
-                    self._unused[object_id] = None
-                    self._unused_bytes += entry.nbytes
-            while self._unused and self._unused_bytes > self._keep_bytes:
-                object_id, _ = self._unused.popitem(last=False)
-                dropped = self._shared.pop(object_id)
-                del self._by_key[dropped.key]
-                self._unused_bytes -= dropped.nbytes
-
-    def clear(self) -> None:
-        """Forget every shared object (the engine frees them once no handle refers to them)."""
-        with self._lock:
-            self._shared.clear()
-            self._by_key.clear()
-            self._unused.clear()
-            self._unused_bytes = 0
-
-
+# -- the trip: caller -> worker -> caller ------------------------------------------------------
 def pack_batch(batch: Batch, calls: list[Call]) -> bytes:
     """``batch`` with ``calls`` in place of its own, as bytes for the trip to a worker."""
     shipped = dataclasses.replace(batch, calls=calls)
@@ -266,23 +142,156 @@ def run_packed(payload: bytes, values: Mapping[str, Any], worker_of: str) -> byt
             )
             for function, args, kwargs in batch.calls
         ]
-    outcome = run_batch(batch, worker_of=worker_of)
+    return pack_outcome(batch, run_batch(batch, worker_of=worker_of))
+
+
+def pack_outcome(batch: Batch, outcome: BatchOutcome) -> bytes:
+    """Worker side: ``outcome`` as bytes for the caller, its error packed to travel intact
+    and ``__main__`` classes made the caller's; a result that does not pickle becomes a
+    :class:`~forklift.errors.TaskPicklingError` naming the function."""
+    if outcome.error is not None:  # its class, attributes and chain travel intact
+        outcome.error = pack_error(outcome.error)
     try:
-        return bytes(cloudpickle.dumps(outcome))
-    except Exception as error:
-        # The result or the error does not pickle: report that, with the task's traceback.
-        failure = BatchOutcome(
-            [],
-            error=RuntimeError(f"a task's result or error could not be pickled: {error!r}"),
-            error_traceback=outcome.error_traceback,
-            error_task=max(outcome.error_task, 0),
-            started=outcome.started,
-            finished=outcome.finished,
-            worker=outcome.worker,
-        )
-        return bytes(cloudpickle.dumps(failure))
+        return dumps_for_caller(outcome)
+    except Exception as reason:  # a result does not pickle (the error, packed, always does)
+        return dumps_for_caller(_unpicklable_result(batch, outcome, reason))
+
+
+def _unpicklable_result(batch: Batch, outcome: BatchOutcome, reason: Exception) -> BatchOutcome:
+    """The outcome that says which result could not be sent back: the batch's first failure."""
+    position = 0
+    for position, result in enumerate(outcome.results):  # noqa: B007
+        try:
+            dumps_for_caller(result)
+        except Exception:
+            break
+    problem = TaskPicklingError(
+        f"the result of {describe_call(batch.calls[position])}() could not be pickled to send "
+        f"it back from the worker: {reason}"
+    )
+    return BatchOutcome(
+        outcome.results[:position],
+        error=problem,
+        error_traceback=f"TaskPicklingError: {problem}\n",
+        error_task=position,
+        started=outcome.started,
+        finished=outcome.finished,
+        worker=outcome.worker,
+    )
 
 
 def unpack_outcome(payload: bytes) -> BatchOutcome:
     outcome: BatchOutcome = pickle.loads(payload)
     return outcome
+
+
+# -- the batches in flight ---------------------------------------------------------------------
+class ClusterTasks(Generic[Task]):
+    """The batches a cluster backend has in flight: each one's engine task and key, the
+    local future the engine waits on, and the relay from the engine's callback to it; and
+    the large arguments they share, from :meth:`start_sharing` to :meth:`take_all`."""
+
+    def __init__(self, engine: str, table: Callable[[], Sequence[Failure]]) -> None:
+        self.engine = engine
+        self.table = table
+        self._pending: dict[int, tuple[Task, str]] = {}  # id(local future) -> (task, key)
+        self._lock = threading.Lock()
+        self._large: LargeArguments[Any] | None = None
+
+    def start_sharing(
+        self, share: Callable[[Any], Any], threshold: int | None, always: list[Any]
+    ) -> None:
+        """Share large arguments with ``share`` (the engine's put) from now until
+        :meth:`take_all`; kept across calls of one ``with Parallel(...)`` block."""
+        if self._large is None:
+            self._large = LargeArguments(share, threshold, always)
+
+    @property
+    def n_shared(self) -> int:
+        """How many objects were shared since sharing started (for tests and logs)."""
+        return 0 if self._large is None else self._large.n_shared
+
+    @property
+    def started(self) -> bool:
+        return self._large is not None
+
+    def failures(self, key: str = "") -> contextlib.AbstractContextManager[None]:
+        """:func:`engine_failures` for this engine."""
+        return engine_failures(self.engine, self.table, key)
+
+    def prepare(self, batch: Batch) -> tuple[bytes, dict[str, Any], str]:
+        """``(payload, handles of the shared arguments it needs, a fresh task key)``."""
+        if self._large is None:
+            raise ParallelStateError(f"the {self.engine} backend was not started")
+        with self.failures():  # sharing talks to the cluster: its failure, not the task's
+            calls, handles = self._large.extract(batch.calls)
+        payload = pack_batch(batch, calls)  # a task that cannot be pickled: the user's error
+        # A fresh key: two batches with equal arguments are two tasks.
+        key = f"forklift-{describe_call(batch.calls[0])}-{uuid.uuid4().hex}"
+        return payload, handles, key
+
+    def track(
+        self, task: Task, key: str, used: list[str]
+    ) -> tuple[Future[BatchOutcome], Callable[[Any], None]]:
+        """The batch's local future (running: from here the batch is the cluster's, and for
+        ``task_timeout`` its clock runs), and the callback to give the engine's done
+        callbacks; it is called with a finished future whose ``result()`` is the bytes."""
+        result: Future[BatchOutcome] = Future()
+        with self._lock:
+            self._pending[id(result)] = (task, key)
+        result.set_running_or_notify_cancel()
+        assert self._large is not None  # prepare() made sure
+        return result, partial(self._relay, result, self._large, used)
+
+    def _relay(
+        self,
+        result: Future[BatchOutcome],
+        large: LargeArguments[Any],
+        used: list[str],
+        done: Any,
+    ) -> None:
+        """Runs in the engine's callback thread when a task finishes, fails or is cancelled."""
+        with self._lock:
+            _, key = self._pending.pop(id(result), (None, ""))
+        if used:
+            large.release(used)
+        if result.done():
+            return  # the engine cancelled it already
+        try:
+            outcome = unpack_outcome(done.result())
+        except BaseException as error:
+            _settle(result, error=translate(self.engine, self.table(), error, key))
+        else:
+            _settle(result, outcome=outcome)
+
+    def take(self, future: Future[BatchOutcome]) -> Task | None:
+        """Forget one batch (to cancel it): its engine task, if it is still in flight."""
+        with self._lock:
+            entry = self._pending.pop(id(future), None)
+        return None if entry is None else entry[0]
+
+    def take_all(self) -> list[Task]:
+        """Forget every batch in flight (to cancel them) and every shared object (the engine
+        frees them once no handle refers to them): the batches' engine tasks."""
+        with self._lock:
+            tasks = [task for task, _ in self._pending.values()]
+            self._pending.clear()
+        if self._large is not None:
+            self._large.clear()
+            self._large = None
+        return tasks
+
+
+def _settle(
+    result: Future[BatchOutcome],
+    outcome: BatchOutcome | None = None,
+    error: BaseException | None = None,
+) -> None:
+    try:
+        if error is not None:
+            result.set_exception(error)
+        else:
+            assert outcome is not None
+            result.set_result(outcome)
+    except InvalidStateError:  # cancelled by the engine meanwhile: nobody waits for it
+        pass

@@ -31,6 +31,7 @@ from concurrent.futures import Future
 from typing import Any, Protocol, runtime_checkable
 
 from forklift._support.cpus import workers_for_n_jobs
+from forklift._support.naming import callable_name
 from forklift._support.task_context import TaskContext, current_task
 from forklift.config import Settings, entered_settings
 
@@ -259,12 +260,7 @@ class ParallelBackendBase:
 
 def describe_call(call: Call) -> str:
     """A short name for a call, for messages: the function's qualified name."""
-    function = call[0]
-    name = getattr(function, "__qualname__", None) or getattr(function, "__name__", None)
-    if name is None:
-        name = type(function).__name__
-    module = getattr(function, "__module__", None)
-    return f"{module}.{name}" if module not in (None, "builtins", "__main__") else str(name)
+    return callable_name(call[0])
 
 
 def run_batch(

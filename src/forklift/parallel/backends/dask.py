@@ -25,30 +25,31 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
-import threading
-import uuid
-from concurrent.futures import Future, InvalidStateError
-from functools import partial
+from collections.abc import Sequence
+from concurrent.futures import Future
 from typing import Any
 
 from forklift.errors import (
     ClusterCancelledError,
     ClusterConnectionError,
-    ClusterError,
     ClusterWorkerLostError,
     ConfigurationError,
     ParallelStateError,
 )
 from forklift.parallel.backends._remote import (
-    DEFAULT_SHARE_THRESHOLD,
-    LargeArguments,
-    pack_batch,
-    parse_share_options,
+    CLUSTER_CAPABILITIES,
+    ClusterTasks,
+    Failure,
     run_packed,
-    unpack_outcome,
+    translate,
 )
-from forklift.parallel.backends.base import BackendCapabilities, Batch, BatchOutcome, describe_call
+from forklift.parallel.backends._shared_arguments import (
+    DEFAULT_SHARE_THRESHOLD,
+    parse_share_options,
+)
+from forklift.parallel.backends.base import Batch, BatchOutcome
 
 __all__ = ["DaskBackend", "translate_dask_error"]
 
@@ -59,15 +60,7 @@ class DaskBackend:
     """Runs batches as tasks on a ``distributed.Client``'s cluster."""
 
     name = "dask"
-    capabilities = BackendCapabilities(
-        uses_processes=True,
-        persistent_workers=True,
-        # A dask task costs a few milliseconds of scheduling and transfer: batches of 0.2 s
-        # keep that under a few percent while leaving enough batches to balance load.
-        batch_target_seconds=0.2,
-        nested_backend="sequential",
-        default_n_jobs=-1,
-    )
+    capabilities = CLUSTER_CAPABILITIES
 
     def __init__(
         self,
@@ -101,10 +94,7 @@ class DaskBackend:
         self._own_client: Any = None
         self._threshold, self._forced = parse_share_options("dask", scatter_threshold, scatter)
         self._client: Any = None  # the client of the running call, set by start()
-        self._large: LargeArguments[Any] | None = None
-        self._pending: dict[str, Any] = {}
-        self._keys: dict[int, str] = {}  # id(local future) -> dask key
-        self._lock = threading.Lock()
+        self._tasks: ClusterTasks[Any] = ClusterTasks(self.name, dask_failures)
         self._seceded = False
 
     # -- the cluster -----------------------------------------------------------------------
@@ -148,14 +138,13 @@ class DaskBackend:
     @property
     def n_scattered(self) -> int:
         """How many objects this backend scattered since it started (for tests and logs)."""
-        return 0 if self._large is None else self._large.n_shared
+        return self._tasks.n_shared
 
     def start(self, n_workers: int) -> None:
         if self._client is None:
             self._client = self._find_client()
             self._secede_if_in_task()
-        if self._large is None:
-            self._large = LargeArguments(self._scatter, self._threshold, self._forced)
+        self._tasks.start_sharing(self._scatter, self._threshold, self._forced)
 
     def _secede_if_in_task(self) -> None:
         """Called from inside a dask task (a nested ``backend="dask"`` call): give the task's
@@ -179,74 +168,32 @@ class DaskBackend:
 
     # -- batches ---------------------------------------------------------------------------
     def submit(self, batch: Batch) -> Future[BatchOutcome]:
-        if self._client is None or self._large is None:
+        if self._client is None:
             raise ParallelStateError("the dask backend was not started")
-        try:
-            calls, handles = self._large.extract(batch.calls)
-        except Exception as error:  # scattering talks to the cluster: dask's failure
-            raise translate_dask_error(error) from error
-        payload = pack_batch(batch, calls)  # a task that cannot be pickled: the user's error
-        key = f"forklift-{describe_call(batch.calls[0])}-{uuid.uuid4().hex}"
-        result: Future[BatchOutcome] = Future()
-        try:
-            # pure=False and a fresh key: two batches with equal arguments are two tasks.
+        payload, handles, key = self._tasks.prepare(batch)
+        with self._tasks.failures(key):
+            # pure=False: two batches with equal arguments are two tasks.
             task = self._client.submit(run_packed, payload, handles, self.name, key=key, pure=False)
-        except Exception as error:
-            raise translate_dask_error(error, key) from error
-        with self._lock:
-            self._pending[key] = task
-            self._keys[id(result)] = key
-        # From here the batch is the cluster's: for task_timeout its clock runs.
-        result.set_running_or_notify_cancel()
-        task.add_done_callback(partial(self._relay, result, key, self._large, list(handles)))
+        result, relay = self._tasks.track(task, key, list(handles))
+        task.add_done_callback(relay)
         return result
 
     def abandon(self, future: Future[BatchOutcome]) -> None:
         """Cancel one batch on the cluster (it ran past ``task_timeout``)."""
-        with self._lock:
-            key = self._keys.pop(id(future), None)
-            task = None if key is None else self._pending.pop(key, None)
+        task = self._tasks.take(future)
         if task is not None and self._client is not None:
             try:
                 self._client.cancel([task])
             except Exception:
                 logger.warning("could not cancel a dask task", exc_info=True)
 
-    def _relay(
-        self,
-        result: Future[BatchOutcome],
-        key: str,
-        large: LargeArguments[Any],
-        used: list[str],
-        task: Any,
-    ) -> None:
-        """Runs in dask's callback thread when a task finishes, fails or is cancelled."""
-        with self._lock:
-            self._pending.pop(key, None)
-            self._keys.pop(id(result), None)
-        if used:
-            large.release(used)
-        if result.done():
-            return  # the engine cancelled it already
-        try:
-            outcome = unpack_outcome(task.result())
-        except BaseException as error:
-            _settle(result, error=translate_dask_error(error, key))
-        else:
-            _settle(result, outcome=outcome)
-
     def abort(self) -> None:
-        with self._lock:
-            pending = list(self._pending.values())
-            self._pending.clear()
+        pending = self._tasks.take_all()
         if pending and self._client is not None:
             try:
                 self._client.cancel(pending)
             except Exception:  # a lost cluster cannot be told; its tasks are gone anyway
                 logger.warning("could not cancel %d dask tasks", len(pending), exc_info=True)
-        if self._large is not None:
-            self._large.clear()
-            self._large = None
 
     def stop(self, wait: bool = True) -> None:
         self.abort()
@@ -262,52 +209,48 @@ class DaskBackend:
         return f"DaskBackend(client={self._given_client or self._address or 'current'})"
 
 
-def _settle(
-    result: Future[BatchOutcome],
-    outcome: BatchOutcome | None = None,
-    error: BaseException | None = None,
-) -> None:
-    try:
-        if error is not None:
-            result.set_exception(error)
-        else:
-            assert outcome is not None
-            result.set_result(outcome)
-    except InvalidStateError:  # cancelled by the engine meanwhile: nobody waits for it
-        pass
-
-
-def translate_dask_error(error: BaseException, key: str = "") -> BaseException:
-    """forklift's error for a failure of dask itself (never a task's own error)."""
+@functools.cache
+def dask_failures() -> Sequence[Failure]:
+    """dask's own failures, as forklift's errors (first match wins; see ``_remote``)."""
     import distributed.client
     from distributed.comm.core import CommClosedError
     from distributed.scheduler import KilledWorker
 
-    closed_client = getattr(distributed.client, "ClosedClientError", None)  # dask >= 2023.4
-
-    where = f" (dask task {key})" if key else ""
-    translated: ClusterError
-    if isinstance(error, KilledWorker):
-        translated = ClusterWorkerLostError(
-            f"dask gave up on a batch{where}: workers kept dying while running it "
+    closed_client: Any = getattr(distributed.client, "ClosedClientError", None)  # >= 2023.4
+    rows: list[Failure] = [
+        (
+            (KilledWorker,),
+            ClusterWorkerLostError,
+            "dask gave up on a batch{where}: workers kept dying while running it "
             "(distributed.scheduler.allowed-failures reached). A task may crash its worker "
-            "(segfault, out of memory) or the cluster is losing workers."
+            "(segfault, out of memory) or the cluster is losing workers.",
+        ),
+        (
+            (concurrent.futures.CancelledError, asyncio.CancelledError),
+            ClusterCancelledError,
+            "dask cancelled a batch{where} that forklift did not cancel (was the client "
+            "closed or restarted during the call?)",
+        ),
+    ]
+    if closed_client is not None:
+        rows.append(
+            (
+                (closed_client,),
+                ClusterConnectionError,
+                "the dask client was closed before or during the call{where}; make a new "
+                "Client, or keep it open until the Parallel call returns",
+            )
         )
-    elif isinstance(error, concurrent.futures.CancelledError | asyncio.CancelledError):
-        translated = ClusterCancelledError(
-            f"dask cancelled a batch{where} that forklift did not cancel (was the client "
-            "closed or restarted during the call?)"
+    rows.append(
+        (
+            (CommClosedError, OSError),
+            ClusterConnectionError,
+            "lost the connection to the dask cluster while running a batch{where}: {error}",
         )
-    elif closed_client is not None and isinstance(error, closed_client):
-        translated = ClusterConnectionError(
-            f"the dask client was closed before or during the call{where}; make a new "
-            "Client, or keep it open until the Parallel call returns"
-        )
-    elif isinstance(error, CommClosedError | OSError):
-        translated = ClusterConnectionError(
-            f"lost the connection to the dask cluster while running a batch{where}: {error}"
-        )
-    else:
-        translated = ClusterError(f"dask failed to run a batch{where}: {error!r}")
-    translated.__cause__ = error
-    return translated
+    )
+    return tuple(rows)
+
+
+def translate_dask_error(error: BaseException, key: str = "") -> BaseException:
+    """forklift's error for a failure of dask itself (never a task's own error)."""
+    return translate("dask", dask_failures(), error, key)

@@ -51,6 +51,7 @@ from forklift.parallel.backends.base import (
     describe_call,
 )
 from forklift.pool import ProcessPool, SharingScope
+from forklift.pool.options import WorkerOptions
 from forklift.pool.reusable import acquire_executor, release_executor
 
 __all__ = ["ProcessBackend"]
@@ -106,14 +107,14 @@ class ProcessBackend(ParallelBackendBase):
                 f"the loky (process) backend does not take {sorted(unknown)}; it takes "
                 f"{sorted(_PARAMETERS)}"
             )
-        self._options: dict[str, Any] = {
-            "initializer": initializer,
-            "initargs": tuple(initargs),
-            "idle_worker_timeout": idle_worker_timeout,
-            "env": dict(env or {}),
-            "max_tasks_per_child": max_tasks_per_child,
-            "memory_growth_limit": memory_growth_limit,
-        }
+        self._options = WorkerOptions(
+            initializer=initializer,
+            initargs=initargs,
+            env=env or {},
+            max_tasks_per_child=max_tasks_per_child,
+            memory_growth_limit=memory_growth_limit,
+        )
+        self._idle_worker_timeout = idle_worker_timeout
         self._inner_max_num_threads = inner_max_num_threads
         self._pool: ProcessPool | None = None
         self._scope = SharingScope()
@@ -131,7 +132,10 @@ class ProcessBackend(ParallelBackendBase):
             release_executor(self._pool, self.n_workers)
         self._stopped = False
         self._pool = acquire_executor(
-            n_workers, thread_limit=threads, preload=[WORKER_MODULE], **self._options
+            n_workers,
+            self._options.replace(thread_limit=threads),
+            preload=[WORKER_MODULE],
+            idle_worker_timeout=self._idle_worker_timeout,
         )
         self.n_workers = n_workers
         # Start the workers now, without waiting: they come up while the first batches are

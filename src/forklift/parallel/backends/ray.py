@@ -22,29 +22,32 @@ Imports ``ray`` only when a backend is made (see the dask backend); never import
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
-from concurrent.futures import Future, InvalidStateError
-from functools import partial
+from collections.abc import Sequence
+from concurrent.futures import Future
 from typing import Any
 
 from forklift.errors import (
     ClusterCancelledError,
     ClusterConnectionError,
-    ClusterError,
     ClusterWorkerLostError,
     ConfigurationError,
     ParallelStateError,
 )
 from forklift.parallel.backends._remote import (
-    DEFAULT_SHARE_THRESHOLD,
-    LargeArguments,
-    pack_batch,
-    parse_share_options,
+    CLUSTER_CAPABILITIES,
+    ClusterTasks,
+    Failure,
     run_packed,
-    unpack_outcome,
+    translate,
 )
-from forklift.parallel.backends.base import BackendCapabilities, Batch, BatchOutcome, describe_call
+from forklift.parallel.backends._shared_arguments import (
+    DEFAULT_SHARE_THRESHOLD,
+    parse_share_options,
+)
+from forklift.parallel.backends.base import Batch, BatchOutcome
 
 __all__ = ["RayBackend", "translate_ray_error"]
 
@@ -73,14 +76,7 @@ class RayBackend:
     """Runs batches as ray tasks."""
 
     name = "ray"
-    capabilities = BackendCapabilities(
-        uses_processes=True,
-        persistent_workers=True,
-        # A ray task costs around a millisecond or more end to end; see the dask backend.
-        batch_target_seconds=0.2,
-        nested_backend="sequential",
-        default_n_jobs=-1,
-    )
+    capabilities = CLUSTER_CAPABILITIES
 
     def __init__(
         self,
@@ -111,9 +107,7 @@ class RayBackend:
         self._address = address
         self._remote_args = dict(remote_args or {})
         self._threshold, self._forced = parse_share_options("ray", scatter_threshold, scatter)
-        self._large: LargeArguments[Any] | None = None
-        self._pending: dict[int, Any] = {}
-        self._lock = threading.Lock()
+        self._tasks: ClusterTasks[Any] = ClusterTasks(self.name, ray_failures)
         self._started = False
 
     def _connect(self) -> None:
@@ -137,85 +131,49 @@ class RayBackend:
     @property
     def n_scattered(self) -> int:
         """How many objects this backend put in the object store since it started."""
-        return 0 if self._large is None else self._large.n_shared
+        return self._tasks.n_shared
 
     def start(self, n_workers: int) -> None:
         self._connect()
         self._started = True
-        if self._large is None:
-            self._large = LargeArguments(self._ray.put, self._threshold, self._forced)
+        self._tasks.start_sharing(self._ray.put, self._threshold, self._forced)
 
     def submit(self, batch: Batch) -> Future[BatchOutcome]:
-        if not self._started or self._large is None:
+        if not self._started:
             raise ParallelStateError("the ray backend was not started")
-        try:
-            calls, handles = self._large.extract(batch.calls)
-        except Exception as error:  # the object store is ray's: its failure, not the task's
-            raise translate_ray_error(error) from error
-        payload = pack_batch(batch, calls)  # a task that cannot be pickled: the user's error
+        payload, handles, key = self._tasks.prepare(batch)
         keys = list(handles)
-        options = {"name": f"forklift-{describe_call(batch.calls[0])}", **self._remote_args}
-        try:
-            ref = _remote().options(**options).remote(payload, keys, *(handles[k] for k in keys))
-        except (ValueError, TypeError) as error:  # bad remote_args: the caller's mistake
-            raise ConfigurationError(f"ray refused the task options {options}: {error}") from error
-        except Exception as error:
-            raise translate_ray_error(error) from error
-        result: Future[BatchOutcome] = Future()
-        token = id(result)
-        with self._lock:
-            self._pending[token] = ref
-        # From here the batch is the cluster's: for task_timeout its clock runs.
-        result.set_running_or_notify_cancel()
-        ref.future().add_done_callback(partial(self._relay, result, token, self._large, keys))
+        options = {"name": key, **self._remote_args}
+        with self._tasks.failures(key):
+            try:
+                remote = _remote().options(**options)
+                ref = remote.remote(payload, keys, *(handles[k] for k in keys))
+            except (ValueError, TypeError) as error:  # bad remote_args: the caller's mistake
+                raise ConfigurationError(
+                    f"ray refused the task options {options}: {error}"
+                ) from error
+        result, relay = self._tasks.track(ref, key, keys)
+        ref.future().add_done_callback(relay)
         return result
 
     def abandon(self, future: Future[BatchOutcome]) -> None:
         """Stop one batch (it ran past ``task_timeout``): force=True kills the worker
         process running it; ray starts another."""
-        with self._lock:
-            ref = self._pending.pop(id(future), None)
+        ref = self._tasks.take(future)
         if ref is not None:
             try:
                 self._ray.cancel(ref, force=True)
             except Exception:
                 logger.warning("could not cancel a ray task", exc_info=True)
 
-    def _relay(
-        self,
-        result: Future[BatchOutcome],
-        token: int,
-        large: LargeArguments[Any],
-        used: list[str],
-        done: Future[bytes],
-    ) -> None:
-        with self._lock:
-            self._pending.pop(token, None)
-        if used:
-            large.release(used)
-        if result.done():
-            return  # the engine cancelled it already
-        try:
-            outcome = unpack_outcome(done.result())
-        except BaseException as error:
-            _settle(result, error=translate_ray_error(error))
-        else:
-            _settle(result, outcome=outcome)
-
     def abort(self) -> None:
-        with self._lock:
-            pending = list(self._pending.values())
-            self._pending.clear()
-        for ref in pending:
+        for ref in self._tasks.take_all():
             try:
                 # force=False: a queued task is dropped, a running one gets KeyboardInterrupt
                 # and its worker lives on (force=True would kill the worker process).
                 self._ray.cancel(ref, force=False)
             except Exception:
                 logger.warning("could not cancel a ray task", exc_info=True)
-        if self._large is not None:
-            self._large.clear()
-            self._large = None
 
     def stop(self, wait: bool = True) -> None:
         self.abort()
@@ -225,43 +183,36 @@ class RayBackend:
         return f"RayBackend(address={self._address!r})"
 
 
-def _settle(
-    result: Future[BatchOutcome],
-    outcome: BatchOutcome | None = None,
-    error: BaseException | None = None,
-) -> None:
-    try:
-        if error is not None:
-            result.set_exception(error)
-        else:
-            assert outcome is not None
-            result.set_result(outcome)
-    except InvalidStateError:  # cancelled by the engine meanwhile: nobody waits for it
-        pass
-
-
-def translate_ray_error(error: BaseException) -> BaseException:
-    """forklift's error for a failure of ray itself (never a task's own error)."""
+@functools.cache
+def ray_failures() -> Sequence[Failure]:
+    """ray's own failures, as forklift's errors (first match wins; see ``_remote``)."""
     import ray.exceptions
 
-    translated: ClusterError
     lost_worker = (
         ray.exceptions.WorkerCrashedError,
         ray.exceptions.NodeDiedError,
         ray.exceptions.OutOfMemoryError,
         ray.exceptions.LocalRayletDiedError,
     )
-    if isinstance(error, lost_worker):
-        translated = ClusterWorkerLostError(
-            f"ray gave up on a batch: its worker died and the retries ran out ({error})"
-        )
-    elif isinstance(error, ray.exceptions.TaskCancelledError):
-        translated = ClusterCancelledError(
-            f"ray cancelled a batch that forklift did not cancel ({error})"
-        )
-    elif isinstance(error, ray.exceptions.RpcError | ConnectionError):
-        translated = ClusterConnectionError(f"lost the connection to the ray cluster: {error}")
-    else:
-        translated = ClusterError(f"ray failed to run a batch: {error!r}")
-    translated.__cause__ = error
-    return translated
+    return (
+        (
+            lost_worker,
+            ClusterWorkerLostError,
+            "ray gave up on a batch{where}: its worker died and the retries ran out ({error})",
+        ),
+        (
+            (ray.exceptions.TaskCancelledError,),
+            ClusterCancelledError,
+            "ray cancelled a batch{where} that forklift did not cancel ({error})",
+        ),
+        (
+            (ray.exceptions.RpcError, ConnectionError),
+            ClusterConnectionError,
+            "lost the connection to the ray cluster{where}: {error}",
+        ),
+    )
+
+
+def translate_ray_error(error: BaseException, key: str = "") -> BaseException:
+    """forklift's error for a failure of ray itself (never a task's own error)."""
+    return translate("ray", ray_failures(), error, key)

@@ -1,0 +1,67 @@
+"""Entries written by forklift before the single-file format: read as hits, never written.
+
+Until the entry file (:mod:`.entries`), an entry was a folder ``<key[:2]>/<key>/`` holding
+``output.fkl`` (the result, persist's format) and ``meta.json``, with the folder's
+modification time as its last access. Caches written then keep serving hits: the local store
+looks here after a miss on the new file (one failed ``stat`` or ``open`` more per miss, a few
+µs), lists these entries, evicts and clears them; it never writes them, so a recomputed
+key moves to the new format. Delete this module (and its calls in :mod:`.local`) once such
+caches are gone; ``.locks/`` folders of that time are ignored and removed by ``clear``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "OUTPUT",
+    "SHARD_CHARACTERS",
+    "folder_size",
+    "metadata",
+    "output_path",
+    "stamp",
+    "touch",
+]
+
+OUTPUT = "output.fkl"
+SHARD_CHARACTERS = 2  # old entries were sharded by two hex digits: <key[:2]>/<key>/
+META = "meta.json"
+
+
+def output_path(stem: str) -> str:
+    """The result file of the old entry at ``stem`` (``.../<key[:2]>/<key>``)."""
+    return f"{stem}/{OUTPUT}"
+
+
+def metadata(stem: str) -> dict[str, Any] | None:
+    try:
+        with open(f"{stem}/{META}", encoding="utf-8") as file:
+            data = json.load(file)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def stamp(stem: str) -> object | None:
+    try:
+        status = os.stat(output_path(stem))
+    except OSError:
+        return None
+    return (status.st_ino, status.st_size, status.st_mtime_ns)
+
+
+def touch(stem: str) -> None:
+    with contextlib.suppress(OSError):
+        os.utime(stem)
+
+
+def folder_size(entry: Path) -> tuple[int, float, float]:
+    """(bytes, last access, creation time) of an old entry folder."""
+    status = entry.stat()
+    size = sum(child.stat().st_size for child in entry.iterdir())
+    created = (entry / META).stat().st_mtime
+    return size, status.st_mtime, created
