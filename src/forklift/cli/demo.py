@@ -35,7 +35,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from forklift._support.cpus import cpu_count
+from forklift._support.cpus import cpu_count, workers_for_n_jobs
 from forklift.cache.memory import Memory
 from forklift.parallel.api import Parallel, delayed
 
@@ -111,7 +111,7 @@ def _load_average() -> float | None:
 def run_demo(n_files: int = 32, n_jobs: int = -1, backend: str | None = None) -> int:
     load_before = _load_average()  # before the demo adds its own
     cpus = cpu_count()
-    workers = n_jobs if n_jobs > 0 else max(cpus + 1 + n_jobs, 1)
+    workers = workers_for_n_jobs(n_jobs)
     with tempfile.TemporaryDirectory(prefix="forklift-demo-") as folder:
         paths = [str(path) for path in write_corpus(Path(folder), n_files)]
         print(
