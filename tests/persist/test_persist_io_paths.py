@@ -1,0 +1,163 @@
+"""How dump and load move bytes: xxh3 checksums, one pass per codec stream, grouped reads of
+small arrays, and the ordered job runner they share."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from forklift.errors import CorruptFileError
+from forklift.persist import arrays, dump, layout, load, reader
+from forklift.persist.bounded import OrderedJobs
+
+np = pytest.importorskip("numpy")
+
+
+def _index(path: Path) -> reader.FileIndex:
+    with open(path, "rb") as handle:
+        return reader.read_index(reader.Source(handle, str(path)))
+
+
+def test_sections_use_xxh3_which_catches_two_swapped_words(tmp_path: Path) -> None:
+    # sum64 (a word sum) cannot see two 8-byte words trade places; xxh3 does
+    path = tmp_path / "swap.fl"
+    dump({"a": np.arange(100_000, dtype="<f8")}, path)
+    index = _index(path)
+    (section,) = index.buffers
+    assert section.checksum == "xxh3" and index.pickle.checksum == "xxh3"
+    data = bytearray(path.read_bytes())
+    offset = section.chunks[0][0] + 800
+    first, second = bytes(data[offset : offset + 8]), bytes(data[offset + 8 : offset + 16])
+    data[offset : offset + 16] = second + first
+    path.write_bytes(data)
+    assert load(path)["a"][100] == 101.0  # not verified by default: the swap shows
+    with pytest.raises(CorruptFileError, match="checksum"):
+        load(path, verify=True)
+
+
+def test_a_codec_stream_dump_shuffles_each_chunk_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the writer's layout pass reads no data: the length it records comes from the widest
+    # checksums, and the real index is padded to it (before: a first pass over all the data)
+    calls = []
+    real = arrays.shuffle_bytes
+
+    def counting(chunk: memoryview, width: int) -> memoryview:
+        calls.append(len(chunk))
+        return real(chunk, width)
+
+    monkeypatch.setattr(arrays, "shuffle_bytes", counting)
+    value = np.round(np.sin(np.arange(1_500_000) / 50.0), 3)  # 12 MB: 3 chunks
+    path = tmp_path / "one-pass.zst"
+    dump(value, path)
+    assert len(calls) == 3
+    np.testing.assert_array_equal(load(path), value)
+
+
+@pytest.mark.parametrize("compress", ["gzip", "zstd", "lzma", 0])
+def test_the_recorded_length_holds_with_the_padded_index(tmp_path: Path, compress: Any) -> None:
+    # a file object: the header records the length (uncompressed), as the content of every
+    # codec stream does; the index is padded with JSON whitespace to the laid-out length
+    value = {"x": np.arange(70_000, dtype="<i8"), "y": list(range(50)), "z": b"q" * 20_000}
+    buffer = io.BytesIO()
+    dump(value, buffer, compress=compress)
+    data = buffer.getvalue()
+    loaded = load(io.BytesIO(data))
+    np.testing.assert_array_equal(loaded["x"], value["x"])
+    assert loaded["y"] == value["y"] and loaded["z"] == value["z"]
+    if compress == 0:
+        assert layout.sized_length(data) == len(data)
+        offset, length, _, _ = layout.TRAILER.unpack(data[-layout.TRAILER.size :])
+        encoded = data[offset : offset + length]
+        assert json.loads(encoded)["version"]  # trailing spaces, if any, are JSON whitespace
+
+
+class _CountingFile(io.FileIO):
+    reads = 0
+
+    def readinto(self, buffer: Any) -> int:
+        type(self).reads += 1
+        return super().readinto(buffer)
+
+    def read(self, size: int = -1) -> bytes:
+        type(self).reads += 1
+        return super().read(size)
+
+
+@pytest.mark.parametrize("verify", [False, True])
+def test_small_arrays_are_read_together(tmp_path: Path, verify: bool) -> None:
+    rng = np.random.default_rng(0)
+    value = {f"k{i}": rng.random(int(n)) for i, n in enumerate(rng.integers(10, 900, 2_000))}
+    path = tmp_path / "many.fl"
+    dump(value, path)
+    _CountingFile.reads = 0
+    with _CountingFile(path, "rb") as handle:
+        loaded = load(handle, verify=verify)
+    assert _CountingFile.reads < 100  # one read per section would be 2,000
+    assert loaded.keys() == value.keys()
+    for key, array in value.items():
+        np.testing.assert_array_equal(loaded[key], array)
+        assert loaded[key].flags.writeable
+
+
+def test_a_damaged_small_array_read_with_its_neighbours_is_caught(tmp_path: Path) -> None:
+    value = {f"k{i}": np.full(100, float(i)) for i in range(50)}
+    path = tmp_path / "many.fl"
+    dump(value, path)
+    section = _index(path).buffers[20]
+    data = bytearray(path.read_bytes())
+    data[section.chunks[0][0] + 5] ^= 0x10
+    path.write_bytes(data)
+    assert load(path)["k20"][0] != 20.0
+    with pytest.raises(CorruptFileError, match="checksum"):
+        load(path, verify=True)
+
+
+def test_ordered_jobs_consume_in_order_with_a_bound() -> None:
+    consumed: list[int] = []
+    running = 0
+    most = 0
+    lock = threading.Lock()
+
+    def job(number: int) -> int:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.002 * (number % 3))  # later jobs may finish first
+        with lock:
+            running -= 1
+        return number
+
+    with OrderedJobs(2, consumed.append) as jobs:
+        for number in range(30):
+            jobs.submit(job, number)
+        jobs.drain()
+    assert consumed == list(range(30))
+    assert most <= 2
+
+
+def test_ordered_jobs_raise_a_jobs_error_and_stop() -> None:
+    def job(number: int) -> int:
+        if number == 3:
+            raise ValueError("three")
+        return number
+
+    consumed: list[int] = []
+
+    def run() -> None:
+        with OrderedJobs(2, consumed.append) as jobs:
+            for number in range(10):
+                jobs.submit(job, number)
+            jobs.drain()
+
+    with pytest.raises(ValueError, match="three"):
+        run()
+    assert consumed == [0, 1, 2]
