@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 import threading
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from forklift.errors import CorruptFileError
 from forklift.persist import arrays, dump, layout, load, reader
 from forklift.persist.bounded import OrderedJobs
+from forklift.persist.preallocate import preallocate
 
 np = pytest.importorskip("numpy")
 
@@ -161,3 +163,24 @@ def test_ordered_jobs_raise_a_jobs_error_and_stop() -> None:
     with pytest.raises(ValueError, match="three"):
         run()
     assert consumed == [0, 1, 2]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fallocate is Linux's")
+def test_preallocate_reserves_blocks_without_changing_the_size(tmp_path: Path) -> None:
+    path = tmp_path / "reserved"
+    with open(path, "wb") as handle:
+        handle.write(b"head")
+        preallocate(handle, 16 << 20)
+        handle.write(b"tail")
+    status = path.stat()
+    assert status.st_size == 8  # nothing appended, no zeros at the end
+    assert status.st_blocks * 512 >= 16 << 20
+
+
+def test_preallocate_skips_what_it_cannot_reserve(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    preallocate(buffer, 16 << 20)  # no file descriptor: nothing to do, no error
+    path = tmp_path / "small"
+    with open(path, "wb") as handle:
+        preallocate(handle, 4096)  # under MIN_LENGTH: not worth a syscall
+    assert path.stat().st_blocks == 0 and buffer.getvalue() == b""

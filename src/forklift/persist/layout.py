@@ -75,8 +75,11 @@ RAW_CHUNK_SIZE = 64 << 20
 #: A reader refuses chunks claiming more raw bytes than this (crafted-file guard).
 MAX_CHUNK_RAW = 1 << 30
 #: Raw chunks are written, read and checksummed in pieces of this size, so the checksum
-#: reads bytes still in the CPU cache from the copy that just moved them.
-PIECE_SIZE = 256 << 10
+#: reads bytes still in the CPU cache from the copy that just moved them (L2 512 KiB and L3
+#: 32 MiB here). Measured with xxh3, 256 MB, CPU time: dump 103 ms with 256 KiB pieces,
+#: 66 ms with 1 MiB (with preallocation), 60 ms with 4 MiB (np.save: 50 ms); verified load
+#: 62 / 59 / 61 ms. Fewer calls, same cache benefit.
+PIECE_SIZE = 1 << 20
 #: Buffers smaller than this stay inside the pickle stream (an aligned section costs more).
 INBAND_LIMIT = 16 << 10
 #: At most this many threads (de)compress; with 2 chunks in flight each, memory stays under

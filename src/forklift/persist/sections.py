@@ -97,29 +97,38 @@ class SectionReader:
     def read_all(self, sections: tuple[Section, ...]) -> list[Any]:
         """The blocks of ``sections``, in order; small raw neighbours read as one block."""
         blocks: list[Any] = []
-        run: list[Section] = []
+        run: list[tuple[int, int, int, str]] = []  # offset, length, checksum, its algorithm
+        run_start = run_end = 0
         for section in sections:
-            if run and not _extends(run, section):
-                blocks += self._read_run(run)
+            chunks = section.chunks
+            if len(chunks) == 1 and section.length <= GROUP_SECTION and not section.shuffle:
+                offset, stored, _, coded, check = chunks[0]
+                if not coded:
+                    if run and (offset < run_end or offset + stored - run_start > GROUP_BLOCK):
+                        blocks += self._read_run(run, run_start, run_end)
+                        run = []
+                    if not run:
+                        run_start = offset
+                    run.append((offset, stored, check, section.checksum))
+                    run_end = offset + stored
+                    continue
+            if run:
+                blocks += self._read_run(run, run_start, run_end)
                 run = []
-            if _small_raw(section):
-                run.append(section)
-            else:
-                blocks.append(self.read(section))
-        return blocks + self._read_run(run)
+            blocks.append(self.read(section))
+        if run:
+            blocks += self._read_run(run, run_start, run_end)
+        return blocks
 
-    def _read_run(self, run: list[Section]) -> list[Any]:
-        if len(run) < 2:
-            return [self.read(section) for section in run]
-        start = run[0].chunks[0][0]
-        block = arrays.empty_block(_end(run[-1]) - start)
+    def _read_run(self, run: list[tuple[int, int, int, str]], start: int, end: int) -> list[Any]:
+        """Read the sections of ``run`` (file bytes ``start``-``end``) as views of one block."""
+        block = arrays.empty_block(end - start)
         self._source.readinto(start, memoryview(block).cast("B"))
         views = []
-        for section in run:
-            offset, stored, _, _, check = section.chunks[0]
+        for offset, stored, check, name in run:
             view = block[offset - start : offset - start + stored]
             if self.verify_raw:
-                self._check(section.checksum, memoryview(view).cast("B"), check)
+                self._check(name, memoryview(view).cast("B"), check)
             views.append(view)
         return views
 
@@ -160,27 +169,3 @@ class SectionReader:
 
 def _ignore(result: None) -> None:
     """The jobs of :class:`SectionReader` write into their block: nothing to consume."""
-
-
-def _small_raw(section: Section) -> bool:
-    """A section :meth:`SectionReader.read_all` may read together with its neighbours."""
-    return (
-        section.length <= GROUP_SECTION
-        and len(section.chunks) == 1
-        and not section.chunks[0][3]
-        and not section.shuffle
-    )
-
-
-def _end(section: Section) -> int:
-    offset, stored, _, _, _ = section.chunks[0]
-    return offset + stored
-
-
-def _extends(run: list[Section], section: Section) -> bool:
-    """Whether ``section`` can join ``run`` (after it in the file, the block stays small)."""
-    return (
-        _small_raw(section)
-        and section.chunks[0][0] >= _end(run[-1])
-        and _end(section) - run[0].chunks[0][0] <= GROUP_BLOCK
-    )

@@ -335,7 +335,7 @@ def read_content(
                         raise source.corrupt("a member's shuffle width differs from the index")
                     continue
                 chunks.append((whole[offset : offset + stored], width, section.checksum, check))
-            section = replace(section, shuffle=0)
+            section = section._replace(shuffle=0)
         sections.append(section)
     if done:
         raise source.corrupt("a member was recorded as shuffled where the index has no array")
