@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import sys
 import threading
 import time
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from forklift.errors import CorruptFileError
-from forklift.persist import arrays, dump, layout, load, reader
+from forklift.persist import arrays, dump, layout, load, reader, stream_input, streams
 from forklift.persist.bounded import OrderedJobs
 from forklift.persist.preallocate import preallocate
 
@@ -184,3 +185,47 @@ def test_preallocate_skips_what_it_cannot_reserve(tmp_path: Path) -> None:
     with open(path, "wb") as handle:
         preallocate(handle, 4096)  # under MIN_LENGTH: not worth a syscall
     assert path.stat().st_blocks == 0 and buffer.getvalue() == b""
+
+
+def test_lz4_frames_are_checked_by_forklift_not_by_lz4(tmp_path: Path) -> None:
+    # lz4's own checksums cost 20x the decode of incompressible data: forklift records the
+    # xxh3 of each frame in the skippable frame before it and checks that instead
+    value = np.random.default_rng(0).random(1_200_000)
+    path = tmp_path / "value.lz4"
+    dump(value, path)
+    data = path.read_bytes()
+    with open(path, "rb") as handle:
+        table = streams.member_table(handle, 0, len(data), "lz4")
+    assert table is not None
+    for offset, length, _, _, check in table:
+        frame = data[offset : offset + length]
+        assert frame[:4] == b"\x04\x22\x4d\x18" and frame[4] & 0x14 == 0  # no lz4 checksums
+        assert check is not None
+    np.testing.assert_array_equal(load(path), value)
+    offset, length, _, _, _ = max(table, key=lambda entry: entry[1])
+    damaged = bytearray(data)
+    damaged[offset + length // 2] ^= 0x01
+    path.write_bytes(damaged)
+    with pytest.raises(CorruptFileError, match="checksum"):
+        load(path)
+
+
+def test_lz4_files_of_the_previous_layout_still_load(tmp_path: Path) -> None:
+    # before: a 16-byte skippable payload (no xxh3) and lz4 frames with their own checksums
+    import lz4.frame
+
+    value = {"a": np.arange(900_000.0), "b": "text"}
+    path = tmp_path / "new.lz4"
+    dump(value, path)
+    with open(path, "rb") as handle:
+        content = bytes(stream_input.decompress(handle, "new", "lz4"))
+    old = bytearray()
+    for start in range(0, len(content), 4 << 20):
+        piece = content[start : start + (4 << 20)]
+        frame = lz4.frame.compress(piece, content_checksum=True, block_checksum=True)
+        old += struct.pack("<II4sIII", 0x184D2A5F, 16, b"FKLM", len(frame), len(piece), 0)
+        old += frame
+    path.write_bytes(old)
+    loaded = load(path)
+    np.testing.assert_array_equal(loaded["a"], value["a"])
+    assert loaded["b"] == "text"

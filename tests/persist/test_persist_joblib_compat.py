@@ -399,7 +399,7 @@ def test_member_claiming_fewer_bytes_than_it_holds_is_refused(tmp_path: Path) ->
     with open(path, "rb") as handle:
         table = streams.member_table(handle, 0, len(data), "gzip")
     assert table is not None
-    offset, _, raw, _ = table[1]
+    offset, _, raw, _, _ = table[1]
     # the FK subfield's raw size: bytes 20-23 of the member header
     data[offset + 20 : offset + 24] = (raw // 2).to_bytes(4, "little")
     path.write_bytes(data)
@@ -416,7 +416,7 @@ def test_shuffled_members_load_the_same_with_and_without_verify(tmp_path: Path, 
     dump(value, path, compress=(codec, 1))
     with open(path, "rb") as handle:
         table = streams.member_table(handle, 0, path.stat().st_size, codec)
-    assert table is not None and any(width == 8 for *_, width in table)
+    assert table is not None and any(entry[3] == 8 for entry in table)
     _same(load(path), value)
     _same(load(path, verify=True), value)
 
@@ -429,7 +429,7 @@ def test_lz4_members_are_stored_unshuffled(tmp_path: Path, level: int) -> None:
     dump(value, path, compress=("lz4", level))
     with open(path, "rb") as handle:
         table = streams.member_table(handle, 0, path.stat().st_size, "lz4")
-    assert table is not None and all(width == 0 for *_, width in table)
+    assert table is not None and all(entry[3] == 0 for entry in table)
     _same(load(path), value)
     _same(load(path, verify=True), value)
 

@@ -334,7 +334,7 @@ def _read(
     expansion: float | None,
 ) -> Any:
     start = file.tell()
-    head = file.read(32)
+    head = file.read(streams.DETECT_LENGTH)
     file.seek(start)
     if not head.startswith(layout.MAGIC):
         codec = streams.detect(head)

@@ -122,7 +122,7 @@ def _parallel(
     name: str,
     codec: str,
     start: int,
-    table: list[tuple[int, int, int, int]],
+    table: list[streams.Member],
     unshuffled: dict[int, int] | None,
 ) -> Any:
     try:
@@ -134,8 +134,8 @@ def _parallel(
     view = memoryview(block).cast("B")
     workers = min(cpu_count(), layout.MAX_WORKERS)
 
-    def decode(data: bytes, raw: int, width: int, target: memoryview) -> None:
-        content = streams.decompress_member(codec, data, raw)
+    def decode(data: bytes, raw: int, width: int, target: memoryview, check: int | None) -> None:
+        content = streams.decompress_member(codec, data, raw, check)
         if width:  # unshuffled while copied: one pass instead of a copy and an unshuffle
             arrays.unshuffle_into(content, width, target)
         else:
@@ -143,7 +143,7 @@ def _parallel(
 
     position = 0
     with OrderedJobs(max(1, workers), _ignore, name="forklift-load") as jobs:
-        for offset, length, raw, recorded in table:
+        for offset, length, raw, recorded, check in table:
             file.seek(start + offset)
             data = file.read(length)
             if len(data) != length:
@@ -155,7 +155,7 @@ def _parallel(
             else:
                 width = 0
             position += raw
-            jobs.submit(decode, data, raw, width, target)
+            jobs.submit(decode, data, raw, width, target, check)
         jobs.drain()
     return block
 
@@ -350,7 +350,7 @@ def open_content(file: IO[bytes], name: str) -> tuple[reader.Source, str] | None
     """For ``inspect_file``: the decompressed content of a compressed forklift file as a
     Source, and its compression (``"gzip level 3"``); None if ``file`` is not one."""
     start = file.tell()
-    head = file.read(32)
+    head = file.read(streams.DETECT_LENGTH)
     file.seek(start)
     codec = streams.detect(head)
     if codec is None or not holds_forklift(file, codec):
