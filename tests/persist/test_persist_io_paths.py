@@ -3,6 +3,7 @@ small arrays, and the ordered job runner they share."""
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import struct
@@ -229,3 +230,28 @@ def test_lz4_files_of_the_previous_layout_still_load(tmp_path: Path) -> None:
     loaded = load(path)
     np.testing.assert_array_equal(loaded["a"], value["a"])
     assert loaded["b"] == "text"
+
+
+class _SeesCollector:
+    seen: list[bool] = []  # noqa: RUF012 - a record shared by the instances
+
+    def __init__(self) -> None:
+        self.state = 1  # a state to restore, so unpickling calls __setstate__
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        type(self).seen.append(gc.isenabled())
+
+
+def test_the_collector_pauses_during_a_load_and_is_restored(tmp_path: Path) -> None:
+    path = tmp_path / "objects.fl"
+    dump([_SeesCollector(), {"a": np.arange(10)}], path)
+    _SeesCollector.seen = []
+    load(path)
+    assert _SeesCollector.seen == [False] and gc.isenabled()
+    gc.disable()  # a caller's choice is kept
+    try:
+        load(path)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    assert _SeesCollector.seen == [False, False]
