@@ -399,7 +399,7 @@ def test_member_claiming_fewer_bytes_than_it_holds_is_refused(tmp_path: Path) ->
     with open(path, "rb") as handle:
         table = streams.member_table(handle, 0, len(data), "gzip")
     assert table is not None
-    offset, _, raw, _ = table[1]
+    offset, _, raw, _, _ = table[1]
     # the FK subfield's raw size: bytes 20-23 of the member header
     data[offset + 20 : offset + 24] = (raw // 2).to_bytes(4, "little")
     path.write_bytes(data)
@@ -407,7 +407,7 @@ def test_member_claiming_fewer_bytes_than_it_holds_is_refused(tmp_path: Path) ->
         load(path)
 
 
-@pytest.mark.parametrize("codec", ["gzip", "lz4", "zstd"])
+@pytest.mark.parametrize("codec", ["gzip", "zstd"])
 def test_shuffled_members_load_the_same_with_and_without_verify(tmp_path: Path, codec: str) -> None:
     # without verify, members recorded as shuffled are unshuffled while decompressed;
     # with it, after forklift's checksums of the stored (shuffled) bytes are checked
@@ -416,7 +416,20 @@ def test_shuffled_members_load_the_same_with_and_without_verify(tmp_path: Path, 
     dump(value, path, compress=(codec, 1))
     with open(path, "rb") as handle:
         table = streams.member_table(handle, 0, path.stat().st_size, codec)
-    assert table is not None and any(width == 8 for *_, width in table)
+    assert table is not None and any(entry[3] == 8 for entry in table)
+    _same(load(path), value)
+    _same(load(path, verify=True), value)
+
+
+@pytest.mark.parametrize("level", [1, 9])
+def test_lz4_members_are_stored_unshuffled(tmp_path: Path, level: int) -> None:
+    # lz4 is chosen for speed: shuffled chunks decode 3x slower for a 10% smaller file
+    value = _value()
+    path = tmp_path / "value.lz4"
+    dump(value, path, compress=("lz4", level))
+    with open(path, "rb") as handle:
+        table = streams.member_table(handle, 0, path.stat().st_size, "lz4")
+    assert table is not None and all(entry[3] == 0 for entry in table)
     _same(load(path), value)
     _same(load(path, verify=True), value)
 

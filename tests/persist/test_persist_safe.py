@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from forklift.errors import UnsafeLoadError
-from forklift.persist import SAFE_GLOBALS, dump, inspect_file, load
+from forklift.persist import SAFE_GLOBALS, dump, inspect_file, layout, load
 from forklift.persist.safe import scan_globals
 
 np = pytest.importorskip("numpy")
@@ -108,7 +108,8 @@ def test_inspect_lists_arrays_and_format(tmp_path: Path) -> None:
     dump({"a": np.zeros((500, 40), dtype=">f4", order="F"), "b": [1, 2]}, path, compress="zstd")
     report = inspect_file(path)
     assert report.format == "forklift"
-    assert report.version == "1.0"
+    major, minor = layout.FORMAT_VERSION
+    assert report.version == f"{major}.{minor}"
     assert report.compression == "zstd level 3"
     (array,) = report.arrays
     assert (array.dtype, array.shape, array.order, array.nbytes) == (">f4", (500, 40), "F", 80_000)

@@ -110,7 +110,7 @@ class UnsupportedFormatError(PersistError, ValueError):
         >>> buffer = io.BytesIO()
         >>> _ = dump("data", buffer)
         >>> future = bytearray(buffer.getvalue())
-        >>> future[8] = 2                        # the header's major version, as a future forklift
+        >>> future[8:12] = bytes([2, 0, 0, 0])   # major version 2, minor 0: a future forklift
         >>> try:
         ...     load(io.BytesIO(bytes(future)))
         ... except UnsupportedFormatError as error:

@@ -31,6 +31,7 @@ from forklift.persist import (
     streams,
     writer,
 )
+from forklift.persist.collection import paused_collection
 from forklift.persist.compressors import resolve_compression
 
 __all__ = ["dump", "load"]
@@ -98,7 +99,7 @@ def dump(
         path = os.fspath(filename)  # type: ignore[arg-type]
         choice = resolve_compression(compress, str(path))
         try:
-            with atomic_write(path, fsync=False) as handle:
+            with atomic_write(path, fsync=False) as handle, paused_collection():
                 writer.write_file(handle, value, choice, protocol)
         except OSError as error:
             raise _naming_target(error, str(path)) from None
@@ -112,7 +113,8 @@ def dump(
     # already compresses what it is given.
     choice = resolve_compression(compress, None)
     # sized: the header records the length, so load() of a socket or pipe stops at the end
-    writer.write_file(filename, value, choice, protocol, sized=True)  # type: ignore[arg-type]
+    with paused_collection():
+        writer.write_file(filename, value, choice, protocol, sized=True)  # type: ignore[arg-type]
     return []
 
 
@@ -210,7 +212,7 @@ def load(
     allowed = safe.normalize_allowed(allowed_globals)
     expansion = stream_limits.resolve_max_expansion(max_expansion, allowed is not None)
     native = _native_byte_order(ensure_native_byte_order, mmap_mode)
-    with arrays.native_byte_order(native):
+    with arrays.native_byte_order(native), paused_collection():
         return _load_any(filename, mmap_mode, allowed, verify, expansion)
 
 
@@ -333,7 +335,7 @@ def _read(
     expansion: float | None,
 ) -> Any:
     start = file.tell()
-    head = file.read(32)
+    head = file.read(streams.DETECT_LENGTH)
     file.seek(start)
     if not head.startswith(layout.MAGIC):
         codec = streams.detect(head)

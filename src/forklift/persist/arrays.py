@@ -22,6 +22,7 @@ from typing import Any
 
 __all__ = [
     "as_native",
+    "empty_block",
     "native_byte_order",
     "numpy_if_loaded",
     "rebuild_array",
@@ -36,6 +37,19 @@ __all__ = [
 def numpy_if_loaded() -> Any:
     """The numpy module if the program already imported it (an array can only exist then)."""
     return sys.modules.get("numpy")
+
+
+def empty_block(length: int) -> Any:
+    """An uninitialised writable byte block: a uint8 array when numpy can be imported
+    (it skips bytearray's zero fill, and untouched pages cost no memory), else a bytearray.
+    MemoryError when the machine cannot reserve ``length`` bytes."""
+    numpy: Any = sys.modules.get("numpy")
+    if numpy is None:
+        try:
+            import numpy
+        except ImportError:
+            return bytearray(length)
+    return numpy.empty(length, dtype=numpy.uint8)
 
 
 def _overrides_reduce(cls: type, ndarray: type) -> bool:

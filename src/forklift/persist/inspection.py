@@ -112,7 +112,7 @@ def inspect_file(filename: str | os.PathLike[str] | IO[bytes]) -> FileReport:
         ...     path = os.path.join(folder, "settings.fkl")
         ...     _ = dump({"threshold": 0.5, "callback": print}, path)
         ...     print(inspect_file(path).summary().replace(folder, "<folder>"))
-        <folder>/settings.fkl: forklift 1.0, ... bytes, compression: none
+        <folder>/settings.fkl: forklift 1.1, ... bytes, compression: none
         globals (1): builtins.print
         outside SAFE_GLOBALS: builtins.print
     """

@@ -11,7 +11,7 @@
     end - 32    trailer: index offset, index length, index CRC-32, end magic
 
 Everything here is pure data and small pure functions: the writer and the reader share them.
-Imports only :mod:`forklift.errors`.
+Imports only :mod:`forklift.errors` and ``xxhash`` (a core dependency).
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ import struct
 import sys
 import zlib
 from array import array
-from typing import Any
+from typing import Any, Protocol
+
+import xxhash
 
 __all__ = [
     "ALIGNMENT",
@@ -36,7 +38,11 @@ __all__ = [
     "MAX_CHUNK_RAW",
     "TRAILER",
     "TRAILER_MAGIC",
+    "CHECKSUMS",
+    "WRITE_CHECKSUM",
+    "Hasher",
     "checksum",
+    "hasher",
     "header_bytes",
     "padding",
     "sized_length",
@@ -44,7 +50,8 @@ __all__ = [
 
 MAGIC = b"\x89FKL\r\n\x1a\n"
 TRAILER_MAGIC = b"FKLINDEX"
-FORMAT_VERSION = (1, 0)
+#: 1.1: sections may use the ``xxh3`` checksum (1.0 readers refuse such files as damaged).
+FORMAT_VERSION = (1, 1)
 HEADER = struct.Struct("<8sHHI48x")  # magic, major, minor, flags, zero padding
 HEADER_SIZE = HEADER.size  # 64
 FLAGS_OFFSET = 12
@@ -68,8 +75,11 @@ RAW_CHUNK_SIZE = 64 << 20
 #: A reader refuses chunks claiming more raw bytes than this (crafted-file guard).
 MAX_CHUNK_RAW = 1 << 30
 #: Raw chunks are written, read and checksummed in pieces of this size, so the checksum
-#: reads bytes still in the CPU cache from the copy that just moved them.
-PIECE_SIZE = 256 << 10
+#: reads bytes still in the CPU cache from the copy that just moved them (L2 512 KiB and L3
+#: 32 MiB here). Measured with xxh3, 256 MB, CPU time: dump 103 ms with 256 KiB pieces,
+#: 66 ms with 1 MiB (with preallocation), 60 ms with 4 MiB (np.save: 50 ms); verified load
+#: 62 / 59 / 61 ms. Fewer calls, same cache benefit.
+PIECE_SIZE = 1 << 20
 #: Buffers smaller than this stay inside the pickle stream (an aligned section costs more).
 INBAND_LIMIT = 16 << 10
 #: At most this many threads (de)compress; with 2 chunks in flight each, memory stays under
@@ -79,6 +89,15 @@ MAX_WORKERS = 16
 KEEP_COMPRESSED_RATIO = 0.99
 
 _MASK64 = (1 << 64) - 1
+
+#: Section checksums a reader accepts, each with its largest value (the writer's layout pass
+#: records that placeholder, so the index it measures is as long as any real one can be).
+CHECKSUMS = {"xxh3": _MASK64, "sum64": _MASK64, "crc32": 0xFFFFFFFF}
+#: The checksum the writer uses for every section. xxh3 (the ``xxhash`` package, a core
+#: dependency) runs at memory speed without numpy (measured: 12.8 GB/s over 256 MB, like
+#: sum64 with numpy, crc32 3.0 GB/s), releases the GIL, and, unlike sum64, catches swapped
+#: words. ``sum64`` and ``crc32`` sections of older files still load.
+WRITE_CHECKSUM = "xxh3"
 
 
 def header_bytes(length: int = 0) -> bytes:
@@ -127,17 +146,53 @@ def _sum64(data: memoryview) -> int:
 
 
 def checksum(name: str, data: memoryview | bytes, running: int = 0) -> int:
-    """Checksum ``data`` with the algorithm ``name`` (``"crc32"`` or ``"sum64"``).
+    """Checksum ``data`` with the algorithm ``name`` (one of :data:`CHECKSUMS`).
 
-    ``running`` continues a checksum over pieces: ``checksum(n, b, checksum(n, a))`` equals
-    ``checksum(n, a + b)`` when ``len(a)`` is a multiple of :data:`PIECE_SIZE`'s alignment (8).
+    ``running`` (crc32 and sum64 only) continues a checksum over pieces:
+    ``checksum(n, b, checksum(n, a))`` equals ``checksum(n, a + b)`` when ``len(a)`` is a
+    multiple of 8; :func:`hasher` does that for every algorithm.
     """
     view = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
+    if name == "xxh3":
+        if running:
+            raise ValueError("xxh3 cannot continue from a value: use hasher()")
+        return int(xxhash.xxh3_64_intdigest(view))
     if name == "crc32":
         return zlib.crc32(view, running)
     if name == "sum64":
         return (_sum64(view) + running) & _MASK64
     raise ValueError(f"unknown checksum {name!r}")
+
+
+class Hasher(Protocol):
+    """A checksum fed in pieces (pieces but the last a multiple of 8 bytes long)."""
+
+    def update(self, data: memoryview | bytes) -> None: ...
+
+    def intdigest(self) -> int: ...
+
+
+class _Running:
+    """crc32 and sum64 as a :class:`Hasher`: their value is a running total."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._value = 0
+
+    def update(self, data: memoryview | bytes) -> None:
+        self._value = checksum(self._name, data, self._value)
+
+    def intdigest(self) -> int:
+        return self._value
+
+
+def hasher(name: str) -> Hasher:
+    """A new :class:`Hasher` for the checksum ``name``; ValueError if it is unknown."""
+    if name == "xxh3":
+        return xxhash.xxh3_64()
+    if name not in CHECKSUMS:
+        raise ValueError(f"unknown checksum {name!r}")
+    return _Running(name)
 
 
 def describe_array(meta: dict[str, Any]) -> str:

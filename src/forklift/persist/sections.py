@@ -18,15 +18,12 @@ Imports only :mod:`forklift.errors` and :mod:`forklift._support`.
 
 from __future__ import annotations
 
-import collections
-import functools
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from forklift._support.cpus import cpu_count
 from forklift.errors import ForkliftError
-from forklift.persist import layout
+from forklift.persist import arrays, layout
+from forklift.persist.bounded import OrderedJobs
 from forklift.persist.compressors import Compressor
 
 if TYPE_CHECKING:
@@ -35,15 +32,13 @@ if TYPE_CHECKING:
 __all__ = ["SectionReader"]
 
 
-def _allocate(length: int) -> Any:
-    """An uninitialised writable block (numpy, when present, skips bytearray's zero fill)."""
-    numpy = __import__("sys").modules.get("numpy")
-    if numpy is None:
-        try:
-            import numpy
-        except ImportError:
-            return bytearray(length)
-    return numpy.empty(length, dtype=numpy.uint8)
+#: Raw sections of at most this many bytes, one chunk each and next to each other in the
+#: file, are read together into one block of at most :data:`GROUP_BLOCK` bytes and returned
+#: as views of it: one read call instead of one each (a dict of 12,500 small arrays loaded
+#: in 0.25 s, 60% of it per-section calls: allocating, seeking, reading). Small sections
+#: only, so a block kept alive by one array it holds stays small.
+GROUP_SECTION = 64 << 10
+GROUP_BLOCK = 4 << 20
 
 
 class SectionReader:
@@ -53,24 +48,21 @@ class SectionReader:
         self.verify_raw = True  # the pickle section is always verified
         self._source = source
         self._compressor = compressor
-        self._workers = 1
-        self._pool: ThreadPoolExecutor | None = None
+        workers = 1
         if compressor is not None and compressor.parallel and total > layout.CHUNK_SIZE:
             # cpu_count reads cgroup files: only when it matters
-            self._workers = min(cpu_count(), layout.MAX_WORKERS)
-            if self._workers > 1:
-                self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="forklift-load")
+            workers = min(cpu_count(), layout.MAX_WORKERS)
+        self._jobs: OrderedJobs[None] = OrderedJobs(workers, _ignore, name="forklift-load")
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        self._jobs.close()
 
     def _check(self, name: str, data: memoryview | bytes, expected: int) -> None:
         if layout.checksum(name, data) != expected:
             raise self._source.corrupt("damaged data (checksum mismatch)")
 
     def _decode(
-        self, name: str, stored: bytes, raw: int, check: int, target: memoryview, *, width: int
+        self, name: str, stored: bytes, raw: int, check: int, target: memoryview, width: int
     ) -> None:
         self._check(name, stored, check)
         assert self._compressor is not None
@@ -85,7 +77,7 @@ class SectionReader:
         if len(data) != raw:
             raise self._source.corrupt("damaged compressed data (wrong length)")
         if width and raw % width == 0:
-            _unshuffle(data, width, target)
+            arrays.unshuffle_into(data, width, target)
         else:
             target[:] = data
 
@@ -94,13 +86,51 @@ class SectionReader:
         if not self.verify_raw:
             self._source.readinto(offset, target)
             return
-        check = 0
+        check = layout.hasher(name)
         for start in range(0, len(target), layout.PIECE_SIZE):
             piece = target[start : start + layout.PIECE_SIZE]
             self._source.readinto(offset + start, piece)
-            check = layout.checksum(name, piece, check)
-        if check != expected:
+            check.update(piece)
+        if check.intdigest() != expected:
             raise self._source.corrupt("damaged data (checksum mismatch)")
+
+    def read_all(self, sections: tuple[Section, ...]) -> list[Any]:
+        """The blocks of ``sections``, in order; small raw neighbours read as one block."""
+        blocks: list[Any] = []
+        run: list[tuple[int, int, int, str]] = []  # offset, length, checksum, its algorithm
+        run_start = run_end = 0
+        for section in sections:
+            chunks = section.chunks
+            if len(chunks) == 1 and section.length <= GROUP_SECTION and not section.shuffle:
+                offset, stored, _, coded, check = chunks[0]
+                if not coded:
+                    if run and (offset < run_end or offset + stored - run_start > GROUP_BLOCK):
+                        blocks += self._read_run(run, run_start, run_end)
+                        run = []
+                    if not run:
+                        run_start = offset
+                    run.append((offset, stored, check, section.checksum))
+                    run_end = offset + stored
+                    continue
+            if run:
+                blocks += self._read_run(run, run_start, run_end)
+                run = []
+            blocks.append(self.read(section))
+        if run:
+            blocks += self._read_run(run, run_start, run_end)
+        return blocks
+
+    def _read_run(self, run: list[tuple[int, int, int, str]], start: int, end: int) -> list[Any]:
+        """Read the sections of ``run`` (file bytes ``start``-``end``) as views of one block."""
+        block = arrays.empty_block(end - start)
+        self._source.readinto(start, memoryview(block).cast("B"))
+        views = []
+        for offset, stored, check, name in run:
+            view = block[offset - start : offset - start + stored]
+            if self.verify_raw:
+                self._check(name, memoryview(view).cast("B"), check)
+            views.append(view)
+        return views
 
     def read(self, section: Section) -> Any:
         if section.chunks:
@@ -108,54 +138,34 @@ class SectionReader:
             last = section.chunks[-1]
             self._source.will_need(first, last[0] + last[1] - first)
         try:
-            block = _allocate(section.length)
+            block = arrays.empty_block(section.length)
         except MemoryError:
             raise self._source.corrupt(
                 f"a section claims {section.length} bytes, more than this machine can allocate"
             ) from None
         view = memoryview(block).cast("B")
-        pending: collections.deque[Future[None]] = collections.deque()
         position = 0
         try:
             for offset, stored, raw, coded, check in section.chunks:
                 target = view[position : position + raw]
                 position += raw
-                job: Callable[[], None]
-                if coded:
-                    if self._compressor is None:
-                        raise self._source.corrupt("compressed chunk in an uncompressed file")
-                    data = self._source.read(offset, stored)
-                    job = functools.partial(
-                        self._decode,
-                        section.checksum,
-                        data,
-                        raw,
-                        check,
-                        target,
-                        width=section.shuffle,
-                    )
-                else:
+                if not coded:
                     self._read_raw(section.checksum, offset, target, check)
                     if section.shuffle and raw % section.shuffle == 0:
-                        _unshuffle(bytes(target), section.shuffle, target)  # see streams.py
+                        arrays.unshuffle_in_place(target, section.shuffle)  # see streams.py
                     continue
-                if self._pool is None:
-                    job()
-                    continue
-                pending.append(self._pool.submit(job))
-                if len(pending) >= 2 * self._workers:
-                    pending.popleft().result()
-            while pending:
-                pending.popleft().result()
-        finally:
-            for future in pending:
-                future.cancel()
+                if self._compressor is None:
+                    raise self._source.corrupt("compressed chunk in an uncompressed file")
+                data = self._source.read(offset, stored)
+                self._jobs.submit(
+                    self._decode, section.checksum, data, raw, check, target, section.shuffle
+                )
+            self._jobs.drain()
+        except BaseException:
+            self._jobs.close()  # no job may still write into the block
+            raise
         return block
 
 
-def _unshuffle(data: bytes, width: int, target: memoryview) -> None:
-    """Undo the writer's byte shuffle: ``data`` holds byte planes, ``target`` gets items."""
-    import numpy
-
-    planes = numpy.frombuffer(data, dtype=numpy.uint8).reshape(width, -1)
-    numpy.copyto(numpy.frombuffer(target, dtype=numpy.uint8).reshape(-1, width), planes.T)
+def _ignore(result: None) -> None:
+    """The jobs of :class:`SectionReader` write into their block: nothing to consume."""

@@ -17,17 +17,16 @@ Imports only :mod:`forklift.errors`, :mod:`forklift._support` and this package.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import io
 import json
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import IO, Any, cast
 
 from forklift._support.cpus import cpu_count
 from forklift.errors import CompressorUnavailableError, CorruptFileError
 from forklift.persist import arrays, layout, reader, stream_limits, streams
+from forklift.persist.bounded import OrderedJobs
 from forklift.persist.compressors import import_extra
 
 __all__ = [
@@ -118,24 +117,16 @@ def holds_forklift(file: IO[bytes], codec: str) -> bool:
         file.seek(start)
 
 
-def _allocate(length: int) -> Any:
-    try:
-        import numpy
-    except ImportError:
-        return bytearray(length)
-    return numpy.empty(length, dtype=numpy.uint8)
-
-
 def _parallel(
     file: IO[bytes],
     name: str,
     codec: str,
     start: int,
-    table: list[tuple[int, int, int, int]],
+    table: list[streams.Member],
     unshuffled: dict[int, int] | None,
 ) -> Any:
     try:
-        block = _allocate(sum(entry[2] for entry in table))
+        block = arrays.empty_block(sum(entry[2] for entry in table))
     except MemoryError:
         raise CorruptFileError(
             f"{name}: the {codec} stream's members claim more bytes than this machine has"
@@ -143,38 +134,34 @@ def _parallel(
     view = memoryview(block).cast("B")
     workers = min(cpu_count(), layout.MAX_WORKERS)
 
-    def decode(data: bytes, raw: int, width: int, target: memoryview) -> None:
-        content = streams.decompress_member(codec, data, raw)
+    def decode(data: bytes, raw: int, width: int, target: memoryview, check: int | None) -> None:
+        content = streams.decompress_member(codec, data, raw, check)
         if width:  # unshuffled while copied: one pass instead of a copy and an unshuffle
             arrays.unshuffle_into(content, width, target)
         else:
             target[:] = content
 
     position = 0
-    pending: collections.deque[Future[None]] = collections.deque()
-    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="forklift-load") as pool:
-        try:
-            for offset, length, raw, recorded in table:
-                file.seek(start + offset)
-                data = file.read(length)
-                if len(data) != length:
-                    raise CorruptFileError(f"{name}: truncated {codec} stream")
-                target = view[position : position + raw]
-                width = recorded if unshuffled is not None and recorded in (2, 4, 8, 16) else 0
-                if width and raw % width == 0:
-                    unshuffled[position] = width  # type: ignore[index]
-                else:
-                    width = 0
-                position += raw
-                pending.append(pool.submit(decode, data, raw, width, target))
-                while len(pending) >= 2 * workers:
-                    pending.popleft().result()
-            while pending:
-                pending.popleft().result()
-        finally:
-            for future in pending:
-                future.cancel()
+    with OrderedJobs(max(1, workers), _ignore, name="forklift-load") as jobs:
+        for offset, length, raw, recorded, check in table:
+            file.seek(start + offset)
+            data = file.read(length)
+            if len(data) != length:
+                raise CorruptFileError(f"{name}: truncated {codec} stream")
+            target = view[position : position + raw]
+            width = recorded if unshuffled is not None and recorded in (2, 4, 8, 16) else 0
+            if width and raw % width == 0:
+                unshuffled[position] = width  # type: ignore[index]
+            else:
+                width = 0
+            position += raw
+            jobs.submit(decode, data, raw, width, target, check)
+        jobs.drain()
     return block
+
+
+def _ignore(result: None) -> None:
+    """Decoding jobs write into their block: nothing to consume."""
 
 
 def _in_pieces(data: memoryview, codec: str, declared: int | None, limit: int | None) -> Any:
@@ -192,21 +179,21 @@ def _in_pieces(data: memoryview, codec: str, declared: int | None, limit: int | 
     cap = _PIECE_LIMIT if limit is None else min(limit, _PIECE_LIMIT)
     out = stream_limits.ContentBlock(declared, limit)
     total = 1  # Adler-32 of nothing
-    pending: collections.deque[Future[tuple[bytes, int]]] = collections.deque()
-    with ThreadPoolExecutor(workers, thread_name_prefix="forklift-load") as pool:
+
+    def take(result: tuple[bytes, int]) -> None:
+        nonlocal total
+        output, value = result
+        out.append(output)  # past the limit: in order, the error says so
+        total = streams.adler32_combine(total, value, len(output))
+
+    with OrderedJobs(workers, take, name="forklift-load") as jobs:
         try:
             for number, piece in enumerate(pieces):
                 last = number == len(pieces) - 1
-                pending.append(pool.submit(streams.decode_piece, codec, piece, last, cap))
-                while pending and (len(pending) >= 2 * workers or last):
-                    output, value = pending.popleft().result()
-                    out.append(output)  # past the limit: in order, the error says so
-                    total = streams.adler32_combine(total, value, len(output))
+                jobs.submit(streams.decode_piece, codec, piece, last, cap)
+            jobs.drain()
         except Exception:  # a marker that was chance, not a boundary: decode in order
             return None
-        finally:
-            for job in pending:
-                job.cancel()
     if codec == "zlib" and total != int.from_bytes(bytes(data[-4:]), "big"):
         return None
     return out.result()
@@ -281,7 +268,7 @@ def read_exactly(file: IO[bytes], head: bytes, length: int, name: str) -> Any:
     if length < layout.HEADER_SIZE + layout.TRAILER.size:
         raise CorruptFileError(f"{name}: damaged header (a length of {length} bytes)")
     try:
-        block = _allocate(length)
+        block = arrays.empty_block(length)
     except MemoryError:
         raise CorruptFileError(f"{name}: its header claims {length} bytes") from None
     view = memoryview(block).cast("B")
@@ -312,9 +299,10 @@ def _prepare_chunks(
         for chunk in chunks:
             prepare(*chunk)
         return
-    with ThreadPoolExecutor(workers, thread_name_prefix="forklift-load") as pool:
-        for job in [pool.submit(prepare, *chunk) for chunk in chunks]:
-            job.result()
+    with OrderedJobs(workers, _ignore, name="forklift-load") as jobs:
+        for chunk in chunks:
+            jobs.submit(prepare, *chunk)
+        jobs.drain()
 
 
 def read_content(
@@ -347,7 +335,7 @@ def read_content(
                         raise source.corrupt("a member's shuffle width differs from the index")
                     continue
                 chunks.append((whole[offset : offset + stored], width, section.checksum, check))
-            section = replace(section, shuffle=0)
+            section = section._replace(shuffle=0)
         sections.append(section)
     if done:
         raise source.corrupt("a member was recorded as shuffled where the index has no array")
@@ -362,7 +350,7 @@ def open_content(file: IO[bytes], name: str) -> tuple[reader.Source, str] | None
     """For ``inspect_file``: the decompressed content of a compressed forklift file as a
     Source, and its compression (``"gzip level 3"``); None if ``file`` is not one."""
     start = file.tell()
-    head = file.read(32)
+    head = file.read(streams.DETECT_LENGTH)
     file.seek(start)
     codec = streams.detect(head)
     if codec is None or not holds_forklift(file, codec):

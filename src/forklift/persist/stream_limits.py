@@ -82,11 +82,11 @@ def content_limit(
 
 
 def check_members(
-    table: list[tuple[int, int, int, int]], declared: int | None, limit: int | None, name: str
+    table: list[streams.Member], declared: int | None, limit: int | None, name: str
 ) -> None:
     """Bound the raw sizes forklift's writer recorded for each member before allocating."""
     total = 0
-    for _, _, raw, _ in table:
+    for _, _, raw, _, _ in table:
         if not 0 <= raw <= reader.MAX_CODED_CHUNK_RAW:
             raise CorruptFileError(
                 f"{name}: a member records {raw} bytes (at most {reader.MAX_CODED_CHUNK_RAW})"

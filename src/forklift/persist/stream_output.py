@@ -12,18 +12,17 @@ At most ``2 * workers`` chunks are in flight, so memory stays flat for any size,
 calling thread writes while the workers compress (zlib, bz2, lzma, lz4 and zstd release the
 GIL). ``.lzma`` cannot be cut in members: it is compressed by one compressor, in order.
 
-Imports only :mod:`forklift._support` and this package's layout, arrays and streams.
+Imports only :mod:`forklift._support` and this package's layout, arrays, bounded and streams.
 """
 
 from __future__ import annotations
 
-import collections
 import lzma
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO
 
 from forklift._support.cpus import cpu_count
 from forklift.persist import arrays, layout
+from forklift.persist.bounded import OrderedJobs
 from forklift.persist.streams import STREAM_CODECS, StreamCodec
 
 __all__ = ["StreamOutput"]
@@ -36,29 +35,33 @@ class StreamOutput:
     """A write-only file whose content is compressed into a :mod:`.streams` codec stream.
 
     ``position`` counts content (uncompressed) bytes, like the writer's plain output.
-    ``measure``: compress nothing, only fill in the checksums and count (the writer's first
-    pass, which learns the content's length so that the header can record it).
+    ``layout_only``: read, compress and write nothing; every checksum is the widest its
+    algorithm has (the writer's layout pass, which learns the content's length so that the
+    header can record it).
     """
 
     def __init__(
-        self, file: IO[bytes], codec_name: str, level: int, *, measure: bool = False
+        self, file: IO[bytes], codec_name: str, level: int, *, layout_only: bool = False
     ) -> None:
         self._file = file
         self._codec: StreamCodec = STREAM_CODECS[codec_name]
         self._level = level
         self.position = 0
+        #: whether sections' numeric chunks are byte-shuffled for this codec
+        self.shuffles = self._codec.shuffle
         self._pending = bytearray()
-        self._queue: collections.deque[Future[_Member] | _Member] = collections.deque()
         self._total = 0  # the codec's running footer value (zlib: Adler-32 so far)
         self._total_length = 0
         self._started = False
-        self._measure = measure
-        parallel = self._codec.concatenable and not measure
-        self._workers = min(cpu_count(), layout.MAX_WORKERS) if parallel else 1
-        self._pool: ThreadPoolExecutor | None = None
+        self._layout_only = layout_only
+        parallel = self._codec.concatenable and not layout_only
+        workers = min(cpu_count(), layout.MAX_WORKERS) if parallel else 1
+        self._jobs: OrderedJobs[_Member] = OrderedJobs(
+            workers, self._write_member, name="forklift-dump"
+        )
         self._alone = (
             lzma.LZMACompressor(lzma.FORMAT_ALONE, preset=level)
-            if not self._codec.concatenable and not measure
+            if not self._codec.concatenable and not layout_only
             else None
         )
         if codec_name == "zlib":
@@ -97,8 +100,7 @@ class StreamOutput:
 
     def drain(self) -> None:
         """Wait for every submitted chunk (so the chunk tables' checksums are filled in)."""
-        while self._queue:
-            self._write_member(self._queue.popleft())
+        self._jobs.drain()
 
     def close(self) -> None:
         """Write everything still pending and the stream's footer; stop the workers."""
@@ -114,9 +116,7 @@ class StreamOutput:
 
     def abort(self) -> None:
         """Stop the workers without writing more (the dump failed)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        self._jobs.close()
 
     def _start(self) -> None:
         if not self._started:
@@ -132,30 +132,25 @@ class StreamOutput:
     def _submit(
         self, chunk: memoryview, width: int, checksum: str | None, entry: list[int] | None
     ) -> None:
-        if self._alone is not None or self._workers < 2:
-            self._write_member(self._encode(chunk, width, checksum, entry))
-            return
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="forklift-dump")
-        self._queue.append(self._pool.submit(self._encode, chunk, width, checksum, entry))
-        while len(self._queue) >= 2 * self._workers:
-            self._write_member(self._queue.popleft())
+        self._jobs.submit(self._encode, chunk, width, checksum, entry)
 
     def _encode(
         self, chunk: memoryview, width: int, checksum: str | None, entry: list[int] | None
     ) -> _Member:
+        if self._layout_only:
+            if entry is not None and checksum is not None:
+                entry[4] = layout.CHECKSUMS[checksum]
+            return b"", 0, len(chunk)
         stored = arrays.shuffle_bytes(chunk, width) if width else chunk
         if entry is not None and checksum is not None:
             entry[4] = layout.checksum(checksum, stored)
-        if self._measure:
-            return b"", 0, len(stored)
         if self._alone is not None:
             return self._alone.compress(stored), 0, len(stored)
         member, value = self._codec.member(stored, self._level, width)
         return member, value, len(stored)
 
-    def _write_member(self, item: Future[_Member] | _Member) -> None:
-        member, value, length = item.result() if isinstance(item, Future) else item
+    def _write_member(self, item: _Member) -> None:
+        member, value, length = item
         self._start()
         self._total = self._codec.combine(self._total, value, length)
         self._total_length += length
