@@ -15,6 +15,13 @@ are seen at once) and unpickles the bytes - a fresh object each time, as a load 
 gives. Access times (for least-recently-used eviction) are then recorded at most once per
 :data:`TOUCH_EVERY` seconds per entry and process: LRU order has that resolution.
 
+The plain and the coroutine forms (:mod:`.memoized_async`) share every step but the two that
+must wait - taking the key's lock and calling the function: :meth:`_look_up` (key, first
+look), :meth:`_stored_meanwhile` (the second look, under the lock), :meth:`_computing` and
+:meth:`_store`; each form strings them together around its own waits. Rejected: one
+generator for the whole life of a call, driven by each form (it cost a generator per cached
+call and added its frames to the tracebacks of the function's own errors).
+
 A damaged entry is reported as a :class:`~forklift.errors.CacheWarning`, deleted and
 recomputed; a cache that cannot be written (read-only, full disk) warns and still returns the
 result. Nothing the function computed is ever lost to a cache problem.
@@ -218,33 +225,55 @@ class MemorizedFunction(Generic[P, R]):
     def _lookup_or_compute(
         self, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> tuple[Any, CallId | None]:
-        try:
-            call_id, arguments = self._call_id(args, kwargs)
-        except HashingError as error:
-            warn_cache_problem(self._unhashable_message(error))
+        call_id, arguments, found, value = self._look_up(args, kwargs)
+        if call_id is None:  # arguments that cannot be hashed: computed without the cache
             return self.func(*args, **kwargs), None
-        found, value = self._load(call_id, arguments)
         if found:
             return value, call_id
         lock = self.store.lock_item(call_id, self.wait_timeout)
         with lock as held:
-            # Someone may have stored it while we waited for the lock (a cheap look first:
-            # usually nobody did).
-            if held and self.store.contains_item(call_id):
-                found, value = self._load(call_id, arguments)
-                if found:
-                    return value, call_id
+            found, value = self._stored_meanwhile(held, call_id, arguments)
+            if found:
+                return value, call_id
             value, metadata = self._compute_and_store(call_id, arguments, args, kwargs)
             if metadata.get("stored"):
                 lock.done()
         return value, call_id
 
-    def _unhashable_message(self, error: HashingError) -> str:
-        return (
-            f"the arguments of {self.identity.qualname}() cannot be hashed ({error}); "
-            "computing it without the cache - pass such arguments in ignore=[...] or "
-            "give them a picklable form"
-        )
+    def _look_up(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[CallId | None, dict[str, Any], bool, Any]:
+        """The first look, without the lock: ``(call_id, arguments, found, value)``.
+        ``call_id`` is None (warned) when the arguments cannot be hashed."""
+        try:
+            call_id, arguments = self._call_id(args, kwargs)
+        except HashingError as error:
+            # stacklevel: this frame, the form's lookup and its __call__ lie between the
+            # warning and the caller's line.
+            warn_cache_problem(
+                f"the arguments of {self.identity.qualname}() cannot be hashed ({error}); "
+                "computing it without the cache - pass such arguments in ignore=[...] or "
+                "give them a picklable form",
+                stacklevel=5,
+            )
+            return None, {}, False, None
+        found, value = self._load(call_id, arguments)
+        return call_id, arguments, found, value
+
+    def _stored_meanwhile(
+        self, held: bool, call_id: CallId, arguments: dict[str, Any]
+    ) -> tuple[bool, Any]:
+        """The second look, once the key's lock is ``held``: someone may have stored the
+        result while we waited (a cheap look first: usually nobody did)."""
+        if held and self.store.contains_item(call_id):
+            return self._load(call_id, arguments)
+        return False, None
+
+    def _computing(self, arguments: dict[str, Any]) -> float:
+        """Say that the call is computed (if verbose); its start, for :meth:`_store`."""
+        if self._reporter.verbose >= 1:  # describing the call costs more than a quiet miss
+            self._reporter.computing(self.identity.qualname, self._describe(arguments))
+        return time.perf_counter()
 
     def _compute_and_store(
         self,
@@ -253,15 +282,15 @@ class MemorizedFunction(Generic[P, R]):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> tuple[Any, dict[str, Any]]:
-        if self._reporter.verbose >= 1:  # describing the call costs more than a quiet miss
-            self._reporter.computing(self.identity.qualname, self._describe(arguments))
-        started = time.perf_counter()
+        started = self._computing(arguments)
         value = self.func(*args, **kwargs)
-        return value, self._store(call_id, arguments, value, time.perf_counter() - started)
+        return value, self._store(call_id, arguments, value, started)
 
     def _store(
-        self, call_id: CallId, arguments: dict[str, Any], value: Any, duration: float
+        self, call_id: CallId, arguments: dict[str, Any], value: Any, started: float
     ) -> dict[str, Any]:
+        """Store a computed ``value`` (computing began at ``started``); its metadata."""
+        duration = time.perf_counter() - started
         metadata = {
             "duration": duration,
             "time": time.time(),
@@ -390,7 +419,7 @@ def _small_pickle(value: Any) -> bytes | None:
     return payload
 
 
-def warn_cache_problem(message: str) -> None:
+def warn_cache_problem(message: str, stacklevel: int = 4) -> None:
     """Report a cache problem Memory worked around, once: through ``warnings`` only, so a
     warnings filter silences it entirely (it used to go to ``logging`` as well)."""
-    warnings.warn(message, CacheWarning, stacklevel=4)
+    warnings.warn(message, CacheWarning, stacklevel=stacklevel)
