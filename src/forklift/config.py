@@ -45,6 +45,9 @@ from forklift._support.sizes import parse_bytes
 from forklift.errors import ConfigurationError
 
 __all__ = [
+    "DEFAULT_MAX_NBYTES",
+    "DEFAULT_MMAP_MODE",
+    "DEFAULT_VERBOSE",
     "PREFER_VALUES",
     "REQUIRE_VALUES",
     "EnterHook",
@@ -64,6 +67,11 @@ __all__ = [
 
 PREFER_VALUES: Final = (None, "processes", "threads")
 REQUIRE_VALUES: Final = (None, "sharedmem")
+# The settings whose default is not None. Settings, Parallel and parallel_config take their
+# defaults from here (tests/config/test_parameters.py checks the signatures agree).
+DEFAULT_VERBOSE: Final = 0
+DEFAULT_MAX_NBYTES: Final = "1M"
+DEFAULT_MMAP_MODE: Final = "r"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,10 +84,10 @@ class Settings:
 
     backend: Any = None
     n_jobs: int | None = None
-    verbose: int = 0
+    verbose: int = DEFAULT_VERBOSE
     temp_folder: str | None = None
-    max_nbytes: int | str | None = "1M"
-    mmap_mode: str | None = "r"
+    max_nbytes: int | str | None = DEFAULT_MAX_NBYTES
+    mmap_mode: str | None = DEFAULT_MMAP_MODE
     prefer: str | None = None
     require: str | None = None
     inner_max_num_threads: int | None = None
@@ -122,9 +130,7 @@ def resolve_settings(base: Settings | None = None, **explicit: Any) -> Settings:
             changes[name] = None if value is RESET else value
     if not changes:
         return settings
-    resolved = dataclasses.replace(settings, **changes)
-    validate_settings(resolved)
-    return resolved
+    return validate_settings(dataclasses.replace(settings, **changes))
 
 
 def _is_passed(name: str, value: object) -> bool:
@@ -171,9 +177,11 @@ def validate_n_jobs(n_jobs: object) -> int | None:
     return number
 
 
-def validate_settings(settings: Settings) -> None:
-    """Raise ConfigurationError naming the first setting that cannot be used."""
-    validate_n_jobs(settings.n_jobs)
+def validate_settings(settings: Settings) -> Settings:
+    """Raise ConfigurationError naming the first setting that cannot be used; return the
+    settings with ``n_jobs`` as a plain ``int`` (a numpy integer passes), so that this is the
+    one place ``n_jobs`` is checked and everything after it can trust the value."""
+    n_jobs = validate_n_jobs(settings.n_jobs)
     if settings.prefer not in PREFER_VALUES:
         # "prefer=... is not a valid backend hint" is joblib's phrase; code matches on it.
         raise ConfigurationError(
@@ -202,6 +210,9 @@ def validate_settings(settings: Settings) -> None:
     backend = settings.backend
     if backend is not None and isinstance(backend, str) and not backend:
         raise ConfigurationError("backend must be a backend name or instance, got ''")
+    if type(settings.n_jobs) is not type(n_jobs):
+        return dataclasses.replace(settings, n_jobs=n_jobs)
+    return settings
 
 
 # A hook sees the settings a block is about to put in force and the names that block set
@@ -279,10 +290,10 @@ class parallel_config:
         backend: Any = None,
         *,
         n_jobs: int | None = INHERIT_NONE,
-        verbose: int = default(0),
+        verbose: int = default(DEFAULT_VERBOSE),
         temp_folder: str | None = None,
-        max_nbytes: int | str | None = default("1M"),
-        mmap_mode: str | None = default("r"),
+        max_nbytes: int | str | None = default(DEFAULT_MAX_NBYTES),
+        mmap_mode: str | None = default(DEFAULT_MMAP_MODE),
         prefer: str | None = None,
         require: str | None = None,
         inner_max_num_threads: int | None = None,

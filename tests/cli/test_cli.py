@@ -141,3 +141,27 @@ def test_inspect_refuses_what_is_not_a_dump(tmp_path: Path) -> None:
     assert forklift("inspect", str(text)).returncode == 3
     assert forklift("inspect", str(tmp_path / "missing.fkl")).returncode == 3
     assert forklift("inspect", str(tmp_path)).returncode == 3
+
+
+def test_demo_prints_the_speed_up_the_cpus_and_whether_the_machine_was_busy() -> None:
+    done = forklift("demo", "--files", "4", "--n-jobs", "2")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].endswith("CPUs)")  # how many it had
+    assert any(line.strip().startswith("starting 2 workers:") for line in lines)
+    (speed_up,) = [line for line in lines if "results; speed-up" in line]
+    assert "same 4 results" in speed_up and "x with 2 workers on" in speed_up
+    (first,) = [i for i, line in enumerate(lines) if line.startswith("  the machine was ")]
+    verdict = " ".join(line.strip() for line in lines[first:])
+    assert verdict.startswith(("the machine was busy", "the machine was idle"))
+    assert "load average" in verdict and "the workers" in verdict
+
+
+def test_the_demos_verdict_follows_what_was_measured() -> None:
+    from forklift.cli.demo import _machine_verdict
+
+    idle = " ".join(_machine_verdict(0.05, 2, loop_share=0.99, workers_share=0.97).split())
+    assert "idle" in idle and "0.05 on 2 CPUs" in idle and "97%" in idle
+    assert "busy" in _machine_verdict(3.5, 2, loop_share=0.99, workers_share=0.97)
+    assert "busy" in _machine_verdict(0.0, 2, loop_share=0.6, workers_share=0.5)
+    assert "load average unknown" in _machine_verdict(None, 8, 0.99, 0.99)

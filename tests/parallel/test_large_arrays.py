@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import forklift
-from forklift import Parallel, delayed
+from forklift import Parallel, cpu_count, delayed
 from forklift.pool import shutdown_reusable_executor
 
 BACKENDS = ["loky", "multiprocessing"]
@@ -56,6 +56,41 @@ def test_one_file_per_array_per_call_seen_as_a_read_only_memmap(backend: str) ->
     assert not any(writable for _, _, writable, _ in seen)  # mmap_mode="r" by default
     assert [total for _, _, _, total in seen] == pytest.approx(data.sum(axis=1)[:16])
     assert not os.path.exists(path)  # removed when the call ended
+    assert array_folders() == []
+
+
+def stripe_facts(array: Any, row: int) -> tuple[str | None, int, bool, float]:
+    """What a worker sees of a striped array: its file, its stripe count, whether it is
+    writable, and a row's sum after writing into another row (if it may)."""
+    stripes = getattr(array, "forklift_stripes", ((),))[0]
+    if array.flags.writeable:
+        array[row + 1] = -1.0
+    return (
+        getattr(array, "filename", None),
+        len(stripes),
+        bool(array.flags.writeable),
+        float(array[row].sum()),
+    )
+
+
+@pytest.mark.skipif(cpu_count() < 2, reason="one CPU: arrays are not striped")
+@pytest.mark.parametrize(
+    ("backend", "mmap_mode"), [(b, m) for b in BACKENDS for m in "r c".split()]
+)
+def test_a_large_array_reaches_workers_as_one_memmap_of_several_stripes(
+    backend: str, mmap_mode: str
+) -> None:
+    data = np.random.default_rng(3).random((1024, 9216))  # 72 MB: striped
+    expected = data.copy()
+    seen = Parallel(n_jobs=2, backend=backend, batch_size=1, mmap_mode=mmap_mode)(
+        delayed(stripe_facts)(data, row) for row in range(0, 1024, 128)
+    )
+    assert len({path for path, _, _, _ in seen}) == 1
+    assert all(n_stripes >= 2 for _, n_stripes, _, _ in seen)
+    assert all(writable == (mmap_mode == "c") for _, _, writable, _ in seen)
+    assert [total for _, _, _, total in seen] == pytest.approx(expected[::128].sum(axis=1))
+    assert np.array_equal(data, expected)
+    assert not os.path.exists(seen[0][0] or "")
     assert array_folders() == []
 
 

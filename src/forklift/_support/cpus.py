@@ -8,6 +8,11 @@ quota or a process pinned to a few cores. :func:`cpu_count` takes the smallest o
   ``cpu.cfs_period_us``);
 * the environment override ``FORKLIFT_MAX_CPU_COUNT`` (``LOKY_MAX_CPU_COUNT``, which joblib
   users may already set, is honoured too).
+
+Two rules built on that count live here too, so that every backend, the pool and the CLI
+apply the same ones: :func:`workers_for_n_jobs` (what ``n_jobs`` means as a number of
+workers: ``-1`` all CPUs, ``-2`` all but one, ...) and :func:`threads_per_worker` (the
+BLAS/OpenMP thread cap that gives each of ``n_workers`` processes its share of the CPUs).
 """
 
 from __future__ import annotations
@@ -17,7 +22,14 @@ import math
 import os
 from pathlib import Path
 
-__all__ = ["CPU_COUNT_ENV_VARS", "cgroup_cpu_limit", "cpu_count", "physical_core_count"]
+__all__ = [
+    "CPU_COUNT_ENV_VARS",
+    "cgroup_cpu_limit",
+    "cpu_count",
+    "physical_core_count",
+    "threads_per_worker",
+    "workers_for_n_jobs",
+]
 
 CPU_COUNT_ENV_VARS = ("FORKLIFT_MAX_CPU_COUNT", "LOKY_MAX_CPU_COUNT")
 _CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -40,6 +52,35 @@ def cpu_count(only_physical_cores: bool = False) -> int:
         limits.append(physical_core_count())
     limits.append(_environment_limit())
     return max(1, min(limit for limit in limits if limit is not None))
+
+
+def workers_for_n_jobs(n_jobs: int, capacity: int | None = None) -> int:
+    """How many workers ``n_jobs`` asks for out of ``capacity`` (default: :func:`cpu_count`).
+
+    A positive ``n_jobs`` is the count itself; a negative one counts back from the capacity,
+    ``-1`` meaning all of it, ``-2`` all but one, and never less than one worker. ``n_jobs``
+    is already validated (a non-zero int). Clusters pass their own capacity (their threads).
+
+    Examples:
+        >>> workers_for_n_jobs(3, capacity=8), workers_for_n_jobs(-1, capacity=8)
+        (3, 8)
+        >>> workers_for_n_jobs(-2, capacity=8), workers_for_n_jobs(-20, capacity=8)
+        (7, 1)
+    """
+    if n_jobs > 0:
+        return n_jobs
+    return max((cpu_count() if capacity is None else capacity) + 1 + n_jobs, 1)
+
+
+def threads_per_worker(n_workers: int) -> int:
+    """BLAS/OpenMP threads for each of ``n_workers`` processes: their share of the CPUs, so
+    that the workers' inner threads together do not oversubscribe the machine.
+
+    Examples:
+        >>> threads_per_worker(cpu_count()), threads_per_worker(1) == cpu_count()
+        (1, True)
+    """
+    return max(1, cpu_count() // max(n_workers, 1))
 
 
 @functools.cache

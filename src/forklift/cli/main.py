@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
             "file at a time and then with Parallel, and print the speed-up."
         ),
     )
-    demo.add_argument("--files", type=int, default=48, help="how many files (default 48)")
+    demo.add_argument("--files", type=int, default=32, help="how many files (default 32)")
     demo.add_argument(
         "--n-jobs", type=int, default=-1, help="workers for the parallel run (default -1: all)"
     )

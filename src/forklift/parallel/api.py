@@ -9,18 +9,25 @@ it keeps one started backend - and so its workers - across calls.
 from __future__ import annotations
 
 import dataclasses
-import math
+import inspect
 import os
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence, Sized
 from types import TracebackType
 from typing import Any, Final, Generic, Literal, ParamSpec, TypeVar
 
-from forklift._support.arithmetic import evaluate_expression
-from forklift.config import Settings, as_integer, default, resolve_settings
+from forklift.config import (
+    DEFAULT_MAX_NBYTES,
+    DEFAULT_MMAP_MODE,
+    DEFAULT_VERBOSE,
+    Settings,
+    default,
+    resolve_settings,
+)
 from forklift.errors import ConfigurationError, InvalidTaskError, ParallelStateError
 from forklift.parallel.backends.base import Backend, Call
-from forklift.parallel.engine import RunPlan, execute
+from forklift.parallel.engine import execute
+from forklift.parallel.plan import CallOptions, ReturnAs, plan_run
 from forklift.parallel.resilience import Checkpoint, Resilience
 from forklift.parallel.retries import as_retry_policy
 from forklift.parallel.selection import Selection, select_backend
@@ -32,8 +39,6 @@ __all__ = ["Parallel", "delayed", "effective_n_jobs"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
-RETURN_AS: Final = ("list", "generator", "generator_unordered")
-ReturnAs = Literal["list", "generator", "generator_unordered"]
 _MISSING: Final[Any] = object()
 
 
@@ -91,18 +96,6 @@ def effective_n_jobs(n_jobs: int = -1) -> int:
     """
     settings = resolve_settings(n_jobs=n_jobs)
     return select_backend(settings, explicit_backend=False).n_workers
-
-
-@dataclasses.dataclass(frozen=True)
-class _Options:
-    """Parallel's own arguments that are not settings, validated once."""
-
-    return_as: ReturnAs
-    timeout: float | None
-    pre_dispatch: int | str
-    batch_size: int | None  # None: "auto"
-    observation: ObservationOptions
-    resilience: Resilience
 
 
 class Parallel:
@@ -173,13 +166,13 @@ class Parallel:
         n_jobs: int | None = None,
         backend: str | Backend | Any = None,
         return_as: ReturnAs = "list",
-        verbose: int = default(0),
+        verbose: int = default(DEFAULT_VERBOSE),
         timeout: float | None = None,
         pre_dispatch: int | str = "2 * n_jobs",
         batch_size: int | str = "auto",
         temp_folder: str | None = None,
-        max_nbytes: int | str | None = default("1M"),
-        mmap_mode: str | None = default("r"),
+        max_nbytes: int | str | None = default(DEFAULT_MAX_NBYTES),
+        mmap_mode: str | None = default(DEFAULT_MMAP_MODE),
         prefer: str | None = None,
         require: str | None = None,
         *,
@@ -195,36 +188,16 @@ class Parallel:
         seed: int | None = None,
         **backend_kwargs: Any,
     ) -> None:
-        self._arguments: dict[str, Any] = {
-            "n_jobs": n_jobs,
-            "backend": backend,
-            "return_as": return_as,
-            "verbose": verbose,
-            "timeout": timeout,
-            "pre_dispatch": pre_dispatch,
-            "batch_size": batch_size,
-            "temp_folder": temp_folder,
-            "max_nbytes": max_nbytes,
-            "mmap_mode": mmap_mode,
-            "prefer": prefer,
-            "require": require,
-            "progress": progress,
-            "reporters": reporters,
-            "trace": trace,
-            "retries": retries,
-            "retry_on": retry_on,
-            "retry_backoff": retry_backoff,
-            "on_error": on_error,
-            "task_timeout": task_timeout,
-            "checkpoint": checkpoint,
-            "seed": seed,
-            **backend_kwargs,
-        }
-        self._options = _Options(
-            return_as=_check_return_as(return_as),
-            timeout=_check_timeout(timeout),
-            pre_dispatch=_check_pre_dispatch(pre_dispatch),
-            batch_size=_check_batch_size(batch_size),
+        # Every argument, by name: listed once, in the signature (_with_overrides makes a
+        # changed copy from them). Those that are settings go through resolve_settings.
+        passed = locals()  # (a comprehension has its own locals(): take them here)
+        named = {name: passed[name] for name in _PARAMETERS}
+        self._arguments: dict[str, Any] = {**named, **backend_kwargs}
+        self._options = CallOptions.check(
+            return_as,
+            timeout,
+            pre_dispatch,
+            batch_size,
             observation=ObservationOptions.check(progress, reporters, trace),
             resilience=Resilience(
                 retry=as_retry_policy(retries, retry_on, retry_backoff),
@@ -237,17 +210,11 @@ class Parallel:
         self._explicit_backend = backend is not None
         self._backend_kwargs = backend_kwargs
         self._settings = resolve_settings(
-            backend=backend,
-            n_jobs=n_jobs,
-            verbose=verbose,
-            temp_folder=temp_folder,
-            max_nbytes=max_nbytes,
-            mmap_mode=mmap_mode,
-            prefer=prefer,
-            require=require,
+            **{name: value for name, value in named.items() if name in _SETTING_NAMES}
         )
-        # Fail on an unknown backend name or parameter now, where it was written.
-        self._select()
+        # Made now so that an unknown backend name or parameter fails where it was written;
+        # the first call (or with-block) uses this backend rather than making another.
+        self._unused: Selection | None = self._select()
         self._running = threading.Lock()
         self._kept: Selection | None = None  # the started backend of a with-block
         self._borrowed = False  # _kept belongs to another Parallel (see _with_overrides)
@@ -272,7 +239,7 @@ class Parallel:
     def __enter__(self) -> Parallel:
         self._check_usable()
         if self._kept is None:
-            self._kept = self._select()
+            self._kept = self._take_selection()
             self._kept.backend.start(self._kept.n_workers)
         return self
 
@@ -326,13 +293,14 @@ class Parallel:
             )
         try:
             self._check_usable()
-            selection = self._kept if self._kept is not None else self._select()
+            selection = self._kept if self._kept is not None else self._take_selection()
             owned = self._kept is None
             backend = selection.backend
             interrupted = True
             try:
                 backend.start(selection.n_workers)
-                yield from execute(self._plan(selection, expected_total), iterable)
+                plan = plan_run(self._options, selection, self._settings, expected_total)
+                yield from execute(plan, iterable)
                 interrupted = False
             except Exception:
                 interrupted = False  # a task error: let running work wind down cleanly
@@ -351,6 +319,11 @@ class Parallel:
                 "or make a new Parallel(...)"
             )
 
+    def _take_selection(self) -> Selection:
+        """The backend made when this Parallel was, the first time; a new one after."""
+        selection, self._unused = self._unused, None
+        return selection if selection is not None else self._select()
+
     def _select(self) -> Selection:
         return select_backend(
             self._settings,
@@ -358,45 +331,28 @@ class Parallel:
             backend_params=self._backend_kwargs,
         )
 
-    def _plan(self, selection: Selection, expected_total: int | None = None) -> RunPlan:
-        options = self._options
-        backend = selection.backend
-        batch_size = options.batch_size
-        if backend.name == "sequential":
-            max_in_flight: int | None = 1  # running ahead inline buys nothing
-        elif options.resilience.task_timeout is not None:
-            # A task's clock starts when it is sent: send no more than there are workers,
-            # one task per batch, so that sent means started.
-            max_in_flight, batch_size = selection.n_workers, 1
-        else:
-            max_in_flight = _batches_in_flight(options.pre_dispatch, selection.n_workers)
-        reporters = options.observation.reporters_for_run(int(self._settings.verbose))
-        return RunPlan(
-            backend=backend,
-            n_workers=selection.n_workers,
-            n_jobs=selection.n_jobs,
-            max_in_flight=max_in_flight,
-            batch_size=batch_size,
-            timeout=options.timeout,
-            ordered=options.return_as != "generator_unordered",
-            worker_settings=_worker_settings(self._settings, backend),
-            reporters=reporters,
-            expected_total=expected_total,
-            resilience=options.resilience,
-        )
-
     def _with_overrides(self, overrides: dict[str, Any]) -> Parallel:
         derived = Parallel(**{**self._arguments, **overrides})
         if self._kept is not None:
-            candidate = derived._select()
+            candidate = derived._unused
             if (
-                type(candidate.backend) is type(self._kept.backend)
+                candidate is not None
+                and type(candidate.backend) is type(self._kept.backend)
                 and candidate.n_workers == self._kept.n_workers
             ):
                 # Borrow this one's started workers; the borrower never stops them.
                 derived._kept = Selection(self._kept.backend, candidate.n_workers, derived.n_jobs)
                 derived._borrowed = True
         return derived
+
+
+# Parallel's parameters, from its signature: the one list of them.
+_PARAMETERS: Final = tuple(
+    name
+    for name, parameter in inspect.signature(Parallel).parameters.items()
+    if parameter.kind is not inspect.Parameter.VAR_KEYWORD  # not **backend_kwargs
+)
+_SETTING_NAMES: Final = frozenset(field.name for field in dataclasses.fields(Settings))
 
 
 def _flatten(chunks: Iterator[list[Any]]) -> Generator[Any, None, None]:
@@ -410,20 +366,6 @@ def _flatten(chunks: Iterator[list[Any]]) -> Generator[Any, None, None]:
             close()
 
 
-def _worker_settings(settings: Settings, backend: Backend) -> Settings:
-    """The settings a task sees inside a worker: the caller's, minus the outer choice of
-    backend and n_jobs (a nested call uses the backend's nested backend instead)."""
-    return dataclasses.replace(
-        settings,
-        backend=backend.capabilities.nested_backend,
-        n_jobs=None,
-        require=None,
-        prefer=None,
-        backend_params={},
-        worker_of=backend.name,
-    )
-
-
 def _length(iterable: Iterable[Any]) -> int | None:
     """``len(iterable)`` when it has a cheap, honest one (lists, tuples, ranges...)."""
     if not isinstance(iterable, Sized):
@@ -433,62 +375,3 @@ def _length(iterable: Iterable[Any]) -> int | None:
     except Exception:
         return None
     return length if isinstance(length, int) and length >= 0 else None
-
-
-def _check_return_as(value: object) -> ReturnAs:
-    if value not in RETURN_AS:
-        # joblib's phrase first ("Expected `return_as` parameter ..."); code matches on it.
-        raise ConfigurationError(
-            'Expected `return_as` parameter to be a string equal to "list","generator" or '
-            f'"generator_unordered", but got {value} instead: return_as must be one of '
-            f"{RETURN_AS}"
-        )
-    return value
-
-
-def _check_timeout(value: object) -> float | None:
-    if value is None:
-        return None
-    seconds = None if isinstance(value, bool) or not isinstance(value, int | float) else value
-    if seconds is None or not seconds > 0:
-        raise ConfigurationError(
-            f"timeout must be a positive number of seconds or None, got {value!r}"
-        )
-    return float(seconds)
-
-
-def _check_batch_size(value: object) -> int | None:
-    if value == "auto":
-        return None
-    number = as_integer(value)
-    if number is None or number < 1:
-        raise ConfigurationError(f"batch_size must be 'auto' or a positive integer, got {value!r}")
-    return number
-
-
-def _check_pre_dispatch(value: object) -> int | str:
-    if isinstance(value, str):
-        if value.strip() != "all":
-            evaluate_expression(value, {"n_jobs": 1}, what="pre_dispatch")
-        return value
-    number = as_integer(value)
-    if number is None or number < 1:
-        raise ConfigurationError(
-            f"pre_dispatch must be a positive integer, 'all', or an expression in n_jobs such "
-            f"as '2 * n_jobs'; got {value!r}"
-        )
-    return number
-
-
-def _batches_in_flight(pre_dispatch: int | str, n_workers: int) -> int | None:
-    if isinstance(pre_dispatch, int):
-        return max(pre_dispatch, 1)
-    if pre_dispatch.strip() == "all":
-        return None
-    value = evaluate_expression(pre_dispatch, {"n_jobs": n_workers}, what="pre_dispatch")
-    if not value >= 1:
-        raise ConfigurationError(
-            f"pre_dispatch={pre_dispatch!r} gives {value} with n_jobs={n_workers}; it must "
-            "keep at least one batch in flight"
-        )
-    return math.ceil(value)

@@ -18,22 +18,24 @@ One run, as :func:`execute` drives it in the caller's thread::
 * ``timeout`` bounds the whole run; ``KeyboardInterrupt`` while waiting aborts the same way.
 
 The engine knows backends only through the :class:`~forklift.parallel.backends.base.Backend`
-protocol and never looks inside one.
+protocol and never looks inside one. It executes a :class:`~forklift.parallel.plan.RunPlan`
+and decides nothing a user chose; its helpers each hold one concern: :mod:`.tasks` (pulling
+and checking calls), :mod:`.batching` (batch sizes), :mod:`.resilience` and :mod:`.retries`
+(what a failure leads to), :mod:`.task_clock` (``task_timeout``), :mod:`.ordering` (results
+in input order), :mod:`.run_events` (events and re-raised errors), :mod:`.abandonment` (what
+closing a run early cancelled).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import heapq
 import logging
 import queue
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from concurrent.futures import CancelledError, Future
 from functools import partial
 from typing import Any
 
-from forklift.config import Settings
 from forklift.errors import (
     ParallelTimeoutError,
     TaskTimeoutError,
@@ -43,20 +45,25 @@ from forklift.parallel.abandonment import (
     stopped_under_the_run,
     warn_cancelled,
 )
-from forklift.parallel.backends.base import Backend, Batch, BatchOutcome, Call, describe_call
-from forklift.parallel.batching import BatchSizer, batches_in_flight
+from forklift.parallel.backends.base import Batch, BatchOutcome, Call, describe_call
+from forklift.parallel.batching import BatchSizer, batches_in_flight, tail_batch_size
 from forklift.parallel.failures import summarise
-from forklift.parallel.resilience import CheckpointedCalls, Decision, FailureTracker, Resilience
-from forklift.parallel.run_events import failure_event, task_ends, task_error, task_names
-from forklift.parallel.tasks import TaskSource
-from forklift.progress.events import (
-    BatchCompleted,
-    BatchDispatched,
-    Heartbeat,
-    Reporter,
-    RunFinished,
-    RunStarted,
+from forklift.parallel.ordering import ResultOrder
+from forklift.parallel.plan import RunPlan
+from forklift.parallel.resilience import CheckpointedCalls, Decision, FailureTracker
+from forklift.parallel.retries import RetryQueue
+from forklift.parallel.run_events import (
+    Progress,
+    batch_completed,
+    batch_dispatched,
+    failure_event,
+    heartbeat,
+    run_finished,
+    run_started,
+    task_error,
 )
+from forklift.parallel.task_clock import TaskClock
+from forklift.parallel.tasks import TaskSource
 from forklift.progress.hub import EventHub
 
 __all__ = ["HEARTBEAT_SECONDS", "RunPlan", "TaskSource", "execute"]
@@ -65,30 +72,6 @@ logger = logging.getLogger("forklift.parallel")
 
 # How often reporters hear from a run in which nothing completes (see Heartbeat).
 HEARTBEAT_SECONDS = 1.0
-# With task_timeout, how often to look whether sent tasks have started running.
-_START_POLL_SECONDS = 0.05
-
-
-@dataclasses.dataclass
-class RunPlan:
-    """Everything one run needs, decided by ``Parallel`` before the run starts.
-
-    ``max_in_flight`` counts batches (None: no limit, pull the whole input at once);
-    ``batch_size`` None means automatic sizing. ``expected_total`` is the input's ``len()``
-    when it has one, for reporters.
-    """
-
-    backend: Backend
-    n_workers: int
-    n_jobs: int | None
-    max_in_flight: int | None
-    batch_size: int | None
-    timeout: float | None
-    ordered: bool
-    worker_settings: Settings
-    reporters: Sequence[Reporter] = ()
-    expected_total: int | None = None
-    resilience: Resilience = dataclasses.field(default_factory=Resilience)
 
 
 def execute(plan: RunPlan, tasks: Iterable[Any]) -> Iterator[list[Any]]:
@@ -107,9 +90,8 @@ def execute(plan: RunPlan, tasks: Iterable[Any]) -> Iterator[list[Any]]:
         run.fill()
         yield []
         while True:
-            if run.outbox:
-                chunks, run.outbox = run.outbox, []
-                yield from chunks
+            if run.results.ready:
+                yield from run.results.take()
                 continue
             if not (run.in_flight or run.retries):
                 break
@@ -130,19 +112,8 @@ def execute(plan: RunPlan, tasks: Iterable[Any]) -> Iterator[list[Any]]:
         run.close(failed, reason, abandoned)
 
 
-@dataclasses.dataclass
-class _Retry:
-    ready_at: float
-    sequence: int
-    first_task: int
-    call: Call
-
-    def __lt__(self, other: _Retry) -> bool:
-        return (self.ready_at, self.sequence) < (other.ready_at, other.sequence)
-
-
 class _Run:
-    """The state of one run; :func:`execute` drives it. Results leave through ``outbox``."""
+    """The state of one run; :func:`execute` drives it. Results leave through ``results``."""
 
     def __init__(self, plan: RunPlan, tasks: Iterable[Any]) -> None:
         self.plan = plan
@@ -156,13 +127,12 @@ class _Run:
             else CheckpointedCalls(plan.resilience.checkpoint)
         )
         self.completions: queue.SimpleQueue[int] = queue.SimpleQueue()
-        self.in_flight: dict[int, tuple[Batch, Future[BatchOutcome], float]] = {}
-        self.running_since: dict[int, float] = {}  # batch index -> when seen running
-        self.retries: list[_Retry] = []
-        self.outbox: list[list[Any]] = []
-        self.pieces: dict[int, list[Any]] = {}  # first task -> results, waiting for their turn
-        self.next_task = 0
-        self.n_batches = self.n_completed = self.n_retry_sequence = 0
+        self.in_flight: dict[int, tuple[Batch, Future[BatchOutcome]]] = {}
+        task_timeout = plan.resilience.task_timeout
+        self.clock = None if task_timeout is None else TaskClock(task_timeout)
+        self.retries = RetryQueue()
+        self.results = ResultOrder(plan.ordered)
+        self.n_batches = self.n_completed = 0
         self.sizer = BatchSizer(self.backend.capabilities.batch_target_seconds)
         self.started = time.perf_counter()
         self.deadline = None if plan.timeout is None else self.started + plan.timeout
@@ -174,34 +144,32 @@ class _Run:
     # -- dispatch ----------------------------------------------------------------------------
     def start(self) -> None:
         if self.hub:
+            plan = self.plan
             self.hub.emit(
-                RunStarted(
-                    type(self.backend).__name__,
-                    self.plan.n_workers,
-                    self.plan.n_jobs,
-                    expected_total=self.plan.expected_total,
-                    started=time.time(),
-                    backend_name=self.backend.name,
-                )
+                run_started(plan.backend, plan.n_workers, plan.n_jobs, plan.expected_total)
             )
 
     def _has_room(self) -> bool:
         limit = self.plan.max_in_flight
         if self.plan.batch_size is None:  # automatic batches: queue ahead only when it pays
+            sizer = self.sizer
+            ending = self.source.remaining is not None
             limit = batches_in_flight(
-                limit, self.plan.n_workers, self.sizer.seconds_per_task, self.sizer.target_seconds
+                limit, self.plan.n_workers, sizer.seconds_per_task, sizer.target_seconds, ending
             )
         return limit is None or len(self.in_flight) < limit
 
     def fill(self) -> None:
         """Dispatch retries that are due, then new calls, while there is room in flight."""
         now = time.perf_counter()
-        while self.retries and self.retries[0].ready_at <= now and self._has_room():
-            retry = heapq.heappop(self.retries)
-            self.submit(retry.first_task, [retry.call])
+        while self.retries and self._has_room():
+            due = self.retries.pop_due(now)
+            if due is None:
+                break
+            self.submit(due[0], [due[1]])
         source = self.source
         while not source.exhausted and self._has_room():
-            calls = source.take(self.plan.batch_size or self.sizer.size)
+            calls = source.take(self._next_size())
             if not calls:
                 break
             first = source.n_taken - len(calls)
@@ -209,6 +177,17 @@ class _Run:
                 self.submit(first, calls)
             else:
                 self._submit_or_restore(first, calls)
+
+    def _next_size(self) -> int:
+        if self.plan.batch_size is not None:
+            return self.plan.batch_size
+        size = self.sizer.size
+        if size > 1:  # one call a batch: nothing to split, so nothing to pull ahead
+            n_workers = self.plan.n_workers
+            remaining = self.source.look_ahead(size * n_workers)
+            if remaining is not None:
+                size = tail_batch_size(size, remaining, n_workers, self.sizer.seconds_per_task)
+        return size
 
     def _submit_or_restore(self, first: int, calls: list[Call]) -> None:
         """Restore stored results in the caller; send the rest, wrapped so they are stored."""
@@ -222,7 +201,7 @@ class _Run:
                     self.submit(run_start, run)
                     run = []
                 self.n_completed += 1
-                self.deliver(first + position, [self.checkpoint.restore(wrapped)])
+                self.results.add(first + position, [self.checkpoint.restore(wrapped)])
                 run_start = first + position + 1
             else:
                 run.append(wrapped)
@@ -240,34 +219,32 @@ class _Run:
         )
         self.n_batches += 1
         if self.hub:
-            self.hub.emit(
-                BatchDispatched(
-                    batch_index=batch.index,
-                    first_task=batch.first_task,
-                    n_tasks=len(calls),
-                    n_dispatched=self.source.n_taken,
-                    total=self._total(),
-                    dispatched=time.time(),
-                    elapsed=time.perf_counter() - self.started,
-                )
-            )
+            self.hub.emit(batch_dispatched(batch, self._progress()))
         future = self.backend.submit(batch)
-        self.in_flight[batch.index] = (batch, future, time.perf_counter())
+        self.in_flight[batch.index] = (batch, future)
         future.add_done_callback(partial(_announce, self.completions, batch.index))
 
-    def _total(self) -> int | None:
-        return self.source.n_taken if self.source.exhausted else None
+    def _progress(self) -> Progress:
+        source = self.source
+        return Progress(
+            self.n_completed,
+            source.n_taken,
+            source.n_taken if source.exhausted else None,
+            time.perf_counter() - self.started,
+        )
 
     # -- waiting -----------------------------------------------------------------------------
     def wait(self) -> int | None:
         """The index of a completed batch, or None when woken for something else (a retry
         is due, a task ran out of time, a heartbeat was sent)."""
         wake_at = self.deadline
-        if self.retries:
-            wake_at = _earliest(wake_at, self.retries[0].ready_at)
-        task_timeout = self.resilience.task_timeout
-        if task_timeout is not None and self.in_flight:
-            wake_at = _earliest(wake_at, self._next_task_deadline(task_timeout))
+        retry_at = self.retries.next_ready_at()
+        if retry_at is not None:
+            wake_at = _earliest(wake_at, retry_at)
+        clock = self.clock
+        if clock is not None and self.in_flight:
+            futures = {index: entry[1] for index, entry in self.in_flight.items()}
+            wake_at = _earliest(wake_at, clock.next_deadline(futures, time.perf_counter()))
         if self.hub:
             wake_at = _earliest(wake_at, self.last_event + HEARTBEAT_SECONDS)
         try:
@@ -283,64 +260,36 @@ class _Run:
                 f"({self.n_completed} of {self.source.n_taken} dispatched tasks done); "
                 "raise timeout or pass timeout=None"
             )
-        if task_timeout is not None:
-            self._expire_tasks(now, task_timeout)
+        if clock is not None:
+            self._expire_tasks(clock, now)
         if self.hub and now - self.last_event >= HEARTBEAT_SECONDS:
             self.last_event = now
-            self.hub.emit(
-                Heartbeat(
-                    n_completed=self.n_completed,
-                    n_dispatched=self.source.n_taken,
-                    total=self._total(),
-                    elapsed=now - self.started,
-                )
-            )
+            self.hub.emit(heartbeat(self._progress()))
         return None
 
-    def _next_task_deadline(self, task_timeout: float) -> float:
-        """When the earliest running task runs out of time. A task's clock starts when its
-        future turns running (a worker took it), not when it was sent: a cold worker's
-        start-up is not the task's time. Not yet started tasks are looked at again soon."""
-        now = time.perf_counter()
-        earliest: float | None = None
-        waiting = False
-        for index, (_, future, _) in self.in_flight.items():
-            since = self.running_since.get(index)
-            if since is None:
-                if not (future.running() or future.done()):
-                    waiting = True
-                    continue
-                since = self.running_since[index] = now
-            earliest = _earliest(earliest, since + task_timeout)
-        if waiting:
-            earliest = _earliest(earliest, now + min(_START_POLL_SECONDS, task_timeout))
-        return now + task_timeout if earliest is None else earliest
-
-    def _expire_tasks(self, now: float, task_timeout: float) -> None:
-        for index, (batch, future, _) in list(self.in_flight.items()):
-            since = self.running_since.get(index)
-            if since is None or now - since < task_timeout or future.done():
-                continue
-            del self.in_flight[index]
-            del self.running_since[index]
+    def _expire_tasks(self, clock: TaskClock, now: float) -> None:
+        running = [(index, entry[1]) for index, entry in self.in_flight.items()]
+        for index in clock.expired(running, now):
+            batch, future = self.in_flight.pop(index)
             self.backend.abandon(future)
             # task_timeout runs batches of one task, so the batch is the task.
             call = batch.calls[0]
             error = TaskTimeoutError(
                 f"task {batch.first_task}, {describe_call(call)}(), ran longer than "
-                f"task_timeout={task_timeout}s and was stopped",
+                f"task_timeout={clock.task_timeout}s and was stopped",
                 task=batch.first_task,
-                timeout=task_timeout,
+                timeout=clock.task_timeout,
             )
             self._fail(batch.first_task, call, error, "", worker="")
 
     # -- completion ----------------------------------------------------------------------------
     def complete(self, index: int) -> None:
         entry = self.in_flight.pop(index, None)
-        self.running_since.pop(index, None)
+        if self.clock is not None:
+            self.clock.forget(index)
         if entry is None:
             return  # a batch given up on (task_timeout) that finished after all
-        batch, future, _ = entry
+        batch, future = entry
         try:
             outcome = future.result()
         except CancelledError:
@@ -354,15 +303,16 @@ class _Run:
             if self.plan.batch_size is None:
                 self.sizer.observe(len(batch), outcome.duration)
             self.n_completed += len(batch)
-            self._emit_completed(batch, outcome)
-            self.deliver(batch.first_task, outcome.results)
+            if self.hub:
+                self.hub.emit(batch_completed(batch, outcome, self._progress(), self.timed))
+            self.results.add(batch.first_task, outcome.results)
             return
         done = outcome.error_task
         if done:
             self.n_completed += done
-            self.deliver(batch.first_task, outcome.results[:done])
+            self.results.add(batch.first_task, outcome.results[:done])
         if self.hub:
-            self.hub.emit(failure_event(batch, outcome, self.n_completed, self.started, self.timed))
+            self.hub.emit(failure_event(batch, outcome, self._progress(), self.timed))
         failed_task = batch.first_task + done
         call = batch.calls[done]
         if not self.resilience.tolerates_failures:
@@ -403,11 +353,7 @@ class _Run:
     ) -> None:
         decision, delay = self.tracker.decide(task_index, error)
         if decision is Decision.RETRY:
-            self.n_retry_sequence += 1
-            heapq.heappush(
-                self.retries,
-                _Retry(time.perf_counter() + delay, self.n_retry_sequence, task_index, call),
-            )
+            self.retries.push(time.perf_counter() + delay, task_index, call)
             return
         if decision is Decision.RAISE:
             if batch is not None and outcome is not None:
@@ -416,39 +362,7 @@ class _Run:
         name = describe_call(call)
         failure = self.tracker.record(task_index, call, error, traceback_text, name)
         self.n_completed += 1
-        self.deliver(task_index, [failure])
-
-    def deliver(self, first_task: int, results: list[Any]) -> None:
-        """Hand results over in input order (or at once, when the order does not matter)."""
-        if not results:
-            return
-        if not self.plan.ordered:
-            self.outbox.append(results)
-            return
-        self.pieces[first_task] = results
-        while self.next_task in self.pieces:
-            chunk = self.pieces.pop(self.next_task)
-            self.next_task += len(chunk)
-            self.outbox.append(chunk)
-
-    def _emit_completed(self, batch: Batch, outcome: BatchOutcome) -> None:
-        if self.hub:
-            self.hub.emit(
-                BatchCompleted(
-                    n_tasks=len(batch),
-                    n_completed=self.n_completed,
-                    n_dispatched=self.source.n_taken,
-                    total=self._total(),
-                    elapsed=time.perf_counter() - self.started,
-                    worker=outcome.worker,
-                    started=outcome.started,
-                    finished=outcome.finished,
-                    batch_index=batch.index,
-                    first_task=batch.first_task,
-                    task_ends=task_ends(outcome),
-                    task_names=task_names(batch) if self.timed else None,
-                )
-            )
+        self.results.add(task_index, [failure])
 
     # -- the end ---------------------------------------------------------------------------------
     def close(self, failed: bool, reason: str, abandoned: bool = False) -> None:
@@ -457,10 +371,8 @@ class _Run:
         cancelled = unused = 0
         if self.in_flight:
             if abandoned:
-                cancelled, unused = count_unfinished(
-                    (batch, future) for batch, future, _ in self.in_flight.values()
-                )
-            for _, pending, _ in self.in_flight.values():
+                cancelled, unused = count_unfinished(self.in_flight.values())
+            for _, pending in self.in_flight.values():
                 pending.cancel()
             self.backend.abort()
         restored = 0 if self.checkpoint is None else self.checkpoint.restored
@@ -471,16 +383,8 @@ class _Run:
             logger.info("restored %d of %d tasks from the checkpoint", restored, self.n_completed)
         if self.hub:
             self.hub.emit(
-                RunFinished(
-                    n_completed=self.n_completed,
-                    total=self._total(),
-                    elapsed=time.perf_counter() - self.started,
-                    error=failed,
-                    reason=reason,
-                    finished=time.time(),
-                    restored=restored,
-                    failed=len(failures),
-                    retried=self.tracker.retried,
+                run_finished(
+                    self._progress(), failed, reason, restored, len(failures), self.tracker.retried
                 )
             )
 

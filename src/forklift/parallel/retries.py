@@ -1,7 +1,8 @@
 """Retry policy: which failures are retried, how often, and after how long.
 
 A policy is data (:class:`RetryPolicy`); :meth:`RetryPolicy.delay_before` is a pure function
-of the attempt number, so the schedule can be tested without waiting. A worker that dies
+of the attempt number, so the schedule can be tested without waiting. The engine keeps the
+retries waiting for their time in a :class:`RetryQueue`. A worker that dies
 under a task (:class:`~forklift.errors.TerminatedWorkerError`) and a task that runs past its
 own time limit (:class:`~forklift.errors.TaskTimeoutError`) count as failures of that task.
 """
@@ -9,12 +10,15 @@ own time limit (:class:`~forklift.errors.TaskTimeoutError`) count as failures of
 from __future__ import annotations
 
 import dataclasses
+import heapq
+import itertools
 import random
 from collections.abc import Sequence
 
 from forklift.errors import ConfigurationError
+from forklift.parallel.backends.base import Call
 
-__all__ = ["RetryPolicy", "as_retry_policy"]
+__all__ = ["RetryPolicy", "RetryQueue", "as_retry_policy"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,3 +85,29 @@ def as_retry_policy(
     else:
         kinds = tuple(retry_on)
     return RetryPolicy(attempts=retries, on=kinds, backoff=retry_backoff)
+
+
+class RetryQueue:
+    """Calls waiting to run again, earliest first (ties in the order they failed)."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, int, Call]] = []
+        self._order = itertools.count()
+
+    def __bool__(self) -> bool:
+        return bool(self._heap)
+
+    def push(self, ready_at: float, task_index: int, call: Call) -> None:
+        """Run ``call`` (task ``task_index``) again once ``time.perf_counter()`` reaches
+        ``ready_at``."""
+        heapq.heappush(self._heap, (ready_at, next(self._order), task_index, call))
+
+    def next_ready_at(self) -> float | None:
+        return self._heap[0][0] if self._heap else None
+
+    def pop_due(self, now: float) -> tuple[int, Call] | None:
+        """The earliest retry whose time has come, as ``(task_index, call)``; else None."""
+        if not self._heap or self._heap[0][0] > now:
+            return None
+        _, _, task_index, call = heapq.heappop(self._heap)
+        return task_index, call

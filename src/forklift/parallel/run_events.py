@@ -1,16 +1,118 @@
-"""How a run's batches are presented: progress events built from outcomes, and a task's
-error re-raised in the caller with its traceback and the failing call named."""
+"""How a run is presented: its progress events, and a task's error re-raised in the caller
+with its traceback and the failing call named.
+
+The engine builds an event only when a reporter listens (``if hub:``), so none of this costs
+a run that nobody watches. Counts that every event repeats travel as one :class:`Progress`.
+"""
 
 from __future__ import annotations
 
 import time
+from typing import NamedTuple
 
 from forklift.errors import RemoteTraceback
-from forklift.parallel.backends.base import Batch, BatchOutcome, describe_call
+from forklift.parallel.backends.base import Backend, Batch, BatchOutcome, describe_call
 from forklift.pool.error_transport import attach_remote_traceback
-from forklift.progress.events import BatchFailed
+from forklift.progress.events import (
+    BatchCompleted,
+    BatchDispatched,
+    BatchFailed,
+    Heartbeat,
+    RunFinished,
+    RunStarted,
+)
 
-__all__ = ["failure_event", "task_ends", "task_error", "task_names"]
+__all__ = [
+    "Progress",
+    "batch_completed",
+    "batch_dispatched",
+    "failure_event",
+    "heartbeat",
+    "run_finished",
+    "run_started",
+    "task_ends",
+    "task_error",
+    "task_names",
+]
+
+
+class Progress(NamedTuple):
+    """Where a run stands: tasks completed and dispatched, the total once the input is
+    exhausted (else None), and seconds since the run started."""
+
+    n_completed: int
+    n_dispatched: int
+    total: int | None
+    elapsed: float
+
+
+def run_started(
+    backend: Backend, n_workers: int, n_jobs: int | None, expected_total: int | None
+) -> RunStarted:
+    return RunStarted(
+        type(backend).__name__,
+        n_workers,
+        n_jobs,
+        expected_total=expected_total,
+        started=time.time(),
+        backend_name=backend.name,
+    )
+
+
+def batch_dispatched(batch: Batch, progress: Progress) -> BatchDispatched:
+    return BatchDispatched(
+        batch_index=batch.index,
+        first_task=batch.first_task,
+        n_tasks=len(batch),
+        n_dispatched=progress.n_dispatched,
+        total=progress.total,
+        dispatched=time.time(),
+        elapsed=progress.elapsed,
+    )
+
+
+def batch_completed(
+    batch: Batch, outcome: BatchOutcome, progress: Progress, timed: bool
+) -> BatchCompleted:
+    return BatchCompleted(
+        n_tasks=len(batch),
+        n_completed=progress.n_completed,
+        n_dispatched=progress.n_dispatched,
+        total=progress.total,
+        elapsed=progress.elapsed,
+        worker=outcome.worker,
+        started=outcome.started,
+        finished=outcome.finished,
+        batch_index=batch.index,
+        first_task=batch.first_task,
+        task_ends=task_ends(outcome),
+        task_names=task_names(batch) if timed else None,
+    )
+
+
+def heartbeat(progress: Progress) -> Heartbeat:
+    return Heartbeat(
+        n_completed=progress.n_completed,
+        n_dispatched=progress.n_dispatched,
+        total=progress.total,
+        elapsed=progress.elapsed,
+    )
+
+
+def run_finished(
+    progress: Progress, failed: bool, reason: str, restored: int, n_failed: int, n_retried: int
+) -> RunFinished:
+    return RunFinished(
+        n_completed=progress.n_completed,
+        total=progress.total,
+        elapsed=progress.elapsed,
+        error=failed,
+        reason=reason,
+        finished=time.time(),
+        restored=restored,
+        failed=n_failed,
+        retried=n_retried,
+    )
 
 
 def task_ends(outcome: BatchOutcome) -> tuple[float, ...] | None:
@@ -31,7 +133,7 @@ def task_names(batch: Batch) -> tuple[str, ...]:
 
 
 def failure_event(
-    batch: Batch, outcome: BatchOutcome, n_completed: int, started: float, timed: bool
+    batch: Batch, outcome: BatchOutcome, progress: Progress, timed: bool
 ) -> BatchFailed:
     error = outcome.error
     assert error is not None
@@ -46,8 +148,8 @@ def failure_event(
         task_name=describe_call(batch.calls[outcome.error_task]),
         error_type=type(error).__name__,
         error=message,
-        n_completed=n_completed,
-        elapsed=time.perf_counter() - started,
+        n_completed=progress.n_completed,
+        elapsed=progress.elapsed,
         worker=outcome.worker,
         started=outcome.started,
         finished=outcome.finished,

@@ -13,6 +13,12 @@ Order of decisions:
 3. ``n_jobs``: None means the configured value, else the backend's ``default_n_jobs`` (1 for
    local backends, the whole cluster for dask and ray). The backend turns it into a worker
    count; one worker of a local backend means running inline (the sequential backend).
+
+Names, on the way down: ``n_jobs`` is what the user asked for (None, positive, or negative
+counting back from the CPUs, validated once by :func:`forklift.config.resolve_settings`);
+``n_workers`` is how many workers that means for this backend
+(:func:`forklift._support.cpus.workers_for_n_jobs` for local ones), passed to
+``backend.start(n_workers)``; the process pool calls its own size ``max_workers``.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from forklift.config import Settings, validate_n_jobs
+from forklift.config import Settings
 from forklift.errors import ConfigurationError
 from forklift.parallel.backends import registry
 from forklift.parallel.backends.base import Backend
@@ -34,6 +40,8 @@ _LOCAL_BACKENDS = frozenset({"sequential", "threading", "loky", "multiprocessing
 
 @dataclasses.dataclass
 class Selection:
+    """The backend made for a call, the workers it will start, and the ``n_jobs`` asked."""
+
     backend: Backend
     n_workers: int
     n_jobs: int | None
@@ -70,7 +78,7 @@ def select_backend(
             )
         backend = registry.create_backend("threading", {})
 
-    n_jobs = validate_n_jobs(settings.n_jobs)
+    n_jobs = settings.n_jobs  # validated once, when the settings were resolved
     if not count_workers:
         return Selection(backend, 0, n_jobs)
     wanted = backend.capabilities.default_n_jobs if n_jobs is None else n_jobs

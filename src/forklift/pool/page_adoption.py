@@ -20,52 +20,25 @@ mapping that the allocator will later ``munmap`` with the rest of its block:
 One caveat, documented for users: another thread writing into the array while it is being
 written to the file could lose that write. ``FORKLIFT_ADOPT_ARRAYS=0`` turns adoption off.
 
-Imports only the standard library (ctypes for ``mmap``); numpy is reached through the array.
+Imports only the standard library and :mod:`.fixed_mapping`; numpy is reached through the array.
 """
 
 from __future__ import annotations
 
-import functools
 import mmap
 import os
-import sys
 from typing import Any
+
+from forklift.pool.fixed_mapping import fixed_mapping_available, map_fixed
 
 __all__ = ["ADOPT_MIN_BYTES", "adopt_pages", "adoption_enabled", "can_adopt"]
 
 ADOPT_MIN_BYTES = 64 << 20
-_MAP_FAILED = (1 << 64) - 1  # (void *) -1 as ctypes returns it on 64-bit Linux
-_MAP_FIXED = 0x10
 _PROT = mmap.PROT_READ | mmap.PROT_WRITE
 
 
 def adoption_enabled() -> bool:
     return os.environ.get("FORKLIFT_ADOPT_ARRAYS", "1").strip().lower() not in ("0", "false", "no")
-
-
-@functools.cache
-def _libc() -> Any:
-    # Imported here: workers and every import of forklift load this module, few adopt pages.
-    import ctypes
-    import ctypes.util
-    import platform
-
-    if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    except OSError:
-        return None
-    libc.mmap.restype = ctypes.c_void_p
-    libc.mmap.argtypes = [
-        ctypes.c_void_p,
-        ctypes.c_size_t,
-        ctypes.c_int,
-        ctypes.c_int,
-        ctypes.c_int,
-        ctypes.c_long,
-    ]
-    return libc
 
 
 def _default_allocator(array: Any) -> bool:
@@ -101,7 +74,7 @@ def can_adopt(array: Any) -> bool:
         array.nbytes >= ADOPT_MIN_BYTES
         and adoption_enabled()
         and (array.flags.c_contiguous or array.flags.f_contiguous)
-        and _libc() is not None
+        and fixed_mapping_available()
         and _default_allocator(array)
         and _map_count_headroom()
     )
@@ -113,13 +86,9 @@ def adopt_pages(address: int, nbytes: int, fd: int, file_offset: int) -> bool:
     ``file_offset`` is where the byte at ``address`` sits in the file, and must be congruent
     to ``address`` modulo the page size. Returns whether the pages were re-mapped.
     """
-    libc = _libc()
     page = mmap.PAGESIZE
     start = -(-address // page) * page
     end = (address + nbytes) // page * page
-    if libc is None or end - start < page or (address - file_offset) % page:
+    if end - start < page or (address - file_offset) % page:
         return False
-    mapped = libc.mmap(
-        start, end - start, _PROT, mmap.MAP_PRIVATE | _MAP_FIXED, fd, file_offset + start - address
-    )
-    return bool(mapped == start and mapped != _MAP_FAILED)
+    return map_fixed(start, end - start, _PROT, mmap.MAP_PRIVATE, fd, file_offset + start - address)

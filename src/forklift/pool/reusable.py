@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
-from forklift._support.cpus import cpu_count
+from forklift._support.cpus import cpu_count, threads_per_worker, workers_for_n_jobs
 from forklift.pool.executor import ProcessPool
 from forklift.pool.options import WorkerOptions
 
@@ -234,12 +234,11 @@ def warm_up(n_jobs: int = -1, timeout: float | None = 30.0) -> int:
         [0, 1, 2]
         >>> forklift.shutdown_reusable_executor()
     """
-    n_workers = cpu_count() + 1 + n_jobs if n_jobs < 0 else n_jobs
-    n_workers = max(1, n_workers)
+    n_workers = max(1, workers_for_n_jobs(n_jobs))
     # The same BLAS/OpenMP cap the process backend gives a call of n_jobs, so the warm
     # workers are the ones that call will use.
     pool = get_reusable_executor(
-        max(n_workers, _current_size()), thread_limit=max(1, cpu_count() // n_workers)
+        max(n_workers, _current_size()), thread_limit=threads_per_worker(n_workers)
     )
     return pool.warm_up(n_workers, timeout=timeout)
 

@@ -6,7 +6,11 @@ at least ``threshold`` bytes is replaced by an :class:`ArrayFile` — a path, a 
 layout — and the worker opens it as a read-only ``numpy.memmap`` (``mmap_mode``):
 
     caller's array ──(written once per call, space reserved)──> <temp folder>/array-1.bin
-    task pickle:  ArrayFile(path, dtype, shape, ...)  ──> worker: numpy.memmap(path, ...)
+    task pickle:  ArrayFile(paths, dtype, shape, ...)  ──> worker: numpy.memmap(path, ...)
+
+* A large array (64 MB or more, on a machine with several cores) is written as several
+  files by several threads, and each worker maps them back side by side as one array (see
+  :mod:`.stripes`): one tmpfs file is filled by one thread at a time.
 
 * The same array (the same object) passed to many tasks is written once; :class:`ArrayFiles`
   remembers it by identity with a weak reference, so a freed array's id is never mistaken
@@ -22,7 +26,7 @@ What is not shared: arrays of Python objects (they hold pointers), numpy subclas
 than ``memmap`` (their extra state pickles as usual) and arrays under ``threshold``.
 
 Imports only the standard library, numpy (lazily: only when arrays are present) and this
-package's temp-space and adoption helpers.
+package's temp-space, stripe and adoption helpers.
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ from typing import Any
 
 import cloudpickle
 
-from forklift.pool.page_adoption import adopt_pages, can_adopt
+from forklift.pool.page_adoption import can_adopt
+from forklift.pool.stripes import map_stripes, stripe_sizes, write_at, write_stripes
 from forklift.pool.temp_space import NO_ROOM_ERRNOS, CallFolders, no_room
 
 __all__ = [
@@ -52,7 +57,6 @@ __all__ = [
 
 # mmap_mode in the caller -> how workers open the file. "w+" would truncate the file.
 WORKER_MODES = {"r": "r", "c": "c", "r+": "r+", "w+": "r+"}
-_WRITE_CHUNK = 64 << 20
 
 
 def is_numpy_array(kind: type) -> bool:
@@ -62,15 +66,26 @@ def is_numpy_array(kind: type) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class ArrayFile:
-    """Where an array's bytes are in a file, and how to view them; unpickles as a memmap."""
+    """Where an array's bytes are in a file, and how to view them; unpickles as a memmap.
 
-    path: str
+    ``paths`` holds one file, or the stripes of one logical file (see :mod:`.stripes`): each
+    ``stripe_bytes`` long but the last, ``size`` bytes in all.
+    """
+
+    paths: tuple[str, ...]
     dtype: Any
     shape: tuple[int, ...]
     strides: tuple[int, ...] | None  # None: contiguous in ``order``
     order: str
-    offset: int  # of the first element, in bytes from the file's start
+    offset: int  # of the first element, in bytes from the (logical) file's start
     mode: str
+    stripe_bytes: int = 0
+    size: int = 0
+
+    @property
+    def path(self) -> str:
+        """The (first) file: what the worker's ``numpy.memmap`` calls its ``filename``."""
+        return self.paths[0]
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         return open_array_file, dataclasses.astuple(self)
@@ -80,17 +95,22 @@ class ArrayFile:
 
 
 def open_array_file(
-    path: str,
+    paths: tuple[str, ...],
     dtype: Any,
     shape: tuple[int, ...],
     strides: tuple[int, ...] | None,
     order: str,
     offset: int,
     mode: str,
+    stripe_bytes: int = 0,
+    size: int = 0,
 ) -> Any:
     """Map an array described by an :class:`ArrayFile` (runs in the worker)."""
     import numpy as np
 
+    if len(paths) > 1:
+        return _open_stripes(paths, dtype, shape, strides, order, offset, mode, stripe_bytes, size)
+    (path,) = paths
     memmap: Any = np.memmap  # its stubs want literal modes; ours are checked on the way in
     if strides is None:
         return memmap(path, dtype=dtype, mode=mode, offset=offset, shape=shape, order=order)
@@ -100,6 +120,34 @@ def open_array_file(
     span = memmap(path, dtype=np.uint8, mode=mode, offset=offset + low, shape=(high - low,))
     view = np.ndarray(shape, dtype=dtype, buffer=span, offset=-low, strides=strides)
     return view.view(np.memmap)
+
+
+# The attribute of a worker's striped memmap that lets it be passed on by reference.
+_STRIPES = "forklift_stripes"
+
+
+def _open_stripes(
+    paths: tuple[str, ...],
+    dtype: Any,
+    shape: tuple[int, ...],
+    strides: tuple[int, ...] | None,
+    order: str,
+    offset: int,
+    mode: str,
+    stripe_bytes: int,
+    size: int,
+) -> Any:
+    import numpy as np
+
+    region = map_stripes(paths, stripe_bytes, size, mode)
+    # As numpy.memmap itself builds one, over our region: a real memmap that owns its map.
+    new: Any = np.ndarray.__new__  # its stubs want a literal order; ours is "C" or "F"
+    array = new(
+        np.memmap, shape, dtype=dtype, buffer=region, offset=offset, strides=strides, order=order
+    )
+    array._mmap, array.filename, array.offset, array.mode = region, paths[0], offset, mode
+    setattr(array, _STRIPES, (paths, stripe_bytes, size))
+    return array
 
 
 class ArrayFiles:
@@ -164,36 +212,44 @@ class ArrayFiles:
         adopt = self.adopt and can_adopt(array)
         # For adoption the file's pages must line up with the array's pages in memory.
         head = address % mmap.PAGESIZE if adopt else 0
-        fd, path = self.folders.create_file(head + array.nbytes)
+        size = head + array.nbytes
+        sizes = stripe_sizes(size)
+        files = self.folders.create_files(sizes)
+        paths = tuple(path for _, path in files)
         try:
             raw = memoryview(array.ravel(order="K").view(np.uint8))
-            for start in range(0, len(raw), _WRITE_CHUNK):
-                write_at(fd, raw[start : start + _WRITE_CHUNK], head + start)
-            if adopt and adopt_pages(address, array.nbytes, fd, head):
+            fds = [fd for fd, _ in files]
+            all_adopted = write_stripes(raw, head, fds, sizes, address if adopt else None)
+            if adopt and all_adopted:
                 self.n_adopted += 1
         except OSError as error:
-            os.unlink(path)
+            for path in paths:
+                os.unlink(path)
             if error.errno in NO_ROOM_ERRNOS:
-                raise no_room(head + array.nbytes, os.path.dirname(path), error) from error
+                raise no_room(size, os.path.dirname(paths[0]), error) from error
             raise
         finally:
-            os.close(fd)
+            for fd, _ in files:
+                os.close(fd)
         self.n_written += 1
-        return ArrayFile(path, array.dtype, array.shape, None, order, head, self.mode)
+        striped = len(paths) > 1
+        return ArrayFile(
+            paths,
+            array.dtype,
+            array.shape,
+            None,
+            order,
+            head,
+            self.mode,
+            sizes[0] if striped else 0,
+            size if striped else 0,
+        )
 
     def close(self) -> None:
         """Remove the files written for this call (workers keep what they mapped)."""
         with self._lock:
             self._known.clear()
         self.folders.close()
-
-
-def write_at(fd: int, view: memoryview, offset: int) -> None:
-    """Write all of ``view`` at ``offset`` (``os.pwrite`` may write less than asked)."""
-    while view:
-        written = os.pwrite(fd, view, offset)
-        view = view[written:]
-        offset += written
 
 
 def _root_memmap(array: Any) -> Any:
@@ -218,7 +274,10 @@ def _in_file(array: Any) -> bool:
 def _backing_file(array: Any, worker_mode: str) -> ArrayFile | None:
     root = _root_memmap(array)
     # A copy-on-write map ("c") may differ from its file; its pages are the truth.
-    if root is None or root.mode == "c" or not os.path.exists(root.filename):
+    if root is None or root.mode == "c":
+        return None
+    paths, stripe_bytes, size = getattr(root, _STRIPES, ((os.fspath(root.filename),), 0, 0))
+    if not all(os.path.exists(path) for path in paths):
         return None
     delta = array.__array_interface__["data"][0] - root.__array_interface__["data"][0]
     offset = root.offset + delta
@@ -233,13 +292,15 @@ def _backing_file(array: Any, worker_mode: str) -> ArrayFile | None:
     if worker_mode == "r+" and root.mode not in ("r+", "w+"):
         worker_mode = "r"
     return ArrayFile(
-        os.fspath(root.filename),
+        paths,
         array.dtype,
         tuple(array.shape),
         strides,
         order,
         offset,
         worker_mode,
+        stripe_bytes,
+        size,
     )
 
 

@@ -153,23 +153,43 @@ class CallFolders:
 
         Raises :class:`~forklift.errors.TempSpaceError` when the folder has not that much room.
         """
-        base = _chosen_base(self.temp_folder, nbytes)
+        ((fd, path),) = self.create_files([nbytes], stem)
+        return fd, path
+
+    def create_files(self, sizes: list[int], stem: str = "array") -> list[tuple[int, str]]:
+        """New (sparse) files of these sizes, all in one folder, open for writing.
+
+        The folder is chosen for their total size; the names are ``<stem>-<n>.bin`` with
+        ``.<i>`` added to each when there are several (the stripes of one array). Raises
+        :class:`~forklift.errors.TempSpaceError` when the folder has not that much room.
+        """
+        total = sum(sizes)
+        base = _chosen_base(self.temp_folder, total)
         with self._lock:
             if self.closed:
                 raise RuntimeError("these array folders were closed")
-            folder = self._folders.get(base) or self._make_folder(base, nbytes)
+            folder = self._folders.get(base) or self._make_folder(base, total)
             self._names += 1
-            path = os.path.join(folder, f"{stem}-{self._names}.bin")
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            name = f"{stem}-{self._names}"
+        names = (
+            [f"{name}.bin"] if len(sizes) == 1 else [f"{name}.{i}.bin" for i in range(len(sizes))]
+        )
+        created: list[tuple[int, str]] = []
         try:
-            if nbytes:
-                _reserve(fd, nbytes, folder)
+            _check_room(total, folder)
+            for nbytes, file_name in zip(sizes, names, strict=True):
+                path = os.path.join(folder, file_name)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+                created.append((fd, path))
+                if nbytes:
+                    _set_size(fd, nbytes, folder)
         except BaseException:
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                os.unlink(path)
+            for fd, path in created:
+                os.close(fd)
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
             raise
-        return fd, path
+        return created
 
     def _make_folder(self, base: str, nbytes: int) -> str:
         if base not in _swept:
@@ -204,8 +224,8 @@ class CallFolders:
             _remove(folder)
 
 
-def _reserve(fd: int, nbytes: int, folder: str) -> None:
-    # A check, then a sparse file: posix_fallocate would zero every page only for the
+def _check_room(nbytes: int, folder: str) -> None:
+    # A check, then sparse files: posix_fallocate would zero every page only for the
     # writer to overwrite it (a third of the time to share a large array on tmpfs). A
     # writer that still runs out of space (another process took it meanwhile) gets the same
     # error from :func:`no_room`.
@@ -215,6 +235,9 @@ def _reserve(fd: int, nbytes: int, folder: str) -> None:
         free = None
     if free is not None and free < nbytes:
         raise no_room(nbytes, folder, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+
+
+def _set_size(fd: int, nbytes: int, folder: str) -> None:
     try:
         os.ftruncate(fd, nbytes)
     except OSError as error:

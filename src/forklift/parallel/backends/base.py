@@ -20,6 +20,8 @@ survives pickling back from another process.
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import operator
 import os
 import threading
 import time
@@ -28,6 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any, Protocol, runtime_checkable
 
+from forklift._support.cpus import workers_for_n_jobs
 from forklift._support.naming import callable_name
 from forklift._support.task_context import TaskContext, current_task
 from forklift.config import Settings, entered_settings
@@ -93,6 +96,59 @@ class Batch:
 
     def __len__(self) -> int:
         return len(self.calls)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle the calls as columns: the function once when every call has the same one
+        (the usual ``delayed(f)(x) for x in xs``), and no keyword arguments when none has
+        any. For 4,000 ``(abs, (i,), {})`` calls (quietest of many runs), pickling costs
+        ~0.13 µs a call instead of ~0.17, and loading ~0.10 µs instead of ~0.17."""
+        calls = self.calls
+        functions: Any = calls[0][0]
+        kwargs = None
+        if any(map(_KWARGS, calls)):
+            kwargs = list(map(_KWARGS, calls))
+        if not all(map(operator.is_, map(_FUNCTION, calls), itertools.repeat(functions))):
+            functions = list(map(_FUNCTION, calls))
+        return (
+            _rebuild_batch,
+            (
+                self.index,
+                self.first_task,
+                functions,
+                list(map(_ARGS, calls)),
+                kwargs,
+                self.settings,
+                self.record_task_times,
+                self.seed,
+            ),
+        )
+
+
+_FUNCTION, _ARGS, _KWARGS = operator.itemgetter(0), operator.itemgetter(1), operator.itemgetter(2)
+
+
+def _rebuild_batch(
+    index: int,
+    first_task: int,
+    functions: Callable[..., Any] | list[Callable[..., Any]],
+    args: list[Sequence[Any]],
+    kwargs: list[Mapping[str, Any]] | None,
+    settings: Settings,
+    record_task_times: bool,
+    seed: int | None,
+) -> Batch:
+    """:meth:`Batch.__reduce__`'s inverse. Calls without keyword arguments share one empty
+    dict: a call unpacks it (``f(*args, **kwargs)``) into a dict of its own."""
+    n_calls = len(args)
+    calls = list(
+        zip(
+            itertools.repeat(functions, n_calls) if callable(functions) else functions,
+            args,
+            itertools.repeat({}, n_calls) if kwargs is None else kwargs,
+            strict=True,
+        )
+    )
+    return Batch(index, first_task, calls, settings, record_task_times, seed)
 
 
 @dataclasses.dataclass
@@ -181,11 +237,7 @@ class ParallelBackendBase:
         self.backend_params = backend_params
 
     def effective_n_jobs(self, n_jobs: int) -> int:
-        from forklift._support.cpus import cpu_count
-
-        if n_jobs < 0:
-            return max(cpu_count() + 1 + n_jobs, 1)
-        return n_jobs
+        return workers_for_n_jobs(n_jobs)
 
     def start(self, n_workers: int) -> None:
         self.n_workers = n_workers

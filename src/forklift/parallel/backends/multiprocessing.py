@@ -25,7 +25,6 @@ from typing import Any
 
 import cloudpickle
 
-from forklift._support.cpus import cpu_count
 from forklift._support.worker_state import run_initializer
 from forklift.errors import (
     ConfigurationError,
@@ -39,6 +38,7 @@ from forklift.parallel.backends.base import (
     BackendCapabilities,
     Batch,
     BatchOutcome,
+    ParallelBackendBase,
     describe_call,
     run_batch,
 )
@@ -48,7 +48,7 @@ from forklift.pool.shared_arrays import ArrayFiles, dumps_with_arrays
 __all__ = ["MultiprocessingBackend"]
 
 
-class MultiprocessingBackend:
+class MultiprocessingBackend(ParallelBackendBase):
     """Runs batches on a ``multiprocessing.Pool`` started for the call."""
 
     name = "multiprocessing"
@@ -92,9 +92,7 @@ class MultiprocessingBackend:
                 stacklevel=2,
             )
             return 1
-        if n_jobs < 0:
-            return max(cpu_count() + 1 + n_jobs, 1)
-        return n_jobs
+        return super().effective_n_jobs(n_jobs)
 
     def start(self, n_workers: int) -> None:
         if self._pool is not None:

@@ -38,7 +38,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import Any
 
-from forklift._support.cpus import cpu_count
+from forklift._support.cpus import cpu_count, threads_per_worker
 from forklift.config import current_settings
 from forklift.errors import ConfigurationError, ParallelStateError
 from forklift.parallel.backends._in_worker import WORKER_MODULE, run_batch_in_worker
@@ -47,6 +47,7 @@ from forklift.parallel.backends.base import (
     BackendCapabilities,
     Batch,
     BatchOutcome,
+    ParallelBackendBase,
     describe_call,
 )
 from forklift.pool import ProcessPool, SharingScope
@@ -74,7 +75,7 @@ _PARAMETERS = frozenset(
 )
 
 
-class ProcessBackend:
+class ProcessBackend(ParallelBackendBase):
     """Runs batches in worker processes of forklift's shared process pool."""
 
     name = "loky"
@@ -121,16 +122,11 @@ class ProcessBackend:
         self._stopped = False
         self.n_workers = 0
 
-    def effective_n_jobs(self, n_jobs: int) -> int:
-        if n_jobs < 0:
-            return max(cpu_count() + 1 + n_jobs, 1)
-        return n_jobs
-
     def start(self, n_workers: int) -> None:
         threads = (
             self._inner_max_num_threads
             or current_settings().inner_max_num_threads
-            or max(1, cpu_count() // max(n_workers, 1))
+            or threads_per_worker(n_workers)
         )
         if self._pool is not None:
             release_executor(self._pool, self.n_workers)

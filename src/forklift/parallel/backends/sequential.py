@@ -7,12 +7,18 @@ from __future__ import annotations
 
 from concurrent.futures import Future
 
-from forklift.parallel.backends.base import BackendCapabilities, Batch, BatchOutcome, run_batch
+from forklift.parallel.backends.base import (
+    BackendCapabilities,
+    Batch,
+    BatchOutcome,
+    ParallelBackendBase,
+    run_batch,
+)
 
 __all__ = ["SequentialBackend"]
 
 
-class SequentialBackend:
+class SequentialBackend(ParallelBackendBase):
     """Runs each batch immediately in the calling thread."""
 
     name = "sequential"

@@ -22,10 +22,15 @@ import threading
 from concurrent.futures import Future
 from typing import Any
 
-from forklift._support.cpus import cpu_count
 from forklift._support.worker_state import run_initializer
 from forklift.errors import ConfigurationError, ParallelStateError
-from forklift.parallel.backends.base import BackendCapabilities, Batch, BatchOutcome, run_batch
+from forklift.parallel.backends.base import (
+    BackendCapabilities,
+    Batch,
+    BatchOutcome,
+    ParallelBackendBase,
+    run_batch,
+)
 
 __all__ = ["ThreadingBackend"]
 
@@ -33,7 +38,7 @@ _names = itertools.count()
 _Work = tuple[Batch, "Future[BatchOutcome]"] | None
 
 
-class ThreadingBackend:
+class ThreadingBackend(ParallelBackendBase):
     """Runs batches on ``n_workers`` threads.
 
     Backend parameters: ``initializer`` and ``initargs`` - called once in each thread; what the
@@ -63,11 +68,6 @@ class ThreadingBackend:
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
         self._abandoned = 0
-
-    def effective_n_jobs(self, n_jobs: int) -> int:
-        if n_jobs < 0:
-            return max(cpu_count() + 1 + n_jobs, 1)
-        return n_jobs
 
     def start(self, n_workers: int) -> None:
         if self._work is not None:

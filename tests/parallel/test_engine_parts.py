@@ -1,0 +1,101 @@
+"""The engine's helpers alone: the retry queue, task_timeout's clock, a batch's pickling."""
+
+from __future__ import annotations
+
+import pickle
+from concurrent.futures import Future
+from typing import Any
+
+import pytest
+
+from forklift.config import Settings
+from forklift.errors import InvalidTaskError
+from forklift.parallel.backends.base import Batch, run_batch
+from forklift.parallel.ordering import ResultOrder
+from forklift.parallel.retries import RetryQueue
+from forklift.parallel.task_clock import START_POLL_SECONDS, TaskClock
+from forklift.parallel.tasks import TaskSource
+
+
+def test_retries_come_due_earliest_first_and_ties_in_failure_order() -> None:
+    queue = RetryQueue()
+    assert not queue and queue.next_ready_at() is None
+    queue.push(2.0, 7, (abs, (7,), {}))
+    queue.push(1.0, 3, (abs, (3,), {}))
+    queue.push(1.0, 1, (abs, (1,), {}))
+    assert queue.next_ready_at() == 1.0
+    assert queue.pop_due(0.5) is None
+    assert [queue.pop_due(1.5), queue.pop_due(1.5), queue.pop_due(1.5)] == [
+        (3, (abs, (3,), {})),
+        (1, (abs, (1,), {})),
+        None,
+    ]
+    assert queue.pop_due(2.0) == (7, (abs, (7,), {}))
+    assert not queue
+
+
+def test_a_task_clock_starts_when_the_task_runs() -> None:
+    clock = TaskClock(task_timeout=10.0)
+    waiting: Future[Any] = Future()
+    running: Future[Any] = Future()
+    assert running.set_running_or_notify_cancel()
+    futures = {0: waiting, 1: running}
+    # Task 1 runs from now (100.0); task 0 is polled for again soon.
+    assert clock.next_deadline(futures, now=100.0) == 100.0 + START_POLL_SECONDS
+    assert clock.expired(futures.items(), now=109.0) == []
+    assert clock.expired(futures.items(), now=110.0) == [1]
+    assert clock.expired(futures.items(), now=200.0) == []  # given up once
+    assert waiting.set_running_or_notify_cancel()
+    assert clock.next_deadline({0: waiting}, now=200.0) == 210.0
+    clock.forget(0)
+    assert clock.next_deadline({}, now=300.0) == 310.0
+
+
+def _keyword(x: int, *, scale: int = 1) -> int:
+    return x * scale
+
+
+def test_a_batch_pickles_its_calls_as_columns_and_back() -> None:
+    settings = Settings()
+    same = Batch(3, 10, [(abs, (-i,), {}) for i in range(1000)], settings, True, 7)
+    mixed = Batch(
+        0, 0, [(abs, (-1,), {}), (_keyword, (2,), {"scale": 3}), (abs, (4,), {})], settings
+    )
+    for batch in (same, mixed):
+        copy = pickle.loads(pickle.dumps(batch))
+        assert copy == batch
+        assert run_batch(copy).results == run_batch(batch).results
+    # The shared function travels once, and no empty dicts travel at all.
+    columns = len(pickle.dumps(same)) - len(pickle.dumps(settings))
+    assert columns < len(pickle.dumps(same.calls)) * 0.6
+
+
+def test_looking_ahead_keeps_order_positions_and_the_end() -> None:
+    source = TaskSource([(abs, (-i,), {}) for i in range(5)] + ["not a call"])
+    assert source.look_ahead(3) is None  # the end is not seen yet
+    assert source.take(2) == [(abs, (0,), {}), (abs, (-1,), {})]
+    with pytest.raises(InvalidTaskError, match="item 5 of the task iterable"):
+        source.look_ahead(10)
+    source = TaskSource((abs, (-i,), {}) for i in range(5))
+    assert source.take(1) == [(abs, (0,), {})]
+    assert source.look_ahead(10) == 4 and not source.exhausted
+    assert source.take(3) == [(abs, (-1,), {}), (abs, (-2,), {}), (abs, (-3,), {})]
+    assert source.remaining == 1 and source.n_taken == 4
+    assert source.take(3) == [(abs, (-4,), {})] and source.exhausted
+    assert source.take(3) == []
+
+
+def test_results_leave_in_input_order_whatever_order_batches_complete() -> None:
+    order = ResultOrder(ordered=True)
+    order.add(3, ["d", "e"])
+    order.add(1, ["b", "c"])
+    assert order.take() == []
+    order.add(0, ["a"])
+    assert order.take() == [["a"], ["b", "c"], ["d", "e"]]
+    order.add(5, [])  # nothing to hand over
+    order.add(5, ["f"])
+    assert order.take() == [["f"]]
+    unordered = ResultOrder(ordered=False)
+    unordered.add(3, ["d"])
+    unordered.add(0, ["a"])
+    assert unordered.take() == [["d"], ["a"]]
