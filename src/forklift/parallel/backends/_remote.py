@@ -51,6 +51,7 @@ from typing import Any, Generic, TypeVar
 
 import cloudpickle
 
+from forklift._support.cpus import workers_for_n_jobs
 from forklift.errors import (
     ClusterError,
     ConfigurationError,
@@ -352,9 +353,8 @@ class ClusterBackend:
         raise NotImplementedError
 
     def effective_n_jobs(self, n_jobs: int) -> int:
-        if n_jobs > 0:
-            return n_jobs
-        return max(self._capacity() + 1 + n_jobs, 1)  # -1: the capacity, -2: one less...
+        # A positive n_jobs asks nothing of the cluster (Parallel checks it when made).
+        return n_jobs if n_jobs > 0 else workers_for_n_jobs(n_jobs, self._capacity())
 
     @property
     def n_scattered(self) -> int:
