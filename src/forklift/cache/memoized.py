@@ -8,8 +8,9 @@ The life of a call (see :meth:`MemorizedFunction._lookup_or_compute`)::
               (``contains_item``: one stat, usually nobody stored it meanwhile) -> compute
               -> store atomically -> release -> return
 
-Hot entries: a small result (pickled size up to :data:`HOT_ENTRY_BYTES`) that was loaded or
-stored is also kept in memory as its pickled bytes. A later hit checks with one ``stat`` that
+Hot entries (:mod:`.hot_entries`): a small result (pickled size up to
+:data:`~.hot_entries.HOT_ENTRY_BYTES`) that was loaded or stored is also kept in memory as its
+pickled bytes. A later hit checks with one ``stat`` that
 the entry on disk is still the same file (so clears, evictions and other processes' rewrites
 are seen at once) and unpickles the bytes - a fresh object each time, as a load from disk
 gives. Access times (for least-recently-used eviction) are then recorded at most once per
@@ -29,8 +30,6 @@ result. Nothing the function computed is ever lost to a cache problem.
 
 from __future__ import annotations
 
-import collections
-import dataclasses
 import functools
 import logging
 import pickle
@@ -40,6 +39,7 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, ParamSpec, TypeVar
 
+from forklift.cache.hot_entries import HotEntries, HotEntry, small_pickle
 from forklift.cache.identity import FunctionIdentity, defined_at, main_script
 from forklift.cache.keys import CallKeyMaker
 from forklift.cache.records import forget_synced, identify_once, sync_function_record
@@ -59,20 +59,10 @@ __all__ = [
 logger = logging.getLogger("forklift.cache")
 P = ParamSpec("P")
 R = TypeVar("R")
-HOT_ENTRY_BYTES = 64 * 1024
-HOT_TOTAL_BYTES = 16 * 1024 * 1024
 TOUCH_EVERY = 1.0
 _short = reprlib.Repr()
 _short.maxstring = 40
 _short.maxother = 40
-
-
-@dataclasses.dataclass
-class _HotEntry:
-    stamp: object
-    payload: bytes
-    metadata: dict[str, Any]
-    touched: float = 0.0  # 0: the first hot hit records its access
 
 
 class MemorizedFunction(Generic[P, R]):
@@ -117,8 +107,7 @@ class MemorizedFunction(Generic[P, R]):
         # Where the caller found it defined: a copy sent by value to a worker has no file.
         self._location = location
         self._reporter = CacheReporter(verbose)
-        self._hot: collections.OrderedDict[str, _HotEntry] = collections.OrderedDict()
-        self._hot_bytes = 0
+        self._hot = HotEntries()
         functools.update_wrapper(self, function)
 
     # -- identity -----------------------------------------------------------------------------
@@ -168,7 +157,7 @@ class MemorizedFunction(Generic[P, R]):
                 if self.verbose >= 2:
                     self._reporter.loaded(self.identity.qualname, self._describe(arguments), 0.0)
                 return True, value
-            self._forget(call_id.key)
+            self._hot.forget(call_id.key)
         metadata: dict[str, Any] | None = None
         if self.cache_validation_callback is not None:
             metadata = self.store.get_metadata(call_id)
@@ -200,7 +189,7 @@ class MemorizedFunction(Generic[P, R]):
         if self.mmap_mode is not None:
             return  # the caller asked for memory maps, which bytes in memory are not
         try:
-            payload = _small_pickle(value)
+            payload = small_pickle(value)
         except Exception:  # not keeping it hot only costs speed
             return
         if payload is None:
@@ -210,17 +199,7 @@ class MemorizedFunction(Generic[P, R]):
             return
         if metadata is None and self.cache_validation_callback is not None:
             metadata = self.store.get_metadata(call_id)
-        self._forget(call_id.key)
-        self._hot[call_id.key] = _HotEntry(stamp, payload, metadata or {})
-        self._hot_bytes += len(payload)
-        while self._hot_bytes > HOT_TOTAL_BYTES:
-            _, oldest = self._hot.popitem(last=False)
-            self._hot_bytes -= len(oldest.payload)
-
-    def _forget(self, key: str) -> None:
-        entry = self._hot.pop(key, None)
-        if entry is not None:
-            self._hot_bytes -= len(entry.payload)
+        self._hot.remember(call_id.key, HotEntry(stamp, payload, metadata or {}))
 
     def _lookup_or_compute(
         self, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -396,27 +375,6 @@ def _rebuild(
     options: dict[str, Any],
 ) -> MemorizedFunction[Any, Any]:
     return kind(function, store, **options)
-
-
-def _small_pickle(value: Any) -> bytes | None:
-    """``value`` pickled if that takes at most :data:`HOT_ENTRY_BYTES`, else None.
-
-    Arrays are measured before they are copied: a first pickling keeps their buffers out of
-    band and only adds up their sizes (pickling a 100 MB result in band only to drop it
-    cost about as much as loading it).
-    """
-    buffered = 0
-
-    def measure(buffer: pickle.PickleBuffer) -> None:
-        nonlocal buffered
-        buffered += buffer.raw().nbytes
-
-    payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL, buffer_callback=measure)
-    if len(payload) + buffered > HOT_ENTRY_BYTES:
-        return None
-    if buffered:  # small arrays: pickle them in band this time
-        payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    return payload
 
 
 def warn_cache_problem(message: str, stacklevel: int = 4) -> None:

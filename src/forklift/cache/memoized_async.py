@@ -48,7 +48,7 @@ class AsyncMemorizedFunction(MemorizedFunction[P, Awaitable[Any]]):
         await _in_thread(lock.__enter__)  # waiting must not block the loop
         try:
             self.store.clear_item(call_id)
-            self._forget(call_id.key)
+            self._hot.forget(call_id.key)
             started = self._computing(arguments)
             value = await self.func(*args, **kwargs)
             metadata = self._store(call_id, arguments, value, started)
