@@ -407,3 +407,27 @@ def test_two_lambdas_of_one_module_keep_their_own_entries(tmp_path: Path) -> Non
     triple = memory.cache(lambda x: calls.append("triple") or x * 3)
     assert (double(5), triple(5), double(5), triple(5)) == (10, 15, 10, 15)
     assert calls == ["double", "triple"]  # each computed once; neither evicted the other
+
+
+def test_the_unhashable_arguments_warning_points_at_the_callers_line(tmp_path: Path) -> None:
+    # Both forms share the lookup that warns: the warning must still name this file, the
+    # line that called the memoized function, not forklift's own code.
+    import threading
+
+    from forklift.errors import CacheWarning
+
+    memory = Memory(tmp_path, verbose=0)
+    plain = memory.cache(lambda lock, x: x + 1)
+
+    async def fetch(lock: object, x: int) -> int:
+        return x + 1
+
+    coroutine = memory.cache(fetch)
+
+    async def main() -> int:
+        return int(await coroutine(threading.Lock(), 1))
+
+    for run in (lambda: plain(threading.Lock(), 1), lambda: asyncio.run(main())):
+        with pytest.warns(CacheWarning, match="cannot be hashed") as caught:
+            assert run() == 2
+        assert [Path(w.filename).name for w in caught] == [Path(__file__).name]

@@ -3,6 +3,7 @@ and the translation of the engines' own errors (real exception classes, no clust
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 import textwrap
@@ -20,6 +21,7 @@ from forklift.errors import (
     ClusterWorkerLostError,
     ConfigurationError,
     MissingDependencyError,
+    ParallelStateError,
     TaskPicklingError,
     TerminatedWorkerError,
 )
@@ -123,6 +125,37 @@ def test_dask_without_a_client_says_how_to_make_one() -> None:
         Parallel(backend="dask", n_jobs=2, scatter="yes")
     with pytest.raises(ConfigurationError, match="scatter_threshold"):
         Parallel(backend="dask", n_jobs=2, scatter_threshold=[1])
+
+
+@pytest.mark.parametrize(
+    ("module", "backend_class", "options"),
+    [
+        ("distributed", "forklift.parallel.backends.dask:DaskBackend", "client, address, scatter"),
+        ("ray", "forklift.parallel.backends.ray:RayBackend", "address, scatter, scatter_threshold"),
+    ],
+)
+def test_cluster_backends_check_options_and_refuse_work_before_start(
+    module: str, backend_class: str, options: str
+) -> None:
+    # Made directly (no cluster is contacted until start): the checks the two backends share.
+    pytest.importorskip(module)
+    module_name, class_name = backend_class.split(":")
+    backend_type = getattr(importlib.import_module(module_name), class_name)
+    name = backend_type.name
+    with pytest.raises(ConfigurationError, match=rf"{name} backend does not take \['bad'\]; "):
+        backend_type(bad=1)
+    with pytest.raises(ConfigurationError, match=rf"it takes {options}"):
+        backend_type(bad=1)
+    with pytest.raises(
+        ConfigurationError, match=rf"the {name} backend's address must be .*, got 7"
+    ):
+        backend_type(address=7)
+    backend = backend_type(scatter=False)
+    assert backend.effective_n_jobs(3) == 3  # a positive n_jobs asks no cluster
+    assert backend.n_scattered == 0
+    batch = Batch(0, 0, [(abs, (-1,), {})], Settings())
+    with pytest.raises(ParallelStateError, match=rf"the {name} backend was not started"):
+        backend.submit(batch)
 
 
 def test_missing_dependency_is_not_claimed_for_other_import_errors() -> None:

@@ -89,3 +89,22 @@ def test_a_worker_state_only_moves_forward_but_a_drain_ends() -> None:
     finally:
         connection.close()
         right.close()
+
+
+def test_the_public_signatures_hand_their_arguments_over_by_name() -> None:
+    arguments = {
+        "max_workers": 2,  # not a worker option: left out
+        "initializer": print,
+        "initargs": [1],
+        "env": None,
+        "max_tasks_per_child": 3,
+        "memory_growth_limit": None,
+        "thread_limit": 2,
+    }
+    options = WorkerOptions.from_arguments(arguments)
+    assert options == WorkerOptions(
+        initializer=print, initargs=(1,), max_tasks_per_child=3, thread_limit=2
+    )
+    assert options.env == {}
+    with pytest.raises(KeyError, match="thread_limit"):  # a signature that lacks an option
+        WorkerOptions.from_arguments({k: v for k, v in arguments.items() if k != "thread_limit"})

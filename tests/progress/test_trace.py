@@ -20,7 +20,7 @@ import pytest
 from forklift.errors import ConfigurationError
 from forklift.parallel.api import Parallel, delayed
 from forklift.progress import trace_html
-from forklift.progress.events import BatchCompleted, RunFinished, RunStarted
+from forklift.progress.events import BatchCompleted, BatchFailed, RunFinished, RunStarted
 from forklift.progress.recorder import TraceRecorder
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,6 +129,28 @@ def test_a_batch_without_task_times_is_drawn_as_one_span() -> None:
     recorder.handle(BatchCompleted(4, 4, 4, 4, 1.0, "7:w", 10.0, 11.0, 0, 0))
     assert len(recorder.timeline.spans) == 1
     assert recorder.timeline.spans[0].name == "batch x4"
+    # A failed batch without task times: one span for the batch, carrying the error (it
+    # need not be the batch's first task that failed).
+    recorder.handle(
+        BatchFailed(
+            1,
+            4,
+            3,
+            6,
+            "work",
+            "ValueError",
+            "boom",
+            5,
+            2.0,
+            "7:w",
+            11.0,
+            12.5,
+            task_names=("work",),
+        )
+    )
+    [_, failed] = recorder.timeline.spans
+    assert (failed.task, failed.batch, failed.start, failed.end) == (4, 1, 11.0, 12.5)
+    assert (failed.name, failed.error) == ("work x3", "ValueError: boom")
 
 
 # -- the HTML page, in headless Chromium ------------------------------------------------

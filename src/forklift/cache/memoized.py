@@ -8,12 +8,20 @@ The life of a call (see :meth:`MemorizedFunction._lookup_or_compute`)::
               (``contains_item``: one stat, usually nobody stored it meanwhile) -> compute
               -> store atomically -> release -> return
 
-Hot entries: a small result (pickled size up to :data:`HOT_ENTRY_BYTES`) that was loaded or
-stored is also kept in memory as its pickled bytes. A later hit checks with one ``stat`` that
+Hot entries (:mod:`.hot_entries`): a small result (pickled size up to
+:data:`~.hot_entries.HOT_ENTRY_BYTES`) that was loaded or stored is also kept in memory as its
+pickled bytes. A later hit checks with one ``stat`` that
 the entry on disk is still the same file (so clears, evictions and other processes' rewrites
 are seen at once) and unpickles the bytes - a fresh object each time, as a load from disk
 gives. Access times (for least-recently-used eviction) are then recorded at most once per
 :data:`TOUCH_EVERY` seconds per entry and process: LRU order has that resolution.
+
+The plain and the coroutine forms (:mod:`.memoized_async`) share every step but the two that
+must wait - taking the key's lock and calling the function: :meth:`_look_up` (key, first
+look), :meth:`_stored_meanwhile` (the second look, under the lock), :meth:`_computing` and
+:meth:`_store`; each form strings them together around its own waits. Rejected: one
+generator for the whole life of a call, driven by each form (it cost a generator per cached
+call and added its frames to the tracebacks of the function's own errors).
 
 A damaged entry is reported as a :class:`~forklift.errors.CacheWarning`, deleted and
 recomputed; a cache that cannot be written (read-only, full disk) warns and still returns the
@@ -22,8 +30,6 @@ result. Nothing the function computed is ever lost to a cache problem.
 
 from __future__ import annotations
 
-import collections
-import dataclasses
 import functools
 import logging
 import pickle
@@ -33,6 +39,7 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, ParamSpec, TypeVar
 
+from forklift.cache.hot_entries import HotEntries, HotEntry, small_pickle
 from forklift.cache.identity import FunctionIdentity, defined_at, main_script
 from forklift.cache.keys import CallKeyMaker
 from forklift.cache.records import forget_synced, identify_once, sync_function_record
@@ -52,20 +59,10 @@ __all__ = [
 logger = logging.getLogger("forklift.cache")
 P = ParamSpec("P")
 R = TypeVar("R")
-HOT_ENTRY_BYTES = 64 * 1024
-HOT_TOTAL_BYTES = 16 * 1024 * 1024
 TOUCH_EVERY = 1.0
 _short = reprlib.Repr()
 _short.maxstring = 40
 _short.maxother = 40
-
-
-@dataclasses.dataclass
-class _HotEntry:
-    stamp: object
-    payload: bytes
-    metadata: dict[str, Any]
-    touched: float = 0.0  # 0: the first hot hit records its access
 
 
 class MemorizedFunction(Generic[P, R]):
@@ -110,8 +107,7 @@ class MemorizedFunction(Generic[P, R]):
         # Where the caller found it defined: a copy sent by value to a worker has no file.
         self._location = location
         self._reporter = CacheReporter(verbose)
-        self._hot: collections.OrderedDict[str, _HotEntry] = collections.OrderedDict()
-        self._hot_bytes = 0
+        self._hot = HotEntries()
         functools.update_wrapper(self, function)
 
     # -- identity -----------------------------------------------------------------------------
@@ -161,7 +157,7 @@ class MemorizedFunction(Generic[P, R]):
                 if self.verbose >= 2:
                     self._reporter.loaded(self.identity.qualname, self._describe(arguments), 0.0)
                 return True, value
-            self._forget(call_id.key)
+            self._hot.forget(call_id.key)
         metadata: dict[str, Any] | None = None
         if self.cache_validation_callback is not None:
             metadata = self.store.get_metadata(call_id)
@@ -193,7 +189,7 @@ class MemorizedFunction(Generic[P, R]):
         if self.mmap_mode is not None:
             return  # the caller asked for memory maps, which bytes in memory are not
         try:
-            payload = _small_pickle(value)
+            payload = small_pickle(value)
         except Exception:  # not keeping it hot only costs speed
             return
         if payload is None:
@@ -203,48 +199,60 @@ class MemorizedFunction(Generic[P, R]):
             return
         if metadata is None and self.cache_validation_callback is not None:
             metadata = self.store.get_metadata(call_id)
-        self._forget(call_id.key)
-        self._hot[call_id.key] = _HotEntry(stamp, payload, metadata or {})
-        self._hot_bytes += len(payload)
-        while self._hot_bytes > HOT_TOTAL_BYTES:
-            _, oldest = self._hot.popitem(last=False)
-            self._hot_bytes -= len(oldest.payload)
-
-    def _forget(self, key: str) -> None:
-        entry = self._hot.pop(key, None)
-        if entry is not None:
-            self._hot_bytes -= len(entry.payload)
+        self._hot.remember(call_id.key, HotEntry(stamp, payload, metadata or {}))
 
     def _lookup_or_compute(
         self, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> tuple[Any, CallId | None]:
-        try:
-            call_id, arguments = self._call_id(args, kwargs)
-        except HashingError as error:
-            warn_cache_problem(self._unhashable_message(error))
+        call_id, arguments, found, value = self._look_up(args, kwargs)
+        if call_id is None:  # arguments that cannot be hashed: computed without the cache
             return self.func(*args, **kwargs), None
-        found, value = self._load(call_id, arguments)
         if found:
             return value, call_id
         lock = self.store.lock_item(call_id, self.wait_timeout)
         with lock as held:
-            # Someone may have stored it while we waited for the lock (a cheap look first:
-            # usually nobody did).
-            if held and self.store.contains_item(call_id):
-                found, value = self._load(call_id, arguments)
-                if found:
-                    return value, call_id
+            found, value = self._stored_meanwhile(held, call_id, arguments)
+            if found:
+                return value, call_id
             value, metadata = self._compute_and_store(call_id, arguments, args, kwargs)
             if metadata.get("stored"):
                 lock.done()
         return value, call_id
 
-    def _unhashable_message(self, error: HashingError) -> str:
-        return (
-            f"the arguments of {self.identity.qualname}() cannot be hashed ({error}); "
-            "computing it without the cache - pass such arguments in ignore=[...] or "
-            "give them a picklable form"
-        )
+    def _look_up(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[CallId | None, dict[str, Any], bool, Any]:
+        """The first look, without the lock: ``(call_id, arguments, found, value)``.
+        ``call_id`` is None (warned) when the arguments cannot be hashed."""
+        try:
+            call_id, arguments = self._call_id(args, kwargs)
+        except HashingError as error:
+            # stacklevel: this frame, the form's lookup and its __call__ lie between the
+            # warning and the caller's line.
+            warn_cache_problem(
+                f"the arguments of {self.identity.qualname}() cannot be hashed ({error}); "
+                "computing it without the cache - pass such arguments in ignore=[...] or "
+                "give them a picklable form",
+                stacklevel=5,
+            )
+            return None, {}, False, None
+        found, value = self._load(call_id, arguments)
+        return call_id, arguments, found, value
+
+    def _stored_meanwhile(
+        self, held: bool, call_id: CallId, arguments: dict[str, Any]
+    ) -> tuple[bool, Any]:
+        """The second look, once the key's lock is ``held``: someone may have stored the
+        result while we waited (a cheap look first: usually nobody did)."""
+        if held and self.store.contains_item(call_id):
+            return self._load(call_id, arguments)
+        return False, None
+
+    def _computing(self, arguments: dict[str, Any]) -> float:
+        """Say that the call is computed (if verbose); its start, for :meth:`_store`."""
+        if self._reporter.verbose >= 1:  # describing the call costs more than a quiet miss
+            self._reporter.computing(self.identity.qualname, self._describe(arguments))
+        return time.perf_counter()
 
     def _compute_and_store(
         self,
@@ -253,15 +261,15 @@ class MemorizedFunction(Generic[P, R]):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> tuple[Any, dict[str, Any]]:
-        if self._reporter.verbose >= 1:  # describing the call costs more than a quiet miss
-            self._reporter.computing(self.identity.qualname, self._describe(arguments))
-        started = time.perf_counter()
+        started = self._computing(arguments)
         value = self.func(*args, **kwargs)
-        return value, self._store(call_id, arguments, value, time.perf_counter() - started)
+        return value, self._store(call_id, arguments, value, started)
 
     def _store(
-        self, call_id: CallId, arguments: dict[str, Any], value: Any, duration: float
+        self, call_id: CallId, arguments: dict[str, Any], value: Any, started: float
     ) -> dict[str, Any]:
+        """Store a computed ``value`` (computing began at ``started``); its metadata."""
+        duration = time.perf_counter() - started
         metadata = {
             "duration": duration,
             "time": time.time(),
@@ -369,28 +377,7 @@ def _rebuild(
     return kind(function, store, **options)
 
 
-def _small_pickle(value: Any) -> bytes | None:
-    """``value`` pickled if that takes at most :data:`HOT_ENTRY_BYTES`, else None.
-
-    Arrays are measured before they are copied: a first pickling keeps their buffers out of
-    band and only adds up their sizes (pickling a 100 MB result in band only to drop it
-    cost about as much as loading it).
-    """
-    buffered = 0
-
-    def measure(buffer: pickle.PickleBuffer) -> None:
-        nonlocal buffered
-        buffered += buffer.raw().nbytes
-
-    payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL, buffer_callback=measure)
-    if len(payload) + buffered > HOT_ENTRY_BYTES:
-        return None
-    if buffered:  # small arrays: pickle them in band this time
-        payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    return payload
-
-
-def warn_cache_problem(message: str) -> None:
+def warn_cache_problem(message: str, stacklevel: int = 4) -> None:
     """Report a cache problem Memory worked around, once: through ``warnings`` only, so a
     warnings filter silences it entirely (it used to go to ``logging`` as well)."""
-    warnings.warn(message, CacheWarning, stacklevel=4)
+    warnings.warn(message, CacheWarning, stacklevel=stacklevel)

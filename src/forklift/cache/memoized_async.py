@@ -9,14 +9,12 @@ lock on a key runs in a thread, so it never blocks the event loop.
 from __future__ import annotations
 
 import inspect
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
-from forklift.cache.memoized import MemorizedFunction, P, warn_cache_problem
+from forklift.cache.memoized import MemorizedFunction, P
 from forklift.cache.shelved import MemorizedResult, NotMemorizedResult
 from forklift.cache.stores.base import CallId, StoreBackendBase
-from forklift.errors import HashingError
 
 __all__ = ["AsyncMemorizedFunction", "memorize"]
 
@@ -50,8 +48,10 @@ class AsyncMemorizedFunction(MemorizedFunction[P, Awaitable[Any]]):
         await _in_thread(lock.__enter__)  # waiting must not block the loop
         try:
             self.store.clear_item(call_id)
-            self._forget(call_id.key)
-            value, metadata = await self._compute_and_store_async(call_id, arguments, args, kwargs)
+            self._hot.forget(call_id.key)
+            started = self._computing(arguments)
+            value = await self.func(*args, **kwargs)
+            metadata = self._store(call_id, arguments, value, started)
             if metadata.get("stored"):
                 lock.done()
             return value, metadata
@@ -70,41 +70,24 @@ class AsyncMemorizedFunction(MemorizedFunction[P, Awaitable[Any]]):
     async def _lookup_or_compute_async(
         self, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> tuple[Any, CallId | None]:
-        try:
-            call_id, arguments = self._call_id(args, kwargs)
-        except HashingError as error:
-            warn_cache_problem(self._unhashable_message(error))
+        call_id, arguments, found, value = self._look_up(args, kwargs)
+        if call_id is None:  # arguments that cannot be hashed: computed without the cache
             return await self.func(*args, **kwargs), None
-        found, value = self._load(call_id, arguments)
         if found:
             return value, call_id
         lock = self.store.lock_item(call_id, self.wait_timeout)
         held = await _in_thread(lock.__enter__)  # waiting must not block the loop
         try:
-            # Someone may have stored it while we waited for the lock (see memoized.py).
-            if held and self.store.contains_item(call_id):
-                found, value = self._load(call_id, arguments)
-                if found:
-                    return value, call_id
-            value, metadata = await self._compute_and_store_async(call_id, arguments, args, kwargs)
-            if metadata.get("stored"):
+            found, value = self._stored_meanwhile(held, call_id, arguments)
+            if found:
+                return value, call_id
+            started = self._computing(arguments)
+            value = await self.func(*args, **kwargs)
+            if self._store(call_id, arguments, value, started).get("stored"):
                 lock.done()
             return value, call_id
         finally:
             lock.__exit__(None, None, None)
-
-    async def _compute_and_store_async(
-        self,
-        call_id: CallId,
-        arguments: dict[str, Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> tuple[Any, dict[str, Any]]:
-        if self._reporter.verbose >= 1:  # describing the call costs more than a quiet miss
-            self._reporter.computing(self.identity.qualname, self._describe(arguments))
-        started = time.perf_counter()
-        value = await self.func(*args, **kwargs)
-        return value, self._store(call_id, arguments, value, time.perf_counter() - started)
 
 
 async def _in_thread(function: Callable[[], bool]) -> bool:

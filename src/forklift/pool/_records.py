@@ -9,13 +9,20 @@ forward through them (:meth:`Worker.advance`), except that a drained worker beco
 again (:meth:`Worker.end_drain`). Flags allowed combinations that meant nothing (killed but
 still taking tasks) and made every reader decide which flag won.
 
-Imports only the standard library and :mod:`forklift.errors`.
+The two records are slotted dataclasses without equality or repr: a task or worker is
+one object, compared and hashed by identity as before. Rejected: hand-written ``__init__``
+methods, which repeated every field name three times (slots, parameters, assignments).
+
+Imports the standard library, :mod:`forklift.errors`, :mod:`forklift._support` and the
+pool's transport modules (:mod:`.error_transport`, :mod:`.sharing`); never the manager, the
+books or the executor, which import it.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import enum
 import os
 import pickle
@@ -63,25 +70,17 @@ class SharedPayload:
                 os.close(self.fd)
 
 
+@dataclasses.dataclass(slots=True, eq=False, repr=False)
 class Task:
-    __slots__ = ("future", "label", "payload", "scope", "started", "task_id", "tokens")
+    """One submitted call: its future, pickled payload, the shared-object tokens it needs."""
 
-    def __init__(
-        self,
-        task_id: int,
-        future: Future[Any],
-        payload: bytes,
-        tokens: set[int],
-        scope: SharingScope | None,
-        label: str,
-    ) -> None:
-        self.task_id = task_id
-        self.future = future
-        self.payload = payload
-        self.tokens = tokens
-        self.scope = scope
-        self.label = label
-        self.started = False
+    task_id: int
+    future: Future[Any]
+    payload: bytes
+    tokens: set[int]
+    scope: SharingScope | None
+    label: str
+    started: bool = False
 
 
 class WorkerState(enum.IntEnum):
@@ -94,29 +93,19 @@ class WorkerState(enum.IntEnum):
     KILLED = 4  # killed on purpose: its death is not a crash to report
 
 
+@dataclasses.dataclass(slots=True, eq=False, repr=False)
 class Worker:
-    __slots__ = (
-        "connection",
-        "dead_since",
-        "idle_since",
-        "in_flight",
-        "known_tokens",
-        "n_sent",
-        "pid",
-        "state",
-        "worker_id",
-    )
+    """What the pool knows about one worker process."""
 
-    def __init__(self, worker_id: int, pid: int, connection: Connection) -> None:
-        self.worker_id = worker_id
-        self.pid = pid
-        self.connection = connection
-        self.in_flight: collections.deque[Task] = collections.deque()
-        self.known_tokens: set[int] = set()
-        self.n_sent = 0
-        self.state = WorkerState.ACTIVE
-        self.idle_since = time.monotonic()
-        self.dead_since: float | None = None
+    worker_id: int
+    pid: int
+    connection: Connection
+    in_flight: collections.deque[Task] = dataclasses.field(default_factory=collections.deque)
+    known_tokens: set[int] = dataclasses.field(default_factory=set)
+    n_sent: int = 0
+    state: WorkerState = WorkerState.ACTIVE
+    idle_since: float = dataclasses.field(default_factory=time.monotonic)
+    dead_since: float | None = None
 
     @property
     def accepts_tasks(self) -> bool:

@@ -130,14 +130,7 @@ class ProcessPool(Executor):
         if max_workers is None:
             max_workers = cpu_count()
         check_positive("max_workers", max_workers)
-        options = WorkerOptions(
-            initializer=initializer,
-            initargs=initargs,
-            env=env or {},
-            max_tasks_per_child=max_tasks_per_child,
-            memory_growth_limit=memory_growth_limit,
-            thread_limit=thread_limit,
-        )
+        options = WorkerOptions.from_arguments(locals())
         check_positive("prefetch", prefetch)
         if idle_worker_timeout is not None and not idle_worker_timeout > 0:
             raise ConfigurationError(

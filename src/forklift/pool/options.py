@@ -9,6 +9,11 @@ the ``"loky"`` backend) still spell them out, as joblib's do; each turns them in
 the pool, to each worker (pickled in its ``INIT`` message) and into the reusable pool's
 "same options, same pool" test, which is a plain ``==``.
 
+Such a signature takes its options with :meth:`WorkerOptions.from_arguments` (``locals()``):
+the fields name what to pick, so the list is written once, here, and a signature that lacks
+an option fails at its first call, not silently. Rejected: spelling the six keywords out again
+in each body (they were, twice, word for word).
+
 Equality is safe rather than strict: callables compare by identity (a callable object with a
 loose ``__eq__`` must not pass for another initializer), and arguments whose ``!=`` raises or
 returns no plain truth (a numpy array in ``initargs``) count as different - a new pool is the
@@ -60,6 +65,12 @@ class WorkerOptions:
             check_positive("max_tasks_per_child", self.max_tasks_per_child)
         if self.thread_limit is not None:
             check_positive("thread_limit", self.thread_limit)
+
+    @classmethod
+    def from_arguments(cls, arguments: Mapping[str, Any]) -> WorkerOptions:
+        """The options among a public signature's ``arguments`` (its ``locals()``): each
+        field's value is the argument of the same name (``env=None`` means no variables)."""
+        return cls(**{field.name: arguments[field.name] for field in dataclasses.fields(cls)})
 
     def replace(self, **changes: Any) -> WorkerOptions:
         return dataclasses.replace(self, **changes)

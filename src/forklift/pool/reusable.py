@@ -98,14 +98,7 @@ def get_reusable_executor(
         True
         >>> shutdown_reusable_executor()
     """
-    options = WorkerOptions(
-        initializer=initializer,
-        initargs=initargs,
-        env=env or {},
-        max_tasks_per_child=max_tasks_per_child,
-        memory_growth_limit=memory_growth_limit,
-        thread_limit=thread_limit,
-    )
+    options = WorkerOptions.from_arguments(locals())
     with _lock:
         return _get_locked(
             max_workers,

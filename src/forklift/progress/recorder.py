@@ -77,21 +77,11 @@ class TraceRecorder:
         ends = event.task_ends
         names = event.task_names or ()
         if ends is None:
-            # No per-task times (a backend that ignores the request): one span per batch.
-            name = names[0] if names else "batch"
-            timeline.spans.append(
-                Span(
-                    task=event.first_task,
-                    batch=event.batch_index,
-                    batch_size=event.n_tasks,
-                    worker=event.worker,
-                    start=event.started,
-                    end=event.finished,
-                    name=f"{name} x{event.n_tasks}",
-                    error=error,
-                )
-            )
-            return
+            # No per-task times (a backend that ignores the request): one span for the batch,
+            # which carries the batch's error if it failed.
+            ends = (event.finished,)
+            names = (f"{names[0] if names else 'batch'} x{event.n_tasks}",)
+            failed_at = event.first_task if error else -1
         start = event.started
         for position, end in enumerate(ends):
             task = event.first_task + position

@@ -27,8 +27,14 @@ arrived as a ``ClusterError``, one with an unpicklable attribute as a ``RuntimeE
 turns an engine exception into that forklift class with the engine's error chained. The table
 is built on first use, since the engines are optional imports.
 
-What differs between engines stays in their backends: finding the cluster, putting a value,
-submitting a task, cancelling. This module imports neither dask nor ray, and never the engine.
+**What every cluster backend does alike** is :class:`ClusterBackend`, their base: the unknown
+option check, the ``scatter``/``scatter_threshold`` options, the batches in flight, and
+``n_jobs=-1`` as the cluster's capacity. What differs between engines stays in their
+backends: finding the cluster and its capacity, putting a value, submitting a task,
+cancelling. Rejected: a ``Protocol`` plus a helper per shared step (each backend still wrote
+the same ``__init__`` lines, properties and capacity arithmetic).
+
+This module imports neither dask nor ray, and never the engine.
 """
 
 from __future__ import annotations
@@ -45,8 +51,19 @@ from typing import Any, Generic, TypeVar
 
 import cloudpickle
 
-from forklift.errors import ClusterError, ForkliftError, ParallelStateError, TaskPicklingError
-from forklift.parallel.backends._shared_arguments import LargeArguments, Placeholder
+from forklift._support.cpus import workers_for_n_jobs
+from forklift.errors import (
+    ClusterError,
+    ConfigurationError,
+    ForkliftError,
+    ParallelStateError,
+    TaskPicklingError,
+)
+from forklift.parallel.backends._shared_arguments import (
+    LargeArguments,
+    Placeholder,
+    parse_share_options,
+)
 from forklift.parallel.backends.base import (
     BackendCapabilities,
     Batch,
@@ -60,6 +77,7 @@ from forklift.pool.main_classes import dumps as dumps_for_caller
 
 __all__ = [
     "CLUSTER_CAPABILITIES",
+    "ClusterBackend",
     "ClusterTasks",
     "Failure",
     "engine_failures",
@@ -295,3 +313,51 @@ def _settle(
             result.set_result(outcome)
     except InvalidStateError:  # cancelled by the engine meanwhile: nobody waits for it
         pass
+
+
+# -- what every cluster backend does alike ---------------------------------------------------
+class ClusterBackend:
+    """The base of the cluster backends (see the module docstring): a subclass sets
+    :attr:`name` and :attr:`options`, calls :meth:`_reject_unknown` first thing and this
+    ``__init__`` once its own options are checked, and gives :meth:`_capacity`."""
+
+    name: str
+    options: tuple[str, ...]  # the keyword arguments it takes, for the unknown-option error
+    capabilities = CLUSTER_CAPABILITIES
+
+    def __init__(
+        self,
+        table: Callable[[], Sequence[Failure]],
+        scatter: bool | list[Any],
+        scatter_threshold: int | str | None,
+    ) -> None:
+        self._threshold, self._forced = parse_share_options(self.name, scatter_threshold, scatter)
+        self._tasks: ClusterTasks[Any] = ClusterTasks(self.name, table)
+
+    def _reject_unknown(self, unknown: Mapping[str, Any]) -> None:
+        if unknown:
+            raise ConfigurationError(
+                f"the {self.name} backend does not take {sorted(unknown)}; it takes "
+                f"{', '.join(self.options)}"
+            )
+
+    def _check_address(self, address: object, such_as: str) -> None:
+        """Every cluster backend may be given its cluster's address: a string, or None."""
+        if address is not None and not isinstance(address, str):
+            raise ConfigurationError(
+                f"the {self.name} backend's address must be {such_as}, got {address!r}"
+            )
+
+    def _capacity(self) -> int:
+        """How many tasks the cluster runs at once (what ``n_jobs=-1`` means)."""
+        raise NotImplementedError
+
+    def effective_n_jobs(self, n_jobs: int) -> int:
+        # A positive n_jobs asks nothing of the cluster (Parallel checks it when made).
+        return n_jobs if n_jobs > 0 else workers_for_n_jobs(n_jobs, self._capacity())
+
+    @property
+    def n_scattered(self) -> int:
+        """How many objects this backend shared with the cluster since it started (scattered
+        by dask, put in ray's object store; for tests and logs)."""
+        return self._tasks.n_shared

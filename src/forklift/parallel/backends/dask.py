@@ -36,19 +36,9 @@ from forklift.errors import (
     ClusterConnectionError,
     ClusterWorkerLostError,
     ConfigurationError,
-    ParallelStateError,
 )
-from forklift.parallel.backends._remote import (
-    CLUSTER_CAPABILITIES,
-    ClusterTasks,
-    Failure,
-    run_packed,
-    translate,
-)
-from forklift.parallel.backends._shared_arguments import (
-    DEFAULT_SHARE_THRESHOLD,
-    parse_share_options,
-)
+from forklift.parallel.backends._remote import ClusterBackend, Failure, run_packed, translate
+from forklift.parallel.backends._shared_arguments import DEFAULT_SHARE_THRESHOLD
 from forklift.parallel.backends.base import Batch, BatchOutcome
 
 __all__ = ["DaskBackend", "translate_dask_error"]
@@ -56,11 +46,11 @@ __all__ = ["DaskBackend", "translate_dask_error"]
 logger = logging.getLogger("forklift.parallel")
 
 
-class DaskBackend:
+class DaskBackend(ClusterBackend):
     """Runs batches as tasks on a ``distributed.Client``'s cluster."""
 
     name = "dask"
-    capabilities = CLUSTER_CAPABILITIES
+    options = ("client", "address", "scatter", "scatter_threshold")
 
     def __init__(
         self,
@@ -70,11 +60,7 @@ class DaskBackend:
         scatter_threshold: int | str | None = DEFAULT_SHARE_THRESHOLD,
         **unknown: Any,
     ) -> None:
-        if unknown:
-            raise ConfigurationError(
-                f"the dask backend does not take {sorted(unknown)}; it takes client, address, "
-                "scatter, scatter_threshold"
-            )
+        self._reject_unknown(unknown)
         import distributed  # here, not at the top: dask is an optional extra
 
         self._distributed = distributed
@@ -84,18 +70,13 @@ class DaskBackend:
             )
         if client is not None and address is not None:
             raise ConfigurationError("give the dask backend a client or an address, not both")
-        if address is not None and not isinstance(address, str):
-            raise ConfigurationError(
-                f"the dask backend's address must be a scheduler address such as "
-                f"'tcp://127.0.0.1:8786', got {address!r}"
-            )
+        self._check_address(address, "a scheduler address such as 'tcp://127.0.0.1:8786'")
         self._given_client = client
         self._address = address
         self._own_client: Any = None
-        self._threshold, self._forced = parse_share_options("dask", scatter_threshold, scatter)
         self._client: Any = None  # the client of the running call, set by start()
-        self._tasks: ClusterTasks[Any] = ClusterTasks(self.name, dask_failures)
         self._seceded = False
+        super().__init__(dask_failures, scatter, scatter_threshold)
 
     # -- the cluster -----------------------------------------------------------------------
     def _find_client(self) -> Any:
@@ -119,10 +100,8 @@ class DaskBackend:
                 "running one), or pass client=... or address=... to parallel_config/Parallel"
             ) from None
 
-    def effective_n_jobs(self, n_jobs: int) -> int:
-        if n_jobs > 0:
-            return n_jobs
-        # -1 means the cluster's capacity: one task per worker thread.
+    def _capacity(self) -> int:
+        # One task per worker thread.
         temporary = self._address is not None and self._own_client is None
         client = self._find_client()
         try:
@@ -133,12 +112,7 @@ class DaskBackend:
                 # opened only for this question must not outlive it.
                 self._own_client = None
                 client.close()
-        return max(capacity + 1 + n_jobs, 1)
-
-    @property
-    def n_scattered(self) -> int:
-        """How many objects this backend scattered since it started (for tests and logs)."""
-        return self._tasks.n_shared
+        return capacity
 
     def start(self, n_workers: int) -> None:
         if self._client is None:
@@ -168,8 +142,7 @@ class DaskBackend:
 
     # -- batches ---------------------------------------------------------------------------
     def submit(self, batch: Batch) -> Future[BatchOutcome]:
-        if self._client is None:
-            raise ParallelStateError("the dask backend was not started")
+        # Not started (no client): prepare() raises ParallelStateError.
         payload, handles, key = self._tasks.prepare(batch)
         with self._tasks.failures(key):
             # pure=False: two batches with equal arguments are two tasks.

@@ -34,19 +34,9 @@ from forklift.errors import (
     ClusterConnectionError,
     ClusterWorkerLostError,
     ConfigurationError,
-    ParallelStateError,
 )
-from forklift.parallel.backends._remote import (
-    CLUSTER_CAPABILITIES,
-    ClusterTasks,
-    Failure,
-    run_packed,
-    translate,
-)
-from forklift.parallel.backends._shared_arguments import (
-    DEFAULT_SHARE_THRESHOLD,
-    parse_share_options,
-)
+from forklift.parallel.backends._remote import ClusterBackend, Failure, run_packed, translate
+from forklift.parallel.backends._shared_arguments import DEFAULT_SHARE_THRESHOLD
 from forklift.parallel.backends.base import Batch, BatchOutcome
 
 __all__ = ["RayBackend", "translate_ray_error"]
@@ -72,11 +62,11 @@ def _remote() -> Any:
         return _remote_function
 
 
-class RayBackend:
+class RayBackend(ClusterBackend):
     """Runs batches as ray tasks."""
 
     name = "ray"
-    capabilities = CLUSTER_CAPABILITIES
+    options = ("address", "scatter", "scatter_threshold", "remote_args")
 
     def __init__(
         self,
@@ -86,16 +76,8 @@ class RayBackend:
         remote_args: dict[str, Any] | None = None,
         **unknown: Any,
     ) -> None:
-        if unknown:
-            raise ConfigurationError(
-                f"the ray backend does not take {sorted(unknown)}; it takes address, scatter, "
-                "scatter_threshold, remote_args"
-            )
-        if address is not None and not isinstance(address, str):
-            raise ConfigurationError(
-                f"the ray backend's address must be a string such as 'auto' or "
-                f"'ray://host:10001', got {address!r}"
-            )
+        self._reject_unknown(unknown)
+        self._check_address(address, "a string such as 'auto' or 'ray://host:10001'")
         if remote_args is not None and not isinstance(remote_args, dict):
             raise ConfigurationError(
                 f"the ray backend's remote_args must be a dict of ray task options, got "
@@ -106,9 +88,7 @@ class RayBackend:
         self._ray = ray
         self._address = address
         self._remote_args = dict(remote_args or {})
-        self._threshold, self._forced = parse_share_options("ray", scatter_threshold, scatter)
-        self._tasks: ClusterTasks[Any] = ClusterTasks(self.name, ray_failures)
-        self._started = False
+        super().__init__(ray_failures, scatter, scatter_threshold)
 
     def _connect(self) -> None:
         if self._ray.is_initialized():
@@ -120,27 +100,17 @@ class RayBackend:
                 f"could not connect to the ray cluster at {self._address!r}: {error}"
             ) from error
 
-    def effective_n_jobs(self, n_jobs: int) -> int:
-        if n_jobs > 0:
-            return n_jobs
-        # -1 means the cluster's capacity: one task per CPU ray knows of.
+    def _capacity(self) -> int:
+        # One task per CPU ray knows of.
         self._connect()
-        capacity = int(self._ray.cluster_resources().get("CPU", 1))
-        return max(capacity + 1 + n_jobs, 1)
-
-    @property
-    def n_scattered(self) -> int:
-        """How many objects this backend put in the object store since it started."""
-        return self._tasks.n_shared
+        return int(self._ray.cluster_resources().get("CPU", 1))
 
     def start(self, n_workers: int) -> None:
         self._connect()
-        self._started = True
         self._tasks.start_sharing(self._ray.put, self._threshold, self._forced)
 
     def submit(self, batch: Batch) -> Future[BatchOutcome]:
-        if not self._started:
-            raise ParallelStateError("the ray backend was not started")
+        # Not started: prepare() raises ParallelStateError.
         payload, handles, key = self._tasks.prepare(batch)
         keys = list(handles)
         options = {"name": key, **self._remote_args}
@@ -177,7 +147,6 @@ class RayBackend:
 
     def stop(self, wait: bool = True) -> None:
         self.abort()
-        self._started = False
 
     def __repr__(self) -> str:
         return f"RayBackend(address={self._address!r})"
