@@ -13,6 +13,7 @@ import inspect
 import os
 import sys
 import threading
+import types
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence, Sized
 from types import TracebackType
 from typing import Any, Final, Generic, Literal, ParamSpec, TypeVar
@@ -104,9 +105,20 @@ def _remember(function: Any, wrapper: _DelayedFunction[Any, Any]) -> None:
 
 
 def _held_by_its_module(function: Any) -> bool:
-    module = sys.modules.get(getattr(function, "__module__", None) or "")
-    name = getattr(function, "__qualname__", None)
-    return module is not None and name is not None and getattr(module, name, None) is function
+    """A plain or builtin function found under its own name in its module's namespace (read
+    directly: no user ``__getattr__``, of the function's module or of a callable object, runs
+    here)."""
+    if type(function) not in _PLAIN_FUNCTIONS:
+        return False
+    module_name, name = function.__module__, function.__qualname__
+    if not isinstance(module_name, str) or not isinstance(name, str):
+        return False
+    module = sys.modules.get(module_name)
+    namespace = getattr(module, "__dict__", None)  # a module's: no __getattr__ runs
+    return isinstance(namespace, dict) and namespace.get(name) is function
+
+
+_PLAIN_FUNCTIONS: Final = (types.FunctionType, types.BuiltinFunctionType)
 
 
 def effective_n_jobs(n_jobs: int = -1) -> int:
