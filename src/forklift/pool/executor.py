@@ -246,6 +246,11 @@ class ProcessPool(Executor):
         results = super().map(run_chunk, itertools.repeat(fn), chunks, timeout=timeout)
         return itertools.chain.from_iterable(results)
 
+    def start_workers(self, n_workers: int | None = None) -> None:
+        """Start workers now (up to ``n_workers``, default ``max_workers``) without waiting
+        for them: they come up while the caller prepares its first tasks."""
+        self.warm_up(n_workers, timeout=0)
+
     def warm_up(self, n_workers: int | None = None, timeout: float | None = 30.0) -> int:
         """Start workers now (up to ``n_workers``, default ``max_workers``) and wait for them.
 

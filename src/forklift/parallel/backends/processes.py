@@ -140,7 +140,7 @@ class ProcessBackend(ParallelBackendBase):
         self.n_workers = n_workers
         # Start the workers now, without waiting: they come up while the first batches are
         # being prepared.
-        self._pool.warm_up(n_workers, timeout=0)
+        self._pool.start_workers(n_workers)
 
     def submit(self, batch: Batch) -> Future[BatchOutcome]:
         pool = self._pool
