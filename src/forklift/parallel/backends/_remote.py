@@ -57,7 +57,6 @@ from forklift.errors import (
     ConfigurationError,
     ForkliftError,
     ParallelStateError,
-    TaskPicklingError,
 )
 from forklift.parallel.backends._shared_arguments import (
     LargeArguments,
@@ -72,7 +71,7 @@ from forklift.parallel.backends.base import (
     describe_call,
     run_batch,
 )
-from forklift.pool.error_transport import pack_error
+from forklift.parallel.backends.base import pack_outcome as base_pack_outcome
 from forklift.pool.main_classes import dumps as dumps_for_caller
 
 __all__ = [
@@ -164,38 +163,9 @@ def run_packed(payload: bytes, values: Mapping[str, Any], worker_of: str) -> byt
 
 
 def pack_outcome(batch: Batch, outcome: BatchOutcome) -> bytes:
-    """Worker side: ``outcome`` as bytes for the caller, its error packed to travel intact
-    and ``__main__`` classes made the caller's; a result that does not pickle becomes a
-    :class:`~forklift.errors.TaskPicklingError` naming the function."""
-    if outcome.error is not None:  # its class, attributes and chain travel intact
-        outcome.error = pack_error(outcome.error)
-    try:
-        return dumps_for_caller(outcome)
-    except Exception as reason:  # a result does not pickle (the error, packed, always does)
-        return dumps_for_caller(_unpicklable_result(batch, outcome, reason))
-
-
-def _unpicklable_result(batch: Batch, outcome: BatchOutcome, reason: Exception) -> BatchOutcome:
-    """The outcome that says which result could not be sent back: the batch's first failure."""
-    position = 0
-    for position, result in enumerate(outcome.results):  # noqa: B007
-        try:
-            dumps_for_caller(result)
-        except Exception:
-            break
-    problem = TaskPicklingError(
-        f"the result of {describe_call(batch.calls[position])}() could not be pickled to send "
-        f"it back from the worker: {reason}"
-    )
-    return BatchOutcome(
-        outcome.results[:position],
-        error=problem,
-        error_traceback=f"TaskPicklingError: {problem}\n",
-        error_task=position,
-        started=outcome.started,
-        finished=outcome.finished,
-        worker=outcome.worker,
-    )
+    """Worker side: ``outcome`` as bytes for the caller, ``__main__`` classes made the
+    caller's (the rest: :func:`~forklift.parallel.backends.base.pack_outcome`)."""
+    return base_pack_outcome(batch, outcome, dumps_for_caller)
 
 
 def unpack_outcome(payload: bytes) -> BatchOutcome:

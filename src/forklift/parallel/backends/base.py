@@ -34,6 +34,8 @@ from forklift._support.cpus import workers_for_n_jobs
 from forklift._support.naming import callable_name
 from forklift._support.task_context import TaskContext, current_task
 from forklift.config import Settings, entered_settings
+from forklift.errors import TaskPicklingError
+from forklift.pool.error_transport import pack_error
 
 __all__ = [
     "Backend",
@@ -43,6 +45,7 @@ __all__ = [
     "Call",
     "ParallelBackendBase",
     "describe_call",
+    "pack_outcome",
     "run_batch",
 ]
 
@@ -261,6 +264,45 @@ class ParallelBackendBase:
 def describe_call(call: Call) -> str:
     """A short name for a call, for messages: the function's qualified name."""
     return callable_name(call[0])
+
+
+def pack_outcome(batch: Batch, outcome: BatchOutcome, dumps: Callable[[Any], bytes]) -> bytes:
+    """Worker side: ``outcome`` as bytes for the caller (by ``dumps``), its error packed to
+    travel intact; a result that does not pickle becomes a
+    :class:`~forklift.errors.TaskPicklingError` naming the function - the one home of that
+    rule for every backend whose workers pickle their outcomes."""
+    if outcome.error is not None:  # its class, attributes and chain travel intact
+        outcome.error = pack_error(outcome.error)
+    try:
+        return dumps(outcome)
+    except Exception as reason:  # a result does not pickle (the error, packed, always does)
+        return dumps(_unpicklable_result(batch, outcome, reason, dumps))
+
+
+def _unpicklable_result(
+    batch: Batch, outcome: BatchOutcome, reason: Exception, dumps: Callable[[Any], bytes]
+) -> BatchOutcome:
+    """The outcome that says which result could not be sent back: the batch's first failure
+    (a result earlier in the batch than its error, which always pickles once packed)."""
+    position = 0
+    for position, result in enumerate(outcome.results):  # noqa: B007
+        try:
+            dumps(result)
+        except Exception:
+            break
+    problem = TaskPicklingError(
+        f"the result of {describe_call(batch.calls[position])}() could not be pickled to send "
+        f"it back from the worker: {reason}"
+    )
+    return BatchOutcome(
+        outcome.results[:position],
+        error=problem,
+        error_traceback=f"TaskPicklingError: {problem}\n",
+        error_task=position,
+        started=outcome.started,
+        finished=outcome.finished,
+        worker=outcome.worker,
+    )
 
 
 def run_batch(

@@ -40,9 +40,9 @@ from forklift.parallel.backends.base import (
     BatchOutcome,
     ParallelBackendBase,
     describe_call,
+    pack_outcome,
     run_batch,
 )
-from forklift.pool.error_transport import pack_error
 from forklift.pool.shared_arrays import ArrayFiles, dumps_with_arrays
 
 __all__ = ["MultiprocessingBackend"]
@@ -192,32 +192,9 @@ def _run_pickled_batch(payload: bytes) -> bytes:
     """Runs in a worker: unpickle a batch, run it, pickle its outcome (or say what failed)."""
     batch: Batch = pickle.loads(payload)
     outcome = run_batch(batch, worker_of=MultiprocessingBackend.name)
-    if outcome.error is not None:  # its class, attributes and chain travel intact
-        outcome.error = pack_error(outcome.error)
-    try:
-        data: bytes = cloudpickle.dumps(outcome, protocol=5)
-        return data
-    except Exception as reason:
-        position = 0
-        for position, result in enumerate(outcome.results):  # noqa: B007
-            try:
-                cloudpickle.dumps(result, protocol=5)
-            except Exception:
-                break
-        # The error (if any) always pickles (packed above): a result, earlier in the batch,
-        # is what did not; it is the batch's first failure.
-        problem = TaskPicklingError(
-            f"the result of {describe_call(batch.calls[position])}() could not be pickled to "
-            f"send it back from the worker: {reason}"
-        )
-        failure = BatchOutcome(
-            outcome.results[:position],
-            error=problem,
-            error_traceback=f"TaskPicklingError: {problem}\n",
-            error_task=position,
-            started=outcome.started,
-            finished=outcome.finished,
-            worker=outcome.worker,
-        )
-        data = cloudpickle.dumps(failure, protocol=5)
-        return data
+    return pack_outcome(batch, outcome, _dumps)
+
+
+def _dumps(value: Any) -> bytes:
+    data: bytes = cloudpickle.dumps(value, protocol=5)
+    return data
