@@ -30,7 +30,6 @@ import operator
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager
-from types import TracebackType
 from typing import Any, Final
 
 from forklift._support.defaults import (
@@ -343,12 +342,7 @@ class parallel_config:
         self._settings, self._token, self._held = settings, token, held
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:  # the same whether or not it raised
         if self._token is not None:
             held, self._held = self._held, None
             try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import os
 import pickle
 import subprocess
@@ -157,6 +158,18 @@ def test_expires_after(tmp_path: Path, counter_file: Path) -> None:
     assert not add.check_call_in_cache(1)
     add(1)
     assert runs(counter_file) == 2
+
+
+@pytest.mark.parametrize(
+    "unit", ["days", "seconds", "microseconds", "milliseconds", "minutes", "hours", "weeks"]
+)
+def test_expires_after_reads_each_unit_as_timedelta_does(unit: str) -> None:
+    age = datetime.timedelta(**{unit: 3}).total_seconds()
+    still_fresh = expires_after(**{unit: 3})
+    assert still_fresh.__qualname__ == f"expires_after({age}s)"
+    assert not still_fresh({"time": time.time() - age - 1})
+    if age >= 1:  # shorter ages pass while the check runs
+        assert still_fresh({"time": time.time() - age * 0.9})
 
 
 def test_custom_validation_callback_sees_metadata(tmp_path: Path, counter_file: Path) -> None:

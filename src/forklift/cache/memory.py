@@ -172,12 +172,14 @@ class Memory:
         of the key).
         """
         if func is None:
+            # Positionally, in the signature's order (the list is written out in the
+            # overloads above already).
             return lambda function: self.cache(
                 function,
-                ignore=ignore,
-                verbose=verbose,
-                mmap_mode=mmap_mode,
-                cache_validation_callback=cache_validation_callback,
+                ignore,
+                verbose,
+                mmap_mode,
+                cache_validation_callback,
                 version=version,
                 input_files=input_files,
             )

@@ -46,14 +46,9 @@ def expires_after(
         ...     fetch("rates"), fetch.check_call_in_cache("rates")
         ('RATES', True)
     """
+    # The parameters are timedelta's, in its order: passed on positionally, one list to keep.
     limit = datetime.timedelta(
-        days=days,
-        seconds=seconds,
-        microseconds=microseconds,
-        milliseconds=milliseconds,
-        minutes=minutes,
-        hours=hours,
-        weeks=weeks,
+        days, seconds, microseconds, milliseconds, minutes, hours, weeks
     ).total_seconds()
 
     def cache_is_fresh(metadata: dict[str, Any]) -> bool:
