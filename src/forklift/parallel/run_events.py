@@ -8,7 +8,7 @@ a run that nobody watches. Counts that every event repeats travel as one :class:
 from __future__ import annotations
 
 import time
-from typing import NamedTuple
+from typing import NamedTuple, TypedDict
 
 from forklift.errors import RemoteTraceback
 from forklift.parallel.backends.base import Backend, Batch, BatchOutcome, describe_call
@@ -80,13 +80,9 @@ def batch_completed(
         n_dispatched=progress.n_dispatched,
         total=progress.total,
         elapsed=progress.elapsed,
-        worker=outcome.worker,
-        started=outcome.started,
-        finished=outcome.finished,
         batch_index=batch.index,
         first_task=batch.first_task,
-        task_ends=task_ends(outcome),
-        task_names=task_names(batch) if timed else None,
+        **_how_it_ran(batch, outcome, timed),
     )
 
 
@@ -113,6 +109,26 @@ def run_finished(
         failed=n_failed,
         retried=n_retried,
     )
+
+
+class _HowItRan(TypedDict):
+    """The fields a completed and a failed batch's events both take from the outcome."""
+
+    worker: str
+    started: float
+    finished: float
+    task_ends: tuple[float, ...] | None
+    task_names: tuple[str, ...] | None
+
+
+def _how_it_ran(batch: Batch, outcome: BatchOutcome, timed: bool) -> _HowItRan:
+    return {
+        "worker": outcome.worker,
+        "started": outcome.started,
+        "finished": outcome.finished,
+        "task_ends": task_ends(outcome),
+        "task_names": task_names(batch) if timed else None,
+    }
 
 
 def task_ends(outcome: BatchOutcome) -> tuple[float, ...] | None:
@@ -150,11 +166,7 @@ def failure_event(
         error=message,
         n_completed=progress.n_completed,
         elapsed=progress.elapsed,
-        worker=outcome.worker,
-        started=outcome.started,
-        finished=outcome.finished,
-        task_ends=task_ends(outcome),
-        task_names=task_names(batch) if timed else None,
+        **_how_it_ran(batch, outcome, timed),
     )
 
 
