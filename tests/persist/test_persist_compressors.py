@@ -148,8 +148,9 @@ def test_register_compressor(tmp_path: Path) -> None:
 def test_mmap_mode_on_compressed_file_warns_and_reads(tmp_path: Path) -> None:
     path = tmp_path / "c.fl"
     dump(np.arange(100_000.0), path, compress=1)
-    with pytest.warns(PersistWarning, match="ignored for a compressed file"):
+    with pytest.warns(PersistWarning, match="ignored for a compressed file") as caught:
         loaded = load(path, mmap_mode="r")
+    assert [w.filename for w in caught] == [__file__]  # points at the caller of load()
     assert type(loaded) is np.ndarray
     assert loaded.flags.writeable
 

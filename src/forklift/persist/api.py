@@ -305,14 +305,24 @@ def _load(
     expansion: float | None,
 ) -> Any:
     try:
-        return _read(
-            file,
-            name,
-            path,
-            mmap_mode=mmap_mode,
-            allowed=allowed,
-            verify=verify,
-            expansion=expansion,
+        start = file.tell()
+        head = file.read(streams.DETECT_LENGTH)
+        file.seek(start)
+        if not head.startswith(layout.MAGIC):
+            codec = streams.detect(head)
+            if codec is None or not stream_input.holds_forklift(file, codec):
+                return legacy.load_legacy(file, name, path, mmap_mode, allowed)
+            _warn_not_mapped(name, mmap_mode, codec)
+            return stream_input.read_stream(
+                file, name, codec, allowed=allowed, verify=verify, max_expansion=expansion
+            )
+        source = reader.Source(file, name)
+        index = reader.read_index(source)
+        if index.codec is not None:
+            _warn_not_mapped(name, mmap_mode, index.codec)
+            mmap_mode = None
+        return reader.read_file(
+            source, index, path=path, mmap_mode=mmap_mode, allowed=allowed, verify=verify
         )
     except ForkliftError:
         raise
@@ -322,37 +332,6 @@ def _load(
         raise CorruptFileError(f"{name}: cannot be read ({type(exc).__name__}: {exc})") from exc
     except Exception as exc:  # a file must never surface another error
         raise CorruptFileError(f"{name}: cannot be read ({type(exc).__name__}: {exc})") from exc
-
-
-def _read(
-    file: IO[bytes],
-    name: str,
-    path: str | None,
-    *,
-    mmap_mode: str | None,
-    allowed: frozenset[str] | None,
-    verify: bool,
-    expansion: float | None,
-) -> Any:
-    start = file.tell()
-    head = file.read(streams.DETECT_LENGTH)
-    file.seek(start)
-    if not head.startswith(layout.MAGIC):
-        codec = streams.detect(head)
-        if codec is None or not stream_input.holds_forklift(file, codec):
-            return legacy.load_legacy(file, name, path, mmap_mode, allowed)
-        _warn_not_mapped(name, mmap_mode, codec)
-        return stream_input.read_stream(
-            file, name, codec, allowed=allowed, verify=verify, max_expansion=expansion
-        )
-    source = reader.Source(file, name)
-    index = reader.read_index(source)
-    if index.codec is not None:
-        _warn_not_mapped(name, mmap_mode, index.codec)
-        mmap_mode = None
-    return reader.read_file(
-        source, index, path=path, mmap_mode=mmap_mode, allowed=allowed, verify=verify
-    )
 
 
 def _warn_not_mapped(name: str, mmap_mode: str | None, codec: str) -> None:

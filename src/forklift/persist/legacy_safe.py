@@ -164,6 +164,16 @@ def _companion(d: Decoder, context: JoblibContext, filename: Any) -> str:
     return os.path.join(os.path.dirname(context.path), os.path.basename(filename))
 
 
+def _described(state: Any, d: Decoder, context: JoblibContext) -> bool:
+    """Check a companion-file wrapper's state; True when inspecting (its file is noted, not
+    read)."""
+    if not isinstance(state, dict):
+        raise d.corrupt("an array wrapper whose state is not a dict")
+    if context.describe:
+        context.notes.append(f"array in companion file {state.get('filename')}")
+    return context.describe
+
+
 class _NpyWrapper(Pending):
     """joblib < 0.10's NDArrayWrapper: the array is in a companion ``.npy`` file."""
 
@@ -176,10 +186,7 @@ class _NpyWrapper(Pending):
         from numpy.lib import format as npy
 
         context = self._context
-        if not isinstance(state, dict):
-            raise d.corrupt("an array wrapper whose state is not a dict")
-        if context.describe:
-            context.notes.append(f"array in companion file {state.get('filename')}")
+        if _described(state, d, context):
             return None
         companion = _companion(d, context, state.get("filename"))
         with open(companion, "rb") as handle:
@@ -222,10 +229,7 @@ class _ZnpyWrapper(Pending):
 
     def build(self, state: Any, d: Decoder) -> Any:
         context = self._context
-        if not isinstance(state, dict):
-            raise d.corrupt("an array wrapper whose state is not a dict")
-        if context.describe:
-            context.notes.append(f"array in companion file {state.get('filename')}")
+        if _described(state, d, context):
             return None
         init, inner = state.get("init_args"), state.get("state")
         if not (isinstance(init, tuple) and init and isinstance(inner, tuple | list)):

@@ -199,21 +199,23 @@ STREAM_CODECS: dict[str, StreamCodec] = {
 DETECT_LENGTH = 64
 
 
+# The first bytes of each codec's stream (none is a prefix of another, so order is free).
+_MAGICS = (
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bz2"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x5d\x00\x00", "lzma"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"\x04\x22\x4d\x18", "lz4"),
+)
+
+
 def detect(head: bytes) -> str | None:
     """The codec whose stream ``head`` (the first :data:`DETECT_LENGTH` bytes of a file)
     starts, or None."""
-    if head.startswith(b"\x1f\x8b"):
-        return "gzip"
-    if head.startswith(b"BZh"):
-        return "bz2"
-    if head.startswith(b"\xfd7zXZ\x00"):
-        return "xz"
-    if head.startswith(b"\x5d\x00\x00"):
-        return "lzma"
-    if head.startswith(b"\x28\xb5\x2f\xfd"):
-        return "zstd"
-    if head.startswith(b"\x04\x22\x4d\x18"):
-        return "lz4"
+    for magic, codec in _MAGICS:
+        if head.startswith(magic):
+            return codec
     if head[:4] == _SKIPPABLE_MAGIC.to_bytes(4, "little") and head[8:12] == b"FKLM":
         skip = 8 + int.from_bytes(head[4:8], "little")  # the frame's header and payload
         if skip in (24, 32) and len(head) >= skip + 4:

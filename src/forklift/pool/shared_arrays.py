@@ -94,6 +94,10 @@ class ArrayFile:
         return open_array_file(*dataclasses.astuple(self))
 
 
+# The attribute of a worker's striped memmap that lets it be passed on by reference.
+_STRIPES = "forklift_stripes"
+
+
 def open_array_file(
     paths: tuple[str, ...],
     dtype: Any,
@@ -109,7 +113,21 @@ def open_array_file(
     import numpy as np
 
     if len(paths) > 1:
-        return _open_stripes(paths, dtype, shape, strides, order, offset, mode, stripe_bytes, size)
+        region = map_stripes(paths, stripe_bytes, size, mode)
+        # As numpy.memmap itself builds one, over our region: a real memmap that owns its map.
+        new: Any = np.ndarray.__new__  # its stubs want a literal order; ours is "C" or "F"
+        array = new(
+            np.memmap,
+            shape,
+            dtype=dtype,
+            buffer=region,
+            offset=offset,
+            strides=strides,
+            order=order,
+        )
+        array._mmap, array.filename, array.offset, array.mode = region, paths[0], offset, mode
+        setattr(array, _STRIPES, (paths, stripe_bytes, size))
+        return array
     (path,) = paths
     memmap: Any = np.memmap  # its stubs want literal modes; ours are checked on the way in
     if strides is None:
@@ -120,34 +138,6 @@ def open_array_file(
     span = memmap(path, dtype=np.uint8, mode=mode, offset=offset + low, shape=(high - low,))
     view = np.ndarray(shape, dtype=dtype, buffer=span, offset=-low, strides=strides)
     return view.view(np.memmap)
-
-
-# The attribute of a worker's striped memmap that lets it be passed on by reference.
-_STRIPES = "forklift_stripes"
-
-
-def _open_stripes(
-    paths: tuple[str, ...],
-    dtype: Any,
-    shape: tuple[int, ...],
-    strides: tuple[int, ...] | None,
-    order: str,
-    offset: int,
-    mode: str,
-    stripe_bytes: int,
-    size: int,
-) -> Any:
-    import numpy as np
-
-    region = map_stripes(paths, stripe_bytes, size, mode)
-    # As numpy.memmap itself builds one, over our region: a real memmap that owns its map.
-    new: Any = np.ndarray.__new__  # its stubs want a literal order; ours is "C" or "F"
-    array = new(
-        np.memmap, shape, dtype=dtype, buffer=region, offset=offset, strides=strides, order=order
-    )
-    array._mmap, array.filename, array.offset, array.mode = region, paths[0], offset, mode
-    setattr(array, _STRIPES, (paths, stripe_bytes, size))
-    return array
 
 
 class ArrayFiles:
