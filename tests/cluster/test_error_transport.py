@@ -6,14 +6,12 @@ repr, arguments its ``__init__`` does not take back. The classes must live in a 
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.script_checks import run_check_script
 
 pytestmark = pytest.mark.cluster
 
@@ -26,25 +24,7 @@ def received(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     if importlib.util.find_spec("distributed" if engine == "dask" else "ray") is None:
         pytest.skip(f"{engine} is not installed")
     folder = tmp_path_factory.mktemp(engine)
-    env = dict(os.environ, TMPDIR=str(folder))
-    env["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(Path(__file__).parents[2] / "src"), env.get("PYTHONPATH")])
-    )
-    finished = subprocess.run(
-        [sys.executable, str(SCRIPT), engine],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        cwd=folder,
-        env=env,
-        check=False,
-    )
-    assert finished.returncode == 0, finished.stderr
-    checks = {}
-    for line in finished.stdout.splitlines():
-        record = json.loads(line)
-        checks[record.pop("check")] = record
-    return checks
+    return run_check_script(SCRIPT, engine, cwd=folder, env=dict(os.environ, TMPDIR=str(folder)))
 
 
 @pytest.mark.timeout(300)

@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import copyreg
 import errno
-import json
-import os
 import pickle
-import subprocess
 import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.script_checks import run_check_script
 
 from forklift.pool.error_transport import ErrorParcel, attach_remote_traceback, pack_error
 
@@ -23,26 +21,7 @@ SCRIPT = Path(__file__).parent / "scripts" / "raise_main_errors.py"
 
 
 def _run_script(backend: str, tmp_path: Path) -> dict[str, dict[str, Any]]:
-    env = dict(os.environ)
-    # An empty entry would put the current directory on the path: join only real ones.
-    env["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(Path(__file__).parents[2] / "src"), env.get("PYTHONPATH")])
-    )
-    finished = subprocess.run(
-        [sys.executable, str(SCRIPT), backend, str(tmp_path / "attempted")],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        cwd=tmp_path,
-        env=env,
-        check=False,
-    )
-    assert finished.returncode == 0, finished.stderr
-    checks = {}
-    for line in finished.stdout.splitlines():
-        record = json.loads(line)
-        checks[record.pop("check")] = record
-    return checks
+    return run_check_script(SCRIPT, backend, str(tmp_path / "attempted"), cwd=tmp_path)
 
 
 # The "multiprocessing" backend's worker side is tested in one process below: its stdlib pool
