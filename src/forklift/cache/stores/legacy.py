@@ -3,10 +3,15 @@
 Until the entry file (:mod:`.entries`), an entry was a folder ``<key[:2]>/<key>/`` holding
 ``output.fkl`` (the result, persist's format) and ``meta.json``, with the folder's
 modification time as its last access. Caches written then keep serving hits: the local store
-looks here after a miss on the new file (one failed ``stat`` or ``open`` more per miss, a few
-µs), lists these entries, evicts and clears them; it never writes them, so a recomputed
-key moves to the new format. Delete this module (and its calls in :mod:`.local`) once such
-caches are gone; ``.locks/`` folders of that time are ignored and removed by ``clear``.
+looks here after a miss on the new file, lists these entries, evicts and clears them; it
+never writes them, so a recomputed key moves to the new format. Whether a version folder
+holds any is looked at once per store (:func:`present`: one listing of the version folder),
+so a miss in a folder without them does not pay two failed ``stat`` calls (one on the first
+look, one on the second, under the key's claim) - the old path's were the longest lookups
+of a miss. An old entry put into a folder after the store looked is not seen as a hit by
+that store (nothing writes them since; tests put them in by hand). Delete this module (and
+its calls in :mod:`.local`) once such caches are gone; ``.locks/`` folders of that time are
+ignored and removed by ``clear``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ __all__ = [
     "folder_size",
     "metadata",
     "output_path",
+    "present",
     "stamp",
     "touch",
 ]
@@ -30,6 +36,16 @@ __all__ = [
 OUTPUT = "output.fkl"
 SHARD_CHARACTERS = 2  # old entries were sharded by two hex digits: <key[:2]>/<key>/
 META = "meta.json"
+
+
+def present(version_path: str) -> bool:
+    """Whether the version folder at ``version_path`` holds shard folders of this layout
+    (two hex digits; the entry files' shards are one)."""
+    try:
+        with os.scandir(version_path) as children:
+            return any(len(child.name) == SHARD_CHARACTERS and child.is_dir() for child in children)
+    except OSError:  # not made yet (a fresh cache), or unreadable: nothing old to serve
+        return False
 
 
 def output_path(stem: str) -> str:

@@ -86,6 +86,12 @@ class LocalStore(StoreBackendBase):
         self.location = ""
         self._version_paths: dict[tuple[tuple[str, ...], str], str] = {}
         self._known_dirs: set[str] = set()  # folders this process created or saw
+        # Version folders -> whether they hold entries of the old layout (looked at once).
+        self._old_layout: dict[str, bool] = {}
+        # (entry path, stamp) of the entry this store published last: the stamp Memory asks
+        # for right after storing, known without a stat (see KeyLock.publish).
+        self._published: tuple[str, object] | None = None
+        self._last_stem: tuple[CallId | None, str] = (None, "")
 
     def configure(
         self, location: str, verbose: int = 0, backend_options: dict[str, Any] | None = None
@@ -97,7 +103,8 @@ class LocalStore(StoreBackendBase):
         self.location = str(location)
         self.root = Path(location) / ROOT
         self._version_paths.clear()
-        self._known_dirs.clear()
+        self._last_stem = (None, "")
+        self._forget_folders()
         reason = others_can_write(Path(location), self.root)
         if reason is not None:
             warnings.warn(
@@ -150,13 +157,35 @@ class LocalStore(StoreBackendBase):
     def _stem(self, call_id: CallId) -> str:
         # The key is not checked on this path, which reads (hits): writes, deletes and locks
         # check it (entry_dir, dump_item, lock_item), as function_dir checks the rest.
+        # A miss asks for one call's stem five times (look, lock, look again, write, stamp):
+        # the last one is remembered, by the identity of its CallId.
+        last = self._last_stem
+        if last[0] is call_id:
+            return last[1]
         key = call_id.key
-        return f"{self._version_path(call_id)}/{key[:SHARD_CHARACTERS]}/{key}"
+        stem = f"{self._version_path(call_id)}/{key[:SHARD_CHARACTERS]}/{key}"
+        self._last_stem = (call_id, stem)
+        return stem
 
     def _old_stem(self, call_id: CallId) -> str:
         """Where the old layout kept this entry's folder (:mod:`.legacy`)."""
         key = call_id.key
         return f"{self._version_path(call_id)}/{key[: legacy.SHARD_CHARACTERS]}/{key}"
+
+    def _old_output(self, call_id: CallId) -> str | None:
+        """The result file of this call's entry in the old layout, or None when its version
+        folder holds no old entries (looked at once per store and version: a miss then
+        makes no lookups in the old layout)."""
+        version_path = self._version_path(call_id)
+        present = self._old_layout.get(version_path)
+        if present is None:
+            present = self._old_layout[version_path] = legacy.present(version_path)
+        return legacy.output_path(self._old_stem(call_id)) if present else None
+
+    def _forget_folders(self) -> None:
+        """Forget what this store knows of its folders (they were removed)."""
+        self._known_dirs.clear()
+        self._old_layout.clear()
 
     # -- entries -----------------------------------------------------------------------------
     def load_item(self, call_id: CallId, mmap_mode: str | None = None) -> Any:
@@ -165,8 +194,8 @@ class LocalStore(StoreBackendBase):
         try:
             data = _read_file(path)
         except FileNotFoundError:
-            old = legacy.output_path(self._old_stem(call_id))
-            if not os.path.exists(old):  # a plain miss: one failed stat, not a persist load
+            old = self._old_output(call_id)
+            if old is None or not os.path.exists(old):  # a miss: no persist load attempted
                 raise KeyError(call_id) from None
             return self._load_file(call_id, old, mmap_mode)
         try:
@@ -218,7 +247,7 @@ class LocalStore(StoreBackendBase):
         except FileNotFoundError:
             # Folders this process remembered were removed (another process cleared the
             # cache or evicted the function): forget them and write once more.
-            self._known_dirs.clear()
+            self._forget_folders()
             return self._write_entry(call_id, value, metadata, compress)
 
     def _write_entry(
@@ -238,7 +267,8 @@ class LocalStore(StoreBackendBase):
         claim = held_claim(f"{stem}{CLAIM}")
         if claim is not None:
             try:
-                claim.publish(data)  # the claim file becomes the entry: one write, one rename
+                # The claim file becomes the entry: one write, one rename.
+                self._published = (destination, _stamp(claim.publish(data)))
                 return size + len(data)
             except OSError:
                 pass  # removed with the cache meanwhile: write it the other way
@@ -281,9 +311,10 @@ class LocalStore(StoreBackendBase):
         self._known_dirs.add(folder)
 
     def contains_item(self, call_id: CallId) -> bool:
-        return os.path.exists(f"{self._stem(call_id)}{ENTRY}") or os.path.exists(
-            legacy.output_path(self._old_stem(call_id))
-        )
+        if os.path.exists(f"{self._stem(call_id)}{ENTRY}"):
+            return True
+        old = self._old_output(call_id)
+        return old is not None and os.path.exists(old)
 
     def get_metadata(self, call_id: CallId) -> dict[str, Any] | None:
         stem = self._stem(call_id)
@@ -307,15 +338,18 @@ class LocalStore(StoreBackendBase):
         remove_tree(Path(self._old_stem(call_id)))  # an entry of the old layout
 
     def entry_stamp(self, call_id: CallId) -> object | None:
-        stem = self._stem(call_id)
+        path = f"{self._stem(call_id)}{ENTRY}"
+        published = self._published
+        if published is not None and published[0] == path:
+            self._published = None  # once: the entry may be replaced from now on
+            return published[1]
         try:
-            status = os.stat(f"{stem}{ENTRY}")
+            status = os.stat(path)
         except FileNotFoundError:
             return legacy.stamp(self._old_stem(call_id))
         except OSError:
             return None
-        # touch() sets the access time only, so the stamp holds across hits.
-        return (status.st_ino, status.st_size, status.st_mtime_ns)
+        return _stamp(status)
 
     def item_info(self, call_id: CallId) -> ItemInfo | None:
         self.entry_dir(call_id)  # checks the key
@@ -373,16 +407,16 @@ class LocalStore(StoreBackendBase):
             if is_version_dir(child) and child.name != f"{VERSION_PREFIX}{keep}":
                 dropped += sum(1 for _ in entries_of_version(child))
                 remove_tree(child)
-                self._known_dirs.clear()
+                self._forget_folders()
         return dropped
 
     def clear_path(self, function: tuple[str, ...]) -> None:
         remove_tree(self.function_dir(function))
-        self._known_dirs.clear()
+        self._forget_folders()
 
     def clear(self) -> None:
         remove_tree(self.root)
-        self._known_dirs.clear()
+        self._forget_folders()
         with contextlib.suppress(OSError):  # an emptied cache is still a cache
             self.root.mkdir(exist_ok=True)
 
@@ -428,6 +462,13 @@ def _persist_dump(value: Any, output: Any, **options: Any) -> Any:
     from forklift.persist import dump
 
     return dump(value, output, **options)
+
+
+def _stamp(status: os.stat_result) -> object:
+    """What :meth:`LocalStore.entry_stamp` compares: a replaced entry is another file (inode),
+    and its modification time is set to the clock's nanoseconds when written. touch() sets
+    the access time only, so the stamp holds across hits."""
+    return (status.st_ino, status.st_size, status.st_mtime_ns)
 
 
 def _read_file(path: str) -> bytes:

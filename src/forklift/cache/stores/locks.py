@@ -97,11 +97,13 @@ class KeyLock(ItemLock):
                 os.unlink(self.claim_path)
         os.close(descriptor)  # releases the flock: waiters wake
 
-    def publish(self, data: bytes) -> None:
+    def publish(self, data: bytes) -> os.stat_result:
         """Write ``data`` into the claim and rename it to the entry: the entry appears whole.
 
         Its times are set from the clock, not left to the filesystem's coarser timestamps
-        (4 ms ticks on ext4: entries written in one tick would tie in LRU order).
+        (4 ms ticks on ext4: entries written in one tick would tie in LRU order). Returns the
+        entry's status, taken from the open file (an ``fstat``, not a lookup by path), for
+        the store's :meth:`~.base.StoreBackendBase.entry_stamp`.
 
         Raises ``OSError`` (then the claim is still held, and the caller writes another way).
         """
@@ -116,8 +118,10 @@ class KeyLock(ItemLock):
             written += os.pwrite(descriptor, view[written:], written)
         now = time.time_ns()
         os.utime(descriptor, ns=(now, now))
+        status = os.fstat(descriptor)
         os.rename(self.claim_path, self.entry_path)
         self._published = True
+        return status
 
     # -- acquiring --------------------------------------------------------------------------
     def _acquire(self) -> int | None:
