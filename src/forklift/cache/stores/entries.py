@@ -94,24 +94,29 @@ def encode(kind: int, metadata: dict[str, Any], payload: bytes = b"") -> bytes:
 
 def _metadata_json(metadata: dict[str, Any]) -> str:
     """``metadata`` as JSON. What Memory stores (two finite floats and the arguments' reprs)
-    is formatted directly, to the bytes the encoder writes: the encoder took 5-8 µs of a
-    miss (it sets up per call), the direct form 2 µs."""
-    duration = metadata.get("duration")
-    created = metadata.get("time")
-    arguments = metadata.get("input_args")
-    if (
-        len(metadata) == 3
-        and type(duration) is float
-        and type(created) is float
-        and type(arguments) is dict
-        and duration - duration == 0.0  # finite: repr() is then JSON
-        and created - created == 0.0
-        and all(type(name) is str and type(value) is str for name, value in arguments.items())
-    ):
-        inside = ", ".join(
-            [f"{_quote(name)}: {_quote(value)}" for name, value in arguments.items()]
-        )
-        return f'{{"duration": {duration!r}, "time": {created!r}, "input_args": {{{inside}}}}}'
+    is formatted directly, to the text the encoder writes: the encoder took 5-8 µs of a miss
+    (it is set up anew for each call), the direct form 2-3 µs."""
+    if len(metadata) == 3:
+        duration = metadata.get("duration")
+        created = metadata.get("time")
+        arguments = metadata.get("input_args")
+        if (
+            type(duration) is float
+            and type(created) is float
+            and type(arguments) is dict
+            and duration - duration == 0.0  # finite: repr() is then JSON
+            and created - created == 0.0
+        ):
+            parts = []
+            for name, value in arguments.items():
+                if type(name) is not str or type(value) is not str:
+                    break
+                parts.append(f"{_quote(name)}: {_quote(value)}")
+            else:
+                inside = ", ".join(parts)
+                return (
+                    f'{{"duration": {duration!r}, "time": {created!r}, "input_args": {{{inside}}}}}'
+                )
     return _METADATA.encode(metadata)
 
 

@@ -176,7 +176,8 @@ class LocalStore(StoreBackendBase):
         """The result file of this call's entry in the old layout, or None when its version
         folder holds no old entries (looked at once per store and version: a miss then
         makes no lookups in the old layout)."""
-        version_path = self._version_path(call_id)
+        stem = self._stem(call_id)
+        version_path = stem[: -len(call_id.key) - SHARD_CHARACTERS - 2]  # less "/<shard>/<key>"
         present = self._old_layout.get(version_path)
         if present is None:
             present = self._old_layout[version_path] = legacy.present(version_path)
@@ -254,7 +255,7 @@ class LocalStore(StoreBackendBase):
         self, call_id: CallId, value: Any, metadata: dict[str, Any], compress: Any
     ) -> int:
         stem = self._stem(call_id)
-        shard = os.path.dirname(stem)
+        shard = stem[: -len(call_id.key) - 1]
         self._make_dirs(shard)
         payload = None if compress else entries.pickle_plain(value)
         size = 0
