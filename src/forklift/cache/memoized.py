@@ -294,7 +294,8 @@ class MemorizedFunction(Generic[P, R]):
                 f"could not store the result of {self._describe(arguments)}: {error!r}; "
                 "returning it uncached"
             )
-        self._reporter.computed(self.identity.qualname, duration, stored)
+        if self._reporter.verbose >= 1:
+            self._reporter.computed(self.identity.qualname, duration, stored)
         if stored:
             self._remember(call_id, value, metadata)
             if self._after_store is not None:
