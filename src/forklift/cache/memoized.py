@@ -9,8 +9,9 @@ The life of a call (see :meth:`MemorizedFunction._lookup_or_compute`)::
               -> store atomically -> release -> return
 
 Hot entries (:mod:`.hot_entries`): a small result (pickled size up to
-:data:`~.hot_entries.HOT_ENTRY_BYTES`) that was loaded or stored is also kept in memory as its
-pickled bytes. A later hit checks with one ``stat`` that
+:data:`~.hot_entries.HOT_ENTRY_BYTES`) that was loaded (or stored, where the store's
+``keep_stored_hot`` says reading it back costs more than keeping it) is also kept in memory
+as its pickled bytes. A later hit checks with one ``stat`` that
 the entry on disk is still the same file (so clears, evictions and other processes' rewrites
 are seen at once) and unpickles the bytes - a fresh object each time, as a load from disk
 gives. Access times (for least-recently-used eviction) are then recorded at most once per
@@ -297,7 +298,8 @@ class MemorizedFunction(Generic[P, R]):
         if self._reporter.verbose >= 1:
             self._reporter.computed(self.identity.qualname, duration, stored)
         if stored:
-            self._remember(call_id, value, metadata)
+            if self.store.keep_stored_hot:
+                self._remember(call_id, value, metadata)
             if self._after_store is not None:
                 self._after_store(size)
         return {**metadata, "stored": stored}

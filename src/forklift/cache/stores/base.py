@@ -82,6 +82,10 @@ class StoreBackendBase(abc.ABC):
     """
 
     location: str = ""
+    #: Whether Memory keeps a small result it has just stored in memory for the next hits,
+    #: as it keeps one it has loaded: worth a few µs of each miss where reading an entry
+    #: back costs a round trip; a store that reads one back cheaply turns it off.
+    keep_stored_hot: bool = True
 
     @abc.abstractmethod
     def configure(

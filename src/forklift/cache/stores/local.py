@@ -15,12 +15,10 @@ Layout under ``<location>/forklift/``::
 A miss claims the key (creates ``<key>.claim``), computes, writes the entry into the claim
 and renames it to ``<key>.entry``: readers see a whole entry or none, two writers of one key
 leave one entry, and an uncontended miss creates one file (it created four: a lock file, a
-staging folder and its two files). Creating a file is what a miss costs: 600-800 µs each on
-the shared ext4 test machine under load, where a failed ``stat`` took 6 µs; on tmpfs the
-whole miss took 380-440 µs to joblib's 1150-1240 µs (interleaved runs, same load). A hit
-reads one file. The entry's access time is its last access, which least-recently-used
-eviction sorts by (set explicitly by ``touch``, so ``noatime`` mounts work); its
-modification time is its creation.
+staging folder and its two files) in eight system calls - :mod:`.locks` lists them, with
+what each costs and what was cut. A hit reads one file. The entry's access time is its last
+access, which least-recently-used eviction sorts by (set explicitly by ``touch``, so
+``noatime`` mounts work); its modification time is its creation.
 
 Shards: 16, so the first misses of a new code version create at most 16 folders. With 256
 (the old layout's), a fresh cache's first few hundred misses each created a shard folder as
@@ -29,9 +27,9 @@ measured 0.47 times joblib's overhead then. 16 folders still hold a million entr
 62,500 files each, which ext4's and xfs's hashed directories look up in constant time.
 
 Rejected: no shards (one folder of a million files is slow to list on network
-filesystems); a pack file of many
-entries (one creation per process, not per miss, but eviction and atomic replacement would
-need an index and compaction: a database, which is what the cache must not require).
+filesystems); a pack file of many entries (one creation per process, not per miss, but
+eviction and atomic replacement would need an index and compaction: a database, which is
+what the cache must not require; and each entry's own times are what LRU eviction reads).
 """
 
 from __future__ import annotations
@@ -81,6 +79,11 @@ _verified: set[tuple[str, int, int, int]] = set()
 class LocalStore(StoreBackendBase):
     """Cache entries as files on a local (or shared POSIX) filesystem."""
 
+    # A stored result is read back by the next hit (20-30 µs, once) rather than kept hot at
+    # every miss (its pickle, an fstat for its stamp: 7 µs of CPU of a ~110 µs miss on
+    # tmpfs, interleaved runs): most misses are not hit again in the process that stored them.
+    keep_stored_hot = False
+
     def __init__(self) -> None:
         self.root = Path()
         self.location = ""
@@ -88,9 +91,6 @@ class LocalStore(StoreBackendBase):
         self._known_dirs: set[str] = set()  # folders this process created or saw
         # Version folders -> whether they hold entries of the old layout (looked at once).
         self._old_layout: dict[str, bool] = {}
-        # (entry path, stamp) of the entry this store published last: the stamp Memory asks
-        # for right after storing, known without a stat (see KeyLock.publish).
-        self._published: tuple[str, object] | None = None
         self._last_stem: tuple[CallId | None, str] = (None, "")
 
     def configure(
@@ -269,7 +269,7 @@ class LocalStore(StoreBackendBase):
         if claim is not None:
             try:
                 # The claim file becomes the entry: one write, one rename.
-                self._published = (destination, _stamp(claim.publish(data)))
+                claim.publish(data)
                 return size + len(data)
             except OSError:
                 pass  # removed with the cache meanwhile: write it the other way
@@ -339,18 +339,14 @@ class LocalStore(StoreBackendBase):
         remove_tree(Path(self._old_stem(call_id)))  # an entry of the old layout
 
     def entry_stamp(self, call_id: CallId) -> object | None:
-        path = f"{self._stem(call_id)}{ENTRY}"
-        published = self._published
-        if published is not None and published[0] == path:
-            self._published = None  # once: the entry may be replaced from now on
-            return published[1]
         try:
-            status = os.stat(path)
+            status = os.stat(f"{self._stem(call_id)}{ENTRY}")
         except FileNotFoundError:
             return legacy.stamp(self._old_stem(call_id))
         except OSError:
             return None
-        return _stamp(status)
+        # touch() sets the access time only, so the stamp holds across hits.
+        return (status.st_ino, status.st_size, status.st_mtime_ns)
 
     def item_info(self, call_id: CallId) -> ItemInfo | None:
         self.entry_dir(call_id)  # checks the key
@@ -463,13 +459,6 @@ def _persist_dump(value: Any, output: Any, **options: Any) -> Any:
     from forklift.persist import dump
 
     return dump(value, output, **options)
-
-
-def _stamp(status: os.stat_result) -> object:
-    """What :meth:`LocalStore.entry_stamp` compares: a replaced entry is another file (inode),
-    and its modification time is set to the clock's nanoseconds when written. touch() sets
-    the access time only, so the stamp holds across hits."""
-    return (status.st_ino, status.st_size, status.st_mtime_ns)
 
 
 def _read_file(path: str) -> bytes:

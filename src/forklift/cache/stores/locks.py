@@ -15,10 +15,34 @@ The invariant: whoever holds the ``flock`` of the file currently at the claim pa
 key, and only an owner renames or removes that path. Two threads of one process exclude each
 other too: ``flock`` locks belong to open file descriptions, and each open makes its own.
 
+What a miss costs - its eight system calls: ``open`` of the entry (missing), ``open`` of the
+claim (``O_CREAT | O_EXCL``), ``flock``, ``stat`` of the entry (the second look, missing),
+``pwrite``, ``utimensat``, ``rename``, ``close``. Each is 2-10 µs except the
+creation, which is the miss: on the shared test machine's ext4 (mounted without a journal)
+``perf`` puts 70% of a creation in ext4's ``recently_deleted`` check, which passes over every
+inode of the folder's block group freed in the last ~30 s, one inode-table lookup each - so a
+creation costs 40-80 µs when little was deleted lately and 300-1000 µs after mass deletions
+(other jobs' test runs, or the previous benchmark round's clean-up); on tmpfs 8 µs. Cut from
+the miss (2026-12-06): two failed lookups in the old layout (:mod:`.legacy`, now looked at
+once per version folder), the ``stat`` of the entry after the rename (for the stamp of a
+result kept hot, which the local store no longer does at a miss:
+``LocalStore.keep_stored_hot``), and Python work around them (JSON set-up, repeated path
+joins, ``reprlib``): 145 -> 96 µs of CPU per miss on tmpfs, 158 -> 119 µs on ext4 (medians
+of 9 interleaved rounds, load 4-6). Kept, each for a guarantee: the
+``flock`` (uncontended it costs 2 µs; without it a waiter cannot tell a live claimer from a
+dead one), the second look (a waiter that finds the key free again must see the entry the
+holder published; an entry published between a caller's first look and its claim too), the
+``utimensat`` (ext4 stamps files in 4 ms ticks: entries written in one tick would tie in LRU
+order, and ``items_limit`` evicts the newest of them as readily as the oldest).
+
 Rejected: a pid written in the claim and polled for liveness (pids are reused and mean nothing
 across hosts sharing a folder); a lock file in a ``.locks`` folder taken on every miss (the
 previous design: one more file, and an entry folder written beside it); ``fcntl`` record
-locks (released when *any* descriptor of the file closes in the process).
+locks (released when *any* descriptor of the file closes in the process); ``O_TMPFILE`` and
+``linkat`` instead of the claim file (the same inode allocation - measured no cheaper, 250-870
+µs against 350-820 interleaved - and a computing caller would no longer be visible to racing
+callers before it publishes); system calls relative to a descriptor of the shard folder (4
+µs of a miss, for descriptors to keep open and renew when a folder is removed).
 """
 
 from __future__ import annotations
@@ -97,13 +121,11 @@ class KeyLock(ItemLock):
                 os.unlink(self.claim_path)
         os.close(descriptor)  # releases the flock: waiters wake
 
-    def publish(self, data: bytes) -> os.stat_result:
+    def publish(self, data: bytes) -> None:
         """Write ``data`` into the claim and rename it to the entry: the entry appears whole.
 
         Its times are set from the clock, not left to the filesystem's coarser timestamps
-        (4 ms ticks on ext4: entries written in one tick would tie in LRU order). Returns the
-        entry's status, taken from the open file (an ``fstat``, not a lookup by path), for
-        the store's :meth:`~.base.StoreBackendBase.entry_stamp`.
+        (4 ms ticks on ext4: entries written in one tick would tie in LRU order).
 
         Raises ``OSError`` (then the claim is still held, and the caller writes another way).
         """
@@ -118,10 +140,8 @@ class KeyLock(ItemLock):
             written += os.pwrite(descriptor, view[written:], written)
         now = time.time_ns()
         os.utime(descriptor, ns=(now, now))
-        status = os.fstat(descriptor)
         os.rename(self.claim_path, self.entry_path)
         self._published = True
-        return status
 
     # -- acquiring --------------------------------------------------------------------------
     def _acquire(self) -> int | None:
