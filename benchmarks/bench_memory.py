@@ -1,20 +1,28 @@
 """Memory: cache hits with small and large arguments and results, the cost a miss adds to a
 call, and the first hit of a fresh process.
 
-Misses are dominated by file creation: on the shared 2-core test machine one ``open(O_CREAT)``
-took 600-800 µs while a failed ``stat`` took 6 µs, so a miss costs about as many creations
-as it makes - forklift one (the claim file that becomes the entry), joblib about four (the
-entry folder, its output and metadata files, a temporary). Interleave runs: figures from
-different moments of that machine differ by 3x.
+Misses are dominated by file creation, whose cost on the shared 2-core test machine depends
+on what was deleted lately: its ext4 (mounted without a journal) passes over every inode of
+the block group freed in the last ~30 s before it picks one (``recently_deleted``, 70% of a
+creation under ``perf``), so one ``open(O_CREAT)`` took 40-80 µs on a calm machine and
+300-1000 µs after mass deletions - other jobs' test runs, or the previous round's clean-up
+(so each round's folder is removed only at exit: the next runner, the other library, paid
+for it). A miss costs about as many creations as it makes - forklift one (the claim file
+that becomes the entry), joblib three (the entry folder, its output and metadata files) -
+plus the Python around them: the ratio tends to 0.35-0.4 when creations dominate and to
+0.25 when they are cheap. Interleave runs: figures from different moments of that machine
+differ by 3x; compare CPU time (``time.process_time``) to see the Python's share.
 
 Measured 2026-12-06 on that machine (load 5-9 from other jobs), full mode, medians of 7
 interleaved rounds (forklift / joblib): small-argument hit 12 / 284 µs (0.044); 200 MB
 argument hit 18 / 579 ms (0.031); 100 MB array result hit 24.1 / 25.0 ms (0.96; main
 before this change took 4 times as long, measured A/B: 84 vs 340 ms); the same mapped
-(mmap_mode='r') 278 / 353 µs (0.79); miss overhead 522 µs / 2.2 ms (0.23; an earlier run
-under heavier load: 0.47); fresh-process first hit, interpreter start included, 283 / 401
-ms (0.71). Under strace, the system calls of a miss summed to 1.8 ms against joblib's 8.3
-ms (0.22): one file created against two files and two folders.
+(mmap_mode='r') 278 / 353 µs (0.79); fresh-process first hit, interpreter start included,
+283 / 401 ms (0.71). Miss overhead, after the miss was cut to eight system calls (load 3-4,
+two runs each, interleaved with main): 132 µs / 457 µs (0.29) and 651 µs / 1.6 ms (0.40),
+main 420 µs / 1.1 ms (0.40) and 1.5 ms / 3.7 ms (0.39). Outside the harness, 9 interleaved
+rounds of 5 fresh folders x 200 misses (CPU medians): tmpfs 96 µs, main 145, joblib 377
+(0.25); ext4 119 µs, main 158, joblib 442 (0.27).
 """
 
 from __future__ import annotations
@@ -190,9 +198,9 @@ def scenarios(quick: bool) -> list[Scenario]:
             target=0.25,
             repeats=repeats,
             note=(
-                "one file created per miss: the key's claim file, written and renamed into "
-                "the entry (a lock is taken only when another caller holds the claim); "
-                "joblib creates about four and takes no lock"
+                "one file created per miss: the key's claim file, locked, written and renamed "
+                "into the entry (eight system calls); joblib creates three files and folders "
+                "and takes no lock. Creations dominate when the machine deletes many files"
             ),
         ),
         Scenario(
