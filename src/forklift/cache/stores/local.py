@@ -157,13 +157,17 @@ class LocalStore(StoreBackendBase):
     def _stem(self, call_id: CallId) -> str:
         # The key is not checked on this path, which reads (hits): writes, deletes and locks
         # check it (entry_dir, dump_item, lock_item), as function_dir checks the rest.
-        # A miss asks for one call's stem five times (look, lock, look again, write, stamp):
-        # the last one is remembered, by the identity of its CallId.
+        key = call_id.key
+        return f"{self._version_path(call_id)}/{key[:SHARD_CHARACTERS]}/{key}"
+
+    def _miss_stem(self, call_id: CallId) -> str:
+        """:meth:`_stem`, for the steps of a miss, which ask for one call's stem five times
+        (lock, look again, old layout twice, write): the last one is remembered, by the
+        identity of its CallId. Hits do not use it (one stem each: remembering it cost more)."""
         last = self._last_stem
         if last[0] is call_id:
             return last[1]
-        key = call_id.key
-        stem = f"{self._version_path(call_id)}/{key[:SHARD_CHARACTERS]}/{key}"
+        stem = self._stem(call_id)
         self._last_stem = (call_id, stem)
         return stem
 
@@ -176,7 +180,7 @@ class LocalStore(StoreBackendBase):
         """The result file of this call's entry in the old layout, or None when its version
         folder holds no old entries (looked at once per store and version: a miss then
         makes no lookups in the old layout)."""
-        stem = self._stem(call_id)
+        stem = self._miss_stem(call_id)
         version_path = stem[: -len(call_id.key) - SHARD_CHARACTERS - 2]  # less "/<shard>/<key>"
         present = self._old_layout.get(version_path)
         if present is None:
@@ -254,7 +258,7 @@ class LocalStore(StoreBackendBase):
     def _write_entry(
         self, call_id: CallId, value: Any, metadata: dict[str, Any], compress: Any
     ) -> int:
-        stem = self._stem(call_id)
+        stem = self._miss_stem(call_id)
         shard = stem[: -len(call_id.key) - 1]
         self._make_dirs(shard)
         payload = None if compress else entries.pickle_plain(value)
@@ -312,7 +316,7 @@ class LocalStore(StoreBackendBase):
         self._known_dirs.add(folder)
 
     def contains_item(self, call_id: CallId) -> bool:
-        if os.path.exists(f"{self._stem(call_id)}{ENTRY}"):
+        if os.path.exists(f"{self._miss_stem(call_id)}{ENTRY}"):
             return True
         old = self._old_output(call_id)
         return old is not None and os.path.exists(old)
@@ -377,7 +381,7 @@ class LocalStore(StoreBackendBase):
 
     def lock_item(self, call_id: CallId, timeout: float | None) -> ItemLock:
         check_key(call_id.key, self.root)
-        stem = self._stem(call_id)
+        stem = self._miss_stem(call_id)
         return KeyLock(f"{stem}{CLAIM}", f"{stem}{ENTRY}", timeout, self._remake_dirs)
 
     # -- functions -----------------------------------------------------------------------------
