@@ -43,6 +43,16 @@ rest. Rejected: ``gc.collect()`` before each fork (milliseconds on every worker 
 garbage the server hardly makes) and leaving the collector alone (each worker's full
 collections walked, and so copied, every page holding an inherited object).
 
+Optional preloads (numpy, when the caller has it) wait until no worker was asked for during
+the pool's ``idle_preload_delay`` (0.3 s): imported at once, they took a core from the first
+workers of a cold start (the first result of 200 x 10 ms tasks, pools shut down first, came
+~100 ms later on 2 cores). Rejected: lowering the server's priority while it imports (workers
+forked from it would inherit it, and an unprivileged process cannot raise it back).
+
+Winding down, the server wakes on each worker's exit (``SIGCHLD`` through the wakeup fd)
+rather than on a 10 ms tick, and then leaves with ``os._exit``: the caller's own exit waits
+for it, and its interpreter's teardown (~7 ms) frees nothing anyone needs.
+
 Imports only the standard library and :mod:`._worker`.
 """
 
