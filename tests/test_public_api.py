@@ -41,6 +41,20 @@ def test_import_is_light() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_parallel_and_the_fork_server_import_only_what_a_call_needs() -> None:
+    # Every cold start pays for these imports (the caller's, then the fork server's): the
+    # trace recorder (json, html, pathlib) only when a call asks for a trace.
+    code = (
+        "import sys; from forklift import Parallel, delayed; "
+        "from forklift.pool._worker import run_worker; "
+        "import forklift.parallel.backends._in_worker; "
+        "unneeded = {'forklift.progress.recorder', 'forklift.progress.trace', 'json', 'html',"
+        " 'pathlib'} & set(sys.modules); print(sorted(unneeded))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_wrap_non_picklable_objects() -> None:
     def local_square(x: int) -> int:  # a local function: plain pickle refuses it
         return x * x

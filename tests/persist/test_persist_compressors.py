@@ -90,7 +90,9 @@ def test_compression_shrinks_and_incompressible_chunks_are_stored_raw(tmp_path: 
         (0, "a.xz", CompressionChoice("xz", 3)),
         (0, "a.lzma", CompressionChoice("lzma", 3)),
         (0, "a.lz4", CompressionChoice("lz4", 1)),
-        (0, "a.zst", CompressionChoice("zstd", 3)),
+        (0, "a.zst", CompressionChoice("zstd", 2)),
+        ("zstd", "a.pkl", CompressionChoice("zstd", 2)),
+        (("zstd", 3), "a.pkl", CompressionChoice("zstd", 3)),
         (5, "a.gz", CompressionChoice("gzip", 5)),
         ("zlib", "a.gz", CompressionChoice("zlib", 3)),
     ],
@@ -114,7 +116,7 @@ def test_unknown_compressor_lists_known_ones() -> None:
 def test_extension_picks_compressor(tmp_path: Path) -> None:
     path = tmp_path / "value.pkl.zst"
     dump(np.arange(100_000.0), path)
-    assert inspect_file(path).compression == "zstd level 3"
+    assert inspect_file(path).compression == "zstd level 2"
 
 
 class _Halve:

@@ -110,7 +110,7 @@ def test_inspect_lists_arrays_and_format(tmp_path: Path) -> None:
     assert report.format == "forklift"
     major, minor = layout.FORMAT_VERSION
     assert report.version == f"{major}.{minor}"
-    assert report.compression == "zstd level 3"
+    assert report.compression == "zstd level 2"
     (array,) = report.arrays
     assert (array.dtype, array.shape, array.order, array.nbytes) == (">f4", (500, 40), "F", 80_000)
     assert "forklift.persist.arrays.rebuild_array" in report.globals

@@ -24,6 +24,12 @@ def sleep_then_pid(seconds: float) -> int:
     return os.getpid()
 
 
+def pid_and_numpy_after(seconds: float) -> tuple[int, bool]:
+    """This worker's pid, and whether numpy is loaded in it (this module never imports it)."""
+    time.sleep(seconds)
+    return os.getpid(), "numpy" in sys.modules
+
+
 def fail(message: str) -> None:
     raise ValueError(message)
 

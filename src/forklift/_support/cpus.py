@@ -20,7 +20,10 @@ from __future__ import annotations
 import functools
 import math
 import os
-from pathlib import Path
+
+# Paths are plain strings (os.path), not pathlib: pathlib costs ~4 ms to import, and the
+# fork server and every cold start import this module before their first worker.
+_Path = str | os.PathLike[str]
 
 __all__ = [
     "CPU_COUNT_ENV_VARS",
@@ -32,7 +35,7 @@ __all__ = [
 ]
 
 CPU_COUNT_ENV_VARS = ("FORKLIFT_MAX_CPU_COUNT", "LOKY_MAX_CPU_COUNT")
-_CGROUP_ROOT = Path("/sys/fs/cgroup")
+_CGROUP_ROOT = "/sys/fs/cgroup"
 
 
 def cpu_count(only_physical_cores: bool = False) -> int:
@@ -110,7 +113,7 @@ def _environment_limit() -> int | None:
     return None
 
 
-def cgroup_cpu_limit(root: Path) -> int | None:
+def cgroup_cpu_limit(root: _Path) -> int | None:
     """CPUs allowed by the cgroup quota under ``root`` (None when there is no quota)."""
     quota_period = _read_cgroup_v2(root) or _read_cgroup_v1(root)
     if quota_period is None:
@@ -119,9 +122,9 @@ def cgroup_cpu_limit(root: Path) -> int | None:
     return max(1, math.ceil(quota / period))
 
 
-def _read_cgroup_v2(root: Path) -> tuple[int, int] | None:
+def _read_cgroup_v2(root: _Path) -> tuple[int, int] | None:
     try:
-        fields = (root / "cpu.max").read_text().split()
+        fields = _read_text(os.path.join(root, "cpu.max")).split()
     except OSError:
         return None
     if len(fields) != 2 or fields[0] == "max":
@@ -133,11 +136,11 @@ def _read_cgroup_v2(root: Path) -> tuple[int, int] | None:
     return (quota, period) if quota > 0 and period > 0 else None
 
 
-def _read_cgroup_v1(root: Path) -> tuple[int, int] | None:
-    for folder in (root / "cpu", root / "cpu,cpuacct", root):
+def _read_cgroup_v1(root: _Path) -> tuple[int, int] | None:
+    for folder in (os.path.join(root, "cpu"), os.path.join(root, "cpu,cpuacct"), root):
         try:
-            quota = int((folder / "cpu.cfs_quota_us").read_text())
-            period = int((folder / "cpu.cfs_period_us").read_text())
+            quota = int(_read_text(os.path.join(folder, "cpu.cfs_quota_us")))
+            period = int(_read_text(os.path.join(folder, "cpu.cfs_period_us")))
         except (OSError, ValueError):
             continue
         if quota > 0 and period > 0:
@@ -146,10 +149,10 @@ def _read_cgroup_v1(root: Path) -> tuple[int, int] | None:
     return None
 
 
-def physical_core_count(cpuinfo: Path = Path("/proc/cpuinfo")) -> int | None:
+def physical_core_count(cpuinfo: _Path = "/proc/cpuinfo") -> int | None:
     """Distinct (physical id, core id) pairs in ``cpuinfo``; None when it does not say."""
     try:
-        text = cpuinfo.read_text()
+        text = _read_text(cpuinfo)
     except OSError:
         return None
     cores: set[tuple[str, str]] = set()
@@ -166,3 +169,8 @@ def physical_core_count(cpuinfo: Path = Path("/proc/cpuinfo")) -> int | None:
                 cores.add((physical_id or "0", core_id))
             physical_id = core_id = None
     return len(cores) or None
+
+
+def _read_text(path: _Path) -> str:
+    with open(path, encoding="utf-8") as file:
+        return file.read()

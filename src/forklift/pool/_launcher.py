@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import pickle
 import secrets
+import select
 import signal
 import socket
 import struct
@@ -36,10 +37,13 @@ logger = logging.getLogger("forklift.pool")
 _CREDENTIALS = struct.Struct("3i")  # struct ucred: pid, uid, gid
 _HANDSHAKE_TIMEOUT = struct.pack("ll", 5, 0)  # struct timeval: 5 s
 _NO_TIMEOUT = struct.pack("ll", 0, 0)
-# ``python -c`` puts the current directory ('') first on sys.path: a traceback.py planted there
-# would run in the server and every worker. So the boot removes it before importing anything
-# (sys is built in), then puts forklift's own folder first. (``-P`` does the same from Python
-# 3.11 on, but 3.10 has no such flag; the caller's path replaces this one once it arrives.)
+# How long closing the pool waits for its fork server to exit before killing it.
+_SERVER_EXIT_TIMEOUT_SECONDS = 5.0
+# The server imports its optional preloads (numpy) only after this long without a request
+# for a worker, so that the workers of a cold start have the cores to themselves: with numpy
+# imported by the server meanwhile, the first result of 200 x 10 ms tasks came ~100 ms later
+# on 2 cores (benchmarks/bench_pool.py, "pools shut down first").
+IDLE_PRELOAD_DELAY_SECONDS = 0.3
 
 
 class Forked(NamedTuple):
@@ -59,7 +63,15 @@ class Exited(NamedTuple):
 Report = Forked | Exited
 _REPORTS: dict[bytes, type[Forked] | type[Exited]] = {b"F": Forked, b"X": Exited}
 
-_BOOT = """import sys
+# ``python -c`` puts the current directory ('') first on sys.path: a traceback.py planted there
+# would run in the server and every worker. So the boot removes it before importing anything
+# (sys and gc are built in), then puts forklift's own folder first. (``-P`` does the same
+# from Python 3.11 on, but 3.10 has no such flag; the caller's path replaces this one once it
+# arrives.)
+# The collector is off from the first line: the server never collects (see ._server), and
+# the cycles it ran during the server's imports cost ~4 ms of each start (median of 15).
+_BOOT = """import gc, sys
+gc.disable()
 if sys.path and sys.path[0] == "":
     del sys.path[0]
 sys.path.insert(0, sys.argv[3])
@@ -135,6 +147,7 @@ class Launcher:
             "caller_pid": os.getpid(),
             "preload": self._preload,
             "idle_preload": self._idle_preload,
+            "idle_preload_delay": IDLE_PRELOAD_DELAY_SECONDS,
         }
         data = pickle.dumps(config)
         self._write(struct.pack("<Q", len(data)) + data)
@@ -198,11 +211,9 @@ class Launcher:
                 os.close(self.report_fd)
             self.report_fd = -1
         if self.server is not None:
-            try:
-                self.server.wait(timeout=5)
-            except subprocess.TimeoutExpired:
+            if not _wait_for_exit(self.server, _SERVER_EXIT_TIMEOUT_SECONDS):
                 self.server.kill()
-                self.server.wait()
+            self.server.wait()
             self.server = None
 
     # -- workers connecting back ------------------------------------------------------------
@@ -271,6 +282,33 @@ class Launcher:
             import shutil
 
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _wait_for_exit(process: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Whether ``process`` exited within ``timeout`` seconds.
+
+    Woken by the exit itself (a pidfd turns readable), where ``Popen.wait(timeout)`` polls
+    with growing sleeps and so returns up to ~10 ms after the exit it waits for, at the end
+    of every interpreter that used the pool."""
+    if process.poll() is not None:
+        return True  # reaped now: its pid may no longer be its own
+    pidfd_open = getattr(os, "pidfd_open", None)
+    if pidfd_open is not None:
+        try:
+            fd = pidfd_open(process.pid)
+        except OSError:  # pragma: no cover - a kernel before 5.3
+            pass
+        else:
+            try:
+                readable, _, _ = select.select([fd], [], [], timeout)
+            finally:
+                os.close(fd)
+            return bool(readable)
+    try:  # pragma: no cover - not Linux
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:  # pragma: no cover
+        return False
+    return True  # pragma: no cover
 
 
 def _parent_of(pid: int) -> int | None:

@@ -43,6 +43,16 @@ rest. Rejected: ``gc.collect()`` before each fork (milliseconds on every worker 
 garbage the server hardly makes) and leaving the collector alone (each worker's full
 collections walked, and so copied, every page holding an inherited object).
 
+Optional preloads (numpy, when the caller has it) wait until no worker was asked for during
+the pool's ``idle_preload_delay`` (0.3 s): imported at once, they took a core from the first
+workers of a cold start (the first result of 200 x 10 ms tasks, pools shut down first, came
+~100 ms later on 2 cores). Rejected: lowering the server's priority while it imports (workers
+forked from it would inherit it, and an unprivileged process cannot raise it back).
+
+Winding down, the server wakes on each worker's exit (``SIGCHLD`` through the wakeup fd)
+rather than on a 10 ms tick, and then leaves with ``os._exit``: the caller's own exit waits
+for it, and its interpreter's teardown (~7 ms) frees nothing anyone needs.
+
 Imports only the standard library and :mod:`._worker`.
 """
 
@@ -79,9 +89,12 @@ def main(command_fd: int, report_fd: int) -> None:
     for name in config["preload"]:
         with contextlib.suppress(Exception):  # a failed preload only costs speed
             importlib.import_module(name)
-    # Heavy optional preloads (numpy) are imported while no request waits, so that the first
-    # workers of a cold start are not held up by them; later workers get them for free.
+    # Heavy optional preloads (numpy) are imported once the server has been idle for a while,
+    # so that the first workers of a cold start are not held up by them; later workers get
+    # them for free.
     preloads = [name for name in config["idle_preload"] if name not in sys.modules]
+    idle_delay: float = config["idle_preload_delay"]
+    last_request = time.monotonic()
 
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_read, False)
@@ -96,15 +109,18 @@ def main(command_fd: int, report_fd: int) -> None:
     open_channel = True
     while open_channel:
         try:
-            timeout = 0.0 if preloads else (None if caller_fd >= 0 else _CALLER_POLL_SECONDS)
+            timeout = None if caller_fd >= 0 else _CALLER_POLL_SECONDS
+            if preloads:
+                quiet = last_request + idle_delay - time.monotonic()
+                timeout = max(0.0, min(quiet, timeout if timeout is not None else quiet))
             readable, _, _ = select.select(watched, [], [], timeout)
         except InterruptedError:
             continue
         if caller_fd in readable or (caller_fd < 0 and os.getppid() != caller_pid):
-            _wind_down(children, -1, grace=0.0)  # the caller is gone: nobody wants results
-            return
+            _wind_down(children, -1, wake_read, grace=0.0)  # the caller is gone: no one waits
+            _exit_at_once()
         if not readable:
-            if preloads:
+            if preloads and time.monotonic() - last_request >= idle_delay:
                 with contextlib.suppress(Exception):  # a failed optional preload only costs speed
                     importlib.import_module(preloads.pop(0))
             continue
@@ -121,6 +137,7 @@ def main(command_fd: int, report_fd: int) -> None:
         while b"\n" in buffer:
             line, buffer = buffer.split(b"\n", 1)
             if line.startswith(b"S "):
+                last_request = time.monotonic()
                 worker_id = int(line[2:])
                 fds = (command_fd, report_fd, wake_read, wake_write, caller_fd)
                 pid = _fork_worker(run_worker, config, worker_id, fds)
@@ -128,7 +145,8 @@ def main(command_fd: int, report_fd: int) -> None:
                 _report(report_fd, f"F {worker_id} {pid}\n")
             elif line == b"Q":  # quit: as if the channel closed (a forked child may hold it)
                 open_channel = False
-    _wind_down(children, report_fd, grace=_SHUTDOWN_GRACE_SECONDS)
+    _wind_down(children, report_fd, wake_read, grace=_SHUTDOWN_GRACE_SECONDS)
+    _exit_at_once()
 
 
 def _watch_caller(caller_pid: int) -> int:
@@ -209,13 +227,21 @@ def _report(report_fd: int, line: str) -> None:
         os.write(report_fd, line.encode())
 
 
-def _wind_down(children: set[int], report_fd: int, grace: float) -> None:
-    """The pool closed the channel: give workers a moment to exit, then kill their groups."""
+def _wind_down(children: set[int], report_fd: int, wake_read: int, grace: float) -> None:
+    """The pool closed the channel: give workers a moment to exit, then kill their groups.
+
+    Each exit wakes the server at once (``SIGCHLD`` writes to ``wake_read``), not at the next
+    tick of a polling loop: the caller's interpreter exit waits for this."""
     deadline = time.monotonic() + grace
-    while children and time.monotonic() < deadline:
+    while children:
         _reap(children, report_fd)
-        if children:
-            time.sleep(0.01)
+        remaining = deadline - time.monotonic()
+        if not children or remaining <= 0:
+            break
+        with contextlib.suppress(InterruptedError):
+            select.select([wake_read], [], [], remaining)
+        with contextlib.suppress(BlockingIOError):
+            os.read(wake_read, 4096)
     for pid in list(children):
         with contextlib.suppress(OSError):
             os.killpg(pid, signal.SIGKILL)
@@ -226,3 +252,13 @@ def _wind_down(children: set[int], report_fd: int, grace: float) -> None:
             break
         children.discard(pid)
         _report(report_fd, f"X {pid} {status}\n")
+
+
+def _exit_at_once() -> None:
+    """Exit without the interpreter's teardown (~7 ms of freeing modules nobody will use
+    again; the caller's own exit waits for this process): the server runs no user code but
+    the preloads, and holds nothing that needs finalizing."""
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(0)

@@ -21,33 +21,51 @@ library, :mod:`forklift.errors`, :mod:`forklift._support` and, lazily, tqdm - ne
 engine, backends or config (an import-linter contract in pyproject.toml checks it).
 """
 
-from forklift.progress.bar import ProgressBarLike, ProgressReporter
-from forklift.progress.events import (
-    BatchCompleted,
-    BatchDispatched,
-    BatchFailed,
-    Event,
-    Heartbeat,
-    Reporter,
-    RunFinished,
-    RunStarted,
-)
-from forklift.progress.hub import CallbackReporter
-from forklift.progress.recorder import TraceRecorder
-from forklift.progress.verbose import VerboseReporter
+from __future__ import annotations
 
-__all__ = [
-    "BatchCompleted",
-    "BatchDispatched",
-    "BatchFailed",
-    "CallbackReporter",
-    "Event",
-    "Heartbeat",
-    "ProgressBarLike",
-    "ProgressReporter",
-    "Reporter",
-    "RunFinished",
-    "RunStarted",
-    "TraceRecorder",
-    "VerboseReporter",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from forklift.progress.bar import ProgressBarLike as ProgressBarLike
+    from forklift.progress.bar import ProgressReporter as ProgressReporter
+    from forklift.progress.events import BatchCompleted as BatchCompleted
+    from forklift.progress.events import BatchDispatched as BatchDispatched
+    from forklift.progress.events import BatchFailed as BatchFailed
+    from forklift.progress.events import Event as Event
+    from forklift.progress.events import Heartbeat as Heartbeat
+    from forklift.progress.events import Reporter as Reporter
+    from forklift.progress.events import RunFinished as RunFinished
+    from forklift.progress.events import RunStarted as RunStarted
+    from forklift.progress.hub import CallbackReporter as CallbackReporter
+    from forklift.progress.recorder import TraceRecorder as TraceRecorder
+    from forklift.progress.verbose import VerboseReporter as VerboseReporter
+
+# Names load on first use (as forklift's own): the engine imports progress.hub and
+# progress.verbose, and must not pay for the trace recorder (json, html, pathlib) each time.
+_HOMES = {
+    "BatchCompleted": "forklift.progress.events",
+    "BatchDispatched": "forklift.progress.events",
+    "BatchFailed": "forklift.progress.events",
+    "CallbackReporter": "forklift.progress.hub",
+    "Event": "forklift.progress.events",
+    "Heartbeat": "forklift.progress.events",
+    "ProgressBarLike": "forklift.progress.bar",
+    "ProgressReporter": "forklift.progress.bar",
+    "Reporter": "forklift.progress.events",
+    "RunFinished": "forklift.progress.events",
+    "RunStarted": "forklift.progress.events",
+    "TraceRecorder": "forklift.progress.recorder",
+    "VerboseReporter": "forklift.progress.verbose",
+}
+
+__all__ = sorted(_HOMES)  # noqa: PLE0605 - derived: one list of the public names, not two
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'forklift.progress' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value

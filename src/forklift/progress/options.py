@@ -16,8 +16,6 @@ from forklift.errors import ConfigurationError
 from forklift.progress.bar import ProgressBarLike, ProgressReporter
 from forklift.progress.events import Event, Reporter
 from forklift.progress.hub import as_reporter
-from forklift.progress.recorder import TraceRecorder
-from forklift.progress.trace import check_trace_path
 from forklift.progress.verbose import VerboseReporter
 
 __all__ = ["ObservationOptions"]
@@ -42,7 +40,7 @@ class ObservationOptions:
         return cls(
             progress=_check_progress(progress),
             reporters=_check_reporters(reporters),
-            trace=None if trace is None else check_trace_path(trace),
+            trace=None if trace is None else _check_trace(trace),
         )
 
     def reporters_for_run(self, verbose: int) -> list[Reporter]:
@@ -55,9 +53,24 @@ class ObservationOptions:
         elif self.progress is not False:
             reporters.append(ProgressReporter(self.progress))
         if self.trace is not None:
-            reporters.append(TraceRecorder(self.trace))
+            reporters.append(_trace_recorder(self.trace))
         reporters.extend(self.reporters)
         return reporters
+
+
+# The trace modules are imported on first use: with what they import (json, html, pathlib,
+# atomic writes) they were ~8 ms of every `from forklift import Parallel`, which pays for
+# them only when a call asks for a trace.
+def _check_trace(path: str | os.PathLike[str]) -> str:
+    from forklift.progress.trace import check_trace_path
+
+    return check_trace_path(path)
+
+
+def _trace_recorder(path: str) -> Reporter:
+    from forklift.progress.recorder import TraceRecorder
+
+    return TraceRecorder(path)
 
 
 def _check_progress(value: object) -> bool | ProgressBarLike:
