@@ -2,18 +2,31 @@
 
 Items are ``delayed(f)(...)`` triples or hand-written ``(function, args, kwargs)``; anything
 else is refused with an error naming the item and its position.
+
+Large pulls from a fast generator run with the garbage collector paused
+(:mod:`forklift._support.gc_pause`: the calls are young objects that would otherwise be
+promoted and trigger full collections - ~7 ms of 20,000 tiny tasks' ~23 ms in the caller).
+A pull is paused only when the last one took under ``MAX_PAUSE_SECONDS`` for
+:data:`PAUSE_SLICE` items, and ends its pause once it lasted that long.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from typing import Any
 
+from forklift._support.gc_pause import MAX_PAUSE_SECONDS, CollectionPause
 from forklift.errors import InvalidTaskError
 from forklift.parallel.backends.base import Call
 
-__all__ = ["TaskSource"]
+__all__ = ["PAUSE_SLICE", "TaskSource"]
+
+# Pulls of at least this many calls pause the collector, when the last pull took under
+# MAX_PAUSE_SECONDS for this many; the clock is read between slices of this many, so a
+# generator that turns slow ends a pause within a slice of its limit.
+PAUSE_SLICE = 256
 
 
 class TaskSource:
@@ -36,6 +49,9 @@ class TaskSource:
         self.exhausted = False  # nothing is left to take
         self._input_ended = False  # the iterable is exhausted (calls may still wait ahead)
         self._ahead: list[Call] = []
+        # How long the last pull took per item: the collector is paused only for pulls
+        # from a fast generator (unknown, before the first pull: so no pause then).
+        self._item_seconds = MAX_PAUSE_SECONDS
 
     @property
     def remaining(self) -> int | None:
@@ -67,12 +83,36 @@ class TaskSource:
     def _pull(self, n: int, first: int) -> list[Call]:
         """The next ``n`` items of the iterable (fewer at its end), checked; ``first`` is the
         position of the first in the whole input, for error messages."""
-        items = list(itertools.islice(self._iterator, n))
+        started = time.perf_counter()
+        if n >= PAUSE_SLICE and self._item_seconds * PAUSE_SLICE < MAX_PAUSE_SECONDS:
+            items = _pull_paused(self._iterator, n)
+        else:
+            items = list(itertools.islice(self._iterator, n))
+        if items:
+            self._item_seconds = (time.perf_counter() - started) / len(items)
         if len(items) < n:
             self._input_ended = True
         if _all_plain_calls(items):
             return items
         return [_as_call(item, first + position) for position, item in enumerate(items)]
+
+
+def _pull_paused(iterator: Iterator[Any], n: int) -> list[Any]:
+    """Up to ``n`` items of ``iterator``, pulled with the garbage collector paused (see
+    :mod:`forklift._support.gc_pause`), in slices of :data:`PAUSE_SLICE` with a look at
+    the clock between them, so that a generator turning slow gets the collector back."""
+    items: list[Any] = []
+    with CollectionPause() as pause:
+        while len(items) < n:
+            wanted = min(PAUSE_SLICE, n - len(items))
+            before = len(items)
+            items += itertools.islice(iterator, wanted)
+            if len(items) - before < wanted:
+                return items  # the input ended
+            if pause.expired():
+                break
+    items += itertools.islice(iterator, n - len(items))
+    return items
 
 
 def _all_plain_calls(items: list[Any]) -> bool:
