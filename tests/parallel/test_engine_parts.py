@@ -112,13 +112,36 @@ def _recording_collector_state(n: int, seconds_per_item: float = 0.0) -> Iterato
         yield (bool, (gc.isenabled(),), {})
 
 
-def test_large_pulls_from_a_fast_generator_pause_the_collector() -> None:
+def test_large_pulls_from_a_fast_generator_pause_the_collector_until_told() -> None:
     assert gc.isenabled()
     source = TaskSource(_recording_collector_state(5 * PAUSE_SLICE))
     first = source.take(1)  # before any pull is timed: no pause
-    rest = source.take(5 * PAUSE_SLICE)
+    assert source.pause_deadline is None
+    rest = source.take(2 * PAUSE_SLICE)
     assert first[0][1] == (True,)
-    assert [call[1][0] for call in rest] == [False] * (5 * PAUSE_SLICE - 1)
+    assert [call[1][0] for call in rest] == [False] * (2 * PAUSE_SLICE)
+    assert not gc.isenabled()  # the pause outlives the pull, until the engine ends it
+    deadline = source.pause_deadline
+    assert deadline is not None and deadline <= time.perf_counter() + MAX_PAUSE_SECONDS
+    source.end_pause(only_if_expired=True)
+    assert not gc.isenabled()  # not expired yet
+    source.end_pause()
+    assert gc.isenabled() and source.pause_deadline is None
+
+
+def test_an_expired_pause_lets_one_pull_run_unpaused() -> None:
+    source = TaskSource(_recording_collector_state(4 * PAUSE_SLICE))
+    source.take(1)
+    source._item_seconds = 0.0  # as if the generator had been fast so far
+    try:
+        source.take(PAUSE_SLICE)
+        time.sleep(MAX_PAUSE_SECONDS * 1.5)
+        unpaused = source.take(PAUSE_SLICE)
+        paused_again = source.take(PAUSE_SLICE)
+    finally:
+        source.end_pause()
+    assert all(call[1][0] for call in unpaused)
+    assert not any(call[1][0] for call in paused_again)
     assert gc.isenabled()
 
 
@@ -129,8 +152,11 @@ def test_a_slow_generator_keeps_the_collector_running() -> None:
     source = TaskSource(_recording_collector_state(3 * PAUSE_SLICE, slow))
     source.take(1)
     source._item_seconds = 0.0  # as if the generator had been fast so far
-    states = [call[1][0] for call in source.take(2 * PAUSE_SLICE)]
-    assert states[: PAUSE_SLICE - 1] == [False] * (PAUSE_SLICE - 1)
-    assert all(states[PAUSE_SLICE:])
-    assert all(call[1][0] for call in source.take(PAUSE_SLICE))
+    try:
+        states = [call[1][0] for call in source.take(2 * PAUSE_SLICE)]
+        assert states[: PAUSE_SLICE - 1] == [False] * (PAUSE_SLICE - 1)
+        assert all(states[PAUSE_SLICE:])
+        assert all(call[1][0] for call in source.take(PAUSE_SLICE))
+    finally:
+        source.end_pause()
     assert gc.isenabled()

@@ -62,6 +62,16 @@ class CollectionPause:
         self._deadline = time.perf_counter() + MAX_PAUSE_SECONDS
         return self
 
+    @property
+    def held(self) -> bool:
+        """Whether this pause is still in force."""
+        return self._held
+
+    @property
+    def deadline(self) -> float:
+        """When this pause should end (``time.perf_counter()``; see :meth:`expired`)."""
+        return self._deadline
+
     def expired(self) -> bool:
         """End the pause if it has lasted :data:`MAX_PAUSE_SECONDS`; True once it is over."""
         if self._held and time.perf_counter() >= self._deadline:
@@ -78,6 +88,11 @@ class CollectionPause:
             _holders -= 1
             if _holders == 0 and _was_enabled:
                 gc.enable()
+
+    def __del__(self) -> None:
+        # A holder dropped without ending its pause (an error between two steps) must not
+        # leave the collector off for good.
+        self.resume()
 
     def __exit__(
         self,

@@ -3,11 +3,16 @@
 Items are ``delayed(f)(...)`` triples or hand-written ``(function, args, kwargs)``; anything
 else is refused with an error naming the item and its position.
 
-Large pulls from a fast generator run with the garbage collector paused
-(:mod:`forklift._support.gc_pause`: the calls are young objects that would otherwise be
-promoted and trigger full collections - ~7 ms of 20,000 tiny tasks' ~23 ms in the caller).
-A pull is paused only when the last one took under ``MAX_PAUSE_SECONDS`` for
-:data:`PAUSE_SLICE` items, and ends its pause once it lasted that long.
+Large pulls from a fast generator pause the garbage collector
+(:mod:`forklift._support.gc_pause`): the calls are young objects that would otherwise be
+scanned and promoted over and over while they wait to be sent and to come back. The pause
+is taken only when the last pull took under ``MAX_PAUSE_SECONDS`` for :data:`PAUSE_SLICE`
+items, and it outlives the pull: the source holds it until :meth:`TaskSource.end_pause`
+(the engine ends it before it blocks past :attr:`TaskSource.pause_deadline`, before it
+hands results to a consumer outside, and when the run ends) or until a later pull finds it
+expired. Measured (20,000 tiny tasks, 2 workers, interleaved, medians): the caller's CPU
+went from ~24 ms to ~17 ms with a pause per pull, and to ~15 ms with the pause held
+across the run (the calls are then freed before the collector looks at them at all).
 """
 
 from __future__ import annotations
@@ -52,6 +57,21 @@ class TaskSource:
         # How long the last pull took per item: the collector is paused only for pulls
         # from a fast generator (unknown, before the first pull: so no pause then).
         self._item_seconds = MAX_PAUSE_SECONDS
+        self._pause: CollectionPause | None = None
+
+    @property
+    def pause_deadline(self) -> float | None:
+        """When the collector pause this source holds must end (``time.perf_counter()``);
+        None when it holds none."""
+        pause = self._pause
+        return None if pause is None or not pause.held else pause.deadline
+
+    def end_pause(self, *, only_if_expired: bool = False) -> None:
+        """End the collector pause this source holds, if any (or only once it has expired)."""
+        pause = self._pause
+        if pause is not None and (not only_if_expired or pause.expired()):
+            pause.resume()
+            self._pause = None
 
     @property
     def remaining(self) -> int | None:
@@ -84,8 +104,16 @@ class TaskSource:
         """The next ``n`` items of the iterable (fewer at its end), checked; ``first`` is the
         position of the first in the whole input, for error messages."""
         started = time.perf_counter()
-        if n >= PAUSE_SLICE and self._item_seconds * PAUSE_SLICE < MAX_PAUSE_SECONDS:
-            items = _pull_paused(self._iterator, n)
+        pause = self._pause
+        if pause is not None and pause.expired():
+            # It ran its time: this pull goes unpaused, so that the collector runs (at the
+            # first allocations) before the next pull pauses it again.
+            self._pause = pause = None
+            items = list(itertools.islice(self._iterator, n))
+        elif n >= PAUSE_SLICE and self._item_seconds * PAUSE_SLICE < MAX_PAUSE_SECONDS:
+            if pause is None:
+                self._pause = pause = CollectionPause().__enter__()
+            items = _pull_paused(self._iterator, n, pause)
         else:
             items = list(itertools.islice(self._iterator, n))
         if items:
@@ -97,20 +125,19 @@ class TaskSource:
         return [_as_call(item, first + position) for position, item in enumerate(items)]
 
 
-def _pull_paused(iterator: Iterator[Any], n: int) -> list[Any]:
-    """Up to ``n`` items of ``iterator``, pulled with the garbage collector paused (see
-    :mod:`forklift._support.gc_pause`), in slices of :data:`PAUSE_SLICE` with a look at
-    the clock between them, so that a generator turning slow gets the collector back."""
+def _pull_paused(iterator: Iterator[Any], n: int, pause: CollectionPause) -> list[Any]:
+    """Up to ``n`` items of ``iterator``, pulled under ``pause`` in slices of
+    :data:`PAUSE_SLICE` with a look at the clock between them, so that a generator turning
+    slow gets the collector back."""
     items: list[Any] = []
-    with CollectionPause() as pause:
-        while len(items) < n:
-            wanted = min(PAUSE_SLICE, n - len(items))
-            before = len(items)
-            items += itertools.islice(iterator, wanted)
-            if len(items) - before < wanted:
-                return items  # the input ended
-            if pause.expired():
-                break
+    while len(items) < n:
+        wanted = min(PAUSE_SLICE, n - len(items))
+        before = len(items)
+        items += itertools.islice(iterator, wanted)
+        if len(items) - before < wanted:
+            return items  # the input ended
+        if pause.expired():
+            break
     items += itertools.islice(iterator, n - len(items))
     return items
 
