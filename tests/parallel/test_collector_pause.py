@@ -61,3 +61,16 @@ def test_a_run_waiting_on_a_slow_task_gives_the_collector_back_in_time() -> None
 
     results = Parallel(n_jobs=2, backend="threading")(calls())
     assert results[-1] is True
+
+
+def test_tasks_run_inline_never_run_with_the_collector_paused() -> None:
+    # (Threads run tasks while the caller pulls the next calls, under a pull's pause.)
+    seen: list[bool] = []
+
+    def calls() -> Iterator[tuple[object, tuple[object, ...], dict[str, object]]]:
+        for _ in _calls(seen):
+            yield delayed(gc.isenabled)()
+
+    states = Parallel(n_jobs=1)(calls())
+    assert seen.count(False) > N_CALLS // 2  # it did pause while pulling
+    assert all(states)

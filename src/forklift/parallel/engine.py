@@ -148,6 +148,8 @@ class _Run:
         # Events cost nothing when nobody listens: every emission is guarded by `hub`.
         self.hub = EventHub(plan.reporters)
         self.timed = self.hub.needs_task_times
+        # Tasks that run in this process (threads, inline) never run under a collector pause.
+        self.tasks_run_here = not self.backend.capabilities.uses_processes
 
     # -- dispatch ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -228,6 +230,8 @@ class _Run:
         self.n_batches += 1
         if self.hub:
             self.hub.emit(batch_dispatched(batch, self._progress()))
+        if self.tasks_run_here:
+            self.source.end_pause()
         future = self.backend.submit(batch)
         self.in_flight[batch.index] = (batch, future)
         future.add_done_callback(partial(_announce, self.completions, batch.index))
