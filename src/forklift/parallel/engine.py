@@ -18,12 +18,12 @@ One run, as :func:`execute` drives it in the caller's thread::
 * ``timeout`` bounds the whole run; ``KeyboardInterrupt`` while waiting aborts the same way.
 
 The engine knows backends only through the :class:`~forklift.parallel.backends.base.Backend`
-protocol and never looks inside one. It executes a :class:`~forklift.parallel.plan.RunPlan`
-and decides nothing a user chose; its helpers each hold one concern: :mod:`.tasks` (pulling
-and checking calls), :mod:`.batching` (batch sizes), :mod:`.resilience` and :mod:`.retries`
-(what a failure leads to), :mod:`.task_clock` (``task_timeout``), :mod:`.ordering` (results
-in input order), :mod:`.run_events` (events and re-raised errors), :mod:`.abandonment` (what
-closing a run early cancelled).
+protocol and never looks inside one. It executes a :class:`~forklift.parallel.plan.RunPlan` and
+decides nothing a user chose; its helpers each hold one concern: :mod:`.tasks` (pulling and
+checking calls, with the garbage collector paused for large pulls), :mod:`.batching` (batch
+sizes), :mod:`.resilience` and :mod:`.retries` (what a failure leads to), :mod:`.task_clock`
+(``task_timeout``), :mod:`.ordering` (results in input order), :mod:`.run_events` (events and
+re-raised errors), :mod:`.abandonment` (what closing a run early cancelled).
 """
 
 from __future__ import annotations
