@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import gc
 import pickle
+import time
+from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
 
 import pytest
 
+from forklift._support.gc_pause import MAX_PAUSE_SECONDS
 from forklift.config import Settings
 from forklift.errors import InvalidTaskError
-from forklift.parallel.backends.base import Batch, run_batch
+from forklift.parallel.backends.base import Batch, Call, run_batch
 from forklift.parallel.ordering import ResultOrder
 from forklift.parallel.retries import RetryQueue
 from forklift.parallel.task_clock import START_POLL_SECONDS, TaskClock
-from forklift.parallel.tasks import TaskSource
+from forklift.parallel.tasks import PAUSE_SLICE, TaskSource
 
 
 def test_retries_come_due_earliest_first_and_ties_in_failure_order() -> None:
@@ -99,3 +103,60 @@ def test_results_leave_in_input_order_whatever_order_batches_complete() -> None:
     unordered.add(3, ["d"])
     unordered.add(0, ["a"])
     assert unordered.take() == [["d"], ["a"]]
+
+
+def _recording_collector_state(n: int, seconds_per_item: float = 0.0) -> Iterator[Call]:
+    for _ in range(n):
+        if seconds_per_item:
+            time.sleep(seconds_per_item)
+        yield (bool, (gc.isenabled(),), {})
+
+
+def test_large_pulls_from_a_fast_generator_pause_the_collector_until_told() -> None:
+    assert gc.isenabled()
+    source = TaskSource(_recording_collector_state(5 * PAUSE_SLICE))
+    first = source.take(1)  # before any pull is timed: no pause
+    assert source.pause_deadline is None
+    rest = source.take(2 * PAUSE_SLICE)
+    assert first[0][1] == (True,)
+    assert [call[1][0] for call in rest] == [False] * (2 * PAUSE_SLICE)
+    assert not gc.isenabled()  # the pause outlives the pull, until the engine ends it
+    deadline = source.pause_deadline
+    assert deadline is not None and deadline <= time.perf_counter() + MAX_PAUSE_SECONDS
+    source.end_pause(only_if_expired=True)
+    assert not gc.isenabled()  # not expired yet
+    source.end_pause()
+    assert gc.isenabled() and source.pause_deadline is None
+
+
+def test_an_expired_pause_lets_one_pull_run_unpaused() -> None:
+    source = TaskSource(_recording_collector_state(4 * PAUSE_SLICE))
+    source.take(1)
+    source._item_seconds = 0.0  # as if the generator had been fast so far
+    try:
+        source.take(PAUSE_SLICE)
+        time.sleep(MAX_PAUSE_SECONDS * 1.5)
+        unpaused = source.take(PAUSE_SLICE)
+        paused_again = source.take(PAUSE_SLICE)
+    finally:
+        source.end_pause()
+    assert all(call[1][0] for call in unpaused)
+    assert not any(call[1][0] for call in paused_again)
+    assert gc.isenabled()
+
+
+def test_a_slow_generator_keeps_the_collector_running() -> None:
+    # Each slice of items takes longer than a pause may last: after the first slice the
+    # pull is not paused, and the next pull not at all.
+    slow = MAX_PAUSE_SECONDS / PAUSE_SLICE * 2
+    source = TaskSource(_recording_collector_state(3 * PAUSE_SLICE, slow))
+    source.take(1)
+    source._item_seconds = 0.0  # as if the generator had been fast so far
+    try:
+        states = [call[1][0] for call in source.take(2 * PAUSE_SLICE)]
+        assert states[: PAUSE_SLICE - 1] == [False] * (PAUSE_SLICE - 1)
+        assert all(states[PAUSE_SLICE:])
+        assert all(call[1][0] for call in source.take(PAUSE_SLICE))
+    finally:
+        source.end_pause()
+    assert gc.isenabled()

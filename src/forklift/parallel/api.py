@@ -310,8 +310,9 @@ class Parallel:
                 f"pass {sorted(overrides)} to Parallel(...) itself, not to its call"
             )
         self._check_usable()
-        chunks = self._chunks(iterable, _length(iterable))
-        if self._options.return_as == "list":
+        as_list = self._options.return_as == "list"
+        chunks = self._chunks(iterable, _length(iterable), consumer_inside=as_list)
+        if as_list:
             results: list[Any] = []
             for chunk in chunks:
                 results.extend(chunk)
@@ -320,7 +321,11 @@ class Parallel:
         return _flatten(chunks)
 
     def _chunks(
-        self, iterable: Iterable[Any], expected_total: int | None = None
+        self,
+        iterable: Iterable[Any],
+        expected_total: int | None = None,
+        *,
+        consumer_inside: bool = False,
     ) -> Iterator[list[Any]]:
         if not self._running.acquire(blocking=False):
             raise ParallelStateError(
@@ -338,7 +343,7 @@ class Parallel:
             try:
                 backend.start(selection.n_workers)
                 plan = plan_run(self._options, selection, self._settings, expected_total)
-                yield from execute(plan, iterable)
+                yield from execute(plan, iterable, consumer_inside=consumer_inside)
                 interrupted = False
             except Exception:
                 interrupted = False  # a task error: let running work wind down cleanly

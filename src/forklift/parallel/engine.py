@@ -18,12 +18,12 @@ One run, as :func:`execute` drives it in the caller's thread::
 * ``timeout`` bounds the whole run; ``KeyboardInterrupt`` while waiting aborts the same way.
 
 The engine knows backends only through the :class:`~forklift.parallel.backends.base.Backend`
-protocol and never looks inside one. It executes a :class:`~forklift.parallel.plan.RunPlan`
-and decides nothing a user chose; its helpers each hold one concern: :mod:`.tasks` (pulling
-and checking calls), :mod:`.batching` (batch sizes), :mod:`.resilience` and :mod:`.retries`
-(what a failure leads to), :mod:`.task_clock` (``task_timeout``), :mod:`.ordering` (results
-in input order), :mod:`.run_events` (events and re-raised errors), :mod:`.abandonment` (what
-closing a run early cancelled).
+protocol and never looks inside one. It executes a :class:`~forklift.parallel.plan.RunPlan` and
+decides nothing a user chose; its helpers each hold one concern: :mod:`.tasks` (pulling and
+checking calls, with the garbage collector paused for large pulls), :mod:`.batching` (batch
+sizes), :mod:`.resilience` and :mod:`.retries` (what a failure leads to), :mod:`.task_clock`
+(``task_timeout``), :mod:`.ordering` (results in input order), :mod:`.run_events` (events and
+re-raised errors), :mod:`.abandonment` (what closing a run early cancelled).
 """
 
 from __future__ import annotations
@@ -74,12 +74,16 @@ logger = logging.getLogger("forklift.parallel")
 HEARTBEAT_SECONDS = 1.0
 
 
-def execute(plan: RunPlan, tasks: Iterable[Any]) -> Iterator[list[Any]]:
+def execute(
+    plan: RunPlan, tasks: Iterable[Any], *, consumer_inside: bool = False
+) -> Iterator[list[Any]]:
     """Run ``tasks`` per ``plan``; yield lists of results (in input order if ``plan.ordered``).
 
     The first item is always an empty list, yielded once the first batches are dispatched:
     taking it starts the work without waiting for any result. Closing the generator early
     (the consumer stopped) aborts what is in flight and warns how many tasks that cancelled.
+    ``consumer_inside``: the lists go to forklift's own loop (``return_as="list"``), not to
+    user code, so a garbage collector pause (see :mod:`.tasks`) may last across yields.
     """
     run = _Run(plan, tasks)
     failed = True
@@ -88,9 +92,13 @@ def execute(plan: RunPlan, tasks: Iterable[Any]) -> Iterator[list[Any]]:
     try:
         run.start()
         run.fill()
+        if not consumer_inside:
+            run.source.end_pause()
         yield []
         while True:
             if run.results.ready:
+                if not consumer_inside:
+                    run.source.end_pause()
                 yield from run.results.take()
                 continue
             if not (run.in_flight or run.retries):
@@ -140,6 +148,8 @@ class _Run:
         # Events cost nothing when nobody listens: every emission is guarded by `hub`.
         self.hub = EventHub(plan.reporters)
         self.timed = self.hub.needs_task_times
+        # Tasks that run in this process (threads, inline) never run under a collector pause.
+        self.tasks_run_here = not self.backend.capabilities.uses_processes
 
     # -- dispatch ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -220,6 +230,8 @@ class _Run:
         self.n_batches += 1
         if self.hub:
             self.hub.emit(batch_dispatched(batch, self._progress()))
+        if self.tasks_run_here:
+            self.source.end_pause()
         future = self.backend.submit(batch)
         self.in_flight[batch.index] = (batch, future)
         future.add_done_callback(partial(_announce, self.completions, batch.index))
@@ -247,12 +259,16 @@ class _Run:
             wake_at = _earliest(wake_at, clock.next_deadline(futures, time.perf_counter()))
         if self.hub:
             wake_at = _earliest(wake_at, self.last_event + HEARTBEAT_SECONDS)
+        pause_deadline = self.source.pause_deadline
+        if pause_deadline is not None:  # the collector is not kept waiting past it
+            wake_at = _earliest(wake_at, pause_deadline)
         try:
             if wake_at is None:
                 return self.completions.get()
             return self.completions.get(timeout=max(0.0, wake_at - time.perf_counter()))
         except queue.Empty:
             pass
+        self.source.end_pause(only_if_expired=True)
         now = time.perf_counter()
         if self.deadline is not None and now >= self.deadline:
             raise ParallelTimeoutError(
@@ -368,6 +384,7 @@ class _Run:
     def close(self, failed: bool, reason: str, abandoned: bool = False) -> None:
         """End the run: abort what is in flight; when the consumer abandoned the run, warn
         how many sent tasks that cancelled (last, as warnings may be errors)."""
+        self.source.end_pause()
         cancelled = unused = 0
         if self.in_flight:
             if abandoned:

@@ -5,7 +5,7 @@ says hello, and then serves messages in order::
 
     reader thread:  socket --receive--> inbox (queue)         (always draining, see below)
     main thread:    inbox --> INIT | DEFINE | FORGET | TASK | EXIT
-                    TASK: unpickle -> call -> pickle result -> socket
+                    TASK: unpickle (collector paused) -> call -> pickle result -> socket
 
 The reader thread keeps reading while the main thread runs a task or sends a large result.
 Without it, a parent sending a large message to a busy worker while that worker sends it a
@@ -31,6 +31,7 @@ from typing import Any, cast
 
 import cloudpickle
 
+from forklift._support.gc_pause import CollectionPause
 from forklift._support.worker_state import run_initializer
 from forklift.errors import TaskPicklingError
 from forklift.pool import _protocol as protocol
@@ -160,7 +161,11 @@ def _apply_options(options: WorkerOptions) -> None:
 def _run_task(connection: Connection, task_id: int, payload: bytes | memoryview) -> None:
     function: Any = None
     try:
-        function, args, kwargs = pickle.loads(payload)
+        # The collector is paused while a task is unpickled: a batch of tiny calls is
+        # thousands of young tuples that would otherwise be collected and promoted for
+        # nothing (see forklift._support.gc_pause); it runs as usual during the call.
+        with CollectionPause():
+            function, args, kwargs = pickle.loads(payload)
         result = function(*args, **kwargs)
     except BaseException as error:
         protocol.send(connection, protocol.RESULT_ERROR, task_id, _dump_error(error))
