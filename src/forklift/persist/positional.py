@@ -17,6 +17,9 @@ Alignment gaps are never written in a new file: a gap past the end of the file r
 zeros (a hole, or blocks reserved by :mod:`.preallocate`). Where the file already holds
 bytes past the start of the dump, the gaps are written, so the file is the same either way.
 
+Measured (1 GB to ext4, both cores idle): np.save's pace, where hashing then writing on one
+thread is 15-20% slower; see :mod:`.writer` for the figures and the designs not taken.
+
 Used only where it can be: a regular file open for writing without ``O_APPEND`` (pwrite
 would append), on a system with ``os.pwrite``, for at least :data:`MIN_LENGTH` bytes; a
 smaller dump gains nothing from a thread and keeps the writer's sequential buffered path.
@@ -40,7 +43,10 @@ if sys.platform != "win32":
 
 __all__ = ["MIN_LENGTH", "PositionalOutput", "open_positional"]
 
-#: Uncompressed dumps of fewer bytes are written sequentially by the calling thread.
+#: Uncompressed dumps of fewer bytes are written sequentially by the calling thread. Not
+#: tuned finely: the overlap saves ~5 ms per 100 MB of hashing, a thread start and join
+#: ~0.1 ms, and a dict of 12,500 small arrays (100 MB, one chunk each) measured the same
+#: either way (medians of 11, busy machine: 602 ms here, 685 ms sequential).
 MIN_LENGTH = 32 << 20
 #: Bytes hashed then written per step; the hash reads them from memory, the write copies
 #: them again while they are still in the CPU cache (L3 32 MiB here).

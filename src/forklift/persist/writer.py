@@ -5,7 +5,8 @@ Data flow::
     value --pickle protocol 5--> pickle bytes + [PickleBuffer, ...]   (no array data copied)
     each section --cut in CHUNK_SIZE chunks--> compressed file: worker threads shuffle,
                  compress, checksum; uncompressed: xxh3 of 1 MiB pieces as they are written
-                 --in order--> the output file, sections 64-byte aligned
+                 --in order (large: by offset, two threads)--> the output file, sections
+                 64-byte aligned
     index (JSON) + trailer
 
 With a compressor, the workers only run code that releases the GIL (zlib, bz2, lzma, lz4,
@@ -13,14 +14,25 @@ zstd), while the calling thread writes, so compression uses every core and the d
 At most ``2 * workers`` chunks are in flight: memory stays flat for any size (a codec
 stream, the usual case, is written by :mod:`.stream_output` the same way).
 
-Without one, the calling thread hashes and writes 1 MiB pieces in turn, after reserving the
-file's blocks (:mod:`.preallocate`). Measured, 256 MB of float64 to the temp dir, 15-21
-rounds interleaved (2 busy cores): np.save 49-72 ms wall / 45 ms CPU; forklift without any
-checksum 50 ms / 47 ms, i.e. np.save's pace; with xxh3 in pieces 66-94 ms / 63 ms (the
-checksum is the whole remaining gap, about 70 ms per GB). Rejected: hashing each chunk on a
-helper thread while writing it, 69-108 ms / 61 ms: no gain with the cores shared, as both
-stream the same bytes from memory at once; and hashing pieces on the helper in step with
-the writes, 96 ms / 78 ms (a hand-off per piece).
+Without one, every piece is hashed (xxh3) right before it is written, while still in the
+CPU cache, after reserving the file's blocks (:mod:`.preallocate`). A dump of at least
+32 MiB to a regular file goes to :mod:`.positional`: the layout is known before any byte is
+read, so the calling thread and one helper each take whole chunks, hash a 1 MiB piece and
+``os.pwrite`` it at its offset; one thread hashes while the other copies into the page cache
+(the kernel lets one write into a file at a time). Smaller dumps, and file objects that are
+not regular files, are written in order by the calling thread (no thread started).
+
+Measured, 1 GB of float64 to /tmp (ext4), rounds interleaved and taken when the other
+programs on the machine left both cores idle (2026-12-06; few such rounds, the machine was
+shared): np.save 208-224 ms, sequential hash-then-write 248-322 ms (the checksum, ~70 ms/GB,
+is the whole gap: without it, np.save's pace), two threads 224-260 ms (4 MiB pieces
+224-232). On a busy machine the medians are within noise of each other, as the helper has no
+core of its own. On /dev/shm (tmpfs, 4 KiB pages zeroed by the kernel, ~500 ms per GB):
+np.save 506 ms, sequential 573, two threads 561 (medians of 11). Also measured, not taken:
+the helper hashing whole 64 MiB chunks ahead while the calling thread writes them in 64 MiB
+calls (no lock hand-off, but every byte read twice from memory): 209-233 ms when quiet,
+worse medians when busy; hashing pieces on a helper in step with the writes, 96 ms / 78 ms
+for 256 MB (a hand-off per piece, against 66-94 / 63 sequential).
 
 Imports only :mod:`forklift.errors` and :mod:`forklift._support`.
 """
