@@ -26,8 +26,11 @@ Measured, 1 GB of float64 to /tmp (ext4), rounds interleaved and taken when the 
 programs on the machine left both cores idle (2026-12-06; few such rounds, the machine was
 shared): np.save 208-224 ms, sequential hash-then-write 248-322 ms (the checksum, ~70 ms/GB,
 is the whole gap: without it, np.save's pace), two threads 224-260 ms (4 MiB pieces
-224-232). On a busy machine the medians are within noise of each other, as the helper has no
-core of its own. On /dev/shm (tmpfs, 4 KiB pages zeroed by the kernel, ~500 ms per GB):
+224-232). The benchmark row, 7 rounds, load 1.3: forklift 265 ms, np.save 261 ms (1.015),
+joblib 513 ms. np.save's single 1 GB write is sometimes stalled 1-1.5 s by the kernel's
+dirty-page throttling, forklift's 1 MiB writes were not (max 340 ms in 28 rounds). On a
+busy machine the medians are within noise of each other, as the helper has no core of its
+own. On /dev/shm (tmpfs, 4 KiB pages zeroed by the kernel, ~500 ms per GB):
 np.save 506 ms, sequential 573, two threads 561 (medians of 11). Also measured, not taken:
 the helper hashing whole 64 MiB chunks ahead while the calling thread writes them in 64 MiB
 calls (no lock hand-off, but every byte read twice from memory): 209-233 ms when quiet,
