@@ -5,7 +5,8 @@ Data flow::
     value --pickle protocol 5--> pickle bytes + [PickleBuffer, ...]   (no array data copied)
     each section --cut in CHUNK_SIZE chunks--> compressed file: worker threads shuffle,
                  compress, checksum; uncompressed: xxh3 of 1 MiB pieces as they are written
-                 --in order--> the output file, sections 64-byte aligned
+                 --in order (large: by offset, two threads)--> the output file, sections
+                 64-byte aligned
     index (JSON) + trailer
 
 With a compressor, the workers only run code that releases the GIL (zlib, bz2, lzma, lz4,
@@ -13,14 +14,28 @@ zstd), while the calling thread writes, so compression uses every core and the d
 At most ``2 * workers`` chunks are in flight: memory stays flat for any size (a codec
 stream, the usual case, is written by :mod:`.stream_output` the same way).
 
-Without one, the calling thread hashes and writes 1 MiB pieces in turn, after reserving the
-file's blocks (:mod:`.preallocate`). Measured, 256 MB of float64 to the temp dir, 15-21
-rounds interleaved (2 busy cores): np.save 49-72 ms wall / 45 ms CPU; forklift without any
-checksum 50 ms / 47 ms, i.e. np.save's pace; with xxh3 in pieces 66-94 ms / 63 ms (the
-checksum is the whole remaining gap, about 70 ms per GB). Rejected: hashing each chunk on a
-helper thread while writing it, 69-108 ms / 61 ms: no gain with the cores shared, as both
-stream the same bytes from memory at once; and hashing pieces on the helper in step with
-the writes, 96 ms / 78 ms (a hand-off per piece).
+Without one, every piece is hashed (xxh3) right before it is written, while still in the
+CPU cache, after reserving the file's blocks (:mod:`.preallocate`). A dump of at least
+32 MiB to a regular file goes to :mod:`.positional`: the layout is known before any byte is
+read, so the calling thread and one helper each take whole chunks, hash a 1 MiB piece and
+``os.pwrite`` it at its offset; one thread hashes while the other copies into the page cache
+(the kernel lets one write into a file at a time). Smaller dumps, and file objects that are
+not regular files, are written in order by the calling thread (no thread started).
+
+Measured, 1 GB of float64 to /tmp (ext4), rounds interleaved and taken when the other
+programs on the machine left both cores idle (2026-12-06; few such rounds, the machine was
+shared): np.save 208-224 ms, sequential hash-then-write 248-322 ms (the checksum, ~70 ms/GB,
+is the whole gap: without it, np.save's pace), two threads 224-260 ms (4 MiB pieces
+224-232). The benchmark row, 7 rounds, load 1.3: forklift 265 ms, np.save 261 ms (1.015),
+joblib 513 ms. np.save's single 1 GB write is sometimes stalled 1-1.5 s by the kernel's
+dirty-page throttling, forklift's 1 MiB writes were not (max 340 ms in 28 rounds). On a
+busy machine the medians are within noise of each other, as the helper has no core of its
+own. On /dev/shm (tmpfs, 4 KiB pages zeroed by the kernel, ~500 ms per GB):
+np.save 506 ms, sequential 573, two threads 561 (medians of 11). Also measured, not taken:
+the helper hashing whole 64 MiB chunks ahead while the calling thread writes them in 64 MiB
+calls (no lock hand-off, but every byte read twice from memory): 209-233 ms when quiet,
+worse medians when busy; hashing pieces on a helper in step with the writes, 96 ms / 78 ms
+for 256 MB (a hand-off per piece, against 66-94 / 63 sequential).
 
 Imports only :mod:`forklift.errors` and :mod:`forklift._support`.
 """
@@ -37,6 +52,7 @@ from forklift._support.cpus import cpu_count
 from forklift.persist import arrays, layout
 from forklift.persist.bounded import OrderedJobs
 from forklift.persist.compressors import CompressionChoice, Compressor, get_compressor
+from forklift.persist.positional import PositionalOutput, open_positional
 from forklift.persist.preallocate import preallocate
 from forklift.persist.stream_output import StreamOutput
 from forklift.persist.streams import STREAM_CODECS
@@ -154,7 +170,12 @@ def _make_transform(
 
 class _SectionWriter:
     def __init__(
-        self, out: _Output, choice: CompressionChoice, checksum_name: str, *, measure: bool
+        self,
+        out: _Output | PositionalOutput,
+        choice: CompressionChoice,
+        checksum_name: str,
+        *,
+        measure: bool,
     ) -> None:
         self._out = out
         compressor = get_compressor(choice.name) if choice.name is not None else None
@@ -167,6 +188,11 @@ class _SectionWriter:
         workers = min(cpu_count(), layout.MAX_WORKERS) if parallel else 1
         self._entries: list[list[int]] = []
         self._jobs = OrderedJobs(workers, self._emit, name="forklift-dump")
+
+    def finish(self) -> None:
+        """Write what is still deferred (a positional output's raw chunks)."""
+        if isinstance(self._out, PositionalOutput):
+            self._out.flush(self._checksum_name)
 
     def close(self) -> None:
         self._jobs.close()
@@ -200,6 +226,10 @@ class _SectionWriter:
     def _write_raw(self, chunk: memoryview, entries: list[list[int]]) -> None:
         """Checksum each piece right before writing it, while it is still in the cache."""
         offset = self._out.position
+        if isinstance(self._out, PositionalOutput):  # hashed and written by finish()
+            entries.append([offset, len(chunk), len(chunk), 0, 0])
+            self._out.defer(chunk, entries[-1])
+            return
         if self._measure:  # the layout pass: the widest checksum, nothing read
             self._out.write(chunk)
             entries.append(
@@ -239,7 +269,7 @@ class _StreamedSections:
             entry["shuffle"] = shuffle_width
         return entry
 
-    def close(self) -> None:
+    def finish(self) -> None:
         self._out.drain()
 
 
@@ -268,13 +298,15 @@ def write_file(
     first pass: +40% on a zstd dump, as the shuffle ran twice too).
     """
     pickled, buffers, metas = _pickle(value, protocol)
+    positional = None
     if choice.name is None:  # uncompressed: its length is known but for the index
         data = len(pickled) + sum(buffer.raw().nbytes for buffer in buffers)
         preallocate(file, layout.HEADER_SIZE + data + layout.ALIGNMENT * (len(buffers) + 1))
+        positional = open_positional(file, data)
     length = 0
     if (sized and choice.name is None) or choice.name in STREAM_CODECS:
         length = _write(_Discard(), pickled, buffers, metas, choice, protocol, 0, measure=True)  # type: ignore[arg-type]
-    _write(file, pickled, buffers, metas, choice, protocol, length)
+    _write(positional or file, pickled, buffers, metas, choice, protocol, length)
 
 
 def _padded_index(encoded: bytes, index_offset: int, length: int) -> bytes:
@@ -288,7 +320,7 @@ def _padded_index(encoded: bytes, index_offset: int, length: int) -> bytes:
 
 
 def _write(
-    file: IO[bytes],
+    file: IO[bytes] | PositionalOutput,
     pickled: memoryview,
     buffers: list[pickle.PickleBuffer],
     metas: list[Any],
@@ -301,9 +333,12 @@ def _write(
     """Write the file; ``length``: its total, from the layout pass (``measure``), or 0."""
     streamed = choice.name in STREAM_CODECS
     checksum_name = layout.WRITE_CHECKSUM
-    out: _Output | StreamOutput
+    out: _Output | StreamOutput | PositionalOutput
     sections: _SectionWriter | _StreamedSections
-    if streamed:
+    if isinstance(file, PositionalOutput):
+        out = file
+        sections = _SectionWriter(out, choice, checksum_name, measure=measure)
+    elif streamed:
         assert choice.name is not None
         out = StreamOutput(file, choice.name, choice.level, layout_only=measure)
         sections = _StreamedSections(out, checksum_name)
@@ -322,7 +357,7 @@ def _write(
             if meta is not None:
                 entry["array"] = {k: v for k, v in meta.items() if k != "_shuffle"}
             buffer_entries.append(entry)
-        sections.close()
+        sections.finish()
         index: dict[str, Any] = {
             "version": list(layout.FORMAT_VERSION),
             "codec": None if streamed else choice.name,
@@ -342,7 +377,7 @@ def _write(
                 index_offset, len(encoded), layout.checksum("crc32", encoded), layout.TRAILER_MAGIC
             )
         )
-        if isinstance(out, StreamOutput):
+        if isinstance(out, StreamOutput | PositionalOutput):
             out.close()
         return out.position
     finally:  # stop the worker threads, also when the dump failed
