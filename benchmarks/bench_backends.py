@@ -1,9 +1,10 @@
 """Backends side by side: throughput and per-task overhead on threads, processes, dask, ray.
 
-Each engine starts once (on first use, in the harness's warm-up round, so start-up is never
-timed) and is shut down when the benchmark process exits. dask is a LocalCluster of 2
-single-threaded worker processes on loopback, ray a local instance with 2 CPUs - the same
-capacity as ``n_jobs=2`` on threads and processes.
+Each engine starts on first use, in a row's warm-up round, so start-up is never timed, and
+is shut down after this module's last row, not at exit, so that it does not run beside the
+other modules' rows (see ``Scenario.teardown``). dask is a
+LocalCluster of 2 single-threaded worker processes on loopback, ray a local instance with 2
+CPUs - the same capacity as ``n_jobs=2`` on threads and processes.
 
 * "tiny tasks": many calls that do nothing, automatic batching: tasks per second.
 * "one task per batch": ``batch_size=1``, so every call is one hand-off; seconds / tasks is
@@ -24,6 +25,18 @@ from typing import Any
 from benchmarks.harness import Scenario, time_call
 
 _engines: dict[str, Any] = {}
+_closers: dict[str, Callable[[], None]] = {}
+
+
+def _close_engines() -> None:
+    """Stop every engine started so far (each row's teardown; the next use restarts it)."""
+    while _closers:
+        name, close = _closers.popitem()
+        _engines.pop(name, None)
+        close()
+
+
+atexit.register(_close_engines)
 
 
 def tiny(x: int) -> int:
@@ -60,7 +73,7 @@ def _dask_client() -> Any:
             client.close()
             cluster.close()
 
-        atexit.register(close)
+        _closers["dask"] = close
     return _engines["dask"]
 
 
@@ -75,7 +88,7 @@ def _ray() -> Any:
                 log_to_driver=False,
                 _temp_dir=_scratch_dir("ray"),
             )
-            atexit.register(ray.shutdown)
+            _closers["ray"] = ray.shutdown
         _engines["ray"] = ray
     return _engines["ray"]
 
@@ -169,4 +182,5 @@ def scenarios(quick: bool) -> list[Scenario]:
                 repeats=repeats,
             )
         )
+    result[-1].teardown = _close_engines
     return result

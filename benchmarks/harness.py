@@ -48,6 +48,11 @@ class Scenario:
     note: str = ""
     unit: str = "s"  # what runners return: "s" (seconds) or "x" (a multiple, e.g. of a size)
     target_of: str = "ratio"  # or "subject"
+    # Stops what the runners started (a cluster, a server) once the rows are measured, so
+    # it does not run beside the rows of other modules (an idle dask cluster and ray
+    # instance wake up for heartbeats; measured here, they cost a 20k tiny-task call no
+    # measurable time, but a benchmark should not have to show that for every row).
+    teardown: Callable[[], None] | None = None
 
 
 @dataclasses.dataclass
@@ -88,20 +93,12 @@ def time_call(function: Callable[[], Any]) -> float:
 def run_scenario(scenario: Scenario, rounds: int | None = None) -> Result:
     """Run ``scenario`` for its ``repeats`` rounds (or ``rounds``) after its warm-up ones."""
     samples: dict[str, list[float]] = {name: [] for name in scenario.runners}
-    names = list(scenario.runners)
     repeats = scenario.repeats if rounds is None else rounds
-    for round_index in range(scenario.warmup + repeats):
-        # Each round runs the variants in another order (seeded, so runs are comparable):
-        # a variant pays for what the one before it left behind - after a 1 GB load of
-        # 4 KiB pages is freed, the next 1 GB allocation waits 1-3 s for the kernel to
-        # compact memory into huge pages (measured here) - so none may always follow the
-        # same one. Rotating a fixed order would not do: it keeps who follows whom.
-        order = random.Random(round_index).sample(names, len(names))
-        for name in order:
-            runner = scenario.runners[name]
-            seconds = runner()
-            if round_index >= scenario.warmup:
-                samples[name].append(seconds)
+    try:
+        _run_rounds(scenario, repeats, samples)
+    finally:
+        if scenario.teardown is not None:
+            scenario.teardown()
     medians = {name: statistics.median(values) for name, values in samples.items()}
     ratio = None
     if scenario.subject in medians and scenario.baseline in medians:
@@ -203,3 +200,19 @@ def save(results: list[Result], path: Path) -> None:
         "results": [dataclasses.asdict(result) for result in results],
     }
     path.write_text(json.dumps(payload, indent=2))
+
+
+def _run_rounds(scenario: Scenario, repeats: int, samples: dict[str, list[float]]) -> None:
+    names = list(scenario.runners)
+    for round_index in range(scenario.warmup + repeats):
+        # Each round runs the variants in another order (seeded, so runs are comparable):
+        # a variant pays for what the one before it left behind - after a 1 GB load of
+        # 4 KiB pages is freed, the next 1 GB allocation waits 1-3 s for the kernel to
+        # compact memory into huge pages (measured here) - so none may always follow the
+        # same one. Rotating a fixed order would not do: it keeps who follows whom.
+        order = random.Random(round_index).sample(names, len(names))
+        for name in order:
+            runner = scenario.runners[name]
+            seconds = runner()
+            if round_index >= scenario.warmup:
+                samples[name].append(seconds)
