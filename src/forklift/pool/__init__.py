@@ -16,8 +16,9 @@ and cloudpickle; it never reads :mod:`forklift.config` (explicit arguments only)
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from forklift._support.lazy_exports import load_export
 
 if TYPE_CHECKING:
     from forklift.pool.executor import ProcessPool
@@ -46,9 +47,4 @@ _HOMES = {
 
 
 def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'forklift.pool' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
+    return load_export(__name__, _HOMES, globals(), name)

@@ -23,8 +23,9 @@ engine, backends or config (an import-linter contract in pyproject.toml checks i
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from forklift._support.lazy_exports import load_export
 
 if TYPE_CHECKING:
     from forklift.progress.bar import ProgressBarLike as ProgressBarLike
@@ -63,9 +64,4 @@ __all__ = sorted(_HOMES)  # noqa: PLE0605 - derived: one list of the public name
 
 
 def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'forklift.progress' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
+    return load_export(__name__, _HOMES, globals(), name)
