@@ -172,6 +172,7 @@ SCRIPT_WITHOUT_GUARD = textwrap.dedent(
 
     from forklift.pool import get_reusable_executor
     pool = get_reusable_executor(2)
+    pool.warm_up(2)  # six quick tasks may all have run before the second worker connected
     print("pids", *pool.worker_pids(), pool.server_pid(), flush=True)
     """
 )
