@@ -218,8 +218,9 @@ class MemorizedFunction(Generic[P, R]):
             found, value = self._stored_meanwhile(held, call_id, arguments)
             if found:
                 return value, call_id
-            value, metadata = self._compute_and_store(call_id, arguments, args, kwargs)
-            if metadata.get("stored"):
+            started = self._computing(arguments)
+            value = self.func(*args, **kwargs)
+            if self._store(call_id, arguments, value, started).get("stored"):
                 lock.done()
         return value, call_id
 
@@ -229,7 +230,10 @@ class MemorizedFunction(Generic[P, R]):
         """The first look, without the lock: ``(call_id, arguments, found, value)``.
         ``call_id`` is None (warned) when the arguments cannot be hashed."""
         try:
-            call_id, arguments = self._call_id(args, kwargs)
+            # _call_id's steps, one frame fewer on every call.
+            arguments = self._keys.arguments(args, kwargs)
+            identity = self._identity or self.identity
+            call_id = CallId(identity.path, identity.fingerprint, self._keys.key(arguments))
         except HashingError as error:
             # stacklevel: this frame, the form's lookup and its __call__ lie between the
             # warning and the caller's line.

@@ -63,6 +63,7 @@ _FIRST_SLEEP = 0.002
 _LONGEST_SLEEP = 0.1
 _CREATE = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 _OPEN = os.O_RDWR | os.O_CLOEXEC
+_LOCK = fcntl.LOCK_EX | fcntl.LOCK_NB
 _held = threading.local()  # claim path -> KeyLock, for the thread that owns the claim
 
 
@@ -97,9 +98,19 @@ class KeyLock(ItemLock):
         self._claims: dict[str, KeyLock] | None = None  # the entering thread's claims
 
     def __enter__(self) -> bool:
-        self._descriptor = self._acquire()
-        if self._descriptor is None:
+        # The uncontended claim, inline: create, lock. Anything else - the claim taken, no
+        # shard folder yet, a waiter that locked the new claim first, no locks here - goes
+        # the general way.
+        created = -1
+        try:
+            created = os.open(self.claim_path, _CREATE, 0o666)
+            fcntl.flock(created, _LOCK)
+            descriptor: int | None = created
+        except OSError:
+            descriptor = self._acquire(None if created < 0 else created)
+        if descriptor is None:
             return False
+        self._descriptor = descriptor
         claims = getattr(_held, "claims", None)
         if claims is None:
             claims = _held.claims = {}
@@ -134,21 +145,25 @@ class KeyLock(ItemLock):
             raise FileNotFoundError(errno.ENOENT, "the claim is not held", self.claim_path)
         if self._taken_over:
             os.ftruncate(descriptor, 0)
-        view = memoryview(data)
-        written = 0
-        while written < len(view):
-            written += os.pwrite(descriptor, view[written:], written)
+        written = os.pwrite(descriptor, data, 0)
+        if written < len(data):  # a short write (a full disk, a signal): the rest
+            view = memoryview(data)
+            while written < len(view):
+                written += os.pwrite(descriptor, view[written:], written)
         now = time.time_ns()
         os.utime(descriptor, ns=(now, now))
         os.rename(self.claim_path, self.entry_path)
         self._published = True
 
     # -- acquiring --------------------------------------------------------------------------
-    def _acquire(self) -> int | None:
+    def _acquire(self, created: int | None = None) -> int | None:
+        """The claim's descriptor, locked; None on timeout or where claims cannot be made.
+        ``created``: a claim this thread has just created but not locked."""
         deadline = None if self._timeout is None else time.monotonic() + self._timeout
         while True:
             try:
-                descriptor = self._create()
+                descriptor = self._create() if created is None else created
+                created = None
             except FileExistsError:
                 pass
             except OSError:
@@ -206,7 +221,7 @@ def remove_if_abandoned(claim_path: str) -> bool:
 
 def _try_lock(descriptor: int) -> bool:
     try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(descriptor, _LOCK)
     except OSError as error:
         if error.errno in (errno.EAGAIN, errno.EACCES):
             return False
