@@ -49,7 +49,8 @@ STALE_TEMP_SECONDS = 3600
 
 
 def check_key(key: str, root: Path) -> None:
-    if len(key) < 2 or not is_plain_part(key):
+    # Letters and digits only (every key Memory makes: hex digests) are plain: one C call.
+    if len(key) < 2 or not (key.isalnum() or is_plain_part(key)):
         raise ConfigurationError(
             f"call key {key!r} cannot name an entry inside the cache folder {root}; "
             "keys are made by Memory - a store user must give plain names"

@@ -70,6 +70,7 @@ from forklift.errors import CacheEntryDamagedError, CacheWarning, ConfigurationE
 
 __all__ = ["LocalStore"]
 
+_READ = os.O_RDONLY | os.O_CLOEXEC
 _VERIFIED_REMEMBERED = 100_000
 # Mapped entries checked in this process (path, inode, size, mtime): per process, not per
 # store, as every Memory on one folder reads the same files.
@@ -197,7 +198,7 @@ class LocalStore(StoreBackendBase):
         stem = self._stem(call_id)
         path = f"{stem}{ENTRY}"
         try:
-            data = _read_file(path)
+            data = _read_opened(os.open(path, _READ))  # opened here: a miss raises one frame up
         except FileNotFoundError:
             old = self._old_output(call_id, stem)
             if old is None or not os.path.exists(old):  # a miss: no persist load attempted
@@ -258,8 +259,6 @@ class LocalStore(StoreBackendBase):
         self, call_id: CallId, value: Any, metadata: dict[str, Any], compress: Any
     ) -> int:
         stem = self._miss_stem(call_id)
-        shard = stem[: -len(call_id.key) - 1]
-        self._make_dirs(shard)
         payload = None if compress else entries.pickle_plain(value)
         size = 0
         if payload is None:  # arrays, compression, or what only persist can pickle
@@ -267,17 +266,20 @@ class LocalStore(StoreBackendBase):
             data = entries.encode(entries.SIDE, metadata)
         else:
             data = entries.encode(entries.INLINE, metadata, payload)
-        destination = f"{stem}{ENTRY}"
         claim = held_claim(f"{stem}{CLAIM}")
         if claim is not None:
             try:
-                # The claim file becomes the entry: one write, one rename.
+                # The claim file becomes the entry (in its folder, which it proves is there):
+                # one write, one rename.
                 claim.publish(data)
                 return size + len(data)
             except OSError:
                 pass  # removed with the cache meanwhile: write it the other way
         # No claim (the lock timed out, or a store user writes directly): a temporary file
         # renamed into place, which replaces an entry another writer may have stored.
+        shard = stem[: -len(call_id.key) - 1]
+        self._make_dirs(shard)
+        destination = f"{stem}{ENTRY}"
         staging = f"{shard}/.tmp-{uuid.uuid4().hex}{ENTRY}"
         try:
             with open(staging, "wb") as file:
@@ -294,7 +296,9 @@ class LocalStore(StoreBackendBase):
     def _write_side_file(self, stem: str, value: Any, compress: Any) -> int:
         """Write the result in persist's format to ``<key>.fkl``, renamed into place before
         the entry that points at it is published (the entry file is the commit)."""
-        staging = f"{os.path.dirname(stem)}/.tmp-{uuid.uuid4().hex}{SIDE}"
+        shard = os.path.dirname(stem)
+        self._make_dirs(shard)
+        staging = f"{shard}/.tmp-{uuid.uuid4().hex}{SIDE}"
         try:
             with open(staging, "wb") as output:
                 _persist_dump(value, output, compress=compress)
@@ -469,7 +473,11 @@ def _persist_dump(value: Any, output: Any, **options: Any) -> Any:
 def _read_file(path: str) -> bytes:
     """The whole file, with plain system calls (``open()``'s buffered file object costs
     more than the read of a small entry)."""
-    descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    return _read_opened(os.open(path, _READ))
+
+
+def _read_opened(descriptor: int) -> bytes:
+    """The whole file open at ``descriptor``, which is then closed."""
     try:
         size = os.fstat(descriptor).st_size
         data = os.read(descriptor, size + 1)  # one more byte: notices a file that grew
