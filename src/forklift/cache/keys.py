@@ -112,6 +112,28 @@ class CallKeyMaker:
             bound.pop(name, None)
         return bound
 
+    def call_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """:meth:`arguments` and :meth:`key` of one call. A call by position of a function
+        without input files, its missing arguments all defaulted, takes them in one frame:
+        each call of the path every cached call takes cost about 1 µs of a miss (measured in
+        place, between its system calls; twice what a loop of calls alone shows)."""
+        if (
+            self._simple
+            and not kwargs
+            and not self.input_files
+            and len(args) <= len(self._names)
+            and (tail := self._tails[len(args)]) is not None
+        ):
+            bound = dict(zip(self._names, args, strict=False))
+            if tail:
+                bound.update(tail)
+            for name in self.ignore:
+                bound.pop(name, None)
+            fast = _scalar_key(bound)
+            return bound, fast if fast is not None else hash_value(bound)
+        arguments = self.arguments(args, kwargs)
+        return arguments, self.key(arguments)
+
     def _bind_slowly(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         if self.signature is None:
             return {"*args": args, "**kwargs": kwargs}

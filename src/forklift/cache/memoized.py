@@ -132,9 +132,9 @@ class MemorizedFunction(Generic[P, R]):
     def _call_id(
         self, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> tuple[CallId, dict[str, Any]]:
-        arguments = self._keys.arguments(args, kwargs)
+        arguments, key = self._keys.call_key(args, kwargs)
         identity = self.identity
-        return CallId(identity.path, identity.fingerprint, self._keys.key(arguments)), arguments
+        return CallId(identity.path, identity.fingerprint, key), arguments
 
     def _describe(self, arguments: dict[str, Any]) -> str:
         inside = ", ".join(f"{name}={_describe_value(value)}" for name, value in arguments.items())
@@ -220,7 +220,7 @@ class MemorizedFunction(Generic[P, R]):
                 return value, call_id
             started = self._computing(arguments)
             value = self.func(*args, **kwargs)
-            if self._store(call_id, arguments, value, started).get("stored"):
+            if self._store(call_id, arguments, value, started)[1]:
                 lock.done()
         return value, call_id
 
@@ -231,9 +231,9 @@ class MemorizedFunction(Generic[P, R]):
         ``call_id`` is None (warned) when the arguments cannot be hashed."""
         try:
             # _call_id's steps, one frame fewer on every call.
-            arguments = self._keys.arguments(args, kwargs)
+            arguments, key = self._keys.call_key(args, kwargs)
             identity = self._identity or self.identity
-            call_id = CallId(identity.path, identity.fingerprint, self._keys.key(arguments))
+            call_id = CallId(identity.path, identity.fingerprint, key)
         except HashingError as error:
             # stacklevel: this frame, the form's lookup and its __call__ lie between the
             # warning and the caller's line.
@@ -271,12 +271,14 @@ class MemorizedFunction(Generic[P, R]):
     ) -> tuple[Any, dict[str, Any]]:
         started = self._computing(arguments)
         value = self.func(*args, **kwargs)
-        return value, self._store(call_id, arguments, value, started)
+        metadata, stored = self._store(call_id, arguments, value, started)
+        return value, {**metadata, "stored": stored}
 
     def _store(
         self, call_id: CallId, arguments: dict[str, Any], value: Any, started: float
-    ) -> dict[str, Any]:
-        """Store a computed ``value`` (computing began at ``started``); its metadata."""
+    ) -> tuple[dict[str, Any], bool]:
+        """Store a computed ``value`` (computing began at ``started``); its metadata and
+        whether it was stored."""
         duration = time.perf_counter() - started
         metadata = {
             "duration": duration,
@@ -306,7 +308,7 @@ class MemorizedFunction(Generic[P, R]):
                 self._remember(call_id, value, metadata)
             if self._after_store is not None:
                 self._after_store(size)
-        return {**metadata, "stored": stored}
+        return metadata, stored
 
     # -- the rest of the memoized-function API --------------------------------------------------
     def call(self, *args: P.args, **kwargs: P.kwargs) -> tuple[R, dict[str, Any]]:

@@ -195,11 +195,15 @@ class LocalStore(StoreBackendBase):
 
     # -- entries -----------------------------------------------------------------------------
     def load_item(self, call_id: CallId, mmap_mode: str | None = None) -> Any:
-        stem = self._stem(call_id)
+        key = call_id.key
+        version_path = self._version_path(call_id)
+        stem = f"{version_path}/{key[:SHARD_CHARACTERS]}/{key}"  # _stem's, inline
         path = f"{stem}{ENTRY}"
         try:
             data = _read_opened(os.open(path, _READ))  # opened here: a miss raises one frame up
         except FileNotFoundError:
+            if self._old_layout.get(version_path) is False:  # _old_output's first look
+                raise KeyError(call_id) from None
             old = self._old_output(call_id, stem)
             if old is None or not os.path.exists(old):  # a miss: no persist load attempted
                 raise KeyError(call_id) from None
