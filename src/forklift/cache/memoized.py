@@ -231,10 +231,11 @@ class MemorizedFunction(Generic[P, R]):
         """The first look, without the lock: ``(call_id, arguments, found, value)``.
         ``call_id`` is None (warned) when the arguments cannot be hashed."""
         try:
-            # _call_id's steps, one frame fewer on every call.
+            # _call_id's steps, one frame fewer on every call (and CallId's __new__, a
+            # Python function, skipped).
             arguments, key = self._keys.call_key(args, kwargs)
             identity = self._identity or self.identity
-            call_id = CallId(identity.path, identity.fingerprint, key)
+            call_id = tuple.__new__(CallId, (identity.path, identity.fingerprint, key))
         except HashingError as error:
             # stacklevel: this frame, the form's lookup and its __call__ lie between the
             # warning and the caller's line.

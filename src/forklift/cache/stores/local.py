@@ -41,7 +41,7 @@ import pickle
 import time
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -171,9 +171,13 @@ class LocalStore(StoreBackendBase):
         last = self._last_miss
         if last[0] is call_id:
             return last[1], last[2]
-        check_key(call_id.key, self.root)
-        stem = self._stem(call_id)
-        old = self._old_output(call_id, stem)
+        key = call_id.key
+        check_key(key, self.root)
+        version_path = self._version_path(call_id)
+        stem = f"{version_path}/{key[:SHARD_CHARACTERS]}/{key}"  # _stem's, inline
+        old = None
+        if self._old_layout.get(version_path) is not False:  # _old_output's first look
+            old = self._old_output(call_id, stem)
         self._last_miss = (call_id, stem, old)
         return stem, old
 
@@ -254,22 +258,11 @@ class LocalStore(StoreBackendBase):
     def dump_item(
         self, call_id: CallId, value: Any, metadata: dict[str, Any], compress: Any = False
     ) -> int:
-        try:  # the key is checked with the stem (_miss_paths)
-            return self._write_entry(call_id, value, metadata, compress)
-        except FileNotFoundError:
-            # Folders this process remembered were removed (another process cleared the
-            # cache or evicted the function): forget them and write once more.
-            self._forget_folders()
-            return self._write_entry(call_id, value, metadata, compress)
-
-    def _write_entry(
-        self, call_id: CallId, value: Any, metadata: dict[str, Any], compress: Any
-    ) -> int:
-        stem = self._miss_paths(call_id)[0]
+        stem = self._miss_paths(call_id)[0]  # the key is checked with the stem
         payload = None if compress else entries.pickle_plain(value)
         size = 0
         if payload is None:  # arrays, compression, or what only persist can pickle
-            size = self._write_side_file(stem, value, compress)
+            size = self._twice(lambda: self._write_side_file(stem, value, compress))
             data = entries.encode(entries.SIDE, metadata)
         else:
             data = entries.encode(entries.INLINE, metadata, payload)
@@ -282,9 +275,22 @@ class LocalStore(StoreBackendBase):
                 return size + len(data)
             except OSError:
                 pass  # removed with the cache meanwhile: write it the other way
-        # No claim (the lock timed out, or a store user writes directly): a temporary file
-        # renamed into place, which replaces an entry another writer may have stored.
-        shard = stem[: -len(call_id.key) - 1]
+        return size + self._twice(lambda: self._write_staged(stem, data))
+
+    def _twice(self, write: Callable[[], int]) -> int:
+        """``write()``, once more if it finds folders this process remembered removed
+        (another process cleared the cache or evicted the function)."""
+        try:
+            return write()
+        except FileNotFoundError:
+            self._forget_folders()
+            return write()
+
+    def _write_staged(self, stem: str, data: bytes) -> int:
+        """Write an entry without a claim (the lock timed out, or a store user writes
+        directly): a temporary file renamed into place, which replaces an entry another
+        writer may have stored."""
+        shard = os.path.dirname(stem)
         self._make_dirs(shard)
         destination = f"{stem}{ENTRY}"
         staging = f"{shard}/.tmp-{uuid.uuid4().hex}{ENTRY}"
@@ -298,7 +304,7 @@ class LocalStore(StoreBackendBase):
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(staging)
-        return size + len(data)
+        return len(data)
 
     def _write_side_file(self, stem: str, value: Any, compress: Any) -> int:
         """Write the result in persist's format to ``<key>.fkl``, renamed into place before
