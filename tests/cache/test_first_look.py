@@ -12,7 +12,7 @@ import pytest
 
 from forklift import Memory, register_store_backend
 from forklift.cache.stores.base import CallId
-from forklift.cache.stores.local import LocalStore
+from forklift.cache.stores.local import MISSES_BEFORE_ACCESS, LocalStore
 
 
 class CountingLoads(LocalStore):
@@ -47,6 +47,23 @@ def test_the_local_store_finds_an_entry_or_its_absence(tmp_path: Path) -> None:
     store.dump_item(call_id, [1, 2], {})
     assert store.find_item(call_id) == (True, [1, 2])
     assert store.load_item(call_id) == [1, 2]
+
+
+def test_a_hit_after_a_run_of_misses_is_found(tmp_path: Path) -> None:
+    """After misses in a row the local store looks with access() before it opens: an entry
+    another process (here: another store object) wrote meanwhile is still a hit."""
+    looking, writing = LocalStore(), LocalStore()
+    looking.configure(str(tmp_path))
+    writing.configure(str(tmp_path))
+    ids = [
+        CallId(("module", "function"), "v1", f"{n:02d}" * 16)
+        for n in range(MISSES_BEFORE_ACCESS + 3)
+    ]
+    for call_id in ids[:-1]:
+        assert looking.find_item(call_id) == (False, None)
+    writing.dump_item(ids[-1], "stored meanwhile", {})
+    assert looking.find_item(ids[-1]) == (True, "stored meanwhile")
+    assert looking.find_item(ids[0]) == (False, None)
 
 
 @pytest.mark.parametrize("backend", ["counting-loads", "counting-loads-child"])

@@ -76,7 +76,9 @@ from forklift.cache.stores.locks import KeyLock, held_claim, remove_if_abandoned
 from forklift.cache.stores.trust import others_can_write
 from forklift.errors import CacheEntryDamagedError, CacheWarning, ConfigurationError
 
-__all__ = ["LocalStore"]
+__all__ = ["MISSES_BEFORE_ACCESS", "LocalStore"]
+
+MISSES_BEFORE_ACCESS = 2
 
 
 class LocalStore(StoreBackendBase):
@@ -95,6 +97,7 @@ class LocalStore(StoreBackendBase):
         # Version folders -> whether they hold entries of the old layout (looked at once).
         self._old_layout: dict[str, bool] = {}
         self._last_miss: tuple[CallId | None, str, str | None] = (None, "", None)
+        self._misses_in_a_row = 0  # first looks that found nothing (see _find)
 
     def configure(
         self, location: str, verbose: int = 0, backend_options: dict[str, Any] | None = None
@@ -210,20 +213,33 @@ class LocalStore(StoreBackendBase):
 
     def _find(self, call_id: CallId, mmap_mode: str | None = None) -> tuple[bool, Any]:
         """:meth:`find_item`: a miss is a return value, not a ``KeyError`` raised through
-        two frames and caught (1-2 µs of a miss, measured in place)."""
+        two frames and caught (1-2 µs of a miss, measured in place).
+
+        After :data:`MISSES_BEFORE_ACCESS` misses in a row, the entry is looked for with
+        ``access()`` before it is opened: a missing file is then a False, not an exception
+        (in place, between a miss's other system calls on tmpfs: a failed ``open`` 6.8 µs,
+        a failed ``access`` 4.0). The hit that ends such a run makes one more system call
+        (``access``, then ``open``); hits that follow hits open at once, as before.
+        """
         key = call_id.key
         version_path = self._version_path(call_id)
         stem = f"{version_path}/{key[:SHARD_CHARACTERS]}/{key}"  # _stem's, inline
         path = f"{stem}{ENTRY}"
-        try:
-            data = read_opened(os.open(path, READ))  # opened here: a miss raises one frame up
-        except FileNotFoundError:
+        data = None
+        if self._misses_in_a_row < MISSES_BEFORE_ACCESS or os.access(path, os.F_OK):
+            try:
+                data = read_opened(os.open(path, READ))  # opened here: no frame to raise through
+            except FileNotFoundError:
+                data = None  # (suppress() would cost a context manager per look)
+        if data is None:
+            self._misses_in_a_row += 1
             if self._old_layout.get(version_path) is False:  # _old_output's first look
                 return False, None
             old = self._old_output(call_id, stem)
             if old is None or not os.path.exists(old):  # a miss: no persist load attempted
                 return False, None
             return self._load_file(old, mmap_mode)
+        self._misses_in_a_row = 0
         try:
             entry = entries.decode(data)
             if entry.kind == entries.INLINE:
