@@ -5,7 +5,7 @@ The life of a call (see :meth:`MemorizedFunction._lookup_or_compute`)::
     arguments --bind, fill defaults, drop ignored--> key --> CallId(function, version, key)
         hit:  load, touch (for LRU), return
         miss: take the key's lock (other threads/processes computing it wait) -> look again
-              (``contains_item``: one stat, usually nobody stored it meanwhile) -> compute
+              (``contains_item``: one access, usually nobody stored it meanwhile) -> compute
               -> store atomically -> release -> return
 
 Hot entries (:mod:`.hot_entries`): a small result (pickled size up to
