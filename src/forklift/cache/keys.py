@@ -69,7 +69,8 @@ class CallKeyMaker:
             if parameter.default is not inspect.Parameter.empty
         }
         # For calls by position only, the defaults that fill the parameters after the n-th
-        # (None when one of them has no default): one dict update instead of a loop.
+        # (None when one of them has no default): one dict update instead of a loop
+        # (call_key's fast path).
         self._tails: list[dict[str, Any] | None] = [
             dict((name, self._defaults[name]) for name in names[count:])
             if all(name in self._defaults for name in names[count:])
@@ -87,14 +88,7 @@ class CallKeyMaker:
 
     def arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """The call's arguments by name, defaults filled in, ignored ones left out."""
-        if self._simple and not kwargs and len(args) <= len(self._names):
-            tail = self._tails[len(args)]
-            if tail is None:
-                return self._bind_slowly(args, kwargs)  # let inspect raise the TypeError
-            bound = dict(zip(self._names, args, strict=False))
-            if tail:
-                bound.update(tail)
-        elif self._simple and len(args) <= len(self._names):
+        if self._simple and len(args) <= len(self._names):
             bound = dict(zip(self._names, args, strict=False))
             for name, value in kwargs.items():
                 if name in bound or name not in self._names:
