@@ -62,23 +62,24 @@ from forklift.cache.stores.layout import (
     ROOT,
     SHARD_CHARACTERS,
     SIDE,
-    STALE_TEMP_SECONDS,
     VERSION_PREFIX,
     check_key,
     describe_entry,
     entries_of_version,
     is_plain_part,
     is_version_dir,
+    list_version,
     remove_tree,
-    sweep_stale_temporaries,
 )
-from forklift.cache.stores.locks import KeyLock, held_claim, remove_if_abandoned
+from forklift.cache.stores.locks import KeyLock, held_claim
 from forklift.cache.stores.trust import others_can_write
 from forklift.errors import CacheEntryDamagedError, CacheWarning, ConfigurationError
 
 __all__ = ["MISSES_BEFORE_ACCESS", "LocalStore"]
 
 MISSES_BEFORE_ACCESS = 2
+# access() checks with the effective ids, as open() and stat() do, where the platform can.
+_EFFECTIVE = os.access in os.supports_effective_ids
 
 
 class LocalStore(StoreBackendBase):
@@ -226,7 +227,9 @@ class LocalStore(StoreBackendBase):
         stem = f"{version_path}/{key[:SHARD_CHARACTERS]}/{key}"  # _stem's, inline
         path = f"{stem}{ENTRY}"
         data = None
-        if self._misses_in_a_row < MISSES_BEFORE_ACCESS or os.access(path, os.F_OK):
+        if self._misses_in_a_row < MISSES_BEFORE_ACCESS or os.access(
+            path, os.F_OK, effective_ids=_EFFECTIVE
+        ):
             try:
                 data = read_opened(os.open(path, READ))  # opened here: no frame to raise through
             except FileNotFoundError:
@@ -349,9 +352,10 @@ class LocalStore(StoreBackendBase):
 
     def contains_item(self, call_id: CallId) -> bool:
         # access(), not stat(): a missing file is a False, not an exception raised and
-        # caught (1 µs of each miss on tmpfs). Existence only, as os.path.exists.
+        # caught (1 µs of each miss on tmpfs). Existence only, as os.path.exists; with the
+        # effective ids, as stat() (and the claim's open) use.
         stem, old = self._miss_paths(call_id)
-        if os.access(f"{stem}{ENTRY}", os.F_OK):
+        if os.access(f"{stem}{ENTRY}", os.F_OK, effective_ids=_EFFECTIVE):
             return True
         return old is not None and os.path.exists(old)
 
@@ -469,15 +473,6 @@ class LocalStore(StoreBackendBase):
         for function in self.iter_functions():
             folder = self.function_dir(function)
             for version_dir in folder.iterdir():
-                if not is_version_dir(version_dir):
-                    continue
-                sweep_stale_temporaries(version_dir)
-                version = version_dir.name.removeprefix(VERSION_PREFIX)
-                for claim in version_dir.glob(f"*/*{CLAIM}"):
-                    with contextlib.suppress(OSError):
-                        if claim.stat().st_mtime < time.time() - STALE_TEMP_SECONDS:
-                            remove_if_abandoned(str(claim))
-                for entry in entries_of_version(version_dir):
-                    with contextlib.suppress(OSError):  # removed meanwhile
-                        items.append(describe_entry(function, version, entry))
+                if is_version_dir(version_dir):
+                    items.extend(list_version(function, version_dir))
         return items
