@@ -35,9 +35,9 @@ and branch predictors cold: measured in place, the entry's encoding took 8 µs, 
 loop): the key checked and the paths built once per miss, no exception raised and caught
 for a missing entry (``access`` for the second look, and for the first after misses in a
 row; ``find_item`` returns a miss), the claim created and locked inline, fewer frames
-(arguments and key in one, no layer that only forwards): 92-102 -> 78 µs per miss on tmpfs,
-114 -> 91 µs on ext4 in a calm state (medians of 8-10 interleaved runs of 5 x 200 misses;
-joblib 380 and 419). Kept, each for a guarantee: the
+(arguments and key in one, no layer that only forwards): 96 -> 74 µs per miss on tmpfs,
+114 -> 91 µs on ext4 in a calm state (medians of 8-12 interleaved runs of 5 x 200 misses;
+joblib 364 and 419). Kept, each for a guarantee: the
 ``flock`` (uncontended it costs 2 µs; without it a waiter cannot tell a live claimer from a
 dead one), the second look (a waiter that finds the key free again must see the entry the
 holder published; an entry published between a caller's first look and its claim too), the
