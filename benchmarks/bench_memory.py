@@ -22,7 +22,14 @@ before this change took 4 times as long, measured A/B: 84 vs 340 ms); the same m
 two runs each, interleaved with main): 132 µs / 457 µs (0.29) and 651 µs / 1.6 ms (0.40),
 main 420 µs / 1.1 ms (0.40) and 1.5 ms / 3.7 ms (0.39). Outside the harness, 9 interleaved
 rounds of 5 fresh folders x 200 misses (CPU medians): tmpfs 96 µs, main 145, joblib 377
-(0.25); ext4 119 µs, main 158, joblib 442 (0.27).
+(0.25); ext4 119 µs, main 158, joblib 442 (0.27). Less Python per miss (issue #16: each
+piece runs 2-3 times slower between system calls than in a loop), same script, wall
+medians of 8-12 interleaved runs, load 1-1.7, folders removed only after the last run:
+tmpfs 74 µs, main 96, joblib 364 (0.20); ext4 91 µs, main 114, joblib 419 (0.22; a later,
+noisier run: 104, main 118, joblib 442).
+Small-argument hit 8.6 / main 9.2 µs, first hit from disk 39 / 41 µs (not slower). This
+harness's row on the same afternoon read 1.1 / 2.7 ms (0.40): creations after mass
+deletions, which no Python change touches.
 """
 
 from __future__ import annotations

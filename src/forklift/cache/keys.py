@@ -68,6 +68,15 @@ class CallKeyMaker:
             for parameter in parameters
             if parameter.default is not inspect.Parameter.empty
         }
+        # For calls by position only, the defaults that fill the parameters after the n-th
+        # (None when one of them has no default): one dict update instead of a loop
+        # (call_key's fast path).
+        self._tails: list[dict[str, Any] | None] = [
+            dict((name, self._defaults[name]) for name in names[count:])
+            if all(name in self._defaults for name in names[count:])
+            else None
+            for count in range(len(names) + 1)
+        ]
 
     def _check_names(self, what: str, given: Iterable[str], names: list[str]) -> None:
         unknown = sorted(set(given) - set(names))
@@ -96,6 +105,28 @@ class CallKeyMaker:
         for name in self.ignore:
             bound.pop(name, None)
         return bound
+
+    def call_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """:meth:`arguments` and :meth:`key` of one call. A call by position of a function
+        without input files, its missing arguments all defaulted, takes them in one frame:
+        each call of the path every cached call takes cost about 1 µs of a miss (measured in
+        place, between its system calls; twice what a loop of calls alone shows)."""
+        if (
+            self._simple
+            and not kwargs
+            and not self.input_files
+            and len(args) <= len(self._names)
+            and (tail := self._tails[len(args)]) is not None
+        ):
+            bound = dict(zip(self._names, args, strict=False))
+            if tail:
+                bound.update(tail)
+            for name in self.ignore:
+                bound.pop(name, None)
+            fast = _scalar_key(bound)
+            return bound, fast if fast is not None else hash_value(bound)
+        arguments = self.arguments(args, kwargs)
+        return arguments, self.key(arguments)
 
     def _bind_slowly(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         if self.signature is None:
@@ -127,16 +158,19 @@ class CallKeyMaker:
         return hash_value((arguments, files))
 
 
-_SCALARS = frozenset({int, float, str, bool, bytes, type(None)})
+# The scalar types of the fast key, each with its part of the key's text ("\x1f<type>\x1f").
+_SCALAR_TAGS = {
+    kind: f"\x1f{kind.__name__}\x1f" for kind in (int, float, str, bool, bytes, type(None))
+}
 
 
 def _scalar_key(arguments: dict[str, Any]) -> str | None:
     parts = ["forklift-call-key-1"]
     for name, value in arguments.items():
-        kind = type(value)
-        if kind not in _SCALARS:
+        tag = _SCALAR_TAGS.get(type(value))
+        if tag is None:
             return None
-        parts.append(f"{name}\x1f{kind.__name__}\x1f{value!r}")
+        parts.append(f"{name}{tag}{value!r}")
     return xxhash.xxh3_128_hexdigest("\x1e".join(parts).encode("utf-8", "surrogatepass"))
 
 

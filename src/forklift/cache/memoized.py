@@ -5,7 +5,7 @@ The life of a call (see :meth:`MemorizedFunction._lookup_or_compute`)::
     arguments --bind, fill defaults, drop ignored--> key --> CallId(function, version, key)
         hit:  load, touch (for LRU), return
         miss: take the key's lock (other threads/processes computing it wait) -> look again
-              (``contains_item``: one stat, usually nobody stored it meanwhile) -> compute
+              (``contains_item``: one access, usually nobody stored it meanwhile) -> compute
               -> store atomically -> release -> return
 
 Hot entries (:mod:`.hot_entries`): a small result (pickled size up to
@@ -132,12 +132,13 @@ class MemorizedFunction(Generic[P, R]):
     def _call_id(
         self, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> tuple[CallId, dict[str, Any]]:
-        arguments = self._keys.arguments(args, kwargs)
+        arguments, key = self._keys.call_key(args, kwargs)
         identity = self.identity
-        return CallId(identity.path, identity.fingerprint, self._keys.key(arguments)), arguments
+        return CallId(identity.path, identity.fingerprint, key), arguments
 
     def _describe(self, arguments: dict[str, Any]) -> str:
-        inside = ", ".join(f"{name}={_describe_value(value)}" for name, value in arguments.items())
+        described = _describe_arguments(arguments)
+        inside = ", ".join(f"{name}={text}" for name, text in described.items())
         return f"{self.identity.qualname}({inside})"
 
     # -- the cached call ------------------------------------------------------------------------
@@ -173,9 +174,9 @@ class MemorizedFunction(Generic[P, R]):
                 return False, None
         started = time.perf_counter()
         try:
-            value = self.store.load_item(call_id, self.mmap_mode)
-        except KeyError:
-            return False, None
+            found, value = self.store.find_item(call_id, self.mmap_mode)
+            if not found:
+                return False, None
         except CacheEntryDamagedError as error:
             warn_cache_problem(f"{error}; deleting it and recomputing {self._describe(arguments)}")
             self.store.clear_item(call_id)
@@ -218,8 +219,9 @@ class MemorizedFunction(Generic[P, R]):
             found, value = self._stored_meanwhile(held, call_id, arguments)
             if found:
                 return value, call_id
-            value, metadata = self._compute_and_store(call_id, arguments, args, kwargs)
-            if metadata.get("stored"):
+            started = self._computing(arguments)
+            value = self.func(*args, **kwargs)
+            if self._store(call_id, arguments, value, started)[1]:
                 lock.done()
         return value, call_id
 
@@ -229,7 +231,11 @@ class MemorizedFunction(Generic[P, R]):
         """The first look, without the lock: ``(call_id, arguments, found, value)``.
         ``call_id`` is None (warned) when the arguments cannot be hashed."""
         try:
-            call_id, arguments = self._call_id(args, kwargs)
+            # _call_id's steps, one frame fewer on every call (and CallId's __new__, a
+            # Python function, skipped).
+            arguments, key = self._keys.call_key(args, kwargs)
+            identity = self._identity or self.identity
+            call_id = tuple.__new__(CallId, (identity.path, identity.fingerprint, key))
         except HashingError as error:
             # stacklevel: this frame, the form's lookup and its __call__ lie between the
             # warning and the caller's line.
@@ -267,17 +273,19 @@ class MemorizedFunction(Generic[P, R]):
     ) -> tuple[Any, dict[str, Any]]:
         started = self._computing(arguments)
         value = self.func(*args, **kwargs)
-        return value, self._store(call_id, arguments, value, started)
+        metadata, stored = self._store(call_id, arguments, value, started)
+        return value, {**metadata, "stored": stored}
 
     def _store(
         self, call_id: CallId, arguments: dict[str, Any], value: Any, started: float
-    ) -> dict[str, Any]:
-        """Store a computed ``value`` (computing began at ``started``); its metadata."""
+    ) -> tuple[dict[str, Any], bool]:
+        """Store a computed ``value`` (computing began at ``started``); its metadata and
+        whether it was stored."""
         duration = time.perf_counter() - started
         metadata = {
             "duration": duration,
             "time": time.time(),
-            "input_args": {name: _describe_value(v) for name, v in arguments.items()},
+            "input_args": _describe_arguments(arguments),
         }
         stored = True
         size = 0
@@ -302,7 +310,7 @@ class MemorizedFunction(Generic[P, R]):
                 self._remember(call_id, value, metadata)
             if self._after_store is not None:
                 self._after_store(size)
-        return {**metadata, "stored": stored}
+        return metadata, stored
 
     # -- the rest of the memoized-function API --------------------------------------------------
     def call(self, *args: P.args, **kwargs: P.kwargs) -> tuple[R, dict[str, Any]]:
@@ -383,15 +391,19 @@ def _rebuild(
     return kind(function, store, **options)
 
 
-def _describe_value(value: Any) -> str:
-    """``value``'s repr cut to 40 characters, as the entry's metadata records it. Scalars
-    whose repr is short enough are that repr, as ``reprlib`` would give it, without its
-    dispatch (3 µs of each miss, per argument)."""
-    if type(value) in _PLAIN_REPR:
-        text = repr(value)
-        if len(text) <= _SHORT:
-            return text
-    return _short.repr(value)
+def _describe_arguments(arguments: dict[str, Any]) -> dict[str, str]:
+    """Each argument's repr cut to 40 characters, as the entry's metadata records them.
+    Scalars whose repr is short enough are that repr, as ``reprlib`` would give it, without
+    its dispatch (3 µs of each miss, per argument); in one frame, not one per argument."""
+    described = {}
+    for name, value in arguments.items():
+        if type(value) in _PLAIN_REPR:
+            text = repr(value)
+            if len(text) <= _SHORT:
+                described[name] = text
+                continue
+        described[name] = _short.repr(value)
+    return described
 
 
 def warn_cache_problem(message: str, stacklevel: int = 4) -> None:

@@ -51,10 +51,10 @@ class AsyncMemorizedFunction(MemorizedFunction[P, Awaitable[Any]]):
             self._hot.forget(call_id.key)
             started = self._computing(arguments)
             value = await self.func(*args, **kwargs)
-            metadata = self._store(call_id, arguments, value, started)
-            if metadata.get("stored"):
+            metadata, stored = self._store(call_id, arguments, value, started)
+            if stored:
                 lock.done()
-            return value, metadata
+            return value, {**metadata, "stored": stored}
         finally:
             lock.__exit__(None, None, None)
 
@@ -83,7 +83,7 @@ class AsyncMemorizedFunction(MemorizedFunction[P, Awaitable[Any]]):
                 return value, call_id
             started = self._computing(arguments)
             value = await self.func(*args, **kwargs)
-            if self._store(call_id, arguments, value, started).get("stored"):
+            if self._store(call_id, arguments, value, started)[1]:
                 lock.done()
             return value, call_id
         finally:

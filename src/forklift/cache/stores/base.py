@@ -97,6 +97,15 @@ class StoreBackendBase(abc.ABC):
     def load_item(self, call_id: CallId, mmap_mode: str | None = None) -> Any:
         """The stored value of ``call_id``."""
 
+    def find_item(self, call_id: CallId, mmap_mode: str | None = None) -> tuple[bool, Any]:
+        """``(True, value)`` for a stored entry, ``(False, None)`` for a missing one: what
+        Memory's first look at a call asks. This default asks :meth:`load_item`; a store
+        whose misses are common may answer one without raising and catching ``KeyError``."""
+        try:
+            return True, self.load_item(call_id, mmap_mode)
+        except KeyError:
+            return False, None
+
     @abc.abstractmethod
     def dump_item(
         self, call_id: CallId, value: Any, metadata: dict[str, Any], compress: Any = False

@@ -65,9 +65,15 @@ class Entry(NamedTuple):
     payload: memoryview  # the pickle (INLINE), empty for SIDE
 
 
+# Types whose pickle never holds an out-of-band buffer: no buffer count set up for them.
+_IN_BAND = frozenset({int, float, complex, str, bytes, bool, type(None)})
+
+
 def pickle_plain(value: Any) -> bytes | None:
     """``value`` pickled, or None when it holds out-of-band buffers (arrays) or cannot be
     pickled by the standard pickler: such results go to a side file in persist's format."""
+    if type(value) in _IN_BAND:
+        return pickle.dumps(value, protocol=5)
     buffers = 0
 
     def count(_: pickle.PickleBuffer) -> None:

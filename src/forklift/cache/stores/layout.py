@@ -18,6 +18,7 @@ from pathlib import Path
 
 from forklift.cache.stores import legacy
 from forklift.cache.stores.base import CallId, ItemInfo
+from forklift.cache.stores.locks import remove_if_abandoned
 from forklift.errors import ConfigurationError
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "entries_of_version",
     "is_plain_part",
     "is_version_dir",
+    "list_version",
     "describe_entry",
     "remove_tree",
     "sweep_stale_temporaries",
@@ -49,7 +51,8 @@ STALE_TEMP_SECONDS = 3600
 
 
 def check_key(key: str, root: Path) -> None:
-    if len(key) < 2 or not is_plain_part(key):
+    # Letters and digits only (every key Memory makes: hex digests) are plain: one C call.
+    if len(key) < 2 or not (key.isalnum() or is_plain_part(key)):
         raise ConfigurationError(
             f"call key {key!r} cannot name an entry inside the cache folder {root}; "
             "keys are made by Memory - a store user must give plain names"
@@ -96,6 +99,22 @@ def describe_entry(function: tuple[str, ...], version: str, entry: Path) -> Item
         size += entry.with_name(f"{key}{SIDE}").stat().st_size
     last_access = max(status.st_atime, status.st_mtime)
     return ItemInfo(CallId(function, version, key), size, last_access, status.st_mtime)
+
+
+def list_version(function: tuple[str, ...], version_dir: Path) -> list[ItemInfo]:
+    """The entries of one version folder, as ``get_items`` lists them; on the way, files
+    half-written by writers that died long ago and claims nobody holds are removed."""
+    sweep_stale_temporaries(version_dir)
+    version = version_dir.name.removeprefix(VERSION_PREFIX)
+    for claim in version_dir.glob(f"*/*{CLAIM}"):
+        with contextlib.suppress(OSError):
+            if claim.stat().st_mtime < time.time() - STALE_TEMP_SECONDS:
+                remove_if_abandoned(str(claim))
+    items = []
+    for entry in entries_of_version(version_dir):
+        with contextlib.suppress(OSError):  # removed meanwhile
+            items.append(describe_entry(function, version, entry))
+    return items
 
 
 def sweep_stale_temporaries(folder: Path) -> None:
