@@ -132,10 +132,10 @@ class _Output:
             written = self._file.write(view)
         self.position += size
 
-    def align(self) -> None:
-        gap = layout.padding(self.position)
+    def align(self, alignment: int = layout.ALIGNMENT) -> None:
+        gap = layout.padding(self.position, alignment)
         if gap:
-            self.write(b"\0" * gap)
+            self.write(bytes(gap))
 
 
 def _chunks(view: memoryview, size: int = layout.CHUNK_SIZE) -> Iterator[memoryview]:
@@ -197,8 +197,10 @@ class _SectionWriter:
     def close(self) -> None:
         self._jobs.close()
 
-    def write(self, data: memoryview, shuffle_width: int = 0) -> dict[str, Any]:
-        self._out.align()
+    def write(
+        self, data: memoryview, shuffle_width: int = 0, alignment: int = layout.ALIGNMENT
+    ) -> dict[str, Any]:
+        self._out.align(alignment)
         width = shuffle_width if self._compressor is not None else 0
         transform = _make_transform(self._compressor, self._level, self._checksum_name, width)
         view = data.cast("B") if data.format != "B" or data.ndim != 1 else data
@@ -256,8 +258,10 @@ class _StreamedSections:
         self._out = out
         self._checksum_name = checksum_name
 
-    def write(self, data: memoryview, shuffle_width: int = 0) -> dict[str, Any]:
-        self._out.align()
+    def write(
+        self, data: memoryview, shuffle_width: int = 0, alignment: int = layout.ALIGNMENT
+    ) -> dict[str, Any]:
+        self._out.align(alignment)
         view = data.cast("B") if data.format != "B" or data.ndim != 1 else data
         shuffle_width = shuffle_width if self._out.shuffles else 0
         entry: dict[str, Any] = {
@@ -300,9 +304,12 @@ def write_file(
     pickled, buffers, metas = _pickle(value, protocol)
     positional = None
     if choice.name is None:  # uncompressed: its length is known but for the index
-        data = len(pickled) + sum(buffer.raw().nbytes for buffer in buffers)
-        preallocate(file, layout.HEADER_SIZE + data + layout.ALIGNMENT * (len(buffers) + 1))
-        positional = open_positional(file, data)
+        end = layout.HEADER_SIZE + len(pickled)  # where the last section ends
+        for buffer in buffers:
+            size = buffer.raw().nbytes
+            end += layout.padding(end, layout.buffer_alignment(size, compressed=False)) + size
+        preallocate(file, end + layout.ALIGNMENT)
+        positional = open_positional(file, end - layout.HEADER_SIZE)
     length = 0
     if (sized and choice.name is None) or choice.name in STREAM_CODECS:
         length = _write(_Discard(), pickled, buffers, metas, choice, protocol, 0, measure=True)  # type: ignore[arg-type]
@@ -352,7 +359,8 @@ def _write(
         buffer_entries = []
         for buffer, meta in zip(buffers, metas, strict=True):
             raw = buffer.raw()
-            entry = sections.write(raw, meta.get("_shuffle", 0) if meta else 0)
+            alignment = layout.buffer_alignment(raw.nbytes, compressed=choice.name is not None)
+            entry = sections.write(raw, meta.get("_shuffle", 0) if meta else 0, alignment)
             entry["readonly"] = raw.readonly
             if meta is not None:
                 entry["array"] = {k: v for k, v in meta.items() if k != "_shuffle"}
