@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from forklift.persist import SAFE_GLOBALS, dump, layout, load, positional, reader
+from forklift.persist import SAFE_GLOBALS, arrays, dump, layout, load, positional, reader
 
 np = pytest.importorskip("numpy")
 
@@ -167,3 +167,31 @@ def test_the_rule() -> None:
     assert layout.buffer_alignment(LARGE - 1, compressed=False) == layout.ALIGNMENT
     assert layout.buffer_alignment(LARGE, compressed=True) == layout.ALIGNMENT
     assert layout.padding(65, layout.LARGE_ALIGNMENT) == layout.LARGE_ALIGNMENT - 65
+
+
+def test_a_loaded_large_array_sits_like_its_bytes_in_the_file(tmp_path: Path) -> None:
+    # the copy out of the page cache is 3x slower when the destination is 16 bytes past the
+    # source within a page (numpy's large blocks start there): blocks match the file's
+    # page offset, for a path and for a file object standing after other bytes
+    value = _value()
+    path = tmp_path / "value.fkl"
+    dump(value, path)
+    offsets = _offsets(_index_of(path))
+    for verify in (False, True):
+        loaded = load(path, verify=verify)
+        for key, offset in zip(value, offsets, strict=True):
+            if value[key].nbytes >= 1 << 20:
+                assert loaded[key].ctypes.data % 4096 == offset % 4096
+    (tmp_path / "after").write_bytes(b"h" * 1000 + path.read_bytes())
+    with open(tmp_path / "after", "rb") as handle:
+        handle.seek(1000)
+        loaded = load(handle)
+    assert loaded["big"].ctypes.data % 4096 == (1000 + offsets[1]) % 4096
+    _check_loaded(loaded, value)
+
+
+@pytest.mark.parametrize("offset", [0, 64, 4032, (3 << 20) + 192])
+def test_empty_block_matches_the_page_offset(offset: int) -> None:
+    block = arrays.empty_block(1 << 20, offset)
+    assert len(block) == 1 << 20 and block.flags.writeable
+    assert block.ctypes.data % arrays.PAGE == offset % arrays.PAGE
