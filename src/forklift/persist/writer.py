@@ -6,7 +6,8 @@ Data flow::
     each section --cut in CHUNK_SIZE chunks--> compressed file: worker threads shuffle,
                  compress, checksum; uncompressed: xxh3 of 1 MiB pieces as they are written
                  --in order (large: by offset, two threads)--> the output file, sections
-                 64-byte aligned
+                 64-byte aligned (uncompressed buffers of 32 MiB or more: 512 KiB,
+                 :func:`.layout.buffer_alignment`)
     index (JSON) + trailer
 
 With a compressor, the workers only run code that releases the GIL (zlib, bz2, lzma, lz4,
@@ -22,20 +23,22 @@ read, so the calling thread and one helper each take whole chunks, hash a 1 MiB 
 (the kernel lets one write into a file at a time). Smaller dumps, and file objects that are
 not regular files, are written in order by the calling thread (no thread started).
 
-Measured, 1 GB of float64 to /tmp (ext4), rounds interleaved and taken when the other
-programs on the machine left both cores idle (2026-12-06; few such rounds, the machine was
-shared): np.save 208-224 ms, sequential hash-then-write 248-322 ms (the checksum, ~70 ms/GB,
-is the whole gap: without it, np.save's pace), two threads 224-260 ms (4 MiB pieces
-224-232). The benchmark row, 7 rounds, load 1.3: forklift 265 ms, np.save 261 ms (1.015),
-joblib 513 ms. np.save's single 1 GB write is sometimes stalled 1-1.5 s by the kernel's
-dirty-page throttling, forklift's 1 MiB writes were not (max 340 ms in 28 rounds). On a
-busy machine the medians are within noise of each other, as the helper has no core of its
-own. On /dev/shm (tmpfs, 4 KiB pages zeroed by the kernel, ~500 ms per GB):
-np.save 506 ms, sequential 573, two threads 561 (medians of 11). Also measured, not taken:
-the helper hashing whole 64 MiB chunks ahead while the calling thread writes them in 64 MiB
-calls (no lock hand-off, but every byte read twice from memory): 209-233 ms when quiet,
-worse medians when busy; hashing pieces on a helper in step with the writes, 96 ms / 78 ms
-for 256 MB (a hand-off per piece, against 66-94 / 63 sequential).
+Measured, 1 GB of float64 to /tmp (ext4), quiet machine, interleaved rounds, medians
+(2026-12-06, 18:45): with the 512 KiB rule, forklift 204 ms against 250 ms with every
+section 64-byte aligned (25 rounds; 174 / 200 ms with 2.5 s idle before each dump, 15
+rounds). With np.save and joblib in the same rounds (15): forklift 229 ms, np.save 405 ms
+(193-1465), joblib 886 ms. np.save's single 1 GB write gets 2 MiB page-cache folios, which
+on this VM come from memory its host has taken back and faults in again (see
+:mod:`.layout`): 1.2-1.5 s when the dump follows 2.5 s without allocations. Earlier, before
+the rule (shared machine): np.save 208-224 ms, sequential hash-then-write 248-322 ms (the
+checksum, ~70 ms/GB, is the whole gap), two threads 224-260 ms (4 MiB pieces 224-232); on a
+busy machine the two designs are within noise of each other, as the helper has no core of
+its own. On /dev/shm (tmpfs, 4 KiB pages zeroed by the kernel, ~500 ms per GB): np.save 506
+ms, sequential 573, two threads 561 (medians of 11). Also measured, not taken: the helper
+hashing whole 64 MiB chunks ahead while the calling thread writes them in 64 MiB calls (no
+lock hand-off, but every byte read twice from memory): 209-233 ms when quiet, worse medians
+when busy; hashing pieces on a helper in step with the writes, 96 ms / 78 ms for 256 MB (a
+hand-off per piece, against 66-94 / 63 sequential).
 
 Imports only :mod:`forklift.errors` and :mod:`forklift._support`.
 """
