@@ -205,10 +205,13 @@ def scenarios(quick: bool) -> list[Scenario]:
                 "file: its calling thread and one helper each hash a 1 MiB piece of their own "
                 "chunk, then pwrite it at its offset, so one thread's hashing overlaps the "
                 "other's copy into the page cache. Each file is removed right after its "
-                "timing. Same-run medians have ranged 0.97-1.07 of np.save's (an "
-                "interleaved script, 13 rounds: 233 / 233 ms); np.save's single 1 GB write "
-                "is throttled by the kernel's dirty-page limit in some rounds (up to ~600 "
-                "ms), forklift's 1 MiB writes were not (at most ~290 ms)"
+                "timing. Buffers of 32 MiB or more start on a 512 KiB boundary, so the page "
+                "cache holds them in large folios (docs/format.md). Same-run ratios, quiet "
+                "machine, 2026-12-06: 0.92-1.07 over three runs of this row (1.05-1.16 "
+                "before the 512 KiB rule); an interleaved script, 15 rounds back to back: "
+                "forklift 192 ms, with 64-byte-aligned sections 217 ms, np.save 554 ms "
+                "(179-1609: on this VM its 2 MiB folios sometimes come from memory the host "
+                "took back and faults in again), joblib 415 ms"
             ),
         ),
         Scenario(

@@ -39,17 +39,36 @@ def numpy_if_loaded() -> Any:
     return sys.modules.get("numpy")
 
 
-def empty_block(length: int) -> Any:
+#: A block of at least this many bytes is placed at an address that agrees with the file
+#: offset it is read from, modulo :data:`PAGE` (see :func:`empty_block`).
+MATCHED_BLOCK = 1 << 20
+PAGE = 4096
+
+
+def empty_block(length: int, offset: int = 0) -> Any:
     """An uninitialised writable byte block: a uint8 array when numpy can be imported
     (it skips bytearray's zero fill, and untouched pages cost no memory), else a bytearray.
-    MemoryError when the machine cannot reserve ``length`` bytes."""
+    MemoryError when the machine cannot reserve ``length`` bytes.
+
+    ``offset``: where in the file the block's bytes start. A large block's address is made
+    equal to it modulo a page (a view of a block one page longer), because the kernel's copy
+    out of the page cache (``rep movsb`` on this AMD EPYC) ran 3x slower when the destination
+    sat 16 bytes past the source within a page: numpy's large allocations start 16 bytes
+    into a page, so every page-aligned section (see :func:`.layout.buffer_alignment`) hit
+    it. Measured, 256 MB read from the page cache: 33 ms with matching page offsets, 105 ms
+    for a page-aligned source into numpy's block, 31-37 ms for other pairs.
+    """
     numpy: Any = sys.modules.get("numpy")
     if numpy is None:
         try:
             import numpy
         except ImportError:
             return bytearray(length)
-    return numpy.empty(length, dtype=numpy.uint8)
+    if length < MATCHED_BLOCK:
+        return numpy.empty(length, dtype=numpy.uint8)
+    block = numpy.empty(length + PAGE, dtype=numpy.uint8)
+    shift = (offset - block.__array_interface__["data"][0]) % PAGE
+    return block[shift : shift + length]
 
 
 def _overrides_reduce(cls: type, ndarray: type) -> bool:

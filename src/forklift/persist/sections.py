@@ -122,7 +122,7 @@ class SectionReader:
 
     def _read_run(self, run: list[tuple[int, int, int, str]], start: int, end: int) -> list[Any]:
         """Read the sections of ``run`` (file bytes ``start``-``end``) as views of one block."""
-        block = arrays.empty_block(end - start)
+        block = arrays.empty_block(end - start, self._source.start + start)
         self._source.readinto(start, memoryview(block).cast("B"))
         views = []
         for offset, stored, check, name in run:
@@ -133,12 +133,13 @@ class SectionReader:
         return views
 
     def read(self, section: Section) -> Any:
+        first = section.chunks[0][0] if section.chunks else 0
         if section.chunks:
-            first = section.chunks[0][0]
             last = section.chunks[-1]
             self._source.will_need(first, last[0] + last[1] - first)
         try:
-            block = arrays.empty_block(section.length)
+            # placed like the file's bytes within a page: see arrays.empty_block
+            block = arrays.empty_block(section.length, self._source.start + first)
         except MemoryError:
             raise self._source.corrupt(
                 f"a section claims {section.length} bytes, more than this machine can allocate"

@@ -74,11 +74,11 @@ class StreamOutput:
         if len(self._pending) >= layout.CHUNK_SIZE:
             self._flush_pending()
 
-    def align(self) -> None:
-        """Pad the content with zeros to the next multiple of :data:`layout.ALIGNMENT`."""
-        gap = layout.padding(self.position)
+    def align(self, alignment: int = layout.ALIGNMENT) -> None:
+        """Pad the content with zeros to the next multiple of ``alignment``."""
+        gap = layout.padding(self.position, alignment)
         if gap:
-            self.write(b"\0" * gap)
+            self.write(bytes(gap))
 
     def write_section(self, view: memoryview, width: int, checksum: str) -> list[list[int]]:
         """Append one section, cut in chunks; returns its chunk table for the index.

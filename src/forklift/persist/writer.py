@@ -6,7 +6,8 @@ Data flow::
     each section --cut in CHUNK_SIZE chunks--> compressed file: worker threads shuffle,
                  compress, checksum; uncompressed: xxh3 of 1 MiB pieces as they are written
                  --in order (large: by offset, two threads)--> the output file, sections
-                 64-byte aligned
+                 64-byte aligned (uncompressed buffers of 32 MiB or more: 512 KiB,
+                 :func:`.layout.buffer_alignment`)
     index (JSON) + trailer
 
 With a compressor, the workers only run code that releases the GIL (zlib, bz2, lzma, lz4,
@@ -22,20 +23,22 @@ read, so the calling thread and one helper each take whole chunks, hash a 1 MiB 
 (the kernel lets one write into a file at a time). Smaller dumps, and file objects that are
 not regular files, are written in order by the calling thread (no thread started).
 
-Measured, 1 GB of float64 to /tmp (ext4), rounds interleaved and taken when the other
-programs on the machine left both cores idle (2026-12-06; few such rounds, the machine was
-shared): np.save 208-224 ms, sequential hash-then-write 248-322 ms (the checksum, ~70 ms/GB,
-is the whole gap: without it, np.save's pace), two threads 224-260 ms (4 MiB pieces
-224-232). The benchmark row, 7 rounds, load 1.3: forklift 265 ms, np.save 261 ms (1.015),
-joblib 513 ms. np.save's single 1 GB write is sometimes stalled 1-1.5 s by the kernel's
-dirty-page throttling, forklift's 1 MiB writes were not (max 340 ms in 28 rounds). On a
-busy machine the medians are within noise of each other, as the helper has no core of its
-own. On /dev/shm (tmpfs, 4 KiB pages zeroed by the kernel, ~500 ms per GB):
-np.save 506 ms, sequential 573, two threads 561 (medians of 11). Also measured, not taken:
-the helper hashing whole 64 MiB chunks ahead while the calling thread writes them in 64 MiB
-calls (no lock hand-off, but every byte read twice from memory): 209-233 ms when quiet,
-worse medians when busy; hashing pieces on a helper in step with the writes, 96 ms / 78 ms
-for 256 MB (a hand-off per piece, against 66-94 / 63 sequential).
+Measured, 1 GB of float64 to /tmp (ext4), quiet machine, interleaved rounds, medians
+(2026-12-06, 18:45): with the 512 KiB rule, forklift 204 ms against 250 ms with every
+section 64-byte aligned (25 rounds; 174 / 200 ms with 2.5 s idle before each dump, 15
+rounds). With np.save and joblib in the same rounds (15): forklift 229 ms, np.save 405 ms
+(193-1465), joblib 886 ms. np.save's single 1 GB write gets 2 MiB page-cache folios, which
+on this VM come from memory its host has taken back and faults in again (see
+:mod:`.layout`): 1.2-1.5 s when the dump follows 2.5 s without allocations. Earlier, before
+the rule (shared machine): np.save 208-224 ms, sequential hash-then-write 248-322 ms (the
+checksum, ~70 ms/GB, is the whole gap), two threads 224-260 ms (4 MiB pieces 224-232); on a
+busy machine the two designs are within noise of each other, as the helper has no core of
+its own. On /dev/shm (tmpfs, 4 KiB pages zeroed by the kernel, ~500 ms per GB): np.save 506
+ms, sequential 573, two threads 561 (medians of 11). Also measured, not taken: the helper
+hashing whole 64 MiB chunks ahead while the calling thread writes them in 64 MiB calls (no
+lock hand-off, but every byte read twice from memory): 209-233 ms when quiet, worse medians
+when busy; hashing pieces on a helper in step with the writes, 96 ms / 78 ms for 256 MB (a
+hand-off per piece, against 66-94 / 63 sequential).
 
 Imports only :mod:`forklift.errors` and :mod:`forklift._support`.
 """
@@ -132,10 +135,10 @@ class _Output:
             written = self._file.write(view)
         self.position += size
 
-    def align(self) -> None:
-        gap = layout.padding(self.position)
+    def align(self, alignment: int = layout.ALIGNMENT) -> None:
+        gap = layout.padding(self.position, alignment)
         if gap:
-            self.write(b"\0" * gap)
+            self.write(bytes(gap))
 
 
 def _chunks(view: memoryview, size: int = layout.CHUNK_SIZE) -> Iterator[memoryview]:
@@ -197,8 +200,10 @@ class _SectionWriter:
     def close(self) -> None:
         self._jobs.close()
 
-    def write(self, data: memoryview, shuffle_width: int = 0) -> dict[str, Any]:
-        self._out.align()
+    def write(
+        self, data: memoryview, shuffle_width: int = 0, alignment: int = layout.ALIGNMENT
+    ) -> dict[str, Any]:
+        self._out.align(alignment)
         width = shuffle_width if self._compressor is not None else 0
         transform = _make_transform(self._compressor, self._level, self._checksum_name, width)
         view = data.cast("B") if data.format != "B" or data.ndim != 1 else data
@@ -256,8 +261,10 @@ class _StreamedSections:
         self._out = out
         self._checksum_name = checksum_name
 
-    def write(self, data: memoryview, shuffle_width: int = 0) -> dict[str, Any]:
-        self._out.align()
+    def write(
+        self, data: memoryview, shuffle_width: int = 0, alignment: int = layout.ALIGNMENT
+    ) -> dict[str, Any]:
+        self._out.align(alignment)
         view = data.cast("B") if data.format != "B" or data.ndim != 1 else data
         shuffle_width = shuffle_width if self._out.shuffles else 0
         entry: dict[str, Any] = {
@@ -300,9 +307,12 @@ def write_file(
     pickled, buffers, metas = _pickle(value, protocol)
     positional = None
     if choice.name is None:  # uncompressed: its length is known but for the index
-        data = len(pickled) + sum(buffer.raw().nbytes for buffer in buffers)
-        preallocate(file, layout.HEADER_SIZE + data + layout.ALIGNMENT * (len(buffers) + 1))
-        positional = open_positional(file, data)
+        end = layout.HEADER_SIZE + len(pickled)  # where the last section ends
+        for buffer in buffers:
+            size = buffer.raw().nbytes
+            end += layout.padding(end, layout.buffer_alignment(size, compressed=False)) + size
+        preallocate(file, end + layout.ALIGNMENT)
+        positional = open_positional(file, end - layout.HEADER_SIZE)
     length = 0
     if (sized and choice.name is None) or choice.name in STREAM_CODECS:
         length = _write(_Discard(), pickled, buffers, metas, choice, protocol, 0, measure=True)  # type: ignore[arg-type]
@@ -352,7 +362,8 @@ def _write(
         buffer_entries = []
         for buffer, meta in zip(buffers, metas, strict=True):
             raw = buffer.raw()
-            entry = sections.write(raw, meta.get("_shuffle", 0) if meta else 0)
+            alignment = layout.buffer_alignment(raw.nbytes, compressed=choice.name is not None)
+            entry = sections.write(raw, meta.get("_shuffle", 0) if meta else 0, alignment)
             entry["readonly"] = raw.readonly
             if meta is not None:
                 entry["array"] = {k: v for k, v in meta.items() if k != "_shuffle"}
