@@ -3,7 +3,8 @@ call, and the first hit of a fresh process.
 
 Misses are dominated by file creation, whose cost on the shared 2-core test machine depends
 on what was deleted lately: its ext4 (mounted without a journal) passes over every inode of
-the block group freed in the last ~30 s before it picks one (``recently_deleted``, 70% of a
+the block group freed in the last 60 s (360 s while its inode-table block is dirty) before
+it picks one (``recently_deleted``, 70% of a
 creation under ``perf``), so one ``open(O_CREAT)`` took 40-80 µs on a calm machine and
 300-1000 µs after mass deletions - other jobs' test runs, or the previous round's clean-up
 (so each round's folder is removed only at exit: the next runner, the other library, paid
@@ -208,7 +209,7 @@ def scenarios(quick: bool) -> list[Scenario]:
                 "one file created per miss: the key's claim file, locked, written and renamed "
                 "into the entry (eight system calls); joblib creates three files and folders "
                 "and takes no lock. Creations dominate when the machine deleted many files in "
-                "the last ~30 s: on this VM's ext4 (no journal) a creation costs 20-40 us on a "
+                "the last 60-360 s: on this VM's ext4 (no journal) a creation costs 20-40 us on a "
                 "settled disk and 250-800 us after mass deletions (perf: ~70% in ext4's "
                 "recently_deleted), for both libraries, and the ratio tends to a third (the row "
                 "alone, three runs in a row on 2026-12-06: 0.145, 0.347, 0.354); on a settled "

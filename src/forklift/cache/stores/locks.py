@@ -21,7 +21,9 @@ the claim (``O_CREAT | O_EXCL``), ``flock``, ``access`` of the entry (the second
 missing), ``pwrite``, ``utimensat``, ``rename``, ``close``. Each is 2-10 µs except the
 creation, which is the miss: on the shared test machine's ext4 (mounted without a journal)
 ``perf`` puts 70% of a creation in ext4's ``recently_deleted`` check, which passes over every
-inode of the folder's block group freed in the last ~30 s, one inode-table lookup each - so a
+inode of the folder's block group freed in the last 60 s (360 s while its inode-table block
+is not yet written back: the kernel's RECENTCY_MIN and RECENTCY_DIRTY), one inode-table lookup
+each, from the start of the group at every creation - so a
 creation costs 40-80 µs when little was deleted lately and 300-1000 µs after mass deletions
 (other jobs' test runs, or the previous benchmark round's clean-up); on tmpfs 8 µs. Cut from
 the miss (2026-12-06): two failed lookups in the old layout (:mod:`.legacy`, now looked at
