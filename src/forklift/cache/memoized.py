@@ -219,9 +219,8 @@ class MemorizedFunction(Generic[P, R]):
             found, value = self._stored_meanwhile(held, call_id, arguments)
             if found:
                 return value, call_id
-            started = self._computing(arguments)
-            value = self.func(*args, **kwargs)
-            if self._store(call_id, arguments, value, started)[1]:
+            value, _, stored = self._compute_and_store(call_id, arguments, args, kwargs)
+            if stored:
                 lock.done()
         return value, call_id
 
@@ -270,11 +269,11 @@ class MemorizedFunction(Generic[P, R]):
         arguments: dict[str, Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-    ) -> tuple[Any, dict[str, Any]]:
+    ) -> tuple[Any, dict[str, Any], bool]:
+        """Compute the call and store its value: ``(value, metadata, stored)``."""
         started = self._computing(arguments)
         value = self.func(*args, **kwargs)
-        metadata, stored = self._store(call_id, arguments, value, started)
-        return value, {**metadata, "stored": stored}
+        return value, *self._store(call_id, arguments, value, started)
 
     def _store(
         self, call_id: CallId, arguments: dict[str, Any], value: Any, started: float
@@ -318,7 +317,8 @@ class MemorizedFunction(Generic[P, R]):
         call_id, arguments = self._call_id(args, kwargs)
         with self.store.lock_item(call_id, self.wait_timeout):
             self.store.clear_item(call_id)
-            return self._compute_and_store(call_id, arguments, args, kwargs)
+            value, metadata, stored = self._compute_and_store(call_id, arguments, args, kwargs)
+            return value, {**metadata, "stored": stored}
 
     def call_and_shelve(
         self, *args: P.args, **kwargs: P.kwargs
